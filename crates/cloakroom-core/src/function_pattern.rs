@@ -1,0 +1,122 @@
+//! Function name patterns, shared by policy rules and secret bindings.
+//!
+//! A pattern is a glob over function names: `*` matches within one `/`-separated
+//! segment, `**` matches across segments, `?` one character, `[abc]` a class.
+//! So `payments/*` matches `payments/refund` but neither `payments` nor
+//! `payments/refund/partial`; `payments/**` matches both of the latter two's
+//! descendants; `*` matches every single-segment name and `**` matches every name.
+//!
+//! ```
+//! use cloakroom_core::FunctionPatterns;
+//! let p = FunctionPatterns::new(["payments", "payments/*"]).unwrap();
+//! assert!(p.matches("payments"));
+//! assert!(p.matches("payments/refund"));
+//! assert!(!p.matches("payroll/refund"));
+//! ```
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+
+/// One compiled function-name glob.
+#[derive(Debug, Clone)]
+pub struct FunctionPattern {
+    source: String,
+    matcher: GlobMatcher,
+}
+
+/// A pattern that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid function pattern {pattern:?}: {reason}")]
+pub struct FunctionPatternError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// Why it does not compile.
+    pub reason: String,
+}
+
+impl FunctionPattern {
+    /// Compiles one pattern.
+    pub fn new(pattern: &str) -> Result<Self, FunctionPatternError> {
+        let glob: Glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| FunctionPatternError { pattern: pattern.to_owned(), reason: e.kind().to_string() })?;
+        Ok(Self { source: pattern.to_owned(), matcher: glob.compile_matcher() })
+    }
+
+    /// Whether `function` matches.
+    pub fn matches(&self, function: &str) -> bool {
+        self.matcher.is_match(function)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// A list of patterns; matches when any of them does. An empty list matches nothing.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionPatterns(Vec<FunctionPattern>);
+
+impl FunctionPatterns {
+    /// Compiles every pattern; the first bad one is the error.
+    pub fn new<I, S>(patterns: I) -> Result<Self, FunctionPatternError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        patterns.into_iter().map(|p| FunctionPattern::new(p.as_ref())).collect::<Result<Vec<_>, _>>().map(Self)
+    }
+
+    /// Whether any pattern matches `function`.
+    pub fn matches(&self, function: &str) -> bool {
+        self.0.iter().any(|p| p.matches(function))
+    }
+
+    /// The first pattern that matches `function`.
+    pub fn first_match(&self, function: &str) -> Option<&FunctionPattern> {
+        self.0.iter().find(|p| p.matches(function))
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The patterns.
+    pub fn iter(&self) -> impl Iterator<Item = &FunctionPattern> {
+        self.0.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_stays_within_a_segment() {
+        let p = FunctionPattern::new("payments/*").unwrap();
+        assert!(p.matches("payments/refund"));
+        assert!(!p.matches("payments"));
+        assert!(!p.matches("payments/refund/partial"));
+        let p = FunctionPattern::new("payments/**").unwrap();
+        assert!(p.matches("payments/refund/partial"));
+        let p = FunctionPattern::new("*").unwrap();
+        assert!(p.matches("echo"));
+        assert!(!p.matches("echo/tool"));
+        assert!(FunctionPattern::new("**").unwrap().matches("echo/tool"));
+    }
+
+    #[test]
+    fn bad_pattern_names_itself() {
+        let err = FunctionPattern::new("payments/[").unwrap_err();
+        assert_eq!(err.pattern, "payments/[");
+        assert!(err.to_string().contains("payments/["));
+    }
+
+    #[test]
+    fn empty_list_matches_nothing() {
+        assert!(!FunctionPatterns::default().matches("anything"));
+    }
+}
