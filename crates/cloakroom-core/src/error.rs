@@ -155,10 +155,15 @@ impl Error {
     }
 
     /// An HTTP response carrying this error as JSON with the code's status.
+    ///
+    /// The error itself is also put into the response extensions, so that one place in
+    /// the gateway (the rescue step) can re-render it for the protocol of the call —
+    /// a JSON-RPC error for MCP functions — and the audit layer can record it.
     pub fn to_response(&self, call_id: Option<&CallId>) -> http::Response<Full<Bytes>> {
         let mut res = http::Response::new(Full::new(self.to_json_body(call_id)));
         *res.status_mut() = self.code.status();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.extensions_mut().insert(self.clone());
         res
     }
 }
@@ -199,6 +204,7 @@ mod tests {
         let res = err.to_response(Some(&id));
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(res.extensions().get::<Error>(), Some(&err));
         let v: serde_json::Value = serde_json::from_slice(&err.to_json_body(Some(&id))).unwrap();
         assert_eq!(v["error"]["code"], "secret_not_bound");
         assert_eq!(v["error"]["call_id"], id.to_string());

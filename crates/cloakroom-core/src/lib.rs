@@ -22,6 +22,7 @@
 mod audit_note;
 mod call;
 mod call_id;
+mod client_addr;
 mod decision;
 mod error;
 mod function_pattern;
@@ -32,6 +33,7 @@ mod secret;
 pub use audit_note::{ApprovalRef, AuditNote, AuditNoteSnapshot, SecretUse};
 pub use call::{Call, Protocol};
 pub use call_id::CallId;
+pub use client_addr::ClientAddr;
 pub use decision::{Decision, Effect};
 pub use error::{Error, ErrorCode};
 pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};
