@@ -1,0 +1,104 @@
+//! API keys: the SHA-256 of the presented key compared, in constant time, with the
+//! hashes in `[[identity.api_keys]]`.
+
+use cloakroom_core::{AuthMethod, Identity};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::{config::ApiKeyConfig, error::ConfigError, AuthError};
+
+/// The issuer recorded for API-key identities.
+pub const API_KEY_ISSUER: &str = "api_key";
+
+#[derive(Debug)]
+struct Entry {
+    hash: [u8; 32],
+    subject: String,
+    groups: Vec<String>,
+}
+
+/// The configured API keys.
+#[derive(Debug, Default)]
+pub(crate) struct ApiKeys {
+    entries: Vec<Entry>,
+}
+
+impl ApiKeys {
+    pub(crate) fn new(config: &[ApiKeyConfig]) -> Result<Self, ConfigError> {
+        let entries = config
+            .iter()
+            .enumerate()
+            .map(|(index, k)| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(k.sha256.trim(), &mut hash).map_err(|_| ConfigError::ApiKeyHash { index })?;
+                Ok(Entry { hash, subject: k.subject.clone(), groups: k.groups.clone() })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { entries })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The identity of `key`. Every configured hash is compared, whichever matches, so
+    /// the time taken does not say which entry (or how much of a hash) matched.
+    pub(crate) fn verify(&self, key: &str) -> Result<Identity, AuthError> {
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found: Option<&Entry> = None;
+        for entry in &self.entries {
+            let eq: Choice = entry.hash.ct_eq(&presented);
+            if bool::from(eq) && found.is_none() {
+                found = Some(entry);
+            }
+        }
+        let entry = found.ok_or(AuthError::UnknownApiKey)?;
+        Ok(Identity {
+            subject: entry.subject.clone(),
+            issuer: API_KEY_ISSUER.to_owned(),
+            method: AuthMethod::ApiKey,
+            groups: entry.groups.clone(),
+            source_ip: None,
+            biscuit: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> ApiKeys {
+        ApiKeys::new(&[
+            ApiKeyConfig {
+                subject: "ci-bot".into(),
+                groups: vec!["ci".into()],
+                sha256: hex::encode(Sha256::digest(b"ck_one")),
+            },
+            ApiKeyConfig {
+                subject: "ops".into(),
+                groups: vec![],
+                sha256: hex::encode(Sha256::digest(b"ck_two")).to_uppercase(),
+            },
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn known_keys_give_their_subject_and_groups() {
+        let id = keys().verify("ck_one").unwrap();
+        assert_eq!(
+            (id.subject.as_str(), id.groups.as_slice(), id.method),
+            ("ci-bot", &["ci".to_owned()][..], AuthMethod::ApiKey)
+        );
+        assert_eq!(keys().verify("ck_two").unwrap().subject, "ops");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_hashes_are_refused() {
+        assert_eq!(keys().verify("ck_three"), Err(AuthError::UnknownApiKey));
+        assert_eq!(keys().verify(""), Err(AuthError::UnknownApiKey));
+        let bad = ApiKeys::new(&[ApiKeyConfig { subject: "x".into(), groups: vec![], sha256: "abc".into() }]);
+        assert!(matches!(bad, Err(ConfigError::ApiKeyHash { index: 0 })));
+    }
+}

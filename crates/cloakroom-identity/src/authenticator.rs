@@ -1,0 +1,167 @@
+//! The verifier on its own: request headers and peer address in, [`Identity`] out.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use cloakroom_core::Identity;
+use http::HeaderMap;
+
+use crate::{
+    api_key::ApiKeys,
+    biscuit::BiscuitVerifier,
+    cache::{token_hash, TokenCache},
+    credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN},
+    error::ConfigError,
+    oidc::OidcVerifier,
+    AuthError, IdentityConfig, SourceAddress,
+};
+
+/// How long a verified Biscuit is remembered. A Biscuit's signatures never stop being
+/// valid; its time checks are the policy layer's business, which runs on every call.
+const BISCUIT_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Turns credentials into verified identities (OIDC JWTs, Biscuits, API keys).
+///
+/// The [`crate::IdentityLayer`] uses one; the admin API can use the same one directly.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use cloakroom_identity::{Authenticator, IdentityConfig, ApiKeyConfig, AuthError};
+/// use http::HeaderMap;
+/// use sha2::{Digest, Sha256};
+///
+/// let config = IdentityConfig {
+///     api_keys: vec![ApiKeyConfig {
+///         subject: "ci-bot".into(),
+///         groups: vec!["ci".into()],
+///         sha256: hex::encode(Sha256::digest(b"ck_live_example")),
+///     }],
+///     ..Default::default()
+/// };
+/// let auth = Authenticator::new(&config).unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", "Bearer ck_live_example".parse().unwrap());
+/// let id = auth.authenticate(&headers, Some("127.0.0.1:5000".parse().unwrap())).await.unwrap();
+/// assert_eq!(id.subject, "ci-bot");
+/// assert_eq!(id.source_ip, Some("127.0.0.1".parse().unwrap()));
+/// assert_eq!(auth.authenticate(&HeaderMap::new(), None).await, Err(AuthError::Missing));
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Authenticator {
+    oidc: OidcVerifier,
+    biscuit: Option<BiscuitVerifier>,
+    api_keys: ApiKeys,
+    admin_groups: Vec<String>,
+    source: SourceAddress,
+    cache: TokenCache,
+}
+
+impl Authenticator {
+    /// An authenticator for `config`, with its own HTTP client for discovery and JWKS
+    /// (rustls, 10 s timeout). Keys are fetched on first use, or by [`Authenticator::warm_up`].
+    pub fn new(config: &IdentityConfig) -> Result<Self, ConfigError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Self::with_http_client(config, client)
+    }
+
+    /// Like [`Authenticator::new`] with a given HTTP client (custom roots, proxies).
+    pub fn with_http_client(config: &IdentityConfig, client: reqwest::Client) -> Result<Self, ConfigError> {
+        Ok(Self {
+            oidc: OidcVerifier::new(&config.oidc, client)?,
+            biscuit: config.biscuit.as_ref().map(|b| BiscuitVerifier::new(&b.root_public_key)).transpose()?,
+            api_keys: ApiKeys::new(&config.api_keys)?,
+            admin_groups: config.admin_groups.clone(),
+            source: SourceAddress::new(config.trusted_proxies.clone()),
+            cache: TokenCache::new(config.token_cache_capacity),
+        })
+    }
+
+    /// Fetches every OIDC issuer's discovery document and JWKS now, so the first request
+    /// does not wait for them and a misconfigured issuer shows up at start-up. A failure
+    /// is not fatal: the keys are fetched again on first use.
+    pub async fn warm_up(&self) -> Result<(), AuthError> {
+        self.oidc.warm_up().await
+    }
+
+    /// The identity proved by the request's credential (SPEC §5: `Proxy-Authorization`
+    /// when present, else `Authorization`), with its source address from `peer` and,
+    /// for trusted proxies, `X-Forwarded-For`.
+    pub async fn authenticate(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Identity, AuthError> {
+        let credential = Credential::from_headers(headers)?.ok_or(AuthError::Missing)?;
+        let mut identity = self.verify_token(&credential.token).await?;
+        identity.source_ip = self.source_ip(headers, peer);
+        Ok(identity)
+    }
+
+    /// The identity a bare token proves (no source address).
+    ///
+    /// The token's shape picks the verifier: three base64url segments joined by dots is
+    /// a JWT; a dot-free base64url string that starts like a Biscuit protobuf is a
+    /// Biscuit (unless it is a configured API key); anything else is an API key.
+    pub async fn verify_token(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.len() > MAX_CREDENTIAL_LEN {
+            return Err(AuthError::TooLong);
+        }
+        match kind_of(token) {
+            CredentialKind::Jwt => {
+                if self.oidc.is_empty() {
+                    return Err(AuthError::MethodNotConfigured);
+                }
+                let hash = token_hash(token);
+                if let Some(id) = self.cache.get(&hash) {
+                    return Ok(id);
+                }
+                let verified = self.oidc.verify(token).await.inspect_err(|e| {
+                    tracing::debug!(error = %e, "JWT refused");
+                })?;
+                self.cache.insert(hash, &verified.identity, verified.valid_for);
+                Ok(verified.identity)
+            }
+            CredentialKind::Biscuit => {
+                if let Ok(id) = self.api_keys.verify(token) {
+                    return Ok(id);
+                }
+                let verifier = self.biscuit.as_ref().ok_or(if self.api_keys.is_empty() {
+                    AuthError::MethodNotConfigured
+                } else {
+                    AuthError::UnknownApiKey
+                })?;
+                let hash = token_hash(token);
+                if let Some(id) = self.cache.get(&hash) {
+                    return Ok(id);
+                }
+                let id = verifier.verify(token)?;
+                self.cache.insert(hash, &id, BISCUIT_CACHE_TTL);
+                Ok(id)
+            }
+            CredentialKind::ApiKey => {
+                if self.api_keys.is_empty() {
+                    return Err(if self.biscuit.is_some() {
+                        AuthError::Malformed
+                    } else {
+                        AuthError::MethodNotConfigured
+                    });
+                }
+                self.api_keys.verify(token)
+            }
+        }
+    }
+
+    /// The source address of a request from `peer` (see [`SourceAddress`]).
+    pub fn source_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        self.source.resolve(headers, peer)
+    }
+
+    /// Whether `identity` is an administrator (member of one of `admin_groups`).
+    pub fn is_admin(&self, identity: &Identity) -> bool {
+        identity.in_any_group(&self.admin_groups)
+    }
+}
