@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// A request's credential is checked against every method configured here; a method
 /// left out refuses every credential of its shape.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// OIDC issuers whose JWTs are accepted (`[[identity.oidc]]`, any number).
@@ -58,6 +58,20 @@ pub struct IdentityConfig {
 
 fn default_cache_capacity() -> usize {
     10_000
+}
+
+impl Default for IdentityConfig {
+    /// Nothing accepted yet; the token cache at its default size.
+    fn default() -> Self {
+        Self {
+            oidc: Vec::new(),
+            biscuit: None,
+            api_keys: Vec::new(),
+            admin_groups: Vec::new(),
+            trusted_proxies: Vec::new(),
+            token_cache_capacity: default_cache_capacity(),
+        }
+    }
 }
 
 /// One `[[identity.oidc]]` issuer.
@@ -173,6 +187,7 @@ mod tests {
         assert_eq!(c.oidc[0].jwks_refresh, Duration::from_secs(300));
         assert_eq!(c.oidc[0].jwks_min_refetch, Duration::from_secs(10));
         assert_eq!(c.token_cache_capacity, 10_000);
+        assert_eq!(IdentityConfig::default().token_cache_capacity, 10_000);
         assert_eq!(c.api_keys[0].subject, "ci-bot");
     }
 
