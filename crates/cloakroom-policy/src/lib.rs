@@ -1,5 +1,67 @@
-//! Policies (rules, Biscuit Datalog, custom crates) and just-in-time approvals.
+//! Policies and just-in-time approvals for Cloakroom.
 //!
-//! Built by its own issue; see ../../../docs/ and SPEC §1.
+//! `cloakroom-policy` decides, for a verified [`Identity`](cloakroom_core::Identity) and a
+//! parsed [`Call`](cloakroom_core::Call), whether the call goes ahead, is refused, or
+//! needs a person's approval first — and explains why.
+//!
+//! - [`Policy`]: the async, object-safe trait every policy implements.
+//! - [`PolicySet`]: built-in rules ([`Rule`], from `[[policy.rules]]`), Biscuit Datalog
+//!   policies ([`DatalogPolicy`], from `[[policy.datalog]]`) and custom policies,
+//!   combined deny-overrides, deny by default; [`PolicySet::explain`] says why.
+//! - [`Policies`]: the current set behind `arc-swap`, reloaded atomically.
+//! - [`Approvals`] over an [`ApprovalStore`] ([`SledApprovalStore`],
+//!   [`PostgresApprovalStore`]), with [`WebhookNotifier`] for new requests.
+//! - [`PolicyLayer`]: the tower layer that applies all of it to requests.
+//!
+//! ```
+//! use cloakroom_core::{AuthMethod, Call, Effect, Identity, Protocol};
+//! use cloakroom_policy::{PolicyConfig, PolicyInput, PolicySet};
+//!
+//! let config: PolicyConfig = toml::from_str(r#"
+//!     [[rules]]
+//!     name = "refunds need a finance lead"
+//!     effect = "approve"
+//!     functions = ["payments/refund"]
+//!     approvers = ["finance-leads"]
+//! "#).unwrap();
+//! let set = PolicySet::builder().config(&config).build().unwrap();
+//! let id = Identity { subject: "agent-7".into(), issuer: "biscuit".into(), method: AuthMethod::ApiKey,
+//!     groups: vec![], source_ip: None, biscuit: None };
+//! let call = Call { function: "payments/refund".into(), protocol: Protocol::Mcp,
+//!     arguments: serde_json::json!({"amount": 5000}), detail: None, method: "POST".into(),
+//!     digest: "…".into() };
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let d = rt.block_on(set.evaluate(&PolicyInput::new(&id, &call)));
+//! assert_eq!(d.effect, Effect::Approve);
+//! assert_eq!(d.approvers, vec!["finance-leads".to_string()]);
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+mod approval;
+mod config;
+mod datalog;
+mod error;
+mod explain;
+mod input;
+mod layer;
+mod policy;
+mod rule;
+mod set;
+
+pub use approval::{
+    Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals, ArgumentRedactor, Claim, PostgresApprovalStore,
+    Requester, SledApprovalStore, StoreError, Verdict, WebhookNotifier,
+};
+pub use config::{ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig};
+pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};
+pub use error::PolicyError;
+pub use explain::{Explanation, RuleKind, RuleReport};
+pub use input::{PolicyInput, SecretsInCall};
+pub use layer::{PendingApproval, PolicyLayer, PolicyService, ResponseBody, ResponseFuture, APPROVAL_HEADER};
+pub use policy::Policy;
+pub use rule::Rule;
+pub use set::{parse_root_key, Policies, PolicySet, PolicySetBuilder};
+
+/// The Biscuit library this crate uses, for callers that build keys and tokens.
+pub use biscuit_auth;

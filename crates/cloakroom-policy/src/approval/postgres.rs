@@ -1,0 +1,217 @@
+//! The PostgreSQL approval store, for several gateway replicas sharing approvals.
+//!
+//! Migrations are applied when the store opens (under an advisory lock, so replicas
+//! starting together do not race). Every state change is a single
+//! `UPDATE … WHERE id = $1 AND state = '…' AND … RETURNING …`: the row lock makes it
+//! atomic, so of two replicas consuming one approval exactly one gets the row back.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use time::OffsetDateTime;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Approval, ApprovalState, ApprovalStore, Claim, Requester, StoreError, Verdict};
+
+/// The schema, one entry per version; applied in order, each once.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE cloakroom_approvals (
+    id                TEXT PRIMARY KEY,
+    requester_subject TEXT NOT NULL,
+    requester_issuer  TEXT NOT NULL,
+    requester_groups  JSONB NOT NULL,
+    function          TEXT NOT NULL,
+    digest            TEXT NOT NULL,
+    arguments         JSONB NOT NULL,
+    call_id           TEXT,
+    rule              TEXT,
+    created_at        TIMESTAMPTZ NOT NULL,
+    expires_at        TIMESTAMPTZ NOT NULL,
+    approvers         JSONB NOT NULL,
+    state             TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'used')),
+    decided_by        TEXT,
+    decided_at        TIMESTAMPTZ,
+    reason            TEXT,
+    used_at           TIMESTAMPTZ
+);
+CREATE INDEX cloakroom_approvals_created ON cloakroom_approvals (created_at DESC);
+"#];
+
+/// Arbitrary but fixed: the advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x636c_6f61_6b72_6d01;
+
+const COLUMNS: &str = "id, requester_subject, requester_issuer, requester_groups, function, digest, arguments, \
+                       call_id, rule, created_at, expires_at, approvers, state, decided_by, decided_at, reason, used_at";
+
+/// Approvals in PostgreSQL (table `cloakroom_approvals`).
+#[derive(Clone)]
+pub struct PostgresApprovalStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresApprovalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection string may hold a password: never print it.
+        f.debug_struct("PostgresApprovalStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresApprovalStore {
+    /// Connects with a libpq-style connection string (`host=… user=… dbname=…` or a
+    /// `postgres://` URL) and applies migrations.
+    pub async fn connect(conninfo: &str) -> Result<Self, StoreError> {
+        let config = tokio_postgres::Config::from_str(conninfo)?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(8).build().map_err(|e| StoreError::Pool(e.to_string()))?;
+        Self::with_pool(pool).await
+    }
+
+    /// Uses an existing pool and applies migrations.
+    pub async fn with_pool(pool: Pool) -> Result<Self, StoreError> {
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS cloakroom_approvals_migrations (
+                 version INTEGER PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let row = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM cloakroom_approvals_migrations", &[]).await?;
+        let applied: i32 = row.get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i32 + 1;
+            if version > applied {
+                tx.batch_execute(sql).await?;
+                tx.execute("INSERT INTO cloakroom_approvals_migrations (version) VALUES ($1)", &[&version]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn from_row(row: &Row) -> Result<Approval, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
+    let groups: serde_json::Value = row.try_get("requester_groups")?;
+    let approvers: serde_json::Value = row.try_get("approvers")?;
+    let state: String = row.try_get("state")?;
+    Ok(Approval {
+        id: row.try_get("id")?,
+        requester: Requester {
+            subject: row.try_get("requester_subject")?,
+            issuer: row.try_get("requester_issuer")?,
+            groups: serde_json::from_value(groups).map_err(|_| corrupt("requester_groups"))?,
+        },
+        function: row.try_get("function")?,
+        digest: row.try_get("digest")?,
+        arguments: row.try_get("arguments")?,
+        call_id: row.try_get("call_id")?,
+        rule: row.try_get("rule")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        approvers: serde_json::from_value(approvers).map_err(|_| corrupt("approvers"))?,
+        state: ApprovalState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: row.try_get("decided_at")?,
+        reason: row.try_get("reason")?,
+        used_at: row.try_get("used_at")?,
+    })
+}
+
+#[async_trait]
+impl ApprovalStore for PostgresApprovalStore {
+    async fn insert(&self, a: &Approval) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let groups = serde_json::to_value(&a.requester.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let approvers = serde_json::to_value(&a.approvers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO cloakroom_approvals ({COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                ),
+                &[
+                    &a.id,
+                    &a.requester.subject,
+                    &a.requester.issuer,
+                    &groups,
+                    &a.function,
+                    &a.digest,
+                    &a.arguments,
+                    &a.call_id,
+                    &a.rule,
+                    &a.created_at,
+                    &a.expires_at,
+                    &approvers,
+                    &a.state.as_str(),
+                    &a.decided_by,
+                    &a.decided_at,
+                    &a.reason,
+                    &a.used_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM cloakroom_approvals WHERE id = $1"), &[&id]).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&format!("SELECT {COLUMNS} FROM cloakroom_approvals ORDER BY created_at DESC, id DESC LIMIT $1"), &[
+                &limit,
+            ])
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    async fn decide(&self, id: &str, v: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE cloakroom_approvals \
+                     SET state = $2, decided_by = $3, decided_at = $4, reason = $5, expires_at = $6 \
+                     WHERE id = $1 AND state = 'pending' AND expires_at > $4 \
+                     RETURNING {COLUMNS}"
+                ),
+                &[&id, &v.state.as_str(), &v.decided_by, &now, &v.reason, &v.expires_at],
+            )
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn consume(&self, id: &str, c: &Claim<'_>, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE cloakroom_approvals SET state = 'used', used_at = $2 \
+                     WHERE id = $1 AND state = 'approved' AND expires_at > $2 \
+                       AND requester_subject = $3 AND requester_issuer = $4 AND function = $5 AND digest = $6 \
+                     RETURNING {COLUMNS}"
+                ),
+                &[&id, &now, &c.subject, &c.issuer, &c.function, &c.digest],
+            )
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+}

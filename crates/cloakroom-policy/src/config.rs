@@ -1,0 +1,157 @@
+//! The `[policy]` and `[approvals]` sections of `cloakroom.toml`.
+//!
+//! ```
+//! use cloakroom_policy::{ApprovalsConfig, PolicyConfig};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct File { policy: PolicyConfig, approvals: ApprovalsConfig }
+//!
+//! let f: File = toml::from_str(r#"
+//!     [[policy.rules]]
+//!     name = "payments-ops may call payments"
+//!     effect = "allow"
+//!     functions = ["payments/*"]
+//!     groups = ["payments-ops"]
+//!     source_cidrs = ["127.0.0.0/8", "::1/128"]
+//!
+//!     [[policy.datalog]]
+//!     file = "policies/payments.datalog"
+//!
+//!     [approvals]
+//!     wait = "0s"
+//!     ttl = "15m"
+//!     webhooks = ["https://hooks.slack.com/services/T000/B000/XXXX"]
+//! "#).unwrap();
+//! assert_eq!(f.policy.rules.len(), 1);
+//! assert_eq!(f.approvals.ttl, std::time::Duration::from_secs(900));
+//! ```
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use cloakroom_core::Effect;
+use serde::{Deserialize, Serialize};
+
+/// The `[policy]` table: built-in rules and Datalog policy files, evaluated together
+/// (deny-overrides, deny by default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The built-in rules, `[[policy.rules]]`, in any order (order does not change the
+    /// outcome: a matching `deny` always wins).
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Biscuit Datalog policy files, `[[policy.datalog]]`.
+    #[serde(default)]
+    pub datalog: Vec<DatalogConfig>,
+    /// Bounds on every Datalog evaluation, `[policy.datalog_limits]`, so that a hostile
+    /// token or a runaway rule cannot stall the gateway.
+    #[serde(default)]
+    pub datalog_limits: DatalogLimitsConfig,
+}
+
+/// One `[[policy.rules]]` entry. A field left empty (or out) places no condition:
+/// it matches any value. A rule matches a call when every field matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The rule's name; it is shown in decisions, denials, audit records and `explain`.
+    pub name: String,
+    /// What a match means: `allow`, `deny` or `approve` (a person must approve first).
+    pub effect: Effect,
+    /// Function-name globs (`payments/*`, `**`); `*` stays within a `/` segment.
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// The caller must be in at least one of these groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The caller's subject must be one of these (exact match).
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// The caller's address must be in one of these CIDRs (IPv4 or IPv6). A call whose
+    /// source address is unknown does not match a rule that lists CIDRs.
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    /// The HTTP method of the request must be one of these (case-insensitive).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// JSON pointer -> regex; every listed argument must be present and match. Strings
+    /// are matched as they are; other values against their compact JSON text
+    /// (`42`, `true`, `null`, `{"a":1}`). A pointer absent from the arguments does not match.
+    #[serde(default)]
+    pub arguments: BTreeMap<String, String>,
+    /// With `effect = "approve"`: the groups whose members may approve (required then,
+    /// and refused with any other effect).
+    #[serde(default)]
+    pub approvers: Vec<String>,
+}
+
+/// One `[[policy.datalog]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatalogConfig {
+    /// A file of Biscuit Datalog: facts, rules, checks and `allow if …` / `deny if …`
+    /// policies. Relative paths are resolved against the configuration file's directory
+    /// by the caller that loads the configuration.
+    pub file: PathBuf,
+}
+
+/// `[policy.datalog_limits]`: per-call bounds for every Datalog evaluation. A call whose
+/// evaluation exceeds one is denied with a reason naming the limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatalogLimitsConfig {
+    /// Most facts the evaluation may hold (the call's own facts included).
+    #[serde(default = "default_max_facts")]
+    pub max_facts: u64,
+    /// Most rounds of rule application.
+    #[serde(default = "default_max_iterations")]
+    pub max_iterations: u64,
+    /// Longest time one evaluation may run.
+    #[serde(default = "default_max_time", with = "humantime_serde")]
+    pub max_time: Duration,
+}
+
+fn default_max_facts() -> u64 {
+    1000
+}
+fn default_max_iterations() -> u64 {
+    100
+}
+fn default_max_time() -> Duration {
+    Duration::from_millis(20)
+}
+
+impl Default for DatalogLimitsConfig {
+    fn default() -> Self {
+        Self { max_facts: default_max_facts(), max_iterations: default_max_iterations(), max_time: default_max_time() }
+    }
+}
+
+/// The `[approvals]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Greater than zero: hold a call that needs approval open this long, waiting for a
+    /// decision, before answering `202 pending_approval`. `"0s"` answers at once.
+    #[serde(default, with = "humantime_serde")]
+    pub wait: Duration,
+    /// How long an approval request stays pending, and how long a granted approval stays
+    /// valid for that exact call (caller, function, argument digest).
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Webhook URLs (Slack-compatible incoming webhooks) that receive a link-free
+    /// `{"text": …}` summary of every new pending approval. Delivery is retried a few
+    /// times and never delays the call.
+    #[serde(default)]
+    pub webhooks: Vec<String>,
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        Self { wait: Duration::ZERO, ttl: default_ttl(), webhooks: Vec::new() }
+    }
+}

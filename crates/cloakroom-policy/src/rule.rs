@@ -1,0 +1,200 @@
+//! Built-in rules: `[[policy.rules]]` compiled once at load.
+
+use std::borrow::Cow;
+
+use cloakroom_core::{Effect, FunctionPatterns};
+use ipnet::IpNet;
+use regex::Regex;
+
+use crate::{
+    config::RuleConfig,
+    explain::{RuleKind, RuleReport},
+    PolicyError, PolicyInput,
+};
+
+/// Regexes from configuration are bounded so that loading one cannot eat memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A compiled `[[policy.rules]]` entry.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    name: String,
+    effect: Effect,
+    functions: FunctionPatterns,
+    /// Literal prefixes of the function globs (up to the first metacharacter), checked
+    /// before the globs so that most non-matching rules cost a string compare.
+    prefixes: Vec<String>,
+    groups: Vec<String>,
+    subjects: Vec<String>,
+    source_cidrs: Vec<IpNet>,
+    methods: Vec<String>,
+    arguments: Vec<(String, Regex)>,
+    approvers: Vec<String>,
+}
+
+/// Why a rule did not match: the first field (in evaluation order) that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mismatch {
+    pub(crate) field: Cow<'static, str>,
+    pub(crate) reason: String,
+}
+
+impl Rule {
+    /// Compiles a rule; `index` names it in errors when its name is empty.
+    pub fn compile(config: &RuleConfig, index: usize) -> Result<Self, PolicyError> {
+        let name = &config.name;
+        let err = |field: &str, reason: String| PolicyError::rule(name, index, field, reason);
+        if name.trim().is_empty() {
+            return Err(err("name", "a rule needs a name".into()));
+        }
+        let functions = FunctionPatterns::new(&config.functions).map_err(|e| err("functions", e.to_string()))?;
+        let prefixes = config.functions.iter().map(|p| literal_prefix(p).to_owned()).collect();
+        let source_cidrs = config
+            .source_cidrs
+            .iter()
+            .map(|c| parse_cidr(c).ok_or_else(|| err("source_cidrs", format!("{c:?} is not an IPv4 or IPv6 CIDR"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut methods = Vec::with_capacity(config.methods.len());
+        for m in &config.methods {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(err("methods", format!("{m:?} is not an HTTP method")));
+            }
+            methods.push(m.to_ascii_uppercase());
+        }
+        let mut arguments = Vec::with_capacity(config.arguments.len());
+        for (pointer, pattern) in &config.arguments {
+            let field = format!("arguments.{pointer}");
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(err(&field, "a JSON pointer is empty or starts with `/`".into()));
+            }
+            let re = regex::RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| err(&field, format!("invalid regex: {e}")))?;
+            arguments.push((pointer.clone(), re));
+        }
+        match (config.effect, config.approvers.is_empty()) {
+            (Effect::Approve, true) => {
+                return Err(err("approvers", "effect = \"approve\" needs at least one approver group".into()))
+            }
+            (Effect::Allow | Effect::Deny, false) => {
+                return Err(err("approvers", "approvers are only used with effect = \"approve\"".into()))
+            }
+            _ => {}
+        }
+        Ok(Rule {
+            name: name.clone(),
+            effect: config.effect,
+            functions,
+            prefixes,
+            groups: config.groups.clone(),
+            subjects: config.subjects.clone(),
+            source_cidrs,
+            methods,
+            arguments,
+            approvers: config.approvers.clone(),
+        })
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The rule's effect when it matches.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// The approver groups (with [`Effect::Approve`]).
+    pub fn approvers(&self) -> &[String] {
+        &self.approvers
+    }
+
+    /// Whether the rule matches the call.
+    pub fn matches(&self, input: &PolicyInput<'_>) -> bool {
+        self.check(input).is_ok()
+    }
+
+    /// The verdict with the reason, for `explain`.
+    pub fn report(&self, input: &PolicyInput<'_>) -> RuleReport {
+        let (matched, field, reason) = match self.check(input) {
+            Ok(()) => (true, None, "every condition matched".to_owned()),
+            Err(m) => (false, Some(m.field.into_owned()), m.reason),
+        };
+        RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(self.effect), matched, field, reason }
+    }
+
+    // Cheapest and most selective fields first: most rules fail on `functions`.
+    pub(crate) fn check(&self, input: &PolicyInput<'_>) -> Result<(), Mismatch> {
+        let call = input.call;
+        let id = input.identity;
+        if !self.functions.is_empty() {
+            let f = call.function.as_str();
+            let hit = self
+                .prefixes
+                .iter()
+                .zip(self.functions.iter())
+                .any(|(prefix, pattern)| f.starts_with(prefix.as_str()) && pattern.matches(f));
+            if !hit {
+                return Err(mismatch("functions", || format!("{:?} matches none of {:?}", f, self.patterns())));
+            }
+        }
+        if !self.subjects.is_empty() && !self.subjects.iter().any(|s| *s == id.subject) {
+            return Err(mismatch("subjects", || format!("subject {:?} is not one of {:?}", id.subject, self.subjects)));
+        }
+        if !self.groups.is_empty() && !id.in_any_group(&self.groups) {
+            return Err(mismatch("groups", || format!("caller is in none of {:?}", self.groups)));
+        }
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(&call.method)) {
+            return Err(mismatch("methods", || format!("method {:?} is not one of {:?}", call.method, self.methods)));
+        }
+        if !self.source_cidrs.is_empty() {
+            match input.source_ip {
+                None => return Err(mismatch("source_cidrs", || "the caller's address is unknown".to_owned())),
+                Some(ip) => {
+                    if !self.source_cidrs.iter().any(|net| net.contains(&ip)) {
+                        return Err(mismatch("source_cidrs", || {
+                            let nets: Vec<String> = self.source_cidrs.iter().map(|n| n.to_string()).collect();
+                            format!("{ip} is in none of {nets:?}")
+                        }));
+                    }
+                }
+            }
+        }
+        for (pointer, re) in &self.arguments {
+            let field = || Cow::Owned(format!("arguments.{pointer}"));
+            let Some(value) = call.argument(pointer) else {
+                return Err(Mismatch { field: field(), reason: "the argument is absent".to_owned() });
+            };
+            let hit = match value {
+                serde_json::Value::String(s) => re.is_match(s),
+                other => re.is_match(&other.to_string()),
+            };
+            if !hit {
+                // The argument's value is not repeated: it may be sensitive.
+                return Err(Mismatch { field: field(), reason: format!("the value does not match /{}/", re.as_str()) });
+            }
+        }
+        Ok(())
+    }
+
+    fn patterns(&self) -> Vec<&str> {
+        self.functions.iter().map(|p| p.as_str()).collect()
+    }
+}
+
+fn mismatch(field: &'static str, reason: impl FnOnce() -> String) -> Mismatch {
+    Mismatch { field: Cow::Borrowed(field), reason: reason() }
+}
+
+/// A CIDR, or a bare address meaning that single host.
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// The part of a glob before its first metacharacter; every match starts with it.
+fn literal_prefix(pattern: &str) -> &str {
+    let end = pattern.find(['*', '?', '[', '{', '\\']).unwrap_or(pattern.len());
+    &pattern[..end]
+}
