@@ -1,0 +1,335 @@
+//! Canonical JSON, record hashes and chain verification.
+//!
+//! Rules (also in docs/audit.md, so an auditor can check an export with any language):
+//! - Canonical JSON: object keys sorted by their UTF-8 bytes, no whitespace, strings
+//!   escaped as JSON requires and nothing more (`"`, `\`, control characters; `\b \f \n
+//!   \r \t` short, others `\u00xx` lowercase), non-ASCII written as UTF-8, integers only
+//!   (a float anywhere is refused).
+//! - `hash` = lowercase hex SHA-256 of the canonical JSON of the record without its `hash`
+//!   key (so `chain_id`, `seq` and `prev_hash` are covered).
+//! - Records of a chain have `seq` 1, 2, 3… and each `prev_hash` is the previous record's
+//!   `hash` ([`GENESIS_HASH`](crate::GENESIS_HASH) for `seq` 1).
+//!
+//! ```
+//! use cloakroom_audit::chain::canonical_json;
+//! let v = serde_json::json!({"b": 1, "a": [true, null, "x\n"]});
+//! assert_eq!(canonical_json(&v).unwrap(), r#"{"a":[true,null,"x\n"],"b":1}"#);
+//! assert!(canonical_json(&serde_json::json!({"f": 1.5})).is_err());
+//! ```
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{AuditRecord, GENESIS_HASH};
+
+/// Why a value has no canonical form.
+#[derive(Debug, thiserror::Error)]
+pub enum CanonicalError {
+    /// A floating-point number was found (its text form is not canonical).
+    #[error("a float at {0} cannot be hashed canonically")]
+    Float(String),
+    /// The record did not serialize.
+    #[error("record does not serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// The canonical JSON text of a value.
+pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
+    let mut out = String::with_capacity(256);
+    write_canonical(value, &mut out, &mut String::new())?;
+    Ok(out)
+}
+
+fn write_canonical(value: &Value, out: &mut String, path: &mut String) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if n.is_f64() {
+                return Err(CanonicalError::Float(if path.is_empty() { "/".into() } else { path.clone() }));
+            }
+            out.push_str(&n.to_string());
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let len = path.len();
+                path.push_str(&format!("/{i}"));
+                write_canonical(item, out, path)?;
+                path.truncate(len);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            // Sort explicitly: serde_json's map order depends on a crate feature.
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                let len = path.len();
+                path.push('/');
+                path.push_str(key);
+                write_canonical(&map[key], out, path)?;
+                path.truncate(len);
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The canonical JSON of any serializable value.
+pub fn to_canonical<T: Serialize>(value: &T) -> Result<String, CanonicalError> {
+    canonical_json(&serde_json::to_value(value)?)
+}
+
+/// The hash a record must carry: SHA-256 over its canonical JSON without `hash`.
+pub fn record_hash(record: &AuditRecord) -> Result<String, CanonicalError> {
+    let mut value = serde_json::to_value(record)?;
+    if let Value::Object(map) = &mut value {
+        map.remove("hash");
+    }
+    Ok(hex::encode(Sha256::digest(canonical_json(&value)?.as_bytes())))
+}
+
+/// Sets `seq`, `prev_hash` and `hash` so that `record` follows a record whose
+/// `(seq, hash)` is `prev` (`None` for the first of a chain), and returns the
+/// canonical text that is stored.
+pub fn seal(record: &mut AuditRecord, prev: Option<(u64, &str)>) -> Result<String, CanonicalError> {
+    let (seq, prev_hash) = prev.map(|(s, h)| (s + 1, h.to_owned())).unwrap_or((1, GENESIS_HASH.to_owned()));
+    record.seq = seq;
+    record.prev_hash = prev_hash;
+    record.hash = record_hash(record)?;
+    to_canonical(record)
+}
+
+/// What is wrong at the first broken link of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BreakKind {
+    /// The stored bytes of a record changed: they no longer parse as a record, or its
+    /// content no longer matches its `hash`.
+    Altered {
+        /// What did not match.
+        detail: String,
+    },
+    /// Records are missing: the chain jumps from `expected` to a later `seq`.
+    Removed {
+        /// The first missing `seq`.
+        from: u64,
+        /// The last missing `seq`.
+        to: u64,
+    },
+    /// A record that does not belong: a duplicate `seq`, a record of another chain, or
+    /// one whose `prev_hash` does not link to the record before it.
+    Inserted {
+        /// What did not match.
+        detail: String,
+    },
+    /// Records are present but out of order: a `seq` came earlier or later than its place.
+    Reordered {
+        /// The `seq` expected at this position.
+        expected: u64,
+        /// The `seq` found.
+        found: u64,
+    },
+}
+
+/// The first broken link found in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainBreak {
+    /// 0-based position in the store's order where the break was found.
+    pub position: u64,
+    /// The `seq` the chain expected at that position.
+    pub expected_seq: u64,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub kind: BreakKind,
+}
+
+/// The result of verifying one chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainReport {
+    /// The chain.
+    pub chain_id: String,
+    /// How many stored records were checked.
+    pub records: u64,
+    /// `seq` and `hash` of the last record before any break (the verified head).
+    pub head_seq: u64,
+    /// The verified head's hash ([`GENESIS_HASH`] for an empty chain).
+    pub head_hash: String,
+    /// The first broken link, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+impl ChainReport {
+    /// Whether the chain verified.
+    pub fn is_ok(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// The result of verifying every chain of a store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    /// One report per chain, sorted by chain id.
+    pub chains: Vec<ChainReport>,
+}
+
+impl VerifyReport {
+    /// Whether every chain verified.
+    pub fn is_ok(&self) -> bool {
+        self.chains.iter().all(ChainReport::is_ok)
+    }
+}
+
+/// Walks one chain's stored records (in the store's order) and finds the first broken
+/// link. Feed it with [`ChainVerifier::push`], then call [`ChainVerifier::finish`].
+#[derive(Debug)]
+pub struct ChainVerifier {
+    chain_id: String,
+    position: u64,
+    head_seq: u64,
+    head_hash: String,
+    first_break: Option<ChainBreak>,
+    /// Set when a jump forward was seen: if the skipped `seq` shows up later, the
+    /// records were reordered rather than removed.
+    pending_gap: Option<PendingGap>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingGap {
+    position: u64,
+    missing: u64,
+    found: u64,
+}
+
+impl ChainVerifier {
+    /// A verifier for chain `chain_id`.
+    pub fn new(chain_id: impl Into<String>) -> Self {
+        Self {
+            chain_id: chain_id.into(),
+            position: 0,
+            head_seq: 0,
+            head_hash: GENESIS_HASH.to_owned(),
+            first_break: None,
+            pending_gap: None,
+        }
+    }
+
+    /// Whether a break was found already (the rest only serves to classify it).
+    pub fn broken(&self) -> bool {
+        self.first_break.is_some() && self.pending_gap.is_none()
+    }
+
+    /// Checks the next stored record.
+    pub fn push(&mut self, stored: &[u8]) {
+        let position = self.position;
+        self.position += 1;
+        if let Some(gap) = self.pending_gap {
+            // Classify the earlier jump: if the skipped seq appears later, the records
+            // were reordered rather than removed.
+            if let Ok(r) = serde_json::from_slice::<AuditRecord>(stored) {
+                if r.seq == gap.missing {
+                    if let Some(b) = &mut self.first_break {
+                        if b.position == gap.position {
+                            b.kind = BreakKind::Reordered { expected: gap.missing, found: gap.found };
+                        }
+                    }
+                    self.pending_gap = None;
+                }
+            }
+            return;
+        }
+        if self.first_break.is_some() {
+            return;
+        }
+        let expected = self.head_seq + 1;
+        let brk = |kind| Some(ChainBreak { position, expected_seq: expected, kind });
+        let record: AuditRecord = match serde_json::from_slice(stored) {
+            Ok(r) => r,
+            Err(e) => {
+                self.first_break = brk(BreakKind::Altered { detail: format!("stored bytes are not a record: {e}") });
+                return;
+            }
+        };
+        match record_hash(&record) {
+            Ok(h) if h == record.hash => {}
+            Ok(_) => {
+                self.first_break =
+                    brk(BreakKind::Altered { detail: format!("record seq {} does not match its hash", record.seq) });
+                return;
+            }
+            Err(e) => {
+                self.first_break = brk(BreakKind::Altered { detail: e.to_string() });
+                return;
+            }
+        }
+        if record.chain_id != self.chain_id {
+            self.first_break = brk(BreakKind::Inserted {
+                detail: format!("record of chain {:?} in chain {:?}", record.chain_id, self.chain_id),
+            });
+            return;
+        }
+        if record.seq > expected {
+            self.first_break = brk(BreakKind::Removed { from: expected, to: record.seq - 1 });
+            self.pending_gap = Some(PendingGap { position, missing: expected, found: record.seq });
+            return;
+        }
+        if record.seq < expected {
+            self.first_break = if record.seq == self.head_seq || record.seq == 0 {
+                brk(BreakKind::Inserted { detail: format!("a second record with seq {}", record.seq) })
+            } else {
+                brk(BreakKind::Reordered { expected, found: record.seq })
+            };
+            return;
+        }
+        if record.prev_hash != self.head_hash {
+            self.first_break = brk(BreakKind::Inserted {
+                detail: format!("record seq {} does not link to the record before it", record.seq),
+            });
+            return;
+        }
+        self.head_seq = record.seq;
+        self.head_hash = record.hash;
+    }
+
+    /// The report for everything pushed.
+    pub fn finish(self) -> ChainReport {
+        ChainReport {
+            chain_id: self.chain_id,
+            records: self.position,
+            head_seq: self.head_seq,
+            head_hash: self.head_hash,
+            first_break: self.first_break,
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The audit log: redaction, the chain head, the group-commit writer and queries.
+//!
+//! [`AuditLog::append`] redacts a record, seals it into this replica's chain (assigning
+//! `seq`, `prev_hash` and `hash` under one lock, so the queue is in chain order) and
+//! hands it to a single writer task through a bounded queue. The writer group-commits
+//! whatever is queued to the store and the optional JSON-lines export:
+//! - `sync`: each caller waits until its record's batch is durable; records of
+//!   concurrent calls share one flush.
+//! - `batched`: callers do not wait; a batch is committed at the latest 10 ms after its
+//!   first record was queued.
+//!
+//! When a write fails the log becomes unavailable (callers of a `sync` append get
+//! [`AuditError::Unavailable`] at once), and the writer retries the same batch with
+//! back-off, so the chain never gets a hole; once it succeeds the log is available again.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use cloakroom_audit::{AuditConfig, AuditLog, AuditRecord, NoRedaction};
+//! let dir = tempfile::tempdir().unwrap();
+//! let log = AuditLog::open(&AuditConfig::default(), dir.path(), Arc::new(NoRedaction)).await.unwrap();
+//! let record = AuditRecord::new(cloakroom_core::CallId::new(), time::OffsetDateTime::now_utc());
+//! let appended = log.append(record).await.unwrap();
+//! assert_eq!(appended.seq, 1);
+//! assert!(log.verify().await.unwrap().is_ok());
+//! log.close().await;
+//! # }
+//! ```
+
+use std::{
+    path::Path,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use cloakroom_core::{CallId, ErrorCode};
+use tokio::{
+    sync::{mpsc, oneshot, Mutex},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::{
+    chain::{self, CanonicalError, ChainVerifier, VerifyReport},
+    config::{AuditConfig, Durability, OnFailure, SinkKind},
+    metrics::AuditMetrics,
+    sink::{AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SinkError, SledSink},
+    AuditRecord, RecordBody, Redactor,
+};
+
+/// The longest a `batched` record waits in the queue before its group commit starts.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
+/// The most records written in one group commit.
+pub const MAX_BATCH: usize = 4096;
+/// Default bound of the queue between callers and the writer.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16384;
+
+/// Why the audit log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The sinks cannot write: the call must be refused (`audit_unavailable`).
+    #[error("the audit log cannot write")]
+    Unavailable,
+    /// A sink failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The record has no canonical form.
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+    /// The redactor's output is no longer a record.
+    #[error("the redacted record does not parse: {0}")]
+    Redaction(String),
+    /// A stored record does not parse (run `verify`).
+    #[error("stored record does not parse: {0}")]
+    Corrupt(String),
+    /// The configuration cannot be used.
+    #[error("audit configuration: {0}")]
+    Config(String),
+}
+
+impl AuditError {
+    /// The wire error for a call refused because of this.
+    pub fn to_core(&self) -> cloakroom_core::Error {
+        cloakroom_core::Error::new(ErrorCode::AuditUnavailable, "the audit log cannot record this call")
+    }
+}
+
+/// How an [`AuditLog`] behaves (the parts of [`AuditConfig`] it needs, plus the chain id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// This replica's chain.
+    pub chain_id: String,
+    /// `sync` or `batched`.
+    pub durability: Durability,
+    /// `refuse` or `continue`.
+    pub on_failure: OnFailure,
+    /// Bound of the queue to the writer.
+    pub queue_capacity: usize,
+}
+
+impl LogOptions {
+    /// Options for `chain_id` with the configured durability and failure mode.
+    pub fn from_config(config: &AuditConfig, chain_id: impl Into<String>) -> Self {
+        Self {
+            chain_id: chain_id.into(),
+            durability: config.durability,
+            on_failure: config.on_failure,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+        }
+    }
+}
+
+/// Where an appended record went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its chain.
+    pub chain_id: String,
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its `hash`.
+    pub hash: String,
+}
+
+enum Job {
+    Record { record: SealedRecord, queued: Instant, ack: Option<oneshot::Sender<Result<(), AuditError>>> },
+    Flush(oneshot::Sender<()>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The audit log of one replica. Cheap to clone; every clone shares one chain and writer.
+#[derive(Clone)]
+pub struct AuditLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: LogOptions,
+    head: Mutex<Option<(u64, String)>>,
+    tx: mpsc::Sender<Job>,
+    store: Arc<dyn AuditStore>,
+    redactor: Arc<dyn Redactor>,
+    metrics: Arc<AuditMetrics>,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("options", &self.inner.options)
+            .field("store", &self.inner.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// This replica's stable chain id: `<data_dir>/audit-replica-id`, created once.
+pub fn replica_id(data_dir: &Path) -> Result<String, AuditError> {
+    let path = data_dir.join("audit-replica-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SinkError::Io(e).into()),
+    }
+    std::fs::create_dir_all(data_dir).map_err(SinkError::Io)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let tmp = data_dir.join("audit-replica-id.tmp");
+    std::fs::write(&tmp, &id).map_err(SinkError::Io)?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(SinkError::Io)?;
+    std::fs::rename(&tmp, &path).map_err(SinkError::Io)?;
+    Ok(id)
+}
+
+// === impl AuditLog ===
+
+impl AuditLog {
+    /// Opens the log `config` describes: the store (sled in `<data_dir>/audit`, or
+    /// PostgreSQL from the environment variable `postgres_url_env`, migrated), the
+    /// optional JSON-lines export, and this replica's chain.
+    pub async fn open(config: &AuditConfig, data_dir: &Path, redactor: Arc<dyn Redactor>) -> Result<Self, AuditError> {
+        let chain_id = match &config.chain_id {
+            Some(id) if id.trim().is_empty() => return Err(AuditError::Config("chain_id is empty".into())),
+            Some(id) => id.clone(),
+            None => replica_id(data_dir)?,
+        };
+        let store: Arc<dyn AuditStore> = match config.sink {
+            SinkKind::Embedded => Arc::new(SledSink::open(&data_dir.join("audit"))?),
+            SinkKind::Postgres => {
+                let var = config.postgres_url_env();
+                let url = std::env::var(var).map_err(|_| {
+                    AuditError::Config(format!("sink = \"postgres\" needs the environment variable {var}"))
+                })?;
+                Arc::new(PostgresSink::connect(&url).await?)
+            }
+        };
+        let export: Option<Arc<dyn AuditSink>> = match &config.export_jsonl {
+            Some(path) => Some(Arc::new(JsonlSink::open(path)?)),
+            None => None,
+        };
+        Self::with_sinks(store, export, LogOptions::from_config(config, chain_id), redactor).await
+    }
+
+    /// A log over the given store and optional export. Reads the chain head and starts
+    /// the writer task (call from within a tokio runtime).
+    pub async fn with_sinks(
+        store: Arc<dyn AuditStore>,
+        export: Option<Arc<dyn AuditSink>>,
+        options: LogOptions,
+        redactor: Arc<dyn Redactor>,
+    ) -> Result<Self, AuditError> {
+        let head = store.head(&options.chain_id).await?;
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let metrics = Arc::new(AuditMetrics::default());
+        let mut sinks: Vec<Arc<dyn AuditSink>> = vec![store.clone() as Arc<dyn AuditSink>];
+        sinks.extend(export);
+        let writer = tokio::spawn(
+            Writer {
+                rx,
+                sinks,
+                metrics: metrics.clone(),
+                durability: options.durability,
+                on_failure: options.on_failure,
+            }
+            .run(),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                options,
+                head: Mutex::new(head),
+                tx,
+                store,
+                redactor,
+                metrics,
+                writer: std::sync::Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// This replica's chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.inner.options.chain_id
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &LogOptions {
+        &self.inner.options
+    }
+
+    /// The counters, for the gateway's `/metrics`.
+    pub fn metrics(&self) -> &Arc<AuditMetrics> {
+        &self.inner.metrics
+    }
+
+    /// Whether the sinks are writing. While they are not and `on_failure = "refuse"`,
+    /// the `AuditLayer` refuses new calls.
+    pub fn is_available(&self) -> bool {
+        self.inner.metrics.available.load(Ordering::Relaxed)
+    }
+
+    /// The store behind queries and `verify`.
+    pub fn store(&self) -> &Arc<dyn AuditStore> {
+        &self.inner.store
+    }
+
+    /// Redacts `record`, seals it into the chain and queues it. With `sync` durability
+    /// this returns once the record is durable in every sink. The chain fields of
+    /// `record` are overwritten.
+    pub async fn append(&self, mut record: AuditRecord) -> Result<Appended, AuditError> {
+        let inner = &*self.inner;
+        let refuse = inner.options.on_failure == OnFailure::Refuse;
+        if refuse && !self.is_available() {
+            return Err(self.lost(1));
+        }
+        record.chain_id = inner.options.chain_id.clone();
+        let mut record = self.redact(record)?;
+        let sync = inner.options.durability == Durability::Sync;
+        let (ack, acked) = if sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let appended = {
+            let mut head = inner.head.lock().await;
+            let text = chain::seal(&mut record, head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
+            let sealed = SealedRecord {
+                chain_id: record.chain_id.clone(),
+                seq: record.seq,
+                call_id: record.id.clone(),
+                time: record.time.clone(),
+                hash: record.hash.clone(),
+                text,
+            };
+            let job = Job::Record { record: sealed, queued: Instant::now(), ack };
+            // Sent under the head lock, so the queue is in chain order.
+            let sent = if self.is_available() {
+                inner.tx.send(job).await.is_ok()
+            } else {
+                // While the writer retries, do not wait on a full queue.
+                inner.tx.try_send(job).is_ok()
+            };
+            if !sent {
+                return Err(self.lost(1));
+            }
+            *head = Some((record.seq, record.hash.clone()));
+            Appended { chain_id: record.chain_id.clone(), seq: record.seq, hash: record.hash }
+        };
+        if let Some(rx) = acked {
+            rx.await.unwrap_or(Err(AuditError::Unavailable))?;
+        }
+        Ok(appended)
+    }
+
+    fn lost(&self, n: u64) -> AuditError {
+        AuditMetrics::add(&self.inner.metrics.records_lost, n);
+        AuditError::Unavailable
+    }
+
+    /// Counts a call refused because the log is unavailable.
+    pub(crate) fn count_refused(&self) {
+        AuditMetrics::add(&self.inner.metrics.calls_refused, 1);
+    }
+
+    /// The redaction pass: each body's bytes, then the whole serialized record.
+    fn redact(&self, mut record: AuditRecord) -> Result<AuditRecord, AuditError> {
+        let redactor = &*self.inner.redactor;
+        for body in [&mut record.request.body, &mut record.response.body].into_iter().flatten() {
+            if let Some(bytes) = body.decoded() {
+                let redacted = redactor.redact(&bytes);
+                if redacted != bytes {
+                    let truncated = body.truncated;
+                    *body = RecordBody::capture(&redacted, body.bytes, redacted.len());
+                    body.truncated = truncated;
+                }
+            }
+        }
+        let text = serde_json::to_vec(&record).map_err(CanonicalError::from)?;
+        let redacted = redactor.redact(&text);
+        if redacted == text {
+            return Ok(record);
+        }
+        serde_json::from_slice(&redacted).map_err(|e| AuditError::Redaction(e.to_string()))
+    }
+
+    /// Waits until every record queued so far has been written (or given up on).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Job::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Writes what is queued, stops the writer and waits for it, so that the store can be
+    /// reopened once every clone of this log is dropped. Later appends fail.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Job::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+
+    /// Records matching `query`, oldest first.
+    pub async fn records(&self, query: &RecordQuery) -> Result<Vec<AuditRecord>, AuditError> {
+        let raw = self.inner.store.query(query, self.chain_id()).await?;
+        raw.iter().map(|r| serde_json::from_slice(r).map_err(|e| AuditError::Corrupt(e.to_string()))).collect()
+    }
+
+    /// The record of call `id`.
+    pub async fn record(&self, id: &CallId) -> Result<Option<AuditRecord>, AuditError> {
+        match self.inner.store.find(&id.to_string()).await? {
+            Some(raw) => Ok(Some(serde_json::from_slice(&raw).map_err(|e| AuditError::Corrupt(e.to_string()))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Verifies every chain in the store; see [`verify_store`].
+    pub async fn verify(&self) -> Result<VerifyReport, AuditError> {
+        Ok(verify_store(&*self.inner.store).await?)
+    }
+
+    /// Writes the records matching `query` as JSON lines (the stored canonical text, one
+    /// record per line) and returns how many were written.
+    pub async fn export_jsonl<W: std::io::Write>(&self, query: &RecordQuery, out: &mut W) -> Result<u64, AuditError> {
+        let raw = self.inner.store.query(query, self.chain_id()).await?;
+        for r in &raw {
+            out.write_all(r).and_then(|()| out.write_all(b"\n")).map_err(SinkError::Io)?;
+        }
+        Ok(raw.len() as u64)
+    }
+}
+
+/// Verifies every chain of a store from its stored bytes and reports, per chain, the
+/// first broken link.
+pub async fn verify_store(store: &dyn AuditStore) -> Result<VerifyReport, SinkError> {
+    const PAGE: usize = 1000;
+    let mut chains = Vec::new();
+    for chain_id in store.chain_ids().await? {
+        let mut v = ChainVerifier::new(chain_id.clone());
+        let mut after = None;
+        loop {
+            let page = store.scan(&chain_id, after, PAGE).await?;
+            for (key, bytes) in &page {
+                v.push(bytes);
+                after = Some(*key);
+            }
+            if page.len() < PAGE || v.broken() {
+                break;
+            }
+        }
+        chains.push(v.finish());
+    }
+    Ok(VerifyReport { chains })
+}
+
+// === impl Writer ===
+
+struct Writer {
+    rx: mpsc::Receiver<Job>,
+    sinks: Vec<Arc<dyn AuditSink>>,
+    metrics: Arc<AuditMetrics>,
+    durability: Durability,
+    on_failure: OnFailure,
+}
+
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let Some(first) = self.rx.recv().await else { return };
+            let mut batch = Vec::new();
+            let mut acks: Vec<Ack> = Vec::new();
+            let mut flushes = Vec::new();
+            let mut close = None;
+            let deadline = match &first {
+                Job::Record { queued, .. } => *queued + BATCH_WINDOW,
+                _ => Instant::now(),
+            };
+            let mut next = Some(first);
+            loop {
+                match next.take() {
+                    Some(Job::Record { record, ack, .. }) => {
+                        batch.push(record);
+                        acks.extend(ack);
+                    }
+                    Some(Job::Flush(tx)) => {
+                        flushes.push(tx);
+                        break;
+                    }
+                    Some(Job::Close(tx)) => {
+                        close = Some(tx);
+                        break;
+                    }
+                    None => {}
+                }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = match self.rx.try_recv() {
+                    Ok(j) => Some(j),
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) if self.durability == Durability::Batched => {
+                        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                            Ok(Some(j)) => Some(j),
+                            _ => break,
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                };
+            }
+            if !batch.is_empty() {
+                self.write(&batch, acks, close.is_some()).await;
+            }
+            for f in flushes {
+                let _ = f.send(());
+            }
+            if let Some(c) = close {
+                // Write whatever is still queued, then stop.
+                while let Ok(job) = self.rx.try_recv() {
+                    match job {
+                        Job::Record { record, ack, .. } => {
+                            self.write(std::slice::from_ref(&record), ack.into_iter().collect(), true).await
+                        }
+                        Job::Flush(tx) | Job::Close(tx) => {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                self.rx.close();
+                let _ = c.send(());
+                return;
+            }
+        }
+    }
+
+    /// Writes one batch to every sink, retrying the sinks that failed until they
+    /// succeed (or, when closing, giving up after a few tries).
+    async fn write(&self, batch: &[SealedRecord], mut acks: Vec<Ack>, closing: bool) {
+        let mut done = vec![false; self.sinks.len()];
+        let mut backoff = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            for (sink, done) in self.sinks.iter().zip(done.iter_mut()) {
+                if *done {
+                    continue;
+                }
+                match sink.append(batch).await {
+                    Ok(()) => *done = true,
+                    Err(e) => {
+                        AuditMetrics::add(&self.metrics.write_failures, 1);
+                        tracing::warn!(sink = sink.kind(), error = %e, records = batch.len(), "audit write failed");
+                    }
+                }
+            }
+            if done.iter().all(|d| *d) {
+                self.metrics.available.store(true, Ordering::Relaxed);
+                AuditMetrics::add(&self.metrics.records_written, batch.len() as u64);
+                AuditMetrics::add(&self.metrics.batches, 1);
+                for a in acks.drain(..) {
+                    let _ = a.send(Ok(()));
+                }
+                return;
+            }
+            self.metrics.available.store(false, Ordering::Relaxed);
+            for a in acks.drain(..) {
+                let _ = a.send(Err(AuditError::Unavailable));
+            }
+            // With `refuse` the batch is retried until it is written: calls are refused
+            // meanwhile and nothing is lost. With `continue` (or when closing) it is given
+            // up after a few tries, counted, and later records chain over the hole.
+            if (closing || self.on_failure == OnFailure::Continue) && tries >= 3 {
+                AuditMetrics::add(&self.metrics.records_lost, batch.len() as u64);
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The last masking pass before a record is written.
+//!
+//! The gateway plugs its response masker in as a [`Redactor`]; the audit log runs it over
+//! each captured body and then over the whole serialized record, so a secret that an
+//! inner layer failed to mask never reaches the store.
+//!
+//! ```
+//! use cloakroom_audit::Redactor;
+//! struct Hide;
+//! impl Redactor for Hide {
+//!     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
+//!         String::from_utf8_lossy(bytes).replace("hunter2", "[REDACTED:pw]").into_bytes()
+//!     }
+//! }
+//! assert_eq!(Hide.redact(b"pw=hunter2"), b"pw=[REDACTED:pw]");
+//! ```
+
+/// Replaces every known secret in `bytes` (in every encoding it knows) by its
+/// placeholder or a redaction marker. The replacement must not contain `"` or `\`, so
+/// that JSON text stays JSON.
+pub trait Redactor: Send + Sync {
+    /// The bytes with every known secret replaced.
+    fn redact(&self, bytes: &[u8]) -> Vec<u8>;
+}
+
+/// A redactor that changes nothing, for embeddings without a vault.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRedaction;
+
+impl Redactor for NoRedaction {
+    fn redact(&self, bytes: &[u8]) -> Vec<u8> {
+        bytes.to_vec()
+    }
+}
