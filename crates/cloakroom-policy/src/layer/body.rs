@@ -12,18 +12,13 @@ pin_project! {
     /// The response body of [`super::PolicyService`]: the layer's own short answer
     /// (403, 202) or the inner service's body.
     #[project = BodyProj]
+    // pin-project-lite takes no docs on enum fields; each variant is documented.
+    #[allow(missing_docs)]
     pub enum ResponseBody<B> {
         /// An answer made by the policy layer.
-        Short {
-            /// The answer.
-            body: Full<Bytes>,
-        },
+        Short { body: Full<Bytes> },
         /// The inner service's body.
-        Inner {
-            /// The inner body.
-            #[pin]
-            body: B,
-        },
+        Inner { #[pin] body: B },
     }
 }
 
