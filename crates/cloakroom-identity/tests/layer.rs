@@ -11,12 +11,12 @@ use std::{
 
 use bytes::Bytes;
 use cloakroom_core::{AuditNote, AuthMethod, CallId, ClientAddr, Error, ErrorCode, Identity};
-use cloakroom_identity::{ApiKeyConfig, Authenticator, IdentityConfig, IdentityLayer, ResourceMetadata};
+use cloakroom_identity::{ApiKeyConfig, Authenticator, IdentityConfig, IdentityLayer, ResourceMetadata, ResponseBody};
 use common::{TestIssuer, TestKey};
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use sha2::{Digest, Sha256};
-use tower::{service_fn, Layer, Service, ServiceExt};
+use tower::{service_fn, util::BoxCloneService, Layer, ServiceExt};
 
 const KEY: &str = "ck_live_7f3a9b2c1d";
 
@@ -41,17 +41,9 @@ fn config() -> IdentityConfig {
     }
 }
 
-fn service(
-    auth: Authenticator,
-    layer: impl FnOnce(IdentityLayer) -> IdentityLayer,
-) -> (
-    impl Service<
-            Request<Full<Bytes>>,
-            Response = Response<cloakroom_identity::ResponseBody<Full<Bytes>>>,
-            Error = Infallible,
-        > + Clone,
-    Recorder,
-) {
+type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
+
+fn service(auth: Authenticator, layer: impl FnOnce(IdentityLayer) -> IdentityLayer) -> (Svc, Recorder) {
     let seen: Recorder = Arc::default();
     let rec = seen.clone();
     let inner = service_fn(move |req: Request<Full<Bytes>>| {
@@ -63,7 +55,7 @@ fn service(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"from upstream"))))
         }
     });
-    (layer(IdentityLayer::new(Arc::new(auth))).layer(inner), seen)
+    (BoxCloneService::new(layer(IdentityLayer::new(Arc::new(auth))).layer(inner)), seen)
 }
 
 fn request(headers: &[(&str, &str)], peer: &str) -> Request<Full<Bytes>> {
@@ -76,7 +68,7 @@ fn request(headers: &[(&str, &str)], peer: &str) -> Request<Full<Bytes>> {
     req
 }
 
-async fn body_of(res: Response<cloakroom_identity::ResponseBody<Full<Bytes>>>) -> serde_json::Value {
+async fn body_of(res: Response<ResponseBody<Full<Bytes>>>) -> serde_json::Value {
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap()
 }
@@ -116,8 +108,8 @@ async fn no_credential_gets_401_with_a_bare_bearer_challenge() {
     let (svc, seen) = service(Authenticator::new(&config()).unwrap(), |l| l);
     let mut req = request(&[], "192.0.2.1:1");
     let call_id = CallId::new();
-    let note = AuditNote::new(call_id.clone());
-    req.extensions_mut().insert(call_id.clone());
+    let note = AuditNote::new(call_id);
+    req.extensions_mut().insert(call_id);
     req.extensions_mut().insert(note.clone());
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
