@@ -1,0 +1,33 @@
+//! Shared builders for the policy tests.
+#![allow(dead_code, unreachable_pub)]
+
+use cloakroom_core::{AuthMethod, Call, Identity, Protocol};
+use cloakroom_policy::{PolicyConfig, PolicyInput, PolicySet};
+
+pub fn who(subject: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: subject.into(),
+        issuer: "api_key".into(),
+        method: AuthMethod::ApiKey,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        source_ip: None,
+        biscuit: None,
+    }
+}
+
+pub fn call(function: &str, arguments: serde_json::Value) -> Call {
+    let digest = format!("digest-of-{arguments}");
+    Call { function: function.into(), protocol: Protocol::Http, arguments, detail: None, method: "POST".into(), digest }
+}
+
+pub fn config(toml_text: &str) -> PolicyConfig {
+    toml::from_str(toml_text).expect("test config parses")
+}
+
+pub fn set(toml_text: &str) -> PolicySet {
+    PolicySet::builder().config(&config(toml_text)).build().expect("test policy builds")
+}
+
+pub async fn decide(set: &PolicySet, id: &Identity, c: &Call) -> cloakroom_core::Decision {
+    set.evaluate(&PolicyInput::new(id, c)).await
+}
