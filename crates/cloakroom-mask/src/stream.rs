@@ -1,0 +1,278 @@
+//! Masking a body as it streams: push chunks in, take masked bytes out.
+//!
+//! The replacer holds back only a tail that could still begin a match — never more than
+//! the longest pattern minus one byte (plus, with detectors on, a tail that begins a
+//! detector's literal prefix, bounded by that detector's window). A chunk with nothing to
+//! replace comes back as a slice of itself, without copying; so does every long stretch
+//! between replacements.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use cloakroom_core::Secret;
+//! use cloakroom_mask::{MaskEntry, MaskOptions, Matcher};
+//!
+//! let matcher = Arc::new(
+//!     Matcher::build([MaskEntry::new("db", Secret::from("correct-horse-battery"), "cloak_db")], &MaskOptions::default())
+//!         .unwrap(),
+//! );
+//! let mut stream = matcher.stream();
+//! let mut out = Vec::new();
+//! for chunk in ["password=correct-hor", "se-battery; ok"] {
+//!     out.extend(stream.push(Bytes::from(chunk)).concat());
+//! }
+//! out.extend(stream.finish().concat());
+//! assert_eq!(out, b"password=cloak_db; ok");
+//! assert_eq!(stream.masked(), 1);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::detect::DetectState;
+use crate::matcher::{Matcher, Search};
+
+/// Pieces shorter than this are copied into one buffer instead of being sliced, so a body
+/// with many replacements does not turn into many tiny frames.
+const SLICE_MIN: usize = 512;
+
+/// Masked bytes ready to send: zero-copy slices of the input and small copied pieces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ready(Vec<Bytes>);
+
+impl Ready {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|b| b.is_empty())
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// The pieces, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    /// All pieces in one buffer (no copy when there is a single piece).
+    pub fn into_bytes(mut self) -> Bytes {
+        match self.0.len() {
+            0 => Bytes::new(),
+            1 => self.0.pop().unwrap_or_default(),
+            _ => Bytes::from(self.concat()),
+        }
+    }
+
+    /// All pieces copied into one vector.
+    pub fn concat(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        for p in &self.0 {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+}
+
+impl IntoIterator for Ready {
+    type Item = Bytes;
+    type IntoIter = std::vec::IntoIter<Bytes>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// Collects output pieces, slicing long stretches and copying short ones.
+#[derive(Default)]
+pub(crate) struct Out {
+    parts: Vec<Bytes>,
+    small: BytesMut,
+}
+
+impl Out {
+    pub(crate) fn slice(&mut self, src: &Bytes, start: usize, end: usize) {
+        if end <= start {
+            return;
+        }
+        if end - start >= SLICE_MIN {
+            self.flush();
+            self.parts.push(src.slice(start..end));
+        } else {
+            self.small.extend_from_slice(&src[start..end]);
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.small.extend_from_slice(b);
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.parts.push(self.small.split().freeze());
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Ready {
+        self.flush();
+        Ready(self.parts)
+    }
+}
+
+/// The streaming form of [`Matcher::replace`]: for every chunking of a body, the
+/// concatenated output equals `replace` of the whole body.
+pub struct StreamReplacer {
+    matcher: Arc<Matcher>,
+    held: Vec<u8>,
+    masked: u64,
+    detect: Option<DetectState>,
+}
+
+impl fmt::Debug for StreamReplacer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReplacer").field("held", &self.held.len()).field("masked", &self.masked).finish()
+    }
+}
+
+impl StreamReplacer {
+    /// A replacer for one stream.
+    pub fn new(matcher: Arc<Matcher>) -> Self {
+        let detect = matcher.detectors().map(|_| DetectState::default());
+        Self { matcher, held: Vec::new(), masked: 0, detect }
+    }
+
+    /// Replacements made so far (known secrets and detector hits).
+    pub fn masked(&self) -> u64 {
+        self.masked + self.detect.as_ref().map_or(0, |d| d.count)
+    }
+
+    /// Bytes held back waiting for the next chunk.
+    pub fn held_back(&self) -> usize {
+        self.held.len() + self.detect.as_ref().map_or(0, |d| d.held.len())
+    }
+
+    /// Masks the next chunk; returns what is certain not to change.
+    pub fn push(&mut self, chunk: Bytes) -> Ready {
+        let mut out = Out::default();
+        if self.matcher.pattern_count() == 0 {
+            out.slice(&chunk, 0, chunk.len());
+        } else {
+            self.push_known(chunk, &mut out);
+        }
+        self.detect_stage(out.finish(), false)
+    }
+
+    /// Ends the stream: masks and returns what was held back.
+    pub fn finish(&mut self) -> Ready {
+        let mut out = Out::default();
+        if !self.held.is_empty() {
+            let buf = Bytes::from(std::mem::take(&mut self.held));
+            self.process(&buf, 0, true, &mut out);
+        }
+        self.detect_stage(out.finish(), true)
+    }
+
+    fn detect_stage(&mut self, ready: Ready, last: bool) -> Ready {
+        let (Some(state), Some(detectors)) = (self.detect.as_mut(), self.matcher.detectors()) else {
+            return ready;
+        };
+        let mut out = Out::default();
+        for part in ready {
+            state.push(detectors, part, false, &mut out);
+        }
+        if last {
+            state.push(detectors, Bytes::new(), true, &mut out);
+        }
+        out.finish()
+    }
+
+    fn push_known(&mut self, chunk: Bytes, out: &mut Out) {
+        if self.held.is_empty() {
+            self.process(&chunk, 0, false, out);
+            return;
+        }
+        let max = self.matcher.max_pattern_len();
+        let held_len = self.held.len();
+        if held_len + chunk.len() <= 2 * max {
+            // Small: join and rescan (copies at most two patterns' worth).
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(&chunk);
+            self.process(&Bytes::from(joined), 0, false, out);
+            return;
+        }
+        // The seam: every match starting in the held bytes ends within max - 1 bytes of
+        // the chunk, so decide those on a small joined buffer, then go on in the chunk
+        // itself without copying it.
+        let mut seam = std::mem::take(&mut self.held);
+        seam.extend_from_slice(&chunk[..max - 1]);
+        let seam = Bytes::from(seam);
+        let mut search = Search::new(&self.matcher, &seam, seam.len());
+        let mut pos = 0;
+        while let Some(m) = search.next_from(pos) {
+            if m.start >= held_len {
+                break;
+            }
+            out.slice(&seam, pos, m.start);
+            out.bytes(self.matcher.replacement_of(m.pattern));
+            self.masked += 1;
+            pos = m.end;
+        }
+        if pos < held_len {
+            out.slice(&seam, pos, held_len);
+            pos = held_len;
+        }
+        self.process(&chunk, pos - held_len, false, out);
+    }
+
+    /// Masks `buf[from..]`. Unless `last`, keeps back the shortest tail that could still
+    /// begin a match (or change the one found).
+    fn process(&mut self, buf: &Bytes, from: usize, last: bool, out: &mut Out) {
+        let n = buf.len();
+        let max = self.matcher.max_pattern_len();
+        // A match starting before `limit` fits in `buf` whatever follows, so it is final.
+        let limit = n.saturating_sub(max.saturating_sub(1));
+        let mut search = Search::new(&self.matcher, buf, n);
+        let mut pos = from;
+        loop {
+            let found = search.next_from(pos);
+            if let Some(m) = found {
+                if last || m.start < limit {
+                    out.slice(buf, pos, m.start);
+                    out.bytes(self.matcher.replacement_of(m.pattern));
+                    self.masked += 1;
+                    pos = m.end;
+                    continue;
+                }
+            }
+            if last {
+                out.slice(buf, pos, n);
+                return;
+            }
+            // The first position whose tail could still grow into a match.
+            let mut hold = n;
+            for y in pos.max(limit)..n {
+                if self.matcher.could_start_match(&buf[y..]) {
+                    hold = y;
+                    break;
+                }
+            }
+            if let Some(m) = found {
+                // Nothing before it can reach past the buffer and nothing longer can
+                // start where it starts: it is final.
+                if m.start < hold {
+                    out.slice(buf, pos, m.start);
+                    out.bytes(self.matcher.replacement_of(m.pattern));
+                    self.masked += 1;
+                    pos = m.end;
+                    continue;
+                }
+            }
+            out.slice(buf, pos, hold);
+            self.held.extend_from_slice(&buf[hold..]);
+            return;
+        }
+    }
+}
