@@ -1,0 +1,49 @@
+//! The [`CallLayer`].
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use cloakroom_core::{Call, Identity};
+
+use super::CallService;
+
+/// Decides whether a caller may see a tool in a `tools/list` result: called with the
+/// caller and the `tools/call` it would make (arguments `Null`).
+pub type ToolVisibility =
+    Arc<dyn Fn(Option<Identity>, Call) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// Parses calls; see the [module docs](crate::call).
+#[derive(Clone)]
+pub struct CallLayer {
+    pub(crate) max_body_bytes: u64,
+    pub(crate) tool_visibility: Option<ToolVisibility>,
+}
+
+impl fmt::Debug for CallLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallLayer")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tool_visibility", &self.tool_visibility.is_some())
+            .finish()
+    }
+}
+
+impl CallLayer {
+    /// A layer refusing request bodies over `max_body_bytes`.
+    pub fn new(max_body_bytes: u64) -> Self {
+        Self { max_body_bytes, tool_visibility: None }
+    }
+
+    /// Filters `tools/list` results of MCP functions with `visible`.
+    pub fn with_tool_visibility(mut self, visible: ToolVisibility) -> Self {
+        self.tool_visibility = Some(visible);
+        self
+    }
+}
+
+impl<S> tower::Layer<S> for CallLayer {
+    type Service = CallService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallService::new(inner, self.clone())
+    }
+}

@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:18080"
+admin_listen = "127.0.0.1:18081"
+max_body_bytes = 1024
+upstream_timeout = "2s"
+
+[[functions]]
+name = "payments"
+upstream = "http://127.0.0.1:9000"
+route = "/fn/payments"
+
+[[functions]]
+name = "tools"
+protocol = "mcp"
+upstream = "http://127.0.0.1:9001/mcp"
+route = "/mcp/tools"
+"#;
+
+fn err(src: &str) -> ConfigError {
+    Config::from_toml_str("test.toml", src).unwrap_err()
+}
+
+#[test]
+fn a_good_file_loads_with_durations_and_defaults() {
+    let c = Config::from_toml_str("test.toml", GOOD).unwrap();
+    assert_eq!(c.server.upstream_timeout, Duration::from_secs(2));
+    assert_eq!(c.server.connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.server.max_body_bytes, 1024);
+    assert_eq!(c.functions[1].protocol, cloakroom_core::Protocol::Mcp);
+    assert!(!c.functions[0].preserve_host);
+}
+
+#[test]
+fn an_empty_file_is_the_defaults() {
+    let c = Config::from_toml_str("test.toml", "").unwrap();
+    assert_eq!(c.server, ServerConfig::default());
+    assert!(c.functions.is_empty());
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let e = err("[server]\nlisten = \"127.0.0.1:1\"\nlistne = \"x\"\n");
+    assert_eq!(e.line(), Some(3), "{e}");
+    assert_eq!(e.key(), Some("server.listne"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("test.toml:3: server.listne:"), "{msg}");
+    assert!(msg.contains("unknown field"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_a_function_names_its_index() {
+    let src = GOOD.replace("route = \"/mcp/tools\"", "route = \"/mcp/tools\"\ntimeout = \"1s\"");
+    let e = err(&src);
+    assert_eq!(e.key(), Some("functions[1].timeout"), "{e}");
+    assert_eq!(e.line(), Some(18), "{e}");
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    let e = err("[server]\nmax_body_bytes = \"lots\"\n");
+    assert_eq!(e.key(), Some("server.max_body_bytes"), "{e}");
+    assert_eq!(e.line(), Some(2));
+    assert!(e.to_string().contains("expected"), "{e}");
+}
+
+#[test]
+fn bad_duration_is_refused() {
+    let e = err("[server]\nupstream_timeout = \"thirty seconds\"\n");
+    assert_eq!(e.key(), Some("server.upstream_timeout"), "{e}");
+}
+
+#[test]
+fn missing_required_key_names_the_table() {
+    let e = err("[[functions]]\nname = \"a\"\nroute = \"/a\"\n");
+    assert!(e.to_string().contains("upstream"), "{e}");
+    assert_eq!(e.key(), Some("functions[0]"), "{e}");
+}
+
+#[test]
+fn duplicate_function_names_are_refused() {
+    let src = GOOD.replace("name = \"tools\"", "name = \"payments\"");
+    let e = err(&src);
+    assert_eq!(e.key(), Some("functions[1].name"), "{e}");
+    assert_eq!(e.line(), Some(14), "{e}");
+    assert!(e.to_string().contains("unique"), "{e}");
+}
+
+#[test]
+fn duplicate_routes_are_refused() {
+    let src = GOOD.replace("route = \"/mcp/tools\"", "route = \"/fn/payments\"");
+    let e = err(&src);
+    assert_eq!(e.key(), Some("functions[1].route"), "{e}");
+}
+
+#[test]
+fn listen_and_admin_listen_must_differ() {
+    let e = err("[server]\nlisten = \"127.0.0.1:1\"\nadmin_listen = \"127.0.0.1:1\"\n");
+    assert_eq!(e.key(), Some("server.admin_listen"));
+    assert_eq!(e.line(), Some(3));
+}
+
+#[test]
+fn bad_names_routes_and_upstreams_are_refused() {
+    for (from, to, key) in [
+        ("name = \"payments\"", "name = \"pay/ments\"", "functions[0].name"),
+        ("route = \"/fn/payments\"", "route = \"fn/payments\"", "functions[0].route"),
+        ("route = \"/fn/payments\"", "route = \"/fn/payments/\"", "functions[0].route"),
+        ("route = \"/fn/payments\"", "route = \"/fn/../x\"", "functions[0].route"),
+        ("upstream = \"http://127.0.0.1:9000\"", "upstream = \"ftp://h\"", "functions[0].upstream"),
+        ("upstream = \"http://127.0.0.1:9000\"", "upstream = \"http://h:1/?q\"", "functions[0].upstream"),
+        ("protocol = \"mcp\"", "protocol = \"grpc\"", "functions[1].protocol"),
+    ] {
+        let e = err(&GOOD.replace(from, to));
+        assert_eq!(e.key(), Some(key), "{to}: {e}");
+    }
+}
+
+#[test]
+fn zero_body_limit_is_refused() {
+    assert_eq!(err("[server]\nmax_body_bytes = 0\n").key(), Some("server.max_body_bytes"));
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = err("[server]\nlisten = \"127.0.0.1:1\n");
+    assert_eq!(e.line(), Some(2), "{e}");
+}

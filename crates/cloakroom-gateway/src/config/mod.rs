@@ -1,0 +1,288 @@
+//! `cloakroom.toml`: the whole file, loaded and validated.
+//!
+//! Each crate owns the serde structs of its own section; this module owns `[server]`
+//! and `[[functions]]` and composes the rest. Unknown keys are errors, and every error
+//! names the file, the line and the dotted key, and says what was expected:
+//!
+//! ```
+//! use cloakroom_gateway::config::Config;
+//! let err = Config::from_toml_str("cloakroom.toml", "[server]\nlisten = 8080\n").unwrap_err();
+//! let msg = err.to_string();
+//! assert!(msg.starts_with("cloakroom.toml:2: server.listen:"), "{msg}");
+//!
+//! let cfg = Config::from_toml_str("cloakroom.toml", r#"
+//! [server]
+//! listen = "127.0.0.1:9080"
+//! admin_listen = "127.0.0.1:9081"
+//! upstream_timeout = "5s"
+//!
+//! [[functions]]
+//! name = "payments"
+//! upstream = "http://127.0.0.1:9000"
+//! route = "/fn/payments"
+//! "#).unwrap();
+//! assert_eq!(cfg.server.upstream_timeout, std::time::Duration::from_secs(5));
+//! assert_eq!(cfg.functions[0].name, "payments");
+//! ```
+
+mod function;
+mod locate;
+mod server;
+
+use std::{collections::HashMap, path::Path};
+
+use cloakroom_audit::AuditConfig;
+use cloakroom_identity::IdentityConfig;
+use cloakroom_policy::{ApprovalsConfig, PolicyConfig};
+use serde::Deserialize;
+
+pub use function::FunctionConfig;
+pub use server::ServerConfig;
+
+use locate::PathPart;
+
+/// The whole `cloakroom.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[functions]]`: the functions the gateway routes to.
+    #[serde(default)]
+    pub functions: Vec<FunctionConfig>,
+    /// `[identity]`: who may call and how they prove it (cloakroom-identity).
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// `[vault]` (cloakroom-vault). Not applied by this build yet: refused when present.
+    #[serde(default)]
+    pub vault: Option<toml::Value>,
+    /// `[[secrets]]` (cloakroom-vault). Not applied by this build yet: refused when present.
+    #[serde(default)]
+    pub secrets: Option<toml::Value>,
+    /// `[masking]` (cloakroom-mask). Not applied by this build yet: refused when present.
+    #[serde(default)]
+    pub masking: Option<toml::Value>,
+    /// `[policy]`: rules and Datalog policies (cloakroom-policy).
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// `[approvals]`: just-in-time approvals (cloakroom-policy).
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    /// `[audit]`: the audit log (cloakroom-audit).
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the configuration: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid, or a value is not what was expected.
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// Dotted key path, e.g. `functions[1].route`.
+        key: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The line the error points at, when it points at one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Invalid { line, .. } => Some(*line),
+            ConfigError::Read { .. } => None,
+        }
+    }
+
+    /// The dotted key the error is about, when it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// Builds [`ConfigError::Invalid`] for the value at a path of the document.
+pub(crate) struct Locator<'a> {
+    file: &'a str,
+    source: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    pub(crate) fn new(file: &'a str, source: &'a str) -> Self {
+        Self { file, source }
+    }
+
+    /// An error about the value at `path`, e.g. `[Key("functions"), Index(1), Key("route")]`.
+    pub(crate) fn error(&self, path: &[PathPart<'_>], message: impl Into<String>) -> ConfigError {
+        let line = locate::span_of(self.source, path).map(|s| locate::line_of(self.source, s.start)).unwrap_or(1);
+        let mut key = String::new();
+        for p in path {
+            match p {
+                PathPart::Key(k) => {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(k);
+                }
+                PathPart::Index(i) => key.push_str(&format!("[{i}]")),
+            }
+        }
+        ConfigError::Invalid { file: self.file.to_owned(), line, key, message: message.into() }
+    }
+
+    /// Turns a serde/TOML error into one naming the line and key.
+    pub(crate) fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+        let span = err.span();
+        let line = span.as_ref().map(|s| locate::line_of(self.source, s.start)).unwrap_or(1);
+        let key = span.as_ref().and_then(|s| locate::key_at(self.source, s)).unwrap_or_else(|| "(document)".to_owned());
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line,
+            key,
+            message: err.message().trim().replace('\n', " "),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        Self::from_toml_str(&file, &source)
+    }
+
+    /// Parses and validates `source`; `file` names it in error messages.
+    pub fn from_toml_str(file: &str, source: &str) -> Result<Self, ConfigError> {
+        let at = Locator::new(file, source);
+        let config: Config = toml::from_str(source).map_err(|e| at.from_toml(&e))?;
+        config.validate(&at)?;
+        Ok(config)
+    }
+
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        use PathPart::{Index, Key};
+        if self.server.listen == self.server.admin_listen {
+            return Err(at.error(
+                &[Key("server"), Key("admin_listen")],
+                format!(
+                    "the admin API must listen on another address than the gateway (both are {})",
+                    self.server.listen
+                ),
+            ));
+        }
+        if self.server.max_body_bytes == 0 {
+            return Err(at.error(&[Key("server"), Key("max_body_bytes")], "expected a size in bytes greater than 0"));
+        }
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut routes: HashMap<&str, usize> = HashMap::new();
+        for (i, f) in self.functions.iter().enumerate() {
+            let here = |k| [Key("functions"), Index(i), Key(k)];
+            if let Err(why) = validate_name(&f.name) {
+                return Err(at.error(&here("name"), why));
+            }
+            if let Some(first) = names.insert(&f.name, i) {
+                return Err(at.error(
+                    &here("name"),
+                    format!("function name {:?} is already used by functions[{first}]; names must be unique", f.name),
+                ));
+            }
+            if let Err(why) = validate_route(&f.route) {
+                return Err(at.error(&here("route"), why));
+            }
+            if let Some(first) = routes.insert(&f.route, i) {
+                return Err(at.error(
+                    &here("route"),
+                    format!("route {:?} is already used by functions[{first}]; routes must be unique", f.route),
+                ));
+            }
+            if let Err(why) = crate::forward::Upstream::parse(&f.upstream) {
+                return Err(at.error(&here("upstream"), why.to_string()));
+            }
+        }
+        for section in ["vault", "secrets", "masking"] {
+            if self.section_present(section) {
+                return Err(at.error(
+                    &[Key(section)],
+                    format!("the [{section}] section is not supported by this build of cloakroomd yet"),
+                ));
+            }
+        }
+        if let Err(e) = cloakroom_identity::Authenticator::new(&self.identity) {
+            return Err(at.error(&[Key("identity")], e.to_string()));
+        }
+        for (i, rule) in self.policy.rules.iter().enumerate() {
+            if rule.name.trim().is_empty() {
+                return Err(at.error(&[Key("policy"), Key("rules"), Index(i), Key("name")], "expected a non-empty rule name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the policy set, reading Datalog files relative to `base_dir` (the
+    /// directory of the configuration file).
+    pub fn policy_set(&self, base_dir: &Path) -> Result<cloakroom_policy::PolicySet, cloakroom_policy::PolicyError> {
+        let mut builder = cloakroom_policy::PolicySet::builder().config(&self.policy).base_dir(base_dir);
+        if let Some(b) = &self.identity.biscuit {
+            builder = builder.biscuit_root_key_str(&b.root_public_key)?;
+        }
+        builder.build()
+    }
+
+    fn section_present(&self, section: &str) -> bool {
+        match section {
+            "vault" => self.vault.is_some(),
+            "secrets" => self.secrets.is_some(),
+            "masking" => self.masking.is_some(),
+            _ => false,
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("expected a non-empty function name".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!(
+            "expected a function name of letters, digits, '-', '_' and '.', found {c:?} (MCP tools are named <function>/<tool>)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_route(route: &str) -> Result<(), String> {
+    if !route.starts_with('/') {
+        return Err(format!("expected a path prefix starting with '/', got {route:?}"));
+    }
+    if route.len() > 1 && route.ends_with('/') {
+        return Err(format!("expected a path prefix without a trailing '/', got {route:?}"));
+    }
+    if route == "/" {
+        return Err("expected a path prefix below '/', e.g. \"/fn/payments\"".into());
+    }
+    if route.contains(['?', '#', '%', '*']) || route.contains("//") || route.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("expected a plain path prefix without '?', '#', '%', '*', '//' or dot segments, got {route:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,169 @@
+//! The forwarder: the innermost service, sending the call to the function's upstream.
+//!
+//! It uses hyper-util's pooled client with a connect timeout and a response-head
+//! timeout: a refused or unreachable upstream gives 502 `upstream_unavailable`, one that
+//! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers both
+//! ways, sets `Cloakroom-Call-Id` and `Cloakroom-Subject`, sets `Host` to the upstream's
+//! authority unless the function preserves the caller's, and never follows redirects
+//! (a 3xx goes back to the caller, masked like any response). Dropping the response
+//! future or body (the caller went away) drops the upstream request.
+
+mod headers;
+mod upstream;
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity};
+use http::{header, HeaderValue, Request, Response};
+use http_body::Body;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+
+pub use headers::{remove_hop_by_hop, CALL_ID_HEADER, SUBJECT_HEADER};
+pub use upstream::{Upstream, UpstreamError};
+
+use crate::route::Routed;
+
+/// The error type of boxed bodies in the gateway.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The response body the forwarder (and the composed gateway) answers with.
+pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Turns a body of any type into a [`GatewayBody`].
+pub fn boxed<B>(body: B) -> GatewayBody
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+/// An error response as a [`GatewayBody`] response.
+pub fn error_response(err: &Error, call_id: Option<&CallId>) -> Response<GatewayBody> {
+    err.to_response(call_id).map(boxed)
+}
+
+/// Sends requests to the upstream of the function in their [`Routed`] extension.
+#[derive(Clone, Debug)]
+pub struct Forwarder {
+    client: Client<HttpConnector, GatewayBody>,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder with `connect_timeout` for new connections and `timeout` for the
+    /// upstream's response head.
+    pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        Self { client, timeout }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for Forwarder
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        Box::pin(async move { Ok(forward(client, timeout, req).await) })
+    }
+}
+
+async fn forward<B>(client: Client<HttpConnector, GatewayBody>, timeout: Duration, req: Request<B>) -> Response<GatewayBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let call_id = req.extensions().get::<CallId>().copied();
+    let note = req.extensions().get::<AuditNote>().cloned();
+    let fail = |err: Error| {
+        if let Some(note) = &note {
+            note.set_error(&err);
+        }
+        error_response(&err, call_id.as_ref())
+    };
+    let Some(routed) = req.extensions().get::<Routed>().cloned() else {
+        return fail(Error::new(ErrorCode::NotFound, "no function at this path"));
+    };
+    let subject = req.extensions().get::<Identity>().map(|i| i.subject.clone());
+    let (mut parts, body) = req.into_parts();
+    let uri = match routed.function.upstream.uri_for(&routed.rest) {
+        Ok(uri) => uri,
+        Err(_) => return fail(Error::new(ErrorCode::BadRequest, "the request path cannot be forwarded")),
+    };
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_11;
+    remove_hop_by_hop(&mut parts.headers);
+    // The length may have changed (placeholders substituted); hyper sets it from the body.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove("cloakroom-approval");
+    if !routed.function.config.preserve_host || !parts.headers.contains_key(header::HOST) {
+        match HeaderValue::from_str(routed.function.upstream.authority().as_str()) {
+            Ok(v) => {
+                parts.headers.insert(header::HOST, v);
+            }
+            Err(_) => return fail(Error::new(ErrorCode::Internal, "upstream authority is not a valid Host")),
+        }
+    }
+    parts.headers.remove(CALL_ID_HEADER);
+    parts.headers.remove(SUBJECT_HEADER);
+    if let Some(id) = call_id {
+        if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+            parts.headers.insert(CALL_ID_HEADER, v);
+        }
+    }
+    if let Some(subject) = subject {
+        if let Ok(v) = HeaderValue::from_str(&subject) {
+            parts.headers.insert(SUBJECT_HEADER, v);
+        }
+    }
+    let upstream_req = Request::from_parts(parts, boxed(body));
+    let started = Instant::now();
+    let res = match tokio::time::timeout(timeout, client.request(upstream_req)).await {
+        Err(_) => {
+            return fail(Error::new(
+                ErrorCode::UpstreamTimeout,
+                format!("function {} did not answer within {}s", routed.function.name(), timeout.as_secs_f64()),
+            ))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(function = routed.function.name(), error = %e, "upstream request failed");
+            return fail(Error::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("function {} could not be reached", routed.function.name()),
+            ));
+        }
+        Ok(Ok(res)) => res,
+    };
+    let elapsed = started.elapsed().as_millis() as u64;
+    if let Some(note) = &note {
+        note.set_upstream(res.status().as_u16(), elapsed);
+    }
+    let (mut parts, body) = res.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, boxed(body))
+}

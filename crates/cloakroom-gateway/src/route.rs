@@ -1,0 +1,98 @@
+//! Routing by path prefix: which configured function a request is for.
+//!
+//! ```
+//! use cloakroom_gateway::{config::FunctionConfig, route::Routes};
+//! let f = |name: &str, route: &str| FunctionConfig {
+//!     name: name.into(), protocol: cloakroom_core::Protocol::Http,
+//!     upstream: "http://127.0.0.1:9".into(), route: route.into(), preserve_host: false,
+//! };
+//! let routes = Routes::new(&[f("a", "/fn/a"), f("ab", "/fn/a/b")]).unwrap();
+//! let (func, rest) = routes.find("/fn/a/b/c?x=1").unwrap();
+//! assert_eq!((func.name(), rest), ("ab", "/c?x=1"));
+//! let (func, rest) = routes.find("/fn/a").unwrap();
+//! assert_eq!((func.name(), rest), ("a", ""));
+//! assert!(routes.find("/fn/abc").is_none());
+//! ```
+
+use std::sync::Arc;
+
+use cloakroom_core::Protocol;
+
+use crate::{
+    config::FunctionConfig,
+    forward::{Upstream, UpstreamError},
+};
+
+/// A configured function, ready to route to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    /// Its configuration.
+    pub config: FunctionConfig,
+    /// Its parsed upstream.
+    pub upstream: Upstream,
+}
+
+impl Function {
+    /// Builds a function from its configuration.
+    pub fn new(config: FunctionConfig) -> Result<Self, UpstreamError> {
+        let upstream = Upstream::parse(&config.upstream)?;
+        Ok(Self { config, upstream })
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The function's protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.config.protocol
+    }
+}
+
+/// The request extension saying which function a request was routed to, and the path
+/// and query below the function's route (empty, or starting with `/` or `?`).
+#[derive(Debug, Clone)]
+pub struct Routed {
+    /// The function.
+    pub function: Arc<Function>,
+    /// Path and query below the route.
+    pub rest: String,
+}
+
+/// The routing table: longest matching route prefix wins, on `/` boundaries.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    // Sorted by route length, longest first.
+    functions: Vec<Arc<Function>>,
+}
+
+impl Routes {
+    /// A table of `functions` (already validated by the config loader).
+    pub fn new(functions: &[FunctionConfig]) -> Result<Self, UpstreamError> {
+        let mut functions = functions.iter().cloned().map(Function::new).map(|f| f.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        functions.sort_by_key(|f| std::cmp::Reverse(f.config.route.len()));
+        Ok(Self { functions })
+    }
+
+    /// The function for `path_and_query`, and what remains below its route.
+    pub fn find<'p>(&self, path_and_query: &'p str) -> Option<(&Arc<Function>, &'p str)> {
+        let path_end = path_and_query.find('?').unwrap_or(path_and_query.len());
+        let path = &path_and_query[..path_end];
+        self.functions.iter().find_map(|f| {
+            let route = f.config.route.as_str();
+            let below = path.strip_prefix(route)?;
+            (below.is_empty() || below.starts_with('/')).then(|| (f, &path_and_query[route.len()..]))
+        })
+    }
+
+    /// The function named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Function>> {
+        self.functions.iter().find(|f| f.name() == name)
+    }
+
+    /// Every function.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Function>> {
+        self.functions.iter()
+    }
+}
