@@ -1,5 +1,51 @@
-//! Placeholders, secret bindings, the embedded and OpenBao secret stores, and the detokenizer.
+//! Placeholders, secret bindings, the embedded and OpenBao secret stores, and the
+//! detokenizer.
 //!
-//! Built by its own issue; see ../../../docs/ and SPEC §1.
+//! A caller never holds a secret, only its placeholder (`cloak_` + 26 base32 characters,
+//! HMAC-SHA256 of the secret's name under the placeholder key). The [`Catalog`] knows
+//! every secret's placeholder, binding and value (kept in a [`Vault`]: [`EmbeddedVault`]
+//! or [`OpenBaoVault`]); the [`DetokenizeLayer`] turns placeholders in a request back into
+//! secrets only where the binding allows, and refuses the whole call otherwise; the
+//! [`InFlight`] registry answers function-side redemption (`POST /v1/redeem`).
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use cloakroom_vault::{BindingSpec, Catalog, EmbeddedVault, Keys};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let keys = Keys::generate();
+//! let store = EmbeddedVault::open(dir.path(), keys.vault_key().unwrap()).unwrap();
+//! let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[], None).await.unwrap();
+//! let binding = BindingSpec {
+//!     functions: vec!["echo".into()],
+//!     locations: vec!["header:Authorization".into()],
+//!     ..Default::default()
+//! };
+//! let placeholder = catalog.put("api_token", "s3cr3t-value".into(), Some(binding)).await.unwrap();
+//! assert!(placeholder.as_str().starts_with("cloak_"));
+//! assert_eq!(catalog.list()[0].name, "api_token");
+//! # });
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+mod binding;
+mod catalog;
+mod config;
+pub mod detokenize;
+mod inflight;
+mod keys;
+mod scan;
+mod store;
+
+pub use binding::{Binding, BindingError, BindingSpec, Found, Location, Refusal};
+pub use catalog::{
+    validate_name, ApprovalNeed, Catalog, CatalogEntry, CatalogError, CatalogSnapshot, Origin, SecretInfo,
+    ValuePattern,
+};
+pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
+pub use detokenize::{DetokenizeLayer, DetokenizeService, SecretsFound};
+pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError};
+pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
+pub use store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError};

@@ -1,0 +1,649 @@
+//! The catalog: every known secret's name, placeholder, binding and (cached) value.
+//!
+//! Readers get an `arc-swap` snapshot and never block; writers (the admin API, config
+//! reloads, the refresh task) serialize on a lock, write the backend first, then store a
+//! new snapshot. After every change the listeners registered with
+//! [`Catalog::on_change`] — the response masker's builder — run on a blocking thread,
+//! off the request path; a rebuild that a newer one supersedes is skipped.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use cloakroom_vault::{Catalog, EmbeddedVault, Keys, SecretConfig};
+//! let dir = tempfile::tempdir().unwrap();
+//! let keys = Keys::generate();
+//! let store = EmbeddedVault::open(dir.path(), keys.vault_key().unwrap()).unwrap();
+//! let declared: SecretConfig = toml::from_str(r#"
+//!     name = "stripe_key"
+//!     functions = ["payments/*"]
+//!     locations = ["header:Authorization"]
+//! "#).unwrap();
+//! let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[declared], None).await.unwrap();
+//! let p = catalog.put("stripe_key", "sk_live_123".into(), None).await.unwrap();
+//! assert_eq!(p, keys.placeholder_key().placeholder_for("stripe_key"));
+//! assert!(catalog.snapshot().by_placeholder(p.as_bytes()).is_some());
+//! # });
+//! ```
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
+    time::{Duration, Instant},
+};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use cloakroom_core::{Error, ErrorCode, Placeholder, Secret, PLACEHOLDER_LEN};
+use serde::Serialize;
+
+use crate::{
+    binding::{Binding, BindingError, BindingSpec},
+    config::{BackendKind, SecretConfig, VaultConfig},
+    keys::{Key, KeyError, Keys},
+    scan,
+    store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError},
+};
+
+/// Where a secret's binding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Declared in `[[secrets]]`: the config's binding wins.
+    Config,
+    /// Put through the admin API only.
+    Api,
+}
+
+/// Why a catalog operation failed. Messages never contain a value.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The name is not 1-128 characters of `A-Z a-z 0-9 _ . -` starting with a letter or digit.
+    #[error("invalid secret name {0:?}: use 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit")]
+    InvalidName(String),
+    /// The binding does not compile.
+    #[error("secret {name:?}: {source}")]
+    Binding {
+        /// The secret.
+        name: String,
+        /// Why.
+        source: BindingError,
+    },
+    /// An API put tried to change the binding of a config-declared secret.
+    #[error("secret {0:?} is declared in the configuration with a different binding; the configuration wins")]
+    Conflict(String),
+    /// The secret has no value in the vault.
+    #[error("secret {0:?} has no value in the vault")]
+    NoValue(String),
+    /// A value must not be empty.
+    #[error("secret {0:?}: the value is empty")]
+    EmptyValue(String),
+    /// The backend failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+impl CatalogError {
+    /// The wire error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CatalogError::InvalidName(_) | CatalogError::Binding { .. } | CatalogError::EmptyValue(_) => {
+                ErrorCode::BadRequest
+            }
+            CatalogError::Conflict(_) => ErrorCode::Conflict,
+            CatalogError::NoValue(_) => ErrorCode::NotFound,
+            CatalogError::Vault(e) => e.code(),
+            CatalogError::Keys(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// As a wire error.
+    pub fn to_error(&self) -> Error {
+        Error::new(self.code(), self.to_string())
+    }
+}
+
+/// Checks a secret name (also a path segment in OpenBao, so kept simple).
+pub fn validate_name(name: &str) -> Result<(), CatalogError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::InvalidName(name.to_owned()))
+    }
+}
+
+struct CachedValue {
+    secret: Secret,
+    fetched: Instant,
+}
+
+/// One secret in the catalog.
+pub struct CatalogEntry {
+    name: String,
+    placeholder: Placeholder,
+    binding: Option<Arc<Binding>>,
+    origin: Origin,
+    value: ArcSwapOption<CachedValue>,
+}
+
+impl std::fmt::Debug for CatalogEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogEntry")
+            .field("name", &self.name)
+            .field("placeholder", &self.placeholder)
+            .field("origin", &self.origin)
+            .field("has_value", &self.value.load().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CatalogEntry {
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its placeholder.
+    pub fn placeholder(&self) -> &Placeholder {
+        &self.placeholder
+    }
+    /// Its binding; `None`: it is never substituted (but still masked).
+    pub fn binding(&self) -> Option<&Binding> {
+        self.binding.as_deref()
+    }
+    /// Where the binding comes from.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+    /// The cached value, however old (for building the masker). `None` when unknown.
+    pub fn cached_value(&self) -> Option<Secret> {
+        self.value.load().as_ref().map(|v| v.secret.clone())
+    }
+}
+
+/// What `GET /v1/secrets` shows for one secret: never the value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretInfo {
+    /// Name.
+    pub name: String,
+    /// Placeholder.
+    pub placeholder: Placeholder,
+    /// Binding, if any.
+    pub binding: Option<BindingSpec>,
+    /// `config` or `api`.
+    pub origin: Origin,
+    /// Whether the vault holds a value.
+    pub has_value: bool,
+}
+
+/// A secret found in a request whose binding needs approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalNeed {
+    /// The secret's name.
+    pub name: String,
+    /// Its placeholder.
+    pub placeholder: Placeholder,
+    /// The groups that may approve.
+    pub approvers: Vec<String>,
+}
+
+/// A secret value with the names the masker replaces it with (see [`CatalogSnapshot::value_patterns`]).
+#[derive(Debug, Clone)]
+pub struct ValuePattern {
+    /// The secret's name.
+    pub name: String,
+    /// Its value.
+    pub value: Secret,
+    /// Its placeholder.
+    pub placeholder: Placeholder,
+}
+
+/// An immutable view of the catalog.
+#[derive(Debug, Default)]
+pub struct CatalogSnapshot {
+    entries: Vec<Arc<CatalogEntry>>,
+    by_name: HashMap<String, usize>,
+    by_placeholder: HashMap<[u8; PLACEHOLDER_LEN], usize>,
+}
+
+impl CatalogSnapshot {
+    fn build(entries: Vec<Arc<CatalogEntry>>) -> Self {
+        let mut by_name = HashMap::with_capacity(entries.len());
+        let mut by_placeholder = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            by_name.insert(e.name.clone(), i);
+            let key: [u8; PLACEHOLDER_LEN] = e.placeholder.as_bytes().try_into().expect("placeholders are 32 bytes");
+            by_placeholder.insert(key, i);
+        }
+        Self { entries, by_name, by_placeholder }
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> &[Arc<CatalogEntry>] {
+        &self.entries
+    }
+
+    /// Number of secrets.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the catalog is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<CatalogEntry>> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    /// The entry whose placeholder is exactly `placeholder` (32 bytes).
+    pub fn by_placeholder(&self, placeholder: &[u8]) -> Option<&Arc<CatalogEntry>> {
+        let key: &[u8; PLACEHOLDER_LEN] = placeholder.try_into().ok()?;
+        self.by_placeholder.get(key).map(|&i| &self.entries[i])
+    }
+
+    /// Every known placeholder in `haystack`, leftmost first, with its byte range.
+    /// Strings shaped like placeholders that the catalog does not know are skipped.
+    pub fn find<'a>(
+        &'a self,
+        haystack: &'a [u8],
+    ) -> impl Iterator<Item = (std::ops::Range<usize>, &'a Arc<CatalogEntry>)> + 'a {
+        scan::candidates(haystack).filter_map(move |r| self.by_placeholder(&haystack[r.clone()]).map(|e| (r, e)))
+    }
+
+    /// (value, placeholder) of every secret with a known value: what the response masker
+    /// replaces. Build the masker from this on a blocking thread.
+    pub fn value_patterns(&self) -> Vec<ValuePattern> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                e.cached_value().map(|value| ValuePattern {
+                    name: e.name.clone(),
+                    value,
+                    placeholder: e.placeholder.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+type Listener = Arc<dyn Fn(&CatalogSnapshot) + Send + Sync>;
+
+/// The secret catalog (see the module docs).
+pub struct Catalog {
+    key: Key,
+    vault: Arc<dyn Vault>,
+    declared: ArcSwap<HashMap<String, Arc<Binding>>>,
+    snapshot: ArcSwap<CatalogSnapshot>,
+    writer: tokio::sync::Mutex<()>,
+    cache_ttl: Option<Duration>,
+    listeners: Mutex<Vec<Listener>>,
+    rebuild_requested: AtomicU64,
+    rebuild_lock: Arc<Mutex<u64>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("vault", &self.vault)
+            .field("secrets", &self.snapshot.load().len())
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn compile_declared(secrets: &[SecretConfig]) -> Result<HashMap<String, Arc<Binding>>, CatalogError> {
+    secrets
+        .iter()
+        .map(|s| {
+            validate_name(&s.name)?;
+            let b = s.binding().map_err(|source| CatalogError::Binding { name: s.name.clone(), source })?;
+            Ok((s.name.clone(), Arc::new(b)))
+        })
+        .collect()
+}
+
+impl Catalog {
+    /// Opens the configured backend and loads the catalog: keys from the environment or
+    /// `vault.keys_file`, the embedded store in `data_dir/vault`, or OpenBao.
+    pub async fn open(
+        config: &VaultConfig,
+        secrets: &[SecretConfig],
+        data_dir: &Path,
+    ) -> Result<Arc<Self>, CatalogError> {
+        let embedded = config.backend == BackendKind::Embedded;
+        let keys = Keys::load(config.keys_file.as_deref(), embedded)?;
+        Self::open_with_keys(config, secrets, data_dir, &keys).await
+    }
+
+    /// Like [`Catalog::open`] with keys given (for `--dev`).
+    pub async fn open_with_keys(
+        config: &VaultConfig,
+        secrets: &[SecretConfig],
+        data_dir: &Path,
+        keys: &Keys,
+    ) -> Result<Arc<Self>, CatalogError> {
+        match config.backend {
+            BackendKind::Embedded => {
+                let key = keys.vault_key().ok_or(KeyError::Missing { var: crate::keys::VAULT_KEY_ENV })?;
+                let dir = data_dir.join("vault");
+                let store = EmbeddedVault::open(&dir, key)?;
+                Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
+            }
+            BackendKind::Openbao => {
+                let cfg = config.openbao.as_ref().ok_or_else(|| {
+                    VaultError::Config("backend = \"openbao\" needs a [vault.openbao] table".into())
+                })?;
+                let store = OpenBaoVault::connect(cfg).await?;
+                let catalog = Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, Some(cfg.cache_ttl))
+                    .await?;
+                // Other replicas may change secrets: re-read the store every cache_ttl.
+                catalog.spawn_refresh(cfg.cache_ttl.max(Duration::from_secs(1)));
+                Ok(catalog)
+            }
+        }
+    }
+
+    /// A catalog over `vault`, deriving placeholders with `placeholder_key`, with the
+    /// config-declared `secrets`. `cache_ttl`: how long a value read from the store is
+    /// used before it is read again (`None`: the catalog is the only writer, values never
+    /// go stale — the embedded store).
+    pub async fn new(
+        vault: Arc<dyn Vault>,
+        placeholder_key: Key,
+        secrets: &[SecretConfig],
+        cache_ttl: Option<Duration>,
+    ) -> Result<Arc<Self>, CatalogError> {
+        let declared = compile_declared(secrets)?;
+        let catalog = Arc::new(Self {
+            key: placeholder_key,
+            vault,
+            declared: ArcSwap::from_pointee(declared),
+            snapshot: ArcSwap::from_pointee(CatalogSnapshot::default()),
+            writer: tokio::sync::Mutex::new(()),
+            cache_ttl,
+            listeners: Mutex::new(Vec::new()),
+            rebuild_requested: AtomicU64::new(0),
+            rebuild_lock: Arc::new(Mutex::new(0)),
+        });
+        catalog.refresh().await?;
+        Ok(catalog)
+    }
+
+    /// The backend.
+    pub fn vault(&self) -> &Arc<dyn Vault> {
+        &self.vault
+    }
+
+    /// The placeholder of `name` (whether or not the secret exists).
+    pub fn placeholder_for(&self, name: &str) -> Placeholder {
+        self.key.placeholder_for(name)
+    }
+
+    /// The current snapshot (never blocks).
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Registers a listener called (on a blocking thread) with the new snapshot after
+    /// every change, and once now. The gateway uses it to rebuild the response masker
+    /// from [`CatalogSnapshot::value_patterns`].
+    pub fn on_change(&self, listener: impl Fn(&CatalogSnapshot) + Send + Sync + 'static) {
+        let listener: Listener = Arc::new(listener);
+        listener(&self.snapshot.load());
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(listener);
+    }
+
+    fn entry(&self, name: &str, binding: Option<Arc<Binding>>, origin: Origin, value: Option<Secret>) -> CatalogEntry {
+        CatalogEntry {
+            name: name.to_owned(),
+            placeholder: self.key.placeholder_for(name),
+            binding,
+            origin,
+            value: ArcSwapOption::from_pointee(value.map(|secret| CachedValue { secret, fetched: Instant::now() })),
+        }
+    }
+
+    fn effective_binding(&self, name: &str, stored: Option<&BindingSpec>) -> (Option<Arc<Binding>>, Origin) {
+        if let Some(b) = self.declared.load().get(name) {
+            return (Some(b.clone()), Origin::Config);
+        }
+        let binding = stored.and_then(|spec| match Binding::compile(spec.clone()) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                tracing::warn!(secret = name, error = %e, "stored binding does not compile; the secret stays unbound");
+                None
+            }
+        });
+        (binding, Origin::Api)
+    }
+
+    /// Re-reads every secret from the backend and swaps in a new snapshot.
+    pub async fn refresh(&self) -> Result<(), CatalogError> {
+        let _w = self.writer.lock().await;
+        let mut names = self.vault.list().await?;
+        let declared = self.declared.load_full();
+        for name in declared.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        let mut entries = Vec::with_capacity(names.len());
+        for name in names {
+            let stored = match self.vault.get(&name).await {
+                Ok(s) => s,
+                Err(VaultError::Malformed { name, reason }) => {
+                    tracing::warn!(secret = %name, %reason, "skipping malformed stored secret");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if stored.is_none() && !declared.contains_key(&name) {
+                continue;
+            }
+            let (binding, origin) = self.effective_binding(&name, stored.as_ref().and_then(|s| s.binding.as_ref()));
+            entries.push(Arc::new(self.entry(&name, binding, origin, stored.map(|s| s.value))));
+        }
+        let changed = {
+            let old = self.snapshot.load();
+            old.entries.len() != entries.len()
+                || old.entries.iter().zip(&entries).any(|(a, b)| {
+                    a.name != b.name
+                        || a.binding.as_deref().map(Binding::spec) != b.binding.as_deref().map(Binding::spec)
+                        || a.cached_value() != b.cached_value()
+                })
+        };
+        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
+        if changed {
+            self.notify();
+        }
+        Ok(())
+    }
+
+    /// Replaces the config-declared bindings (a configuration reload).
+    pub async fn apply_config(&self, secrets: &[SecretConfig]) -> Result<(), CatalogError> {
+        self.declared.store(Arc::new(compile_declared(secrets)?));
+        self.refresh().await
+    }
+
+    /// Spawns a task re-reading the backend every `every` (stops when the catalog is dropped).
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(c) = weak.upgrade() else { return };
+                if let Err(e) = c.refresh().await {
+                    tracing::warn!(error = %e, "refreshing the secret catalog failed");
+                }
+            }
+        })
+    }
+
+    /// Stores `value` for `name` (the admin API's `POST /v1/secrets`) and returns the
+    /// placeholder. With a `binding`, it is stored beside the value; for a config-declared
+    /// name a binding different from the config's is a [`CatalogError::Conflict`].
+    pub async fn put(
+        &self,
+        name: &str,
+        value: Secret,
+        binding: Option<BindingSpec>,
+    ) -> Result<Placeholder, CatalogError> {
+        validate_name(name)?;
+        if value.is_empty() {
+            return Err(CatalogError::EmptyValue(name.to_owned()));
+        }
+        let compiled = binding
+            .map(|spec| Binding::compile(spec).map_err(|source| CatalogError::Binding { name: name.to_owned(), source }))
+            .transpose()?;
+        if let (Some(declared), Some(given)) = (self.declared.load().get(name), &compiled) {
+            if declared.spec() != given.spec() {
+                return Err(CatalogError::Conflict(name.to_owned()));
+            }
+        }
+        let _w = self.writer.lock().await;
+        let snap = self.snapshot.load_full();
+        // Keep an API binding across value rotations that do not restate it.
+        let stored_binding = match (&compiled, snap.by_name(name)) {
+            (Some(b), _) => Some(b.spec().clone()),
+            (None, Some(e)) if e.origin == Origin::Api => e.binding().map(|b| b.spec().clone()),
+            _ => None,
+        };
+        let stored_binding = stored_binding.filter(|_| !self.declared.load().contains_key(name));
+        self.vault.put(name, &value, stored_binding.as_ref(), None).await?;
+        let (binding, origin) = self.effective_binding(name, stored_binding.as_ref());
+        let entry = Arc::new(self.entry(name, binding, origin, Some(value)));
+        let mut entries = snap.entries.clone();
+        match snap.by_name.get(name) {
+            Some(&i) => entries[i] = entry,
+            None => entries.push(entry),
+        }
+        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
+        self.notify();
+        Ok(self.key.placeholder_for(name))
+    }
+
+    /// Deletes the value of `name` (`DELETE /v1/secrets/{name}`). A config-declared name
+    /// keeps its binding and placeholder, with no value. `false` if nothing was stored.
+    pub async fn delete(&self, name: &str) -> Result<bool, CatalogError> {
+        validate_name(name)?;
+        let _w = self.writer.lock().await;
+        let existed = self.vault.delete(name).await?;
+        let snap = self.snapshot.load_full();
+        let mut entries: Vec<_> = snap.entries.iter().filter(|e| e.name != name).cloned().collect();
+        if let Some(b) = self.declared.load().get(name) {
+            entries.push(Arc::new(self.entry(name, Some(b.clone()), Origin::Config, None)));
+        }
+        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
+        self.notify();
+        Ok(existed)
+    }
+
+    /// Every secret, for `GET /v1/secrets`: names, placeholders, bindings, never values.
+    pub fn list(&self) -> Vec<SecretInfo> {
+        self.snapshot
+            .load()
+            .entries
+            .iter()
+            .map(|e| SecretInfo {
+                name: e.name.clone(),
+                placeholder: e.placeholder.clone(),
+                binding: e.binding().map(|b| b.spec().clone()),
+                origin: e.origin,
+                has_value: e.value.load().is_some(),
+            })
+            .collect()
+    }
+
+    /// The value of `entry` for substitution. With a cache TTL, a value older than it is
+    /// read again from the backend; if the backend is down the error is
+    /// `vault_unavailable` and the caller must refuse the call (fail closed).
+    pub async fn value_of(&self, entry: &CatalogEntry) -> Result<Secret, CatalogError> {
+        if let Some(v) = entry.value.load().as_ref() {
+            if self.cache_ttl.is_none_or(|ttl| v.fetched.elapsed() < ttl) {
+                return Ok(v.secret.clone());
+            }
+        }
+        if self.cache_ttl.is_none() {
+            return Err(CatalogError::NoValue(entry.name.clone()));
+        }
+        match self.vault.get(&entry.name).await? {
+            Some(StoredSecret { value, .. }) => {
+                let old = entry.value.swap(Some(Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() })));
+                if old.as_ref().map(|o| &o.secret) != Some(&value) {
+                    // Rotated elsewhere: the masker must learn the new value.
+                    self.notify();
+                }
+                Ok(value)
+            }
+            None => {
+                entry.value.store(None);
+                Err(CatalogError::NoValue(entry.name.clone()))
+            }
+        }
+    }
+
+    /// The secrets found in `haystacks` (header values, query, body) whose binding has
+    /// `approvers`. The gateway asks this before policy so an approval can be required
+    /// for every use of such a secret (see `docs/vault.md`).
+    pub fn approvers_for<'a>(&self, haystacks: impl IntoIterator<Item = &'a [u8]>) -> Vec<ApprovalNeed> {
+        let snap = self.snapshot.load();
+        let mut out: Vec<ApprovalNeed> = Vec::new();
+        for h in haystacks {
+            for (_, e) in snap.find(h) {
+                if let Some(b) = e.binding().filter(|b| !b.approvers().is_empty()) {
+                    if !out.iter().any(|n| n.name == e.name) {
+                        out.push(ApprovalNeed {
+                            name: e.name.clone(),
+                            placeholder: e.placeholder.clone(),
+                            approvers: b.approvers().to_vec(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn notify(&self) {
+        let generation = self.rebuild_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let listeners: Vec<Listener> = self.listeners.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if listeners.is_empty() {
+            return;
+        }
+        let lock = self.rebuild_lock.clone();
+        let snapshot = self.snapshot.load_full();
+        let run = move || {
+            let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
+            // A newer rebuild already ran with a newer snapshot: this one is stale.
+            if *done > generation {
+                return;
+            }
+            for l in &listeners {
+                l(&snapshot);
+            }
+            *done = generation;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(run);
+            }
+            Err(_) => run(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "catalog_tests.rs"]
+mod tests;

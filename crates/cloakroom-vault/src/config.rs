@@ -1,0 +1,186 @@
+//! The `[vault]` and `[[secrets]]` sections of `cloakroom.toml`.
+//!
+//! ```
+//! use cloakroom_vault::{BackendKind, SecretConfig, VaultConfig};
+//! let vault: VaultConfig = toml::from_str(r#"
+//!     backend = "openbao"
+//!     [openbao]
+//!     address = "http://127.0.0.1:8200"
+//!     token_env = "BAO_TOKEN"
+//!     cache_ttl = "10s"
+//! "#).unwrap();
+//! assert_eq!(vault.backend, BackendKind::Openbao);
+//! assert_eq!(vault.openbao.unwrap().mount, "secret");
+//!
+//! let secret: SecretConfig = toml::from_str(r#"
+//!     name = "stripe_key"
+//!     functions = ["payments", "payments/*"]
+//!     locations = ["header:Authorization"]
+//!     groups = ["payments-ops"]
+//! "#).unwrap();
+//! assert!(secret.binding().unwrap().allows_function("payments/refund"));
+//! ```
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::binding::{Binding, BindingError, BindingSpec};
+
+/// Which store holds the secret values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// sled in `server.data_dir`/vault, values encrypted with `CLOAKROOM_VAULT_KEY`.
+    #[default]
+    Embedded,
+    /// An OpenBao (or HashiCorp Vault) server's KV v2 engine.
+    Openbao,
+}
+
+/// `[vault]`: where secret values live and where the keys come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    /// `embedded` (default) or `openbao`.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// A key file holding `CLOAKROOM_PLACEHOLDER_KEY=<hex>` and `CLOAKROOM_VAULT_KEY=<hex>`
+    /// lines (mode 0600 or stricter). Environment variables of the same names win.
+    #[serde(default)]
+    pub keys_file: Option<PathBuf>,
+    /// `[vault.openbao]`: required when `backend = "openbao"`.
+    #[serde(default)]
+    pub openbao: Option<OpenBaoConfig>,
+}
+
+/// `[vault.openbao]`: an OpenBao / HashiCorp Vault KV v2 secrets engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBaoConfig {
+    /// Base URL of the server, e.g. `http://127.0.0.1:8200`.
+    pub address: String,
+    /// Mount path of the KV v2 engine (default `secret`).
+    #[serde(default = "default_mount")]
+    pub mount: String,
+    /// Folder under the mount that holds Cloakroom's secrets (default `cloakroom`):
+    /// secret `NAME` lives at `{mount}/data/{path}/NAME`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Environment variable holding a token (token auth).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Environment variable holding the AppRole role id (AppRole auth, with the next one).
+    #[serde(default)]
+    pub approle_role_id_env: Option<String>,
+    /// Environment variable holding the AppRole secret id.
+    #[serde(default)]
+    pub approle_secret_id_env: Option<String>,
+    /// Mount path of the AppRole auth method (default `approle`).
+    #[serde(default = "default_approle_mount")]
+    pub approle_mount: String,
+    /// How long a value read from OpenBao is used before it is read again (default 30s).
+    /// `0s` reads on every use. Past it, a server that is down fails calls closed.
+    #[serde(default = "default_cache_ttl", with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// Timeout of one HTTP request to OpenBao (default 5s).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_mount() -> String {
+    "secret".into()
+}
+fn default_path() -> String {
+    "cloakroom".into()
+}
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl OpenBaoConfig {
+    /// A config for `address` with every default (token auth must still be chosen).
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            mount: default_mount(),
+            path: default_path(),
+            token_env: None,
+            approle_role_id_env: None,
+            approle_secret_id_env: None,
+            approle_mount: default_approle_mount(),
+            cache_ttl: default_cache_ttl(),
+            timeout: default_timeout(),
+        }
+    }
+}
+
+/// One `[[secrets]]` entry: a secret's name and its binding. The value lives in the
+/// vault (put it with the admin API or `cloakroom secret put`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretConfig {
+    /// The secret's name (its placeholder is derived from it).
+    pub name: String,
+    /// Function-name globs the secret may be sent to (`payments`, `payments/*`, `**`).
+    pub functions: Vec<String>,
+    /// Where in a request it may be substituted: `header:NAME` (case-insensitive),
+    /// `query:NAME`, `json:/pointer` (JSON bodies), `body` (anywhere in the body).
+    pub locations: Vec<String>,
+    /// Groups whose members may use it; empty means any caller policy lets through.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Groups whose members must approve every call that uses it.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// After this instant (RFC 3339) the secret is no longer substituted.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires: Option<OffsetDateTime>,
+}
+
+impl SecretConfig {
+    /// The binding as given (uncompiled).
+    pub fn binding_spec(&self) -> BindingSpec {
+        BindingSpec {
+            functions: self.functions.clone(),
+            locations: self.locations.clone(),
+            groups: self.groups.clone(),
+            approvers: self.approvers.clone(),
+            expires: self.expires,
+        }
+    }
+
+    /// The compiled binding; fails on a bad function glob or location.
+    pub fn binding(&self) -> Result<Binding, BindingError> {
+        Binding::compile(self.binding_spec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_fields() {
+        let v: VaultConfig = toml::from_str("").unwrap();
+        assert_eq!(v.backend, BackendKind::Embedded);
+        assert!(toml::from_str::<VaultConfig>("colour = 1").is_err());
+        let o: OpenBaoConfig = toml::from_str("address = \"http://x\"").unwrap();
+        assert_eq!((o.mount.as_str(), o.path.as_str(), o.cache_ttl), ("secret", "cloakroom", Duration::from_secs(30)));
+        assert!(toml::from_str::<SecretConfig>("name='a'\nfunctions=[]\nlocations=[]\nvalue='x'").is_err());
+    }
+
+    #[test]
+    fn expires_is_rfc3339() {
+        let s: SecretConfig =
+            toml::from_str("name='a'\nfunctions=['f']\nlocations=['body']\nexpires='2030-01-01T00:00:00Z'").unwrap();
+        assert_eq!(s.expires.unwrap().year(), 2030);
+    }
+}

@@ -1,0 +1,355 @@
+//! The work of one request: buffer, find, check, fetch, substitute.
+
+use std::{ops::Range, sync::Arc};
+
+use bytes::Bytes;
+use cloakroom_core::{AuditNote, Call, CallId, Decision, Effect, Error, ErrorCode, Identity, SecretUse};
+use http::{header, HeaderValue, Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::{json, BoxError, DetokenizeLayer, SecretsFound};
+use crate::{
+    binding::{Found, Refusal},
+    catalog::{CatalogEntry, CatalogError},
+    InFlightGuard,
+};
+
+/// How a value is written where the placeholder was.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Raw,
+    Json,
+    Percent,
+}
+
+enum Place {
+    Header(usize),
+    Query,
+    Body,
+}
+
+struct Hit {
+    place: Place,
+    range: Range<usize>,
+    found: Found,
+    entry: Arc<CatalogEntry>,
+}
+
+fn refuse(error: Error, call_id: Option<&CallId>, note: Option<&AuditNote>) -> Response<Full<Bytes>> {
+    if let Some(n) = note {
+        n.set_error(&error);
+        if error.code == ErrorCode::SecretNotBound {
+            n.set_decision(&Decision {
+                effect: Effect::Deny,
+                rule: None,
+                reason: "secret_not_bound".into(),
+                approvers: Vec::new(),
+            });
+        }
+    }
+    error.to_response(call_id)
+}
+
+fn content_kind(headers: &http::HeaderMap) -> Encoding {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime == "application/json" || mime.ends_with("+json") || mime.ends_with("/json") {
+        Encoding::Json
+    } else if mime == "application/x-www-form-urlencoded" {
+        Encoding::Percent
+    } else {
+        Encoding::Raw
+    }
+}
+
+fn percent_decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => {
+                match std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+}
+
+/// Writes `value` into `out` in `encoding`; `Err` when it cannot be represented.
+fn encode_into(value: &[u8], encoding: Encoding, out: &mut Vec<u8>) -> Result<(), ()> {
+    match encoding {
+        Encoding::Raw => out.extend_from_slice(value),
+        Encoding::Percent => percent_encode(value, out),
+        Encoding::Json => {
+            let s = std::str::from_utf8(value).map_err(|_| ())?;
+            let quoted = zeroize::Zeroizing::new(serde_json::to_string(s).map_err(|_| ())?);
+            out.extend_from_slice(&quoted.as_bytes()[1..quoted.len() - 1]);
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds `src` with each range replaced by its entry's value in `encoding`.
+fn splice(
+    src: &[u8],
+    hits: &[(&Range<usize>, &[u8])],
+    encoding: Encoding,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ()> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(src.len() + hits.len() * 32));
+    let mut at = 0;
+    for (r, value) in hits {
+        out.extend_from_slice(&src[at..r.start]);
+        encode_into(value, encoding, &mut out)?;
+        at = r.end;
+    }
+    out.extend_from_slice(&src[at..]);
+    Ok(out)
+}
+
+fn approved(req_ext: &http::Extensions, note: Option<&AuditNote>) -> bool {
+    if let Some(a) = req_ext.get::<cloakroom_core::ApprovalRef>() {
+        if a.decided_by.is_some() {
+            return true;
+        }
+    }
+    note.and_then(|n| n.snapshot().approval).is_some_and(|a| a.decided_by.is_some())
+}
+
+pub(crate) async fn prepare<B>(req: Request<B>, config: DetokenizeLayer) -> super::future::Prepared
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let call_id = parts.extensions.get::<CallId>().copied();
+    let note = parts.extensions.get::<AuditNote>().cloned();
+    let refuse = |e: Error| refuse(e, call_id.as_ref(), note.as_ref());
+
+    // Buffer the whole body first: a refusal must come before any byte is forwarded.
+    let body = match Limited::new(body, config.max_body_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            return Err(refuse(if too_large {
+                Error::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {} bytes", config.max_body_bytes))
+            } else {
+                Error::new(ErrorCode::BadRequest, "the request body could not be read")
+            }));
+        }
+    };
+
+    let snap = config.catalog.snapshot();
+    let mut hits: Vec<Hit> = Vec::new();
+    for (i, (name, value)) in parts.headers.iter().enumerate() {
+        for (range, entry) in snap.find(value.as_bytes()) {
+            hits.push(Hit { place: Place::Header(i), range, found: Found::Header(name.as_str().to_owned()), entry: entry.clone() });
+        }
+    }
+    if let Some(q) = parts.uri.query() {
+        let base = q.as_ptr() as usize;
+        for pair in q.split('&') {
+            let off = pair.as_ptr() as usize - base;
+            let key = pair.split('=').next().unwrap_or("");
+            for (range, entry) in snap.find(pair.as_bytes()) {
+                hits.push(Hit {
+                    place: Place::Query,
+                    range: off + range.start..off + range.end,
+                    found: Found::Query(percent_decode(key.as_bytes())),
+                    entry: entry.clone(),
+                });
+            }
+        }
+    }
+    let body_kind = content_kind(&parts.headers);
+    let first_body_hit = hits.len();
+    for (range, entry) in snap.find(&body) {
+        hits.push(Hit { place: Place::Body, range, found: Found::Body(None), entry: entry.clone() });
+    }
+    let mut body_kind = body_kind;
+    if hits.len() > first_body_hit && body_kind == Encoding::Json {
+        let ranges: Vec<Range<usize>> = hits[first_body_hit..].iter().map(|h| h.range.clone()).collect();
+        match json::locate(&body, &ranges) {
+            Some(pointers) => {
+                for (h, p) in hits[first_body_hit..].iter_mut().zip(pointers) {
+                    h.found = Found::Body(p);
+                }
+            }
+            // Says JSON but is not: treat it as opaque bytes (only `body` covers it).
+            None => body_kind = Encoding::Raw,
+        }
+    }
+
+    let call = parts.extensions.get::<Call>();
+    let identity = parts.extensions.get::<Identity>();
+    let guard: Option<InFlightGuard> = match (&config.inflight, call, call_id) {
+        (Some(reg), Some(call), Some(id)) => {
+            let (subject, groups) = identity.map(|i| (i.subject.as_str(), i.groups.as_slice())).unwrap_or(("", &[]));
+            Some(reg.register(id, &call.function, subject, groups, approved(&parts.extensions, note.as_ref())))
+        }
+        _ => None,
+    };
+
+    if hits.is_empty() {
+        return Ok((Request::from_parts(parts, Full::new(body)), guard));
+    }
+
+    // Check every use before fetching or substituting anything.
+    let now = time::OffsetDateTime::now_utc();
+    let groups: &[String] = identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
+    for h in &hits {
+        let denied = |why: String| {
+            Error::new(
+                ErrorCode::SecretNotBound,
+                format!("placeholder {} found at {} cannot be used: {why}", h.entry.placeholder(), h.found),
+            )
+        };
+        let Some(call) = call else {
+            return Err(refuse(denied("the call's function is not known".into())));
+        };
+        let Some(binding) = h.entry.binding() else {
+            return Err(refuse(denied(Refusal::Unbound.to_string())));
+        };
+        if let Err(r) = binding.check(&call.function, &h.found, groups, now) {
+            return Err(refuse(denied(r.to_string())));
+        }
+        if !binding.approvers().is_empty() && !approved(&parts.extensions, note.as_ref()) {
+            return Err(refuse(denied("its binding requires an approved call".into())));
+        }
+    }
+
+    // Fetch each value once; a store that is down fails the call closed.
+    let mut values: Vec<(String, cloakroom_core::Secret)> = Vec::new();
+    for h in &hits {
+        if values.iter().any(|(n, _)| n == h.entry.name()) {
+            continue;
+        }
+        match config.catalog.value_of(&h.entry).await {
+            Ok(v) => values.push((h.entry.name().to_owned(), v)),
+            Err(CatalogError::NoValue(_)) => {
+                return Err(refuse(Error::new(
+                    ErrorCode::SecretNotBound,
+                    format!("placeholder {} cannot be used: its secret has no value in the vault", h.entry.placeholder()),
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "secret store unavailable; refusing the call");
+                return Err(refuse(Error::new(
+                    ErrorCode::VaultUnavailable,
+                    "the secret store is unavailable; the call was not forwarded",
+                )));
+            }
+        }
+    }
+    let value_of = |h: &Hit| values.iter().find(|(n, _)| n == h.entry.name()).map(|(_, v)| v.expose()).unwrap_or_default();
+
+    // Headers.
+    let header_hits: Vec<usize> = {
+        let mut idx: Vec<usize> =
+            hits.iter().filter_map(|h| if let Place::Header(i) = h.place { Some(i) } else { None }).collect();
+        idx.dedup();
+        idx
+    };
+    if !header_hits.is_empty() {
+        let old = std::mem::take(&mut parts.headers);
+        let mut new = http::HeaderMap::with_capacity(old.len());
+        for (i, (name, value)) in old.iter().enumerate() {
+            if header_hits.contains(&i) {
+                let these: Vec<(&Range<usize>, &[u8])> = hits
+                    .iter()
+                    .filter(|h| matches!(h.place, Place::Header(j) if j == i))
+                    .map(|h| (&h.range, value_of(h)))
+                    .collect();
+                let bytes = splice(value.as_bytes(), &these, Encoding::Raw).expect("raw encoding cannot fail");
+                let Ok(mut v) = HeaderValue::from_bytes(&bytes) else {
+                    return Err(refuse(Error::new(
+                        ErrorCode::BadRequest,
+                        format!("the secret for header {name} is not a valid header value"),
+                    )));
+                };
+                // Keep substituted secrets out of HPACK tables and debug output.
+                v.set_sensitive(true);
+                new.append(name.clone(), v);
+            } else {
+                new.append(name.clone(), value.clone());
+            }
+        }
+        parts.headers = new;
+    }
+
+    // Query.
+    let query_hits: Vec<(&Range<usize>, &[u8])> =
+        hits.iter().filter(|h| matches!(h.place, Place::Query)).map(|h| (&h.range, value_of(h))).collect();
+    if !query_hits.is_empty() {
+        let q = parts.uri.query().unwrap_or_default();
+        let new_q = splice(q.as_bytes(), &query_hits, Encoding::Percent).expect("percent encoding cannot fail");
+        let new_q = std::str::from_utf8(&new_q).expect("percent-encoded is ASCII");
+        let path = parts.uri.path();
+        let mut uri = http::uri::Builder::new();
+        if let Some(s) = parts.uri.scheme() {
+            uri = uri.scheme(s.clone());
+        }
+        if let Some(a) = parts.uri.authority() {
+            uri = uri.authority(a.clone());
+        }
+        parts.uri = match uri.path_and_query(format!("{path}?{new_q}")).build() {
+            Ok(u) => u,
+            Err(_) => return Err(refuse(Error::new(ErrorCode::BadRequest, "invalid request URI after substitution"))),
+        };
+    }
+
+    // Body.
+    let body_hits: Vec<(&Range<usize>, &[u8])> =
+        hits.iter().filter(|h| matches!(h.place, Place::Body)).map(|h| (&h.range, value_of(h))).collect();
+    let body = if body_hits.is_empty() {
+        body
+    } else {
+        match splice(&body, &body_hits, body_kind) {
+            Ok(b) => Bytes::from(b.to_vec()),
+            Err(()) => {
+                return Err(refuse(Error::new(ErrorCode::BadRequest, "a secret that is not UTF-8 cannot be placed in a JSON body")))
+            }
+        }
+    };
+    if parts.headers.contains_key(header::CONTENT_LENGTH) || !body_hits.is_empty() {
+        if !parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+    }
+
+    // Record what was used and where.
+    let mut used: Vec<SecretUse> = Vec::new();
+    for h in &hits {
+        let u = SecretUse { name: h.entry.name().to_owned(), placeholder: h.entry.placeholder().clone(), location: h.found.to_string() };
+        if !used.contains(&u) {
+            used.push(u);
+        }
+    }
+    if let Some(n) = &note {
+        for u in &used {
+            n.add_secret_used(u.clone());
+        }
+    }
+    parts.extensions.insert(SecretsFound(used));
+    Ok((Request::from_parts(parts, Full::new(body)), guard))
+}
