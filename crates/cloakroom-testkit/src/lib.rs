@@ -2,6 +2,8 @@
 //!
 //! - [`OpenBao`]: a `bao server -dev` on a free loopback port, stopped on drop.
 //! - [`PgDatabase`]: a throwaway PostgreSQL database, dropped on drop.
+//! - [`OidcIssuer`]: an OIDC discovery + JWKS server on loopback, with [`OidcTestKey`]s
+//!   that sign tokens, for identity tests and benches.
 //! - [`RecordingUpstream`]: an HTTP server on loopback that records every request it
 //!   receives, so a test can prove what did (or did not) reach a function.
 //!
@@ -10,10 +12,12 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod oidc_issuer;
 mod openbao;
 mod postgres_db;
 mod upstream;
 
+pub use oidc_issuer::{unix_now, OidcIssuer, OidcTestKey, OIDC_TEST_AUDIENCE};
 pub use openbao::OpenBao;
 pub use postgres_db::PgDatabase;
 pub use upstream::{RecordedRequest, RecordingUpstream, Reply};
