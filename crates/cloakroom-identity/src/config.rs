@@ -94,8 +94,9 @@ pub struct OidcIssuerConfig {
     /// How often the issuer's JWKS is fetched again in the background. Default `5m`.
     #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
     pub jwks_refresh: Duration,
-    /// The least time between two JWKS fetches caused by tokens naming an unknown `kid`
-    /// (so a flood of forged `kid`s cannot hammer the issuer). Default `10s`; at least `1s`.
+    /// The least time between two JWKS refetches caused by tokens naming an unknown `kid`
+    /// (so a flood of forged `kid`s cannot hammer the issuer), and between two attempts
+    /// to fetch the keys of an issuer that could not be reached. Default `10s`; at least `1s`.
     #[serde(default = "default_jwks_min_refetch", with = "humantime_serde")]
     pub jwks_min_refetch: Duration,
 }

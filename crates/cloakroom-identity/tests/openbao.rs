@@ -1,7 +1,7 @@
 //! OIDC tokens from a real issuer: OpenBao's identity tokens, fetched as a userpass user
 //! (the root token has no entity, so it cannot get one).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use cloakroom_core::{AuthMethod, Identity};
@@ -130,12 +130,11 @@ async fn openbao_identity_tokens_verify_for_every_key_algorithm() {
 #[tokio::test(flavor = "multi_thread")]
 async fn openbao_key_rotation_mid_run_is_followed() {
     let issuer = Issuer::start(&[("rsa", "RS256")]).await;
-    let auth = issuer.authenticator(|c| c.jwks_min_refetch = Duration::from_secs(1));
+    let auth = issuer.authenticator(|_| {});
     let (role, _) = &issuer.roles[0];
     let before = issuer.token(role).await;
     assert!(auth.verify_token(&before).await.is_ok());
     ok(&issuer.bao, "POST", "/v1/identity/oidc/key/rsa/rotate", Some(json!({}))).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = issuer.token(role).await;
     assert_ne!(header_of(&before)["kid"], header_of(&after)["kid"], "rotation changed the signing key");
     assert_eq!(auth.verify_token(&after).await.unwrap().subject, issuer.entity_id);

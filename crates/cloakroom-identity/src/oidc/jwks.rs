@@ -144,6 +144,7 @@ impl KeySet {
 struct FetchState {
     jwks_uri: Option<String>,
     last_attempt: Option<Instant>,
+    last_unknown_kid_refetch: Option<Instant>,
     generation: u64,
 }
 
@@ -210,19 +211,32 @@ impl Issuer {
         }
     }
 
-    /// Fetches the JWKS again unless another task already did since generation `seen`,
-    /// or the last attempt was less than `jwks_min_refetch` ago.
+    /// Fetches the JWKS again unless another task already did since generation `seen`.
+    ///
+    /// With no keys cached yet, a fetch is tried unless the last attempt failed less
+    /// than `jwks_min_refetch` ago (a down issuer is not hammered). With keys cached,
+    /// the fetch is caused by a token naming an unknown `kid`: at most one such refetch
+    /// per `jwks_min_refetch`, so a flood of forged `kid`s costs the issuer one request.
+    /// Background refreshes do not count against it, so a rotation is picked up at once.
     async fn refetch(self: &Arc<Self>, seen: Option<u64>) -> Result<Arc<KeySet>, AuthError> {
         let mut state = self.fetch.lock().await;
-        if let Some(set) = self.current() {
+        let current = self.current();
+        if let Some(set) = &current {
             if Some(set.generation) != seen {
-                return Ok(set);
+                return Ok(set.clone());
             }
         }
-        if state.last_attempt.is_some_and(|t| t.elapsed() < self.min_refetch()) {
-            return self.current().ok_or(AuthError::IssuerUnavailable);
+        let min = self.min_refetch();
+        match current {
+            None if state.last_attempt.is_some_and(|t| t.elapsed() < min) => Err(AuthError::IssuerUnavailable),
+            Some(set) if state.last_unknown_kid_refetch.is_some_and(|t| t.elapsed() < min) => Ok(set),
+            Some(set) => {
+                state.last_unknown_kid_refetch = Some(Instant::now());
+                // A failed refetch keeps serving the keys we have.
+                Ok(self.fetch_locked(&mut state).await.unwrap_or(set))
+            }
+            None => self.fetch_locked(&mut state).await,
         }
-        self.fetch_locked(&mut state).await
     }
 
     /// Fetches discovery (when the JWKS address is not known yet) and the JWKS, and
