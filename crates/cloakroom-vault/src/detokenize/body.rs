@@ -13,22 +13,25 @@ use pin_project_lite::pin_project;
 use crate::InFlightGuard;
 
 pin_project! {
-    /// The body of responses from [`crate::DetokenizeService`]. While an `Inner` body is
-    /// alive its call stays registered as in flight (for redemption).
-    #[project = BodyProj]
-    pub enum ResponseBody<B> {
-        /// A refusal made by the layer (`secret_not_bound`, `vault_unavailable`, …).
+    /// The body of responses from [`crate::DetokenizeService`]: the layer's own refusal
+    /// (`secret_not_bound`, `vault_unavailable`, …) or the inner service's body. While an
+    /// inner body is alive its call stays registered as in flight (for redemption).
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
         Error {
-            /// The JSON error body.
             #[pin]
             body: Full<Bytes>,
         },
-        /// The inner service's body.
         Inner {
-            /// The inner body.
             #[pin]
             body: B,
-            /// Keeps the call registered as in flight.
             guard: Option<InFlightGuard>,
         },
     }
@@ -36,11 +39,16 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     pub(crate) fn error(body: Full<Bytes>) -> Self {
-        Self::Error { body }
+        Self { kind: Kind::Error { body } }
     }
 
     pub(crate) fn inner(body: B, guard: Option<InFlightGuard>) -> Self {
-        Self::Inner { body, guard }
+        Self { kind: Kind::Inner { body, guard } }
+    }
+
+    /// Whether this is a refusal made by the layer.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.kind, Kind::Error { .. })
     }
 }
 
@@ -52,9 +60,9 @@ where
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project() {
-            BodyProj::Error { body } => body.poll_frame(cx).map(|f| f.map(|r| Ok(r.unwrap_or_else(|e| match e {})))),
-            BodyProj::Inner { body, guard } => {
+        match self.project().kind.project() {
+            KindProj::Error { body } => body.poll_frame(cx).map(|f| f.map(|r| Ok(r.unwrap_or_else(|e| match e {})))),
+            KindProj::Inner { body, guard } => {
                 let polled = body.poll_frame(cx);
                 if let Poll::Ready(None) = &polled {
                     // The response is complete: the call is no longer in flight.
@@ -66,16 +74,16 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Error { body } => body.is_end_stream(),
-            Self::Inner { body, .. } => body.is_end_stream(),
+        match &self.kind {
+            Kind::Error { body } => body.is_end_stream(),
+            Kind::Inner { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Error { body } => body.size_hint(),
-            Self::Inner { body, .. } => body.size_hint(),
+        match &self.kind {
+            Kind::Error { body } => body.size_hint(),
+            Kind::Inner { body, .. } => body.size_hint(),
         }
     }
 }
