@@ -50,23 +50,33 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod body;
 mod config;
+mod decode;
 mod detect;
 mod encoding;
 mod entry;
 mod error;
+mod future;
 mod handle;
+mod layer;
 mod matcher;
 #[doc(hidden)]
 pub mod oracle;
 mod prefilter;
+mod service;
 mod stream;
 
+pub use body::MaskBody;
 pub use config::{Detectors, MaskingConfig, Replacement};
 pub use detect::DETECTOR_KINDS;
+pub use decode::{BoxError, ContentCoding, DecodeBody, UnsupportedCoding};
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;
 pub use error::MaskError;
+pub use future::ResponseFuture;
 pub use handle::MaskHandle;
+pub use layer::MaskLayer;
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
+pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};
