@@ -219,9 +219,13 @@ pub(crate) struct PolicyExplain {
     /// The HTTP method of the call.
     #[arg(long, default_value = "POST")]
     pub(crate) method: String,
-    /// A secret the call uses (its name). Repeatable.
+    /// A secret the call uses (its name; the Datalog fact `secret($name)`). Repeatable.
     #[arg(long = "secret", value_name = "NAME")]
     pub(crate) secrets: Vec<String>,
+    /// The caller's Biscuit token (base64url): its checks are run against the call, as
+    /// the gateway does (signature checked with `[identity.biscuit] root_public_key`).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
 }
 
 /// `--protocol`.

@@ -44,9 +44,6 @@ pub(crate) enum CliError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The verb exists but cannot work in this build.
-    #[error("{0}")]
-    Unavailable(String),
 }
 
 fn api_message(status: &u16, code: &Option<String>, message: &str) -> String {
@@ -119,7 +116,6 @@ impl CliError {
             CliError::Protocol(_) => exit::PROTOCOL,
             CliError::ChainBroken(_) => exit::CHAIN_BROKEN,
             CliError::Input(_) | CliError::Io { .. } => exit::FAILURE,
-            CliError::Unavailable(_) => exit::FAILURE,
         }
     }
 
