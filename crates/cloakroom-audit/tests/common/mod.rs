@@ -23,7 +23,8 @@ pub fn sample_record(i: usize) -> AuditRecord {
     r.decision = Some(RecordDecision::from(&Decision::allow("ops", "rule matched")));
     r.request.method = "POST".into();
     r.request.path = format!("/fn/payments/charge/{i}");
-    r.request.body = Some(RecordBody::capture(format!("{{\"amount\":{i}}}").as_bytes(), 14, 1024));
+    let body = format!("{{\"amount\":{i}}}");
+    r.request.body = Some(RecordBody::capture(body.as_bytes(), body.len() as u64, 1024));
     r.response.status = Some(200);
     r
 }
@@ -40,4 +41,10 @@ pub async fn append_n(log: &AuditLog, n: usize) {
         log.append(sample_record(i)).await.expect("append");
     }
     log.flush().await;
+}
+
+/// Opens an embedded log in `dir` whose chain id comes from `<dir>/audit-replica-id`.
+pub async fn sled_log_with_replica_id(dir: &Path, durability: Durability) -> AuditLog {
+    let config = AuditConfig { durability, ..AuditConfig::default() };
+    AuditLog::open(&config, dir, Arc::new(NoRedaction)).await.expect("open log")
 }

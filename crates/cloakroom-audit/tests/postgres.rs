@@ -1,0 +1,194 @@
+//! The PostgreSQL sink: migrations, a chain per replica in one table, queries, and
+//! tampering with stored rows. Needs `source scripts/test-env.sh` (PostgreSQL on 5432).
+mod common;
+
+use std::sync::Arc;
+
+use cloakroom_audit::{
+    verify_store, AuditConfig, AuditLog, BreakKind, Durability, LogOptions, NoRedaction, PostgresSink, RecordQuery,
+    Since, SinkKind,
+};
+use cloakroom_testkit::PgDatabase;
+use common::sample_record;
+
+async fn replica(db: &PgDatabase, chain: &str, durability: Durability) -> AuditLog {
+    let sink = PostgresSink::connect(&db.url).await.expect("connect and migrate");
+    let config = AuditConfig { durability, ..AuditConfig::default() };
+    AuditLog::with_sinks(Arc::new(sink), None, LogOptions::from_config(&config, chain), Arc::new(NoRedaction))
+        .await
+        .unwrap()
+}
+
+async fn sql(db: &PgDatabase) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Two replicas appending concurrently into one table, `n` records each.
+async fn two_replicas(db: &PgDatabase, n: usize) -> (AuditLog, AuditLog) {
+    let a = replica(db, "replica-a", Durability::Sync).await;
+    let b = replica(db, "replica-b", Durability::Batched).await;
+    let (a2, b2) = (a.clone(), b.clone());
+    let ta = tokio::spawn(async move {
+        for i in 0..n {
+            a2.append(sample_record(i)).await.unwrap();
+        }
+    });
+    let tb = tokio::spawn(async move {
+        for i in 0..n {
+            b2.append(sample_record(i)).await.unwrap();
+        }
+    });
+    ta.await.unwrap();
+    tb.await.unwrap();
+    a.flush().await;
+    b.flush().await;
+    (a, b)
+}
+
+fn chain<'a>(report: &'a cloakroom_audit::VerifyReport, id: &str) -> &'a cloakroom_audit::ChainReport {
+    report.chains.iter().find(|c| c.chain_id == id).expect("chain reported")
+}
+
+#[tokio::test]
+async fn two_replicas_keep_two_chains_in_one_table() {
+    let db = PgDatabase::create();
+    let (a, b) = two_replicas(&db, 20).await;
+    let report = a.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.chains.len(), 2);
+    assert_eq!(chain(&report, "replica-a").head_seq, 20);
+    assert_eq!(chain(&report, "replica-b").head_seq, 20);
+
+    // Queries: by seq on the local chain, by time across chains, by call id anywhere.
+    let mine = a.records(&RecordQuery { chain_id: None, since: Since::Seq(18), limit: 10 }).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|r| (r.chain_id.as_str(), r.seq)).collect::<Vec<_>>(),
+        [("replica-a", 19), ("replica-a", 20)]
+    );
+    let all = a.records(&RecordQuery::from_start(100)).await.unwrap();
+    assert_eq!(all.len(), 40);
+    assert!(all.windows(2).all(|w| w[0].time <= w[1].time));
+    let theirs = b.records(&RecordQuery { chain_id: None, since: Since::Seq(0), limit: 1 }).await.unwrap();
+    assert_eq!(theirs[0].chain_id, "replica-b");
+    let id = theirs[0].call_id().unwrap();
+    assert_eq!(a.record(&id).await.unwrap().unwrap().chain_id, "replica-b");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_replica_restarting_continues_its_chain_and_migrations_run_once() {
+    let db = PgDatabase::create();
+    let url_var = format!("CLOAKROOM_AUDIT_TEST_PG_{}", cloakroom_testkit::random_name(8).to_uppercase());
+    std::env::set_var(&url_var, &db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        AuditConfig { sink: SinkKind::Postgres, postgres_url_env: Some(url_var.clone()), ..AuditConfig::default() };
+    let log = AuditLog::open(&config, dir.path(), Arc::new(NoRedaction)).await.unwrap();
+    let chain_id = log.chain_id().to_owned();
+    log.append(sample_record(1)).await.unwrap();
+    log.close().await;
+    drop(log);
+    // Same data_dir: same replica id, same chain.
+    let log = AuditLog::open(&config, dir.path(), Arc::new(NoRedaction)).await.unwrap();
+    assert_eq!(log.chain_id(), chain_id);
+    assert_eq!(log.append(sample_record(2)).await.unwrap().seq, 2);
+    assert!(log.verify().await.unwrap().is_ok());
+    let client = sql(&db).await;
+    let n: i64 = client.query_one("SELECT count(*) FROM cloakroom_audit_migrations", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    log.close().await;
+    // A missing environment variable is a configuration error, not a panic.
+    let config = AuditConfig { postgres_url_env: Some(format!("{url_var}_UNSET")), ..config };
+    let err = AuditLog::open(&config, dir.path(), Arc::new(NoRedaction)).await.unwrap_err();
+    assert!(err.to_string().contains("_UNSET"), "{err}");
+}
+
+#[tokio::test]
+async fn an_altered_row_breaks_only_its_own_chain() {
+    let db = PgDatabase::create();
+    let (a, b) = two_replicas(&db, 5).await;
+    let client = sql(&db).await;
+    let n = client
+        .execute(
+            "UPDATE cloakroom_audit_records SET record = replace(record, '\"subject\":\"alice\"', '\"subject\":\"eve\"')
+             WHERE chain_id = 'replica-a' AND seq = 4",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let report = verify_store(&**a.store()).await.unwrap();
+    let brk = chain(&report, "replica-a").first_break.as_ref().unwrap();
+    assert!(matches!(brk.kind, BreakKind::Altered { .. }), "{brk:?}");
+    assert_eq!(brk.expected_seq, 4);
+    assert!(chain(&report, "replica-b").is_ok());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_deleted_row_is_found() {
+    let db = PgDatabase::create();
+    let (a, b) = two_replicas(&db, 5).await;
+    sql(&db)
+        .await
+        .execute("DELETE FROM cloakroom_audit_records WHERE chain_id = 'replica-b' AND seq = 2", &[])
+        .await
+        .unwrap();
+    let report = a.verify().await.unwrap();
+    assert_eq!(chain(&report, "replica-b").first_break.as_ref().unwrap().kind, BreakKind::Removed { from: 2, to: 2 });
+    assert!(chain(&report, "replica-a").is_ok());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn reordered_rows_are_found() {
+    let db = PgDatabase::create();
+    let (a, b) = two_replicas(&db, 5).await;
+    let client = sql(&db).await;
+    // Swap the positions of records 3 and 4.
+    client
+        .batch_execute(
+            "BEGIN;
+             UPDATE cloakroom_audit_records SET seq = 1000 WHERE chain_id = 'replica-a' AND seq = 3;
+             UPDATE cloakroom_audit_records SET seq = 3 WHERE chain_id = 'replica-a' AND seq = 4;
+             UPDATE cloakroom_audit_records SET seq = 4 WHERE chain_id = 'replica-a' AND seq = 1000;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    let report = a.verify().await.unwrap();
+    assert_eq!(
+        chain(&report, "replica-a").first_break.as_ref().unwrap().kind,
+        BreakKind::Reordered { expected: 3, found: 4 }
+    );
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn an_inserted_row_is_found() {
+    let db = PgDatabase::create();
+    let (a, b) = two_replicas(&db, 3).await;
+    let client = sql(&db).await;
+    // A row copied from the other chain, placed at the end of this one.
+    client
+        .execute(
+            "INSERT INTO cloakroom_audit_records (chain_id, seq, call_id, time, hash, record)
+             SELECT 'replica-a', 4, call_id, time, hash, record FROM cloakroom_audit_records
+             WHERE chain_id = 'replica-b' AND seq = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = a.verify().await.unwrap();
+    let brk = chain(&report, "replica-a").first_break.as_ref().unwrap();
+    assert!(matches!(brk.kind, BreakKind::Inserted { .. }), "{brk:?}");
+    assert_eq!(brk.position, 3);
+    a.close().await;
+    b.close().await;
+}
