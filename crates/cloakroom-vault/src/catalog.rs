@@ -36,6 +36,7 @@ use std::{
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use cloakroom_mask::{MaskEntry, MaskHandle, Matcher, MaskingConfig};
 use cloakroom_core::{Error, ErrorCode, Placeholder, Secret, PLACEHOLDER_LEN};
 use serde::Serialize;
 
@@ -277,6 +278,20 @@ impl CatalogSnapshot {
     }
 }
 
+impl CatalogSnapshot {
+    /// The response masker's entries: each known value, replaced by its placeholder or
+    /// `[REDACTED:name]` as `[masking] replacement` says.
+    pub fn mask_entries(&self, masking: &MaskingConfig) -> Vec<MaskEntry> {
+        self.value_patterns()
+            .into_iter()
+            .map(|p| {
+                let replacement = masking.replacement_for(&p.name, p.placeholder.as_str());
+                MaskEntry::new(p.name, p.value, replacement)
+            })
+            .collect()
+    }
+}
+
 type Listener = Arc<dyn Fn(&CatalogSnapshot) + Send + Sync>;
 
 /// The secret catalog (see the module docs).
@@ -402,6 +417,22 @@ impl Catalog {
         let listener: Listener = Arc::new(listener);
         listener(&self.snapshot.load());
         self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(listener);
+    }
+
+    /// Keeps `handle` holding a response masker for the current secrets: builds one now
+    /// and a new one (on a blocking thread) after every change, with the encodings and
+    /// replacement of `masking`.
+    pub fn attach_masker(&self, handle: MaskHandle, masking: MaskingConfig) {
+        let options = masking.options();
+        self.on_change(move |snap| match Matcher::build(snap.mask_entries(&masking), &options) {
+            Ok(m) => {
+                for refused in m.refused() {
+                    tracing::warn!(%refused, "secret only partly masked");
+                }
+                handle.store(m);
+            }
+            Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
+        });
     }
 
     fn entry(&self, name: &str, binding: Option<Arc<Binding>>, origin: Origin, value: Option<Secret>) -> CatalogEntry {

@@ -1,0 +1,206 @@
+use std::{path::Path, sync::Arc, time::Duration};
+
+use cloakroom_core::Secret;
+use cloakroom_mask::{MaskHandle, MaskingConfig};
+
+use super::*;
+use crate::{keys::Keys, store::EmbeddedVault};
+
+fn declared(name: &str) -> SecretConfig {
+    toml::from_str(&format!(
+        "name = '{name}'\nfunctions = ['payments/*']\nlocations = ['header:Authorization']\ngroups = ['payments-ops']"
+    ))
+    .unwrap()
+}
+
+fn api_binding() -> BindingSpec {
+    BindingSpec { functions: vec!["echo".into()], locations: vec!["body".into()], ..Default::default() }
+}
+
+async fn open(dir: &Path, keys: &Keys, secrets: &[SecretConfig]) -> Result<Arc<Catalog>, CatalogError> {
+    let store = EmbeddedVault::open(dir, keys.vault_key().unwrap())?;
+    Catalog::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
+}
+
+fn files_under(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn value_and_api_binding_survive_a_restart_and_the_placeholder_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let p1 = {
+        let c = open(dir.path(), &keys, &[]).await.unwrap();
+        c.put("api_token", Secret::from("value-one-abcdef"), Some(api_binding())).await.unwrap()
+    };
+    let c = open(dir.path(), &keys, &[]).await.unwrap();
+    let snap = c.snapshot();
+    let e = snap.by_placeholder(p1.as_bytes()).expect("known after restart");
+    assert_eq!(e.name(), "api_token");
+    assert_eq!(e.binding().unwrap().spec(), &api_binding());
+    assert_eq!(e.origin(), Origin::Api);
+    assert_eq!(c.value_of(e).await.unwrap().expose(), b"value-one-abcdef");
+    // Rotating the value keeps the placeholder and, when no binding is restated, the binding.
+    let p2 = c.put("api_token", Secret::from("value-two-abcdef"), None).await.unwrap();
+    assert_eq!(p1, p2);
+    let snap = c.snapshot();
+    let e = snap.by_name("api_token").unwrap();
+    assert_eq!(e.binding().unwrap().spec(), &api_binding());
+    assert_eq!(c.value_of(e).await.unwrap().expose(), b"value-two-abcdef");
+}
+
+#[tokio::test]
+async fn values_are_encrypted_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let value = "sk_live_PLAINTEXT_MARKER_0123456789";
+    {
+        let c = open(dir.path(), &keys, &[]).await.unwrap();
+        c.put("stripe_key", Secret::from(value), Some(api_binding())).await.unwrap();
+    }
+    let files = files_under(dir.path());
+    assert!(!files.is_empty());
+    let needle = value.as_bytes();
+    for f in &files {
+        assert!(!f.windows(needle.len()).any(|w| w == needle), "value found in a raw sled file");
+        // Nor the binding, which is sealed with the value.
+        assert!(!f.windows(4).any(|w| w == b"echo"), "binding found in a raw sled file");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    {
+        let c = open(dir.path(), &keys, &[]).await.unwrap();
+        c.put("stripe_key", Secret::from("sk_live_abcdefgh"), None).await.unwrap();
+    }
+    let other = Keys::new(keys.placeholder_key().clone(), Some(Key::generate()));
+    let err = open(dir.path(), &other, &[]).await.unwrap_err();
+    assert!(matches!(err, CatalogError::Vault(VaultError::WrongKey)), "{err}");
+    assert!(err.to_string().contains("CLOAKROOM_VAULT_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_name_does_not_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    {
+        let store = EmbeddedVault::open(dir.path(), keys.vault_key().unwrap()).unwrap();
+        store.put("a", &Secret::from("value-of-a-123"), None, None).await.unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("secrets").unwrap();
+        let rec = t.get("a").unwrap().unwrap();
+        t.insert("b", rec).unwrap();
+        db.flush().unwrap();
+    }
+    let store = EmbeddedVault::open(dir.path(), keys.vault_key().unwrap()).unwrap();
+    assert_eq!(store.get("a").await.unwrap().unwrap().value.expose(), b"value-of-a-123");
+    assert!(matches!(store.get("b").await, Err(VaultError::WrongKey)));
+}
+
+#[tokio::test]
+async fn config_binding_wins_and_a_different_api_binding_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let c = open(dir.path(), &keys, &[declared("stripe_key")]).await.unwrap();
+    let err = c.put("stripe_key", Secret::from("sk_live_abcdefgh"), Some(api_binding())).await.unwrap_err();
+    assert!(matches!(err, CatalogError::Conflict(_)));
+    assert_eq!(err.code(), cloakroom_core::ErrorCode::Conflict);
+    // Same binding as the config, or none: fine.
+    c.put("stripe_key", Secret::from("sk_live_abcdefgh"), Some(declared("stripe_key").binding_spec())).await.unwrap();
+    c.put("stripe_key", Secret::from("sk_live_abcdefgh"), None).await.unwrap();
+    let info = c.list();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].origin, Origin::Config);
+    assert_eq!(info[0].binding.as_ref().unwrap().functions, vec!["payments/*".to_string()]);
+}
+
+#[tokio::test]
+async fn a_declared_secret_without_value_is_listed_and_delete_keeps_its_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let c = open(dir.path(), &keys, &[declared("stripe_key")]).await.unwrap();
+    assert!(!c.list()[0].has_value);
+    c.put("stripe_key", Secret::from("sk_live_abcdefgh"), None).await.unwrap();
+    assert!(c.list()[0].has_value);
+    assert!(c.delete("stripe_key").await.unwrap());
+    let info = c.list();
+    assert_eq!((info.len(), info[0].has_value), (1, false));
+    let snap = c.snapshot();
+    assert!(matches!(c.value_of(snap.by_name("stripe_key").unwrap()).await, Err(CatalogError::NoValue(_))));
+    assert!(!c.delete("stripe_key").await.unwrap());
+}
+
+#[tokio::test]
+async fn invalid_names_and_bindings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
+    for bad in ["", "../x", "a/b", "-x", "has space"] {
+        assert!(matches!(c.put(bad, Secret::from("v-123456789"), None).await, Err(CatalogError::InvalidName(_))), "{bad}");
+    }
+    let bad = BindingSpec { functions: vec!["x".into()], locations: vec!["cookie:x".into()], ..Default::default() };
+    let err = c.put("ok", Secret::from("v-123456789"), Some(bad)).await.unwrap_err();
+    assert_eq!(err.code(), cloakroom_core::ErrorCode::BadRequest);
+    assert!(matches!(c.put("ok", Secret::from(""), None).await, Err(CatalogError::EmptyValue(_))));
+}
+
+#[tokio::test]
+async fn every_change_rebuilds_the_response_masker() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
+    let handle = MaskHandle::empty();
+    c.attach_masker(handle.clone(), MaskingConfig::default());
+    let p = c.put("api_token", Secret::from("tok-0123456789abcdef"), None).await.unwrap();
+    let expected = format!("got {p}");
+    let masked = wait_for(|| String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(), &expected).await;
+    assert_eq!(masked, expected);
+    // Base64 of the value is masked too (the configured encodings).
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "tok-0123456789abcdef");
+    let out = handle.load().replace(b64.as_bytes()).output;
+    assert!(out.starts_with(p.as_bytes()) && !out.windows(b64.len()).any(|w| w == b64.as_bytes()));
+    c.delete("api_token").await.unwrap();
+    let after = wait_for(|| String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(), "got tok-0123456789abcdef").await;
+    assert_eq!(after, "got tok-0123456789abcdef");
+}
+
+/// Polls `f` until it returns `want` (a rebuild runs on a blocking thread), giving up
+/// after a generous bound so a broken rebuild fails instead of hanging.
+async fn wait_for(f: impl Fn() -> String, want: &str) -> String {
+    for _ in 0..500 {
+        let got = f();
+        if got == want {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}
+
+#[tokio::test]
+async fn approvers_are_visible_for_placeholders_in_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
+    let mut spec = api_binding();
+    spec.approvers = vec!["finance-leads".into()];
+    let p = c.put("wire_key", Secret::from("wire-0123456789"), Some(spec)).await.unwrap();
+    let q = c.put("plain_key", Secret::from("plain-0123456789"), Some(api_binding())).await.unwrap();
+    let body = format!("{{\"a\":\"{p}\",\"b\":\"{q}\",\"c\":\"{p}\"}}");
+    let needs = c.approvers_for([body.as_bytes(), b"no placeholder".as_slice()]);
+    assert_eq!(needs.len(), 1);
+    assert_eq!(needs[0].name, "wire_key");
+    assert_eq!(needs[0].approvers, vec!["finance-leads".to_string()]);
+}
