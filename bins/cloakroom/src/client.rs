@@ -20,7 +20,10 @@ pub(crate) struct AdminClient {
 
 impl std::fmt::Debug for AdminClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminClient").field("base", &self.base).field("token", &self.token.as_ref().map(|_| "[REDACTED]")).finish()
+        f.debug_struct("AdminClient")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .finish()
     }
 }
 
@@ -28,7 +31,8 @@ impl AdminClient {
     /// A client for the admin API at `base` (`http://127.0.0.1:8081`).
     pub(crate) fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
         let base = base.trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base).map_err(|e| CliError::Input(format!("--admin {base:?} is not a URL: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(&base).map_err(|e| CliError::Input(format!("--admin {base:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(CliError::Input(format!("--admin {base:?} must be an http:// or https:// URL")));
         }
@@ -75,7 +79,8 @@ impl AdminClient {
         if let Some(body) = body {
             // Serialized here rather than with `.json()` so a serialization failure can
             // never echo the body (which may hold a secret value) into an error.
-            let bytes = serde_json::to_vec(body).map_err(|_| CliError::Input("request body cannot be encoded".into()))?;
+            let bytes =
+                serde_json::to_vec(body).map_err(|_| CliError::Input("request body cannot be encoded".into()))?;
             req = req.header(header::CONTENT_TYPE, "application/json").body(bytes);
         }
         let res = req.send().await.map_err(|e| self.transport_error(&e))?;

@@ -98,10 +98,7 @@ impl CliError {
                 (Some("not_found"), _) | (None, 404) => exit::NOT_FOUND,
                 (Some("conflict"), _) | (None, 409) => exit::CONFLICT,
                 (Some("bad_request" | "payload_too_large"), _) | (None, 400 | 413 | 422) => exit::BAD_REQUEST,
-                (
-                    Some("upstream_unavailable" | "upstream_timeout" | "vault_unavailable" | "audit_unavailable"),
-                    _,
-                )
+                (Some("upstream_unavailable" | "upstream_timeout" | "vault_unavailable" | "audit_unavailable"), _)
                 | (None, 502..=504) => exit::UNAVAILABLE,
                 // An unknown code: fall back on the status class.
                 (Some(_), 401) => exit::UNAUTHENTICATED,

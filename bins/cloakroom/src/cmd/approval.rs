@@ -27,7 +27,10 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: ApprovalCmd) -> 
                         return print_text(&format!("no {what}approvals\n"));
                     }
                     let rows: Vec<Vec<String>> = list.iter().map(row).collect();
-                    print_text(&table(&["ID", "STATE", "REQUESTER", "FUNCTION", "ARGUMENTS", "APPROVERS", "EXPIRES"], &rows))
+                    print_text(&table(
+                        &["ID", "STATE", "REQUESTER", "FUNCTION", "ARGUMENTS", "APPROVERS", "EXPIRES"],
+                        &rows,
+                    ))
                 }
             }
         }
@@ -36,7 +39,8 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: ApprovalCmd) -> 
             decided(out, &id, "approved", res)
         }
         ApprovalCmd::Deny { id, reason } => {
-            let res = client.post(&format!("/v1/approvals/{}/deny", segment(&id)), &json!({ "reason": reason })).await?;
+            let res =
+                client.post(&format!("/v1/approvals/{}/deny", segment(&id)), &json!({ "reason": reason })).await?;
             decided(out, &id, "denied", res)
         }
     }

@@ -189,7 +189,13 @@ fn render_record(r: &Value) -> String {
     if r.get("seq").is_some() {
         kv(
             "chain",
-            format!("{} seq {} hash {} (prev {})", cell(r.get("chain_id")), cell(r.get("seq")), cell(r.get("hash")), cell(r.get("prev_hash"))),
+            format!(
+                "{} seq {} hash {} (prev {})",
+                cell(r.get("chain_id")),
+                cell(r.get("seq")),
+                cell(r.get("hash")),
+                cell(r.get("prev_hash"))
+            ),
         );
     }
     let who = match r.get("identity").filter(|i| !i.is_null()) {
@@ -233,7 +239,9 @@ fn render_record(r: &Value) -> String {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|u| format!("{} ({}) at {}", cell(u.get("name")), cell(u.get("placeholder")), cell(u.get("location"))))
+                .map(|u| {
+                    format!("{} ({}) at {}", cell(u.get("name")), cell(u.get("placeholder")), cell(u.get("location")))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -310,7 +318,9 @@ fn render_body(b: Option<&Value>) -> String {
     head.push_str("):\n");
     let text = if encoding == "utf8" {
         match serde_json::from_str::<Value>(data) {
-            Ok(v) if !truncated && (v.is_object() || v.is_array()) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| data.to_owned()),
+            Ok(v) if !truncated && (v.is_object() || v.is_array()) => {
+                serde_json::to_string_pretty(&v).unwrap_or_else(|_| data.to_owned())
+            }
             _ => data.to_owned(),
         }
     } else {
@@ -391,7 +401,9 @@ fn describe_break(c: &Value) -> String {
     );
     match b.get("kind").and_then(Value::as_str) {
         Some("removed") => s.push_str(&format!(", records {}..={} missing", cell(b.get("from")), cell(b.get("to")))),
-        Some("reordered") => s.push_str(&format!(", expected seq {} found {}", cell(b.get("expected")), cell(b.get("found")))),
+        Some("reordered") => {
+            s.push_str(&format!(", expected seq {} found {}", cell(b.get("expected")), cell(b.get("found"))))
+        }
         _ => {
             if let Some(d) = field(b, &["detail"]) {
                 s.push_str(&format!(": {}", cell(Some(d))));

@@ -78,7 +78,9 @@ fn mint(out: Output, m: BiscuitMint) -> Result<(), CliError> {
         .fact(builder::fact("user", &[builder::string(&m.subject)]))
         .map_err(|e| CliError::Input(format!("--subject: {e}")))?;
     for g in &m.groups {
-        b = b.fact(builder::fact("group", &[builder::string(g)])).map_err(|e| CliError::Input(format!("--group: {e}")))?;
+        b = b
+            .fact(builder::fact("group", &[builder::string(g)]))
+            .map_err(|e| CliError::Input(format!("--group: {e}")))?;
     }
     for f in &m.facts {
         b = b.fact(f.as_str()).map_err(|e| datalog_error("--fact", f, e))?;
@@ -211,7 +213,10 @@ mod tests {
 
     #[test]
     fn block_statements_are_sorted_by_kind() {
-        let b = block_json(0, "user(\"a\");\ngroup(\"g\");\nx($a) <- user($a);\ncheck if time($t), $t <= 2030-01-01T00:00:00Z;\n");
+        let b = block_json(
+            0,
+            "user(\"a\");\ngroup(\"g\");\nx($a) <- user($a);\ncheck if time($t), $t <= 2030-01-01T00:00:00Z;\n",
+        );
         assert_eq!(b["facts"], json!(["user(\"a\")", "group(\"g\")"]));
         assert_eq!(b["rules"], json!(["x($a) <- user($a)"]));
         assert_eq!(b["checks"], json!(["check if time($t), $t <= 2030-01-01T00:00:00Z"]));

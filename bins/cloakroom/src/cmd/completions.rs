@@ -2,7 +2,10 @@
 
 use clap::CommandFactory;
 
-use crate::{cli::{Cli, Shell}, error::CliError};
+use crate::{
+    cli::{Cli, Shell},
+    error::CliError,
+};
 
 /// Writes the completion script for `shell` to stdout.
 pub(crate) fn run(shell: Shell) -> Result<(), CliError> {

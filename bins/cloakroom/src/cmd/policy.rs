@@ -49,8 +49,8 @@ struct BiscuitPart {
 /// Builds the policy set the gateway would build from `path`.
 fn load(path: &Path) -> Result<PolicySet, CliError> {
     let source = std::fs::read_to_string(path).map_err(|e| CliError::io(format!("reading {}", path.display()), e))?;
-    let file: PolicyFile =
-        toml::from_str(&source).map_err(|e| CliError::Input(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+    let file: PolicyFile = toml::from_str(&source)
+        .map_err(|e| CliError::Input(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut builder = PolicySet::builder().config(&file.policy).base_dir(base);
     if let Some(b) = &file.identity.biscuit {

@@ -178,7 +178,16 @@ mod tests {
     #[test]
     fn binding_flags_repeat() {
         let b = binding(
-            &put(&["--function", "payments/*", "--function", "payments", "--location", "header:Authorization", "--group", "ops"]),
+            &put(&[
+                "--function",
+                "payments/*",
+                "--function",
+                "payments",
+                "--location",
+                "header:Authorization",
+                "--group",
+                "ops",
+            ]),
             OffsetDateTime::UNIX_EPOCH,
         )
         .unwrap()
