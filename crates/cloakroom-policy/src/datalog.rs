@@ -112,8 +112,11 @@ fn run(
     token: Option<&Biscuit>,
     limits: &DatalogLimitsConfig,
 ) -> (Decision, RuleReport) {
-    let limits =
-        AuthorizerLimits { max_facts: limits.max_facts, max_iterations: limits.max_iterations, max_time: limits.max_time };
+    let limits = AuthorizerLimits {
+        max_facts: limits.max_facts,
+        max_iterations: limits.max_iterations,
+        max_time: limits.max_time,
+    };
     let rule_name = |detail: &str| format!("{name}: {detail}");
     let outcome = (|| {
         let mut b = builder.set_limits(limits);
@@ -163,10 +166,7 @@ fn run(
                 RunLimit::Timeout => "time limit reached",
                 RunLimit::UnexpectedQueryResult(..) => "unexpected query result",
             };
-            (
-                Decision::deny(rule_name("limits"), format!("datalog evaluation stopped at its limits ({which})")),
-                true,
-            )
+            (Decision::deny(rule_name("limits"), format!("datalog evaluation stopped at its limits ({which})")), true)
         }
         Err(e) => (Decision::deny(rule_name("error"), format!("datalog evaluation failed: {e}")), true),
     };

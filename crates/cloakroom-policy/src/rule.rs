@@ -140,7 +140,7 @@ impl Rule {
                 return Err(mismatch("functions", || format!("{:?} matches none of {:?}", f, self.patterns())));
             }
         }
-        if !self.subjects.is_empty() && !self.subjects.iter().any(|s| *s == id.subject) {
+        if !self.subjects.is_empty() && !self.subjects.contains(&id.subject) {
             return Err(mismatch("subjects", || format!("subject {:?} is not one of {:?}", id.subject, self.subjects)));
         }
         if !self.groups.is_empty() && !id.in_any_group(&self.groups) {

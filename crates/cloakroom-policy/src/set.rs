@@ -300,9 +300,8 @@ impl PolicySet {
 
 /// Folds one decision into the running best; returns the deny that ends evaluation.
 fn fold(best: &mut Option<Decision>, d: Decision) -> Option<Decision> {
-    if d.rule.is_none() {
-        return None; // no opinion
-    }
+    // A decision without a rule is "no opinion".
+    d.rule.as_ref()?;
     match d.effect {
         Effect::Deny => Some(d),
         Effect::Approve => {
@@ -409,4 +408,3 @@ impl Policies {
         self.current().explain(input).await
     }
 }
-

@@ -50,7 +50,10 @@ async fn full_flow(store: Arc<dyn ApprovalStore>) {
 
     let a = approvals.request(&alice, &c, &decision(), None).await.unwrap();
     assert_eq!(a.state, ApprovalState::Pending);
-    assert_eq!(a.requester, Requester { subject: "alice".into(), issuer: "api_key".into(), groups: vec!["ops".into()] });
+    assert_eq!(
+        a.requester,
+        Requester { subject: "alice".into(), issuer: "api_key".into(), groups: vec!["ops".into()] }
+    );
     assert_eq!((a.function.as_str(), a.digest.as_str()), ("payments/refund", c.digest.as_str()));
     assert_eq!(a.approvers, vec!["finance".to_string()]);
     assert_eq!(a.rule.as_deref(), Some("refunds need finance"));

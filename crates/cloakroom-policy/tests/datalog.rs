@@ -122,7 +122,11 @@ fn biscuit_identity(token: &Biscuit) -> Identity {
 }
 
 fn root_token(root: &KeyPair) -> Biscuit {
-    Biscuit::builder().code(r#"user("agent-7"); right("payments/refund"); right("payments/list");"#).unwrap().build(root).unwrap()
+    Biscuit::builder()
+        .code(r#"user("agent-7"); right("payments/refund"); right("payments/list");"#)
+        .unwrap()
+        .build(root)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -151,9 +155,8 @@ async fn an_attenuated_token_narrows_what_its_holder_may_call() {
     assert_eq!(eval(&s, PolicyInput::new(&id, &list)).await.effect, Effect::Allow);
 
     // Attenuation that checks an argument.
-    let capped = token
-        .append(BlockBuilder::new().code(r#"check if argument("/amount", $a), $a <= 100;"#).unwrap())
-        .unwrap();
+    let capped =
+        token.append(BlockBuilder::new().code(r#"check if argument("/amount", $a), $a <= 100;"#).unwrap()).unwrap();
     let id = biscuit_identity(&capped);
     assert_eq!(eval(&s, PolicyInput::new(&id, &refund)).await.effect, Effect::Allow);
     let big = call("payments/refund", json!({"amount": 1000}));

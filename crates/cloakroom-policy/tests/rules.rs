@@ -272,8 +272,10 @@ methods = ["GE T"]
 
 #[test]
 fn unknown_keys_and_effects_are_refused_by_the_config_parser() {
-    assert!(toml::from_str::<cloakroom_policy::PolicyConfig>("[[rules]]\nname = \"x\"\neffect = \"allow\"\ngroup = [\"typo\"]\n")
-        .is_err());
+    assert!(toml::from_str::<cloakroom_policy::PolicyConfig>(
+        "[[rules]]\nname = \"x\"\neffect = \"allow\"\ngroup = [\"typo\"]\n"
+    )
+    .is_err());
     assert!(toml::from_str::<cloakroom_policy::PolicyConfig>("[[rules]]\nname = \"x\"\neffect = \"permit\"\n").is_err());
 }
 

@@ -409,7 +409,12 @@ impl Approvals {
     }
 
     /// `approver` grants approval `id`.
-    pub async fn approve(&self, id: &str, approver: &Identity, reason: Option<String>) -> Result<Approval, ApprovalError> {
+    pub async fn approve(
+        &self,
+        id: &str,
+        approver: &Identity,
+        reason: Option<String>,
+    ) -> Result<Approval, ApprovalError> {
         self.decide(id, approver, ApprovalState::Approved, reason).await
     }
 
@@ -443,7 +448,8 @@ impl Approvals {
         if current.state != ApprovalState::Pending {
             return Err(ApprovalError::NotPending { id: id.to_owned(), state: current.state });
         }
-        let verdict = Verdict { state, decided_by: approver.subject.clone(), reason, expires_at: now + self.config.ttl };
+        let verdict =
+            Verdict { state, decided_by: approver.subject.clone(), reason, expires_at: now + self.config.ttl };
         match self.store.decide(id, &verdict, now).await? {
             Some(a) => {
                 tracing::info!(approval = %id, decided_by = %approver.subject, state = %a.state, "approval decided");
@@ -462,8 +468,12 @@ impl Approvals {
     /// when it is unknown, undecided, denied, expired, used, or for another call.
     pub async fn redeem(&self, id: &str, identity: &Identity, call: &Call) -> Result<Approval, ApprovalError> {
         let now = now();
-        let claim =
-            Claim { subject: &identity.subject, issuer: &identity.issuer, function: &call.function, digest: &call.digest };
+        let claim = Claim {
+            subject: &identity.subject,
+            issuer: &identity.issuer,
+            function: &call.function,
+            digest: &call.digest,
+        };
         if let Some(a) = self.store.consume(id, &claim, now).await? {
             tracing::info!(approval = %id, "approval used");
             return Ok(a);

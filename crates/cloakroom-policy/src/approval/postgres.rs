@@ -176,9 +176,10 @@ impl ApprovalStore for PostgresApprovalStore {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(&format!("SELECT {COLUMNS} FROM cloakroom_approvals ORDER BY created_at DESC, id DESC LIMIT $1"), &[
-                &limit,
-            ])
+            .query(
+                &format!("SELECT {COLUMNS} FROM cloakroom_approvals ORDER BY created_at DESC, id DESC LIMIT $1"),
+                &[&limit],
+            )
             .await?;
         rows.iter().map(from_row).collect()
     }

@@ -1,0 +1,93 @@
+//! Webhook notifications of new approval requests, against a real HTTP server.
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use cloakroom_core::Decision;
+use cloakroom_policy::{Approvals, ApprovalsConfig, SledApprovalStore, WebhookNotifier};
+use cloakroom_testkit::{RecordedRequest, RecordingUpstream, Reply};
+use common::*;
+use serde_json::json;
+
+/// Waits (bounded) until `upstream` has seen `n` requests.
+async fn received(upstream: &RecordingUpstream, n: usize) -> Vec<RecordedRequest> {
+    for _ in 0..200 {
+        let got = upstream.requests();
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("webhook received {} of {n} requests", upstream.requests().len());
+}
+
+fn approvals(dir: &tempfile::TempDir, urls: Vec<String>) -> Approvals {
+    let store = Arc::new(SledApprovalStore::open(dir.path()).unwrap());
+    let config = ApprovalsConfig { webhooks: urls.clone(), ..Default::default() };
+    Approvals::new(store, config).with_notifier(WebhookNotifier::new(urls).with_backoff(Duration::from_millis(10)))
+}
+
+#[tokio::test]
+async fn a_new_approval_posts_a_slack_compatible_summary_without_arguments() {
+    let hook = RecordingUpstream::start(|_| Reply::json(json!({"ok": true}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = approvals(&dir, vec![format!("{}/services/T0/B0/x", hook.url())]);
+    let c = call("payments/refund", json!({"card": "4111111111111111", "amount": 900}));
+    let decision = Decision::approve("refunds", "approval required", vec!["finance".into()]);
+    let req = a.request(&who("alice", &["ops"]), &c, &decision, None).await.unwrap();
+
+    let got = received(&hook, 1).await;
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].uri, "/services/T0/B0/x");
+    assert_eq!(got[0].header("content-type").as_deref(), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert_eq!(body.as_object().unwrap().len(), 1, "only `text`: {body}");
+    for expected in ["alice", "payments/refund", "refunds", "finance", req.id.as_str()] {
+        assert!(text.contains(expected), "{expected} missing from {text}");
+    }
+    assert!(!text.contains("4111111111111111") && !text.contains("900"), "arguments leaked: {text}");
+    assert!(!text.contains("http"), "link-free: {text}");
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let hook = RecordingUpstream::start(move |_| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        let mut r = Reply::json(json!({"ok": n >= 2}));
+        r.status = if n < 2 { 503 } else { 200 };
+        r
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = approvals(&dir, vec![hook.url()]);
+    let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
+    a.request(&who("alice", &[]), &call("f", json!(null)), &decision, None).await.unwrap();
+    let got = received(&hook, 3).await;
+    assert_eq!(got[0].body, got[2].body, "the same message is retried");
+    // Successful on the third attempt: no fourth.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hook.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_webhook_does_not_delay_or_fail_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on, then a working hook: the second still gets its message.
+    let dead = format!("http://127.0.0.1:{}/hook", cloakroom_testkit::free_port());
+    let hook = RecordingUpstream::start(|_| Reply::json(json!({}))).await;
+    let a = approvals(&dir, vec![dead, hook.url()]);
+    let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
+    let req = a.request(&who("alice", &[]), &call("f", json!(null)), &decision, None).await;
+    assert!(req.is_ok());
+    received(&hook, 1).await;
+}

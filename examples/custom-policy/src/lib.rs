@@ -1,0 +1,108 @@
+//! A custom Cloakroom policy crate: **refunds above an amount need approval outside
+//! business hours**.
+//!
+//! Built-in rules cannot say "outside business hours"; a few lines of Rust can. The
+//! policy implements [`cloakroom_policy::Policy`] and is plugged into the policy set next
+//! to the rules and Datalog files of `cloakroom.toml`, with the same deny-overrides
+//! combination: it never allows anything by itself (it returns "no opinion" for calls it
+//! does not care about), it only adds an approval requirement.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cloakroom_example_custom_policy::RefundHours;
+//! use cloakroom_policy::{Policies, PolicyConfig, PolicySet};
+//!
+//! let config: PolicyConfig = toml::from_str(r#"
+//!     [[rules]]
+//!     name = "support may refund"
+//!     effect = "allow"
+//!     functions = ["payments/refund"]
+//!     groups = ["support"]
+//! "#).unwrap();
+//! let set = PolicySet::builder()
+//!     .config(&config)
+//!     .custom(Arc::new(RefundHours::new(500, vec!["finance-leads".into()])))
+//!     .build()
+//!     .unwrap();
+//! // The gateway holds the set in a `Policies` handle; reloads keep custom policies.
+//! let policies = Policies::new(set);
+//! policies.reload(&config).unwrap();
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+use async_trait::async_trait;
+use cloakroom_core::{Decision, FunctionPatterns};
+use cloakroom_policy::{Policy, PolicyInput};
+use time::{UtcOffset, Weekday};
+
+/// Refunds whose `/amount` argument is above a threshold need approval when they are
+/// asked for outside business hours (Monday to Friday, 09:00 to 17:00 in a given offset).
+#[derive(Debug, Clone)]
+pub struct RefundHours {
+    functions: FunctionPatterns,
+    threshold: i64,
+    approvers: Vec<String>,
+    offset: UtcOffset,
+    open_hour: u8,
+    close_hour: u8,
+}
+
+impl RefundHours {
+    /// Refunds (`payments/refund`) above `threshold` need one of `approvers` out of
+    /// hours; business hours are 09:00–17:00 UTC on weekdays.
+    pub fn new(threshold: i64, approvers: Vec<String>) -> Self {
+        Self {
+            functions: FunctionPatterns::new(["payments/refund"]).expect("static pattern"),
+            threshold,
+            approvers,
+            offset: UtcOffset::UTC,
+            open_hour: 9,
+            close_hour: 17,
+        }
+    }
+
+    /// Business hours in another UTC offset (the finance team's local time).
+    pub fn with_offset(mut self, offset: UtcOffset) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    fn in_business_hours(&self, input: &PolicyInput<'_>) -> bool {
+        let local = input.now.to_offset(self.offset);
+        let weekday = !matches!(local.weekday(), Weekday::Saturday | Weekday::Sunday);
+        weekday && (self.open_hour..self.close_hour).contains(&local.hour())
+    }
+
+    /// The amount, whether sent as a JSON number or a numeric string. Unparseable
+    /// amounts count as large: when in doubt, ask a person.
+    fn amount(input: &PolicyInput<'_>) -> Option<i64> {
+        let v = input.call.argument("/amount")?;
+        Some(match v {
+            serde_json::Value::Number(n) => n.as_i64().unwrap_or(i64::MAX),
+            serde_json::Value::String(s) => s.trim().parse().unwrap_or(i64::MAX),
+            _ => i64::MAX,
+        })
+    }
+}
+
+#[async_trait]
+impl Policy for RefundHours {
+    fn name(&self) -> &str {
+        "refund-hours"
+    }
+
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+        if !self.functions.matches(&input.call.function) {
+            return Decision::default_deny(); // not a refund: no opinion
+        }
+        match Self::amount(input) {
+            Some(amount) if amount > self.threshold && !self.in_business_hours(input) => Decision::approve(
+                "refund-hours",
+                format!("refunds above {} outside business hours need approval", self.threshold),
+                self.approvers.clone(),
+            ),
+            _ => Decision::default_deny(),
+        }
+    }
+}
