@@ -36,8 +36,8 @@ use std::{
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use cloakroom_mask::{MaskEntry, MaskHandle, Matcher, MaskingConfig};
 use cloakroom_core::{Error, ErrorCode, Placeholder, Secret, PLACEHOLDER_LEN};
+use cloakroom_mask::{MaskEntry, MaskHandle, MaskingConfig, Matcher};
 use serde::Serialize;
 
 use crate::{
@@ -356,12 +356,13 @@ impl Catalog {
                 Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
             }
             BackendKind::Openbao => {
-                let cfg = config.openbao.as_ref().ok_or_else(|| {
-                    VaultError::Config("backend = \"openbao\" needs a [vault.openbao] table".into())
-                })?;
+                let cfg = config
+                    .openbao
+                    .as_ref()
+                    .ok_or_else(|| VaultError::Config("backend = \"openbao\" needs a [vault.openbao] table".into()))?;
                 let store = OpenBaoVault::connect(cfg).await?;
-                let catalog = Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, Some(cfg.cache_ttl))
-                    .await?;
+                let catalog =
+                    Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, Some(cfg.cache_ttl)).await?;
                 // Other replicas may change secrets: re-read the store every cache_ttl.
                 catalog.spawn_refresh(cfg.cache_ttl.max(Duration::from_secs(1)));
                 Ok(catalog)
@@ -536,7 +537,9 @@ impl Catalog {
             return Err(CatalogError::EmptyValue(name.to_owned()));
         }
         let compiled = binding
-            .map(|spec| Binding::compile(spec).map_err(|source| CatalogError::Binding { name: name.to_owned(), source }))
+            .map(|spec| {
+                Binding::compile(spec).map_err(|source| CatalogError::Binding { name: name.to_owned(), source })
+            })
             .transpose()?;
         if let (Some(declared), Some(given)) = (self.declared.load().get(name), &compiled) {
             if declared.spec() != given.spec() {
@@ -611,7 +614,8 @@ impl Catalog {
         }
         match self.vault.get(&entry.name).await? {
             Some(StoredSecret { value, .. }) => {
-                let old = entry.value.swap(Some(Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() })));
+                let old =
+                    entry.value.swap(Some(Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() })));
                 if old.as_ref().map(|o| &o.secret) != Some(&value) {
                     // Rotated elsewhere: the masker must learn the new value.
                     self.notify();

@@ -150,7 +150,10 @@ async fn invalid_names_and_bindings_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
     for bad in ["", "../x", "a/b", "-x", "has space"] {
-        assert!(matches!(c.put(bad, Secret::from("v-123456789"), None).await, Err(CatalogError::InvalidName(_))), "{bad}");
+        assert!(
+            matches!(c.put(bad, Secret::from("v-123456789"), None).await, Err(CatalogError::InvalidName(_))),
+            "{bad}"
+        );
     }
     let bad = BindingSpec { functions: vec!["x".into()], locations: vec!["cookie:x".into()], ..Default::default() };
     let err = c.put("ok", Secret::from("v-123456789"), Some(bad)).await.unwrap_err();
@@ -166,14 +169,20 @@ async fn every_change_rebuilds_the_response_masker() {
     c.attach_masker(handle.clone(), MaskingConfig::default());
     let p = c.put("api_token", Secret::from("tok-0123456789abcdef"), None).await.unwrap();
     let expected = format!("got {p}");
-    let masked = wait_for(|| String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(), &expected).await;
+    let masked =
+        wait_for(|| String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(), &expected)
+            .await;
     assert_eq!(masked, expected);
     // Base64 of the value is masked too (the configured encodings).
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "tok-0123456789abcdef");
     let out = handle.load().replace(b64.as_bytes()).output;
     assert!(out.starts_with(p.as_bytes()) && !out.windows(b64.len()).any(|w| w == b64.as_bytes()));
     c.delete("api_token").await.unwrap();
-    let after = wait_for(|| String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(), "got tok-0123456789abcdef").await;
+    let after = wait_for(
+        || String::from_utf8(handle.load().replace(b"got tok-0123456789abcdef").output).unwrap(),
+        "got tok-0123456789abcdef",
+    )
+    .await;
     assert_eq!(after, "got tok-0123456789abcdef");
 }
 

@@ -161,8 +161,8 @@ impl InFlight {
     /// call's function or is its `name` part for an MCP `name/tool`.
     pub async fn redeem(&self, call_id: &CallId, placeholder: &str, redeemer: &str) -> Result<Secret, RedeemError> {
         let call = self.get(call_id).ok_or(RedeemError::NotInFlight(*call_id))?;
-        let same_function = call.function == redeemer
-            || call.function.strip_prefix(redeemer).is_some_and(|rest| rest.starts_with('/'));
+        let same_function =
+            call.function == redeemer || call.function.strip_prefix(redeemer).is_some_and(|rest| rest.starts_with('/'));
         if !same_function {
             return Err(RedeemError::WrongFunction(*call_id));
         }

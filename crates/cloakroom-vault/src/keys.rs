@@ -225,7 +225,8 @@ fn read_keys_file(path: &Path) -> Result<KeysFile, KeyError> {
     }
     #[cfg(not(unix))]
     let _ = meta;
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|error| KeyError::Read { path: shown.clone(), error })?);
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(|error| KeyError::Read { path: shown.clone(), error })?);
     let mut file = KeysFile { placeholder: None, vault: None };
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

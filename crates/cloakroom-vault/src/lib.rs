@@ -41,8 +41,7 @@ mod store;
 
 pub use binding::{Binding, BindingError, BindingSpec, Found, Location, Refusal};
 pub use catalog::{
-    validate_name, ApprovalNeed, Catalog, CatalogEntry, CatalogError, CatalogSnapshot, Origin, SecretInfo,
-    ValuePattern,
+    validate_name, ApprovalNeed, Catalog, CatalogEntry, CatalogError, CatalogSnapshot, Origin, SecretInfo, ValuePattern,
 };
 pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
 pub use detokenize::{DetokenizeLayer, DetokenizeService, SecretsFound};

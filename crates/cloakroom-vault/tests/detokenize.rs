@@ -58,7 +58,8 @@ fn post(uri: &str, content_type: &str, body: impl Into<Bytes>) -> Request<Full<B
 #[tokio::test]
 async fn a_placeholder_in_a_header_is_substituted_and_recorded() {
     let f = fixture().await;
-    let p = f.put("stripe_key", "sk_live_header_0123", spec(&["payments/*"], &["header:Authorization"], &["ops"])).await;
+    let p =
+        f.put("stripe_key", "sk_live_header_0123", spec(&["payments/*"], &["header:Authorization"], &["ops"])).await;
     let svc = gateway(&f.layer(), f.upstream.url());
     let mut req = post("/charge", "text/plain", "hello");
     req.headers_mut().insert("authorization", format!("Bearer {p}").parse().unwrap());

@@ -7,9 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::Bytes;
 use cloakroom_core::Secret;
 use cloakroom_testkit::{OpenBao, RecordingUpstream};
-use cloakroom_vault::{
-    BindingSpec, Catalog, DetokenizeLayer, Key, OpenBaoConfig, OpenBaoVault, Vault, VaultError,
-};
+use cloakroom_vault::{BindingSpec, Catalog, DetokenizeLayer, Key, OpenBaoConfig, OpenBaoVault, Vault, VaultError};
 use common::{gateway, send, with_context};
 use http::Request;
 use http_body_util::Full;
@@ -120,7 +118,11 @@ async fn approle_login_works_and_bad_credentials_are_refused() {
     write_policy(&bao).await;
     bao.cli(&["auth", "enable", "approle"]);
     let (s, r) = bao
-        .api("POST", "/v1/auth/approle/role/cloakroom", Some(json!({ "token_policies": ["cloakroom"], "token_ttl": "1h" })))
+        .api(
+            "POST",
+            "/v1/auth/approle/role/cloakroom",
+            Some(json!({ "token_policies": ["cloakroom"], "token_ttl": "1h" })),
+        )
         .await;
     assert!(s < 300, "{s} {r}");
     let (_, r) = bao.api("GET", "/v1/auth/approle/role/cloakroom/role-id", None).await;

@@ -110,6 +110,7 @@ pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<S
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -110,11 +110,7 @@ fn encode_into(value: &[u8], encoding: Encoding, out: &mut Vec<u8>) -> Result<()
 }
 
 /// Rebuilds `src` with each range replaced by its entry's value in `encoding`.
-fn splice(
-    src: &[u8],
-    hits: &[(&Range<usize>, &[u8])],
-    encoding: Encoding,
-) -> Result<zeroize::Zeroizing<Vec<u8>>, ()> {
+fn splice(src: &[u8], hits: &[(&Range<usize>, &[u8])], encoding: Encoding) -> Result<zeroize::Zeroizing<Vec<u8>>, ()> {
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(src.len() + hits.len() * 32));
     let mut at = 0;
     for (r, value) in hits {
@@ -152,7 +148,10 @@ where
         Err(e) => {
             let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
             return Err(refuse(if too_large {
-                Error::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {} bytes", config.max_body_bytes))
+                Error::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("request body is larger than {} bytes", config.max_body_bytes),
+                )
             } else {
                 Error::new(ErrorCode::BadRequest, "the request body could not be read")
             }));
@@ -163,7 +162,12 @@ where
     let mut hits: Vec<Hit> = Vec::new();
     for (i, (name, value)) in parts.headers.iter().enumerate() {
         for (range, entry) in snap.find(value.as_bytes()) {
-            hits.push(Hit { place: Place::Header(i), range, found: Found::Header(name.as_str().to_owned()), entry: entry.clone() });
+            hits.push(Hit {
+                place: Place::Header(i),
+                range,
+                found: Found::Header(name.as_str().to_owned()),
+                entry: entry.clone(),
+            });
         }
     }
     if let Some(q) = parts.uri.query() {
@@ -249,7 +253,10 @@ where
             Err(CatalogError::NoValue(_)) => {
                 return Err(refuse(Error::new(
                     ErrorCode::SecretNotBound,
-                    format!("placeholder {} cannot be used: its secret has no value in the vault", h.entry.placeholder()),
+                    format!(
+                        "placeholder {} cannot be used: its secret has no value in the vault",
+                        h.entry.placeholder()
+                    ),
                 )))
             }
             Err(e) => {
@@ -261,7 +268,8 @@ where
             }
         }
     }
-    let value_of = |h: &Hit| values.iter().find(|(n, _)| n == h.entry.name()).map(|(_, v)| v.expose()).unwrap_or_default();
+    let value_of =
+        |h: &Hit| values.iter().find(|(n, _)| n == h.entry.name()).map(|(_, v)| v.expose()).unwrap_or_default();
 
     // Headers.
     let header_hits: Vec<usize> = {
@@ -327,20 +335,28 @@ where
         match splice(&body, &body_hits, body_kind) {
             Ok(b) => Bytes::from(b.to_vec()),
             Err(()) => {
-                return Err(refuse(Error::new(ErrorCode::BadRequest, "a secret that is not UTF-8 cannot be placed in a JSON body")))
+                return Err(refuse(Error::new(
+                    ErrorCode::BadRequest,
+                    "a secret that is not UTF-8 cannot be placed in a JSON body",
+                )))
             }
         }
     };
-    if parts.headers.contains_key(header::CONTENT_LENGTH) || !body_hits.is_empty() {
-        if !parts.headers.contains_key(header::TRANSFER_ENCODING) {
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
+    // The body's length changed: fix Content-Length (a chunked request stays chunked).
+    if (parts.headers.contains_key(header::CONTENT_LENGTH) || !body_hits.is_empty())
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
 
     // Record what was used and where.
     let mut used: Vec<SecretUse> = Vec::new();
     for h in &hits {
-        let u = SecretUse { name: h.entry.name().to_owned(), placeholder: h.entry.placeholder().clone(), location: h.found.to_string() };
+        let u = SecretUse {
+            name: h.entry.name().to_owned(),
+            placeholder: h.entry.placeholder().clone(),
+            location: h.found.to_string(),
+        };
         if !used.contains(&u) {
             used.push(u);
         }

@@ -172,7 +172,8 @@ impl Inner {
             let res = req.send().await.map_err(unavailable)?;
             let status = res.status();
             let bytes = res.bytes().await.map_err(unavailable)?;
-            let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+            let json =
+                if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
             // A refused token under AppRole: log in again once and retry.
             if status == StatusCode::FORBIDDEN && attempt == 0 && matches!(self.auth, Auth::AppRole { .. }) {
                 attempt += 1;
@@ -267,7 +268,9 @@ impl Inner {
             Secret::from(s)
         } else if let Some(b) = data["value_base64"].as_str() {
             Secret::new(
-                base64::engine::general_purpose::STANDARD.decode(b).map_err(|_| malformed("value_base64 is not base64"))?,
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|_| malformed("value_base64 is not base64"))?,
             )
         } else {
             return Err(malformed("no \"value\" field"));
@@ -308,7 +311,9 @@ async fn renew_loop(inner: Weak<Inner>) {
                     }
                 }
                 Auth::Token => {
-                    tracing::warn!("OpenBao token could not be renewed; calls needing secrets will fail closed when it expires");
+                    tracing::warn!(
+                        "OpenBao token could not be renewed; calls needing secrets will fail closed when it expires"
+                    );
                     // Nothing more to do for this token; check again later.
                     let mut s = inner.token.write().unwrap_or_else(|p| p.into_inner());
                     s.renewable = false;
@@ -359,7 +364,8 @@ impl Vault for OpenBaoVault {
         match status {
             s if s.is_success() => Ok(json["data"]["version"].as_u64().unwrap_or(0)),
             StatusCode::BAD_REQUEST
-                if json["errors"].to_string().contains("check-and-set") || json["errors"].to_string().contains("cas") =>
+                if json["errors"].to_string().contains("check-and-set")
+                    || json["errors"].to_string().contains("cas") =>
             {
                 Err(VaultError::Conflict { name: name.to_owned() })
             }
