@@ -1,0 +1,324 @@
+//! The admin verbs against the real `cloakroomd`: Biscuit tokens minted by this CLI,
+//! calls through the gateway to a real upstream, then approvals and the audit log
+//! read, followed, verified and exported through the CLI.
+//!
+//! `cloakroomd` is the workspace's binary, found next to this package's binary
+//! (`cargo test --workspace` builds both); when only this package was built, it is
+//! built first with the same cargo.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use cloakroom_testkit::RecordingUpstream;
+use common::{run, run_with, Run};
+use serde_json::{json, Value};
+
+fn cloakroomd_binary() -> PathBuf {
+    let me = PathBuf::from(env!("CARGO_BIN_EXE_cloakroom"));
+    let path = me.with_file_name(format!("cloakroomd{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "cloakroomd", "--bin", "cloakroomd"])
+            .current_dir(cloakroom_testkit::workspace_root())
+            .status()
+            .expect("run cargo build -p cloakroomd");
+        assert!(status.success(), "cargo build -p cloakroomd failed");
+    }
+    path
+}
+
+struct Tokens {
+    admin: String,
+    approver: String,
+    agent: String,
+}
+
+/// A root key and three tokens, all made with this CLI.
+fn tokens() -> (String, Tokens) {
+    let keys: Value = serde_json::from_str(&run(&["biscuit", "keygen", "-o", "json"]).ok().stdout).unwrap();
+    let private = keys["private_key"].as_str().unwrap().to_owned();
+    let mint = |subject: &str, group: &str| {
+        run_with(
+            &["biscuit", "mint", "--private-key-env", "ROOT", "--subject", subject, "--group", group, "--ttl", "1h"],
+            &[("ROOT", &private)],
+            None,
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    let t = Tokens {
+        admin: mint("ops-admin", "admins"),
+        approver: mint("fin-lead", "finance-leads"),
+        agent: mint("agent-7", "agents"),
+    };
+    (keys["public_key"].as_str().unwrap().to_owned(), t)
+}
+
+struct Gateway {
+    child: Child,
+    addr: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+    stderr: PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    async fn start(root_public_key: &str, upstream: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let config = format!(
+            r#"
+[server]
+listen = "{addr}"
+admin_listen = "{admin}"
+data_dir = "{data}"
+
+[identity]
+admin_groups = ["admins"]
+
+[identity.biscuit]
+root_public_key = "{root_public_key}"
+
+[[functions]]
+name = "payments"
+protocol = "http"
+upstream = "{upstream}"
+route = "/fn/payments"
+
+[[functions]]
+name = "refunds"
+protocol = "http"
+upstream = "{upstream}"
+route = "/fn/refunds"
+
+[[policy.rules]]
+name = "agents may call payments"
+effect = "allow"
+functions = ["payments"]
+groups = ["agents"]
+
+[[policy.rules]]
+name = "refunds need a finance lead"
+effect = "approve"
+functions = ["refunds"]
+groups = ["agents"]
+approvers = ["finance-leads"]
+"#,
+            data = dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("cloakroom.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let stderr = dir.path().join("stderr.log");
+        let child = Command::new(cloakroomd_binary())
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn cloakroomd");
+        let mut gw = Self { child, addr, admin, _dir: dir, stderr };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Some(status) = gw.child.try_wait().unwrap() {
+                panic!("cloakroomd exited with {status}: {}", gw.log());
+            }
+            if let Ok(r) = client.get(format!("http://{}/healthz", gw.admin)).send().await {
+                if r.status() == 200 {
+                    return gw;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cloakroomd did not become healthy: {}", gw.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// A call through the gateway as `token`; returns status, call id and JSON body.
+    async fn call(&self, token: &str, path: &str, body: Value, approval: Option<&str>) -> (u16, String, Value) {
+        let mut req = reqwest::Client::new().post(format!("http://{}{path}", self.addr)).bearer_auth(token).json(&body);
+        if let Some(a) = approval {
+            req = req.header("Cloakroom-Approval", a);
+        }
+        let res = req.send().await.expect("gateway call");
+        let status = res.status().as_u16();
+        let call_id =
+            res.headers().get("cloakroom-call-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body = res.json().await.unwrap_or(Value::Null);
+        (status, call_id, body)
+    }
+
+    /// Runs the CLI against this gateway's admin API as `token`.
+    async fn cli(&self, args: &[&str], token: Option<&str>) -> Run {
+        let mut argv: Vec<String> = vec!["--admin".into(), self.admin_url()];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let token = token.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = token.as_deref().map(|t| vec![("CLOAKROOM_TOKEN", t)]).unwrap_or_default();
+            run_with(&argv, &env, None)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The audit records, once there are at least `n` (records are sealed when the
+    /// response body ends, which can be just after the client has read it).
+    async fn records_at_least(&self, admin_token: &str, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let out =
+                self.cli(&["audit", "tail", "--no-follow", "-n", "1000", "-o", "json"], Some(admin_token)).await.ok();
+            let recs: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            if recs.len() >= n {
+                return recs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} audit records: {}", self.log());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_against_cloakroomd_approvals_and_audit() {
+    let upstream = RecordingUpstream::echo().await;
+    let (root, t) = tokens();
+    let gw = Gateway::start(&root, &upstream.url()).await;
+
+    // A call the agent may make, with a token minted by `cloakroom biscuit mint`.
+    let (status, charge_id, _) = gw.call(&t.agent, "/fn/payments/charge", json!({"amount": 5}), None).await;
+    assert_eq!(status, 200, "{}", gw.log());
+
+    // A refund waits for a finance lead.
+    let (status, _, pending) = gw.call(&t.agent, "/fn/refunds", json!({"amount": 5000}), None).await;
+    assert_eq!(status, 202, "{pending}");
+    let approval_id = pending["approval_id"].as_str().unwrap().to_owned();
+
+    let list = gw.cli(&["approval", "list"], Some(&t.approver)).await.ok().stdout;
+    assert!(list.contains(&approval_id) && list.contains("agent-7") && list.contains("refunds"), "{list}");
+    assert!(list.contains("5000"), "arguments are shown to the approver: {list}");
+    let j: Value =
+        serde_json::from_str(&gw.cli(&["approval", "list", "-o", "json"], Some(&t.approver)).await.ok().stdout)
+            .unwrap();
+    assert_eq!(j["approvals"][0]["id"], approval_id.as_str());
+
+    // The requester cannot approve their own call; the finance lead can.
+    let r = gw.cli(&["approval", "approve", &approval_id], Some(&t.agent)).await.code(5);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    let r = gw.cli(&["approval", "approve", &approval_id], Some(&t.approver)).await.ok();
+    assert!(r.stdout.starts_with(&format!("approved {approval_id}")), "{}", r.stdout);
+    assert!(gw.cli(&["approval", "list"], Some(&t.approver)).await.ok().stdout.contains("no pending approvals"));
+
+    let (status, refund_id, _) = gw.call(&t.agent, "/fn/refunds", json!({"amount": 5000}), Some(&approval_id)).await;
+    assert_eq!(status, 200, "{}", gw.log());
+
+    // Another refund, denied with a reason.
+    let (_, _, pending) = gw.call(&t.agent, "/fn/refunds", json!({"amount": 9999}), None).await;
+    let deny_id = pending["approval_id"].as_str().unwrap().to_owned();
+    gw.cli(&["approval", "deny", &deny_id, "--reason", "too large"], Some(&t.approver)).await.ok();
+    let denied: Value = serde_json::from_str(
+        &gw.cli(&["approval", "list", "--state", "denied", "-o", "json"], Some(&t.approver)).await.ok().stdout,
+    )
+    .unwrap();
+    assert_eq!(denied["approvals"][0]["id"], deny_id.as_str());
+    assert_eq!(denied["approvals"][0]["reason"], "too large");
+    gw.cli(&["approval", "approve", "0193a000-0000-7000-8000-000000000000"], Some(&t.approver)).await.code(6);
+
+    // The audit log, through the CLI.
+    let records = gw.records_at_least(&t.admin, 4).await;
+    assert!(records.iter().any(|r| r["id"] == charge_id.as_str() && r["function"] == "payments"));
+
+    let show = gw.cli(&["audit", "show", &refund_id], Some(&t.admin)).await.ok().stdout;
+    for needle in [
+        "agent-7 via biscuit",
+        "refunds (http)",
+        "refunds need a finance lead",
+        &approval_id,
+        "fin-lead",
+        "\"amount\": 5000",
+        "request: POST /fn/refunds",
+    ] {
+        assert!(show.contains(needle), "missing {needle:?}:\n{show}");
+    }
+
+    let r = gw.cli(&["audit", "verify"], Some(&t.admin)).await.ok();
+    assert!(r.stdout.contains("every chain verifies"), "{}", r.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("audit.jsonl");
+    gw.cli(
+        &["audit", "export", "--format", "jsonl", "--out", out.to_str().unwrap(), "--page-size", "2"],
+        Some(&t.admin),
+    )
+    .await
+    .ok();
+    let exported: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(exported.len() >= records.len(), "{} < {}", exported.len(), records.len());
+    let seqs: Vec<u64> = exported.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "export is in chain order, no gaps");
+
+    // Only admins read the audit log; no token at all is unauthenticated.
+    assert!(gw.cli(&["audit", "verify"], Some(&t.agent)).await.code(5).stderr.contains("admin_groups"));
+    assert!(gw.cli(&["audit", "verify"], None).await.code(4).stderr.contains("CLOAKROOM_TOKEN"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_audit_tail_follows_cloakroomd() {
+    let upstream = RecordingUpstream::echo().await;
+    let (root, t) = tokens();
+    let gw = Gateway::start(&root, &upstream.url()).await;
+    let (status, first, _) = gw.call(&t.agent, "/fn/payments/a", json!({"n": 1}), None).await;
+    assert_eq!(status, 200, "{}", gw.log());
+    gw.records_at_least(&t.admin, 1).await;
+
+    let mut child = common::cmd(&["--admin", &gw.admin_url(), "audit", "tail", "-o", "json", "--interval", "100ms"])
+        .env("CLOAKROOM_TOKEN", &t.admin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // A guard against a hang, not a timing assertion.
+    let next = || -> Value {
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(60)).expect("a line from audit tail")).unwrap()
+    };
+    assert_eq!(next()["id"], first.as_str());
+    let (_, second, _) = gw.call(&t.agent, "/fn/payments/b", json!({"n": 2}), None).await;
+    let (_, third, _) = gw.call(&t.agent, "/fn/payments/c", json!({"n": 3}), None).await;
+    assert_eq!(next()["id"], second.as_str());
+    assert_eq!(next()["id"], third.as_str());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
