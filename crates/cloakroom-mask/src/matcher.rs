@@ -119,8 +119,8 @@ struct ShortSet {
 /// Sorted patterns, to tell whether a buffer's tail could still begin a match.
 struct PrefixIndex {
     sorted: Vec<Arc<[u8]>>,
-    /// Bit `h(a, b, c)` is set when some pattern starts with the bytes `a b c`.
-    trigrams: Box<[u64]>,
+    /// Bit `h(a, b, c, d)` is set when some pattern starts with the bytes `a b c d`.
+    quads: Box<[u64]>,
 }
 
 /// The compiled set of secrets to mask. Build it off the request path (building for
@@ -458,30 +458,32 @@ impl Iterator for FindIter<'_, '_> {
 
 // === impl PrefixIndex ===
 
-const TRIGRAM_BITS: usize = 1 << 16;
+const QUAD_BITS_LOG2: u32 = 20;
 
-fn trigram_slot(a: u8, b: u8, c: u8) -> usize {
-    let x = u32::from(a) | (u32::from(b) << 8) | (u32::from(c) << 16);
-    (x.wrapping_mul(0x9E37_79B1) >> 16) as usize
+fn quad_slot(p: &[u8]) -> usize {
+    let x = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+    (x.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS_LOG2)) as usize
 }
 
 impl PrefixIndex {
     fn new(mut sorted: Vec<Arc<[u8]>>) -> Self {
         sorted.sort_unstable();
-        let mut trigrams = vec![0u64; TRIGRAM_BITS / 64].into_boxed_slice();
+        // 128 KiB: a tail of four bytes or more is rejected without a binary search
+        // unless one of the patterns' first four bytes hashes to the same bit.
+        let mut quads = vec![0u64; (1 << QUAD_BITS_LOG2) / 64].into_boxed_slice();
         for p in &sorted {
-            if p.len() >= 3 {
-                let i = trigram_slot(p[0], p[1], p[2]);
-                trigrams[i / 64] |= 1 << (i % 64);
+            if p.len() >= 4 {
+                let i = quad_slot(p);
+                quads[i / 64] |= 1 << (i % 64);
             }
         }
-        Self { sorted, trigrams }
+        Self { sorted, quads }
     }
 
     fn is_prefix(&self, tail: &[u8]) -> bool {
-        if tail.len() >= 3 {
-            let i = trigram_slot(tail[0], tail[1], tail[2]);
-            if self.trigrams[i / 64] & (1 << (i % 64)) == 0 {
+        if tail.len() >= 4 {
+            let i = quad_slot(tail);
+            if self.quads[i / 64] & (1 << (i % 64)) == 0 {
                 return false;
             }
         }

@@ -152,7 +152,7 @@ mod tokio_stream_shim {
     use bytes::Bytes;
     use http_body::Frame;
 
-    pub struct Receiver(pub tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
+    pub(crate) struct Receiver(pub(crate) tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
 
     impl futures_core::Stream for Receiver {
         type Item = Result<Frame<Bytes>, std::io::Error>;
