@@ -531,3 +531,48 @@ async fn audit_tail_follows_new_records() {
     let polls: Vec<String> = s.server.requests().iter().skip(1).map(|r| r.uri.clone()).collect();
     assert!(polls.iter().all(|u| u.contains("since=3") || u.contains("since=5")), "{polls:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_put_on_a_terminal_prompts_without_echo() {
+    use std::io::{Read, Write};
+    let s = StandIn::start().await;
+    // `script` (util-linux) gives the CLI a pseudo-terminal as stdin and /dev/tty.
+    let cli = format!("{} --admin {} secret put tty_key", env!("CARGO_BIN_EXE_cloakroom"), s.server.url());
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cli, "/dev/null"])
+        .env("CLOAKROOM_TOKEN", ADMIN)
+        .env_remove("CLOAKROOM_ADMIN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` from util-linux is needed for this test (apt-get install bsdutils)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Type only once the prompt is up (echo is off by then). The timeout guards a hang.
+    while !String::from_utf8_lossy(&seen).contains("Value for tty_key: ") {
+        seen.extend(rx.recv_timeout(Duration::from_secs(60)).expect("the prompt"));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"typed-secret-value\n").unwrap();
+    stdin.flush().unwrap();
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(60)) {
+        seen.extend(chunk);
+    }
+    drop(stdin);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let screen = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains(&placeholder_of("tty_key")), "{screen}");
+    assert!(!screen.contains("typed-secret-value"), "the value was echoed: {screen}");
+    assert_eq!(s.state.lock().unwrap().values["tty_key"], "typed-secret-value");
+}
