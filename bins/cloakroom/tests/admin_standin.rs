@@ -474,6 +474,7 @@ async fn audit_export_pages_through_every_record_in_order() {
         .await
         .ok();
     assert!(r.stderr.contains("exported 1234 records"), "{}", r.stderr);
+    assert!(!r.stderr.contains('…'), "no progress when stderr is not a terminal: {}", r.stderr);
     assert!(r.stdout.is_empty());
     let text = std::fs::read_to_string(&path).unwrap();
     let seqs: Vec<u64> =
@@ -575,4 +576,32 @@ async fn secret_put_on_a_terminal_prompts_without_echo() {
     assert!(screen.contains(&placeholder_of("tty_key")), "{screen}");
     assert!(!screen.contains("typed-secret-value"), "the value was echoed: {screen}");
     assert_eq!(s.state.lock().unwrap().values["tty_key"], "typed-secret-value");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_export_shows_progress_when_stderr_is_a_terminal() {
+    let s = StandIn::start().await;
+    s.state.lock().unwrap().records = (1..=250).map(record).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let cli = format!(
+        "{} --admin {} audit export --format jsonl --page-size 100 --out {}",
+        env!("CARGO_BIN_EXE_cloakroom"),
+        s.server.url(),
+        path.display()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &cli, "/dev/null"])
+            .env("CLOAKROOM_TOKEN", ADMIN)
+            .stdin(Stdio::null())
+            .output()
+            .expect("`script` from util-linux is needed for this test (apt-get install bsdutils)")
+    })
+    .await
+    .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("exported 100 records…") && screen.contains("exported 200 records…"), "{screen}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 250);
 }

@@ -8,7 +8,6 @@
 use std::{
     collections::{HashSet, VecDeque},
     io::{IsTerminal, Write},
-    time::Instant,
 };
 
 use serde_json::Value;
@@ -424,7 +423,6 @@ async fn export(client: &AdminClient, e: AuditExport) -> Result<(), CliError> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let progress = std::io::stderr().is_terminal();
-    let started = Instant::now();
     let mut cursor: Option<String> = None;
     let mut count: u64 = 0;
     let mut shown = false;
@@ -442,8 +440,8 @@ async fn export(client: &AdminClient, e: AuditExport) -> Result<(), CliError> {
         if n < page_size {
             break;
         }
-        // Progress only for exports that take more than one page and a moment.
-        if progress && started.elapsed().as_millis() >= 500 {
+        // Progress only on a terminal, and only for exports of more than one page.
+        if progress {
             shown = true;
             eprint!("\rexported {count} records…");
         }
