@@ -1,6 +1,137 @@
-//! `cloakroomd`: see SPEC §7. The binary is thin; its work lives in the library crates.
+//! `cloakroomd`: the Cloakroom gateway (SPEC §7). Thin: parse arguments, load the
+//! configuration, run [`cloakroom_gateway::Gateway`] on its two listeners.
+//!
+//! - `cloakroomd --config cloakroom.toml` runs the gateway;
+//! - `cloakroomd --config cloakroom.toml --check` validates the file and exits
+//!   (status 0 when valid, 1 with the error otherwise);
+//! - `cloakroomd --dev` runs it with no configuration at all.
+//!
+//! SIGHUP reloads functions, identity and policies from the file; SIGTERM or Ctrl-C
+//! stops accepting, lets in-flight calls finish (`server.shutdown_grace`) and flushes
+//! the audit log.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("cloakroomd: not built yet; see the open issues (the gateway and CLI issues build it)");
-    std::process::ExitCode::from(2)
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser;
+use cloakroom_gateway::{dev::DevSetup, server::serve, Config, Gateway};
+use tokio::sync::watch;
+
+/// The Cloakroom gateway.
+#[derive(Debug, Parser)]
+#[command(name = "cloakroomd", version, about)]
+struct Args {
+    /// The configuration file.
+    #[arg(long, short, value_name = "FILE", env = "CLOAKROOM_CONFIG", required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long, requires = "config")]
+    check: bool,
+    /// Run with no configuration: temporary stores, fresh keys, a built-in echo function.
+    #[arg(long, conflicts_with_all = ["config", "check"])]
+    dev: bool,
+    /// Override `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Override `server.admin_listen`.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.check {
+        let path = args.config.as_deref().expect("clap requires --config with --check");
+        return match Config::load(path) {
+            Ok(_) => {
+                println!("{}: configuration is valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cloakroomd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cloakroomd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut dev = None;
+    let (mut config, path) = if args.dev {
+        let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let admin = args.admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let setup = DevSetup::create(listen, admin).await?;
+        let config = setup.config.clone();
+        dev = Some(setup);
+        (config, None)
+    } else {
+        let path = args.config.clone().expect("clap requires --config without --dev");
+        (Config::load(&path)?, Some(path))
+    };
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        config.server.admin_listen = l;
+    }
+    anyhow::ensure!(config.server.listen != config.server.admin_listen, "--listen and --admin-listen must differ");
+    let listen = config.server.listen;
+    let admin_listen = config.server.admin_listen;
+    let grace = config.server.shutdown_grace;
+    let gateway = Gateway::start(config, path).await?;
+    let gw_listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let admin_listener =
+        tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
+    tracing::info!(%listen, %admin_listen, "cloakroomd listening");
+    if let Some(dev) = &dev {
+        println!("{}", dev.banner());
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let g = gateway.clone();
+    let gw = tokio::spawn(serve(gw_listener, move |peer| g.service(Some(peer)), stopped(stop_rx.clone()), grace));
+    let g = gateway.clone();
+    let admin =
+        tokio::spawn(serve(admin_listener, move |peer| g.admin_service(Some(peer)), stopped(stop_rx.clone()), grace));
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match gateway.reload() {
+                Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused; the running configuration stays in force"),
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = gw.await;
+    let _ = admin.await;
+    gateway.close().await;
+    drop(dev);
+    Ok(())
 }

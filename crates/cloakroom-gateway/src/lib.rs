@@ -6,8 +6,18 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
 pub mod call;
 pub mod config;
+pub mod dev;
+pub mod echo;
 pub mod forward;
+pub mod gateway;
 pub mod mcp;
+pub mod metrics;
+pub mod on_end;
 pub mod route;
+pub mod server;
+
+pub use config::{Config, ConfigError};
+pub use gateway::{Gateway, GatewayError, GatewayService};

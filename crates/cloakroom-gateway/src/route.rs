@@ -70,7 +70,8 @@ pub struct Routes {
 impl Routes {
     /// A table of `functions` (already validated by the config loader).
     pub fn new(functions: &[FunctionConfig]) -> Result<Self, UpstreamError> {
-        let mut functions = functions.iter().cloned().map(Function::new).map(|f| f.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let mut functions =
+            functions.iter().cloned().map(Function::new).map(|f| f.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         functions.sort_by_key(|f| std::cmp::Reverse(f.config.route.len()));
         Ok(Self { functions })
     }

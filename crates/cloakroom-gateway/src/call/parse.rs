@@ -81,7 +81,8 @@ pub(crate) fn mcp_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<(C
             // past the decision made for the first.
             return Err(McpRefusal::Malformed(RpcError {
                 code: INVALID_REQUEST,
-                message: "Invalid Request: batches containing tools/call are not accepted; send each call on its own".into(),
+                message: "Invalid Request: batches containing tools/call are not accepted; send each call on its own"
+                    .into(),
                 id: Value::Null,
             }));
         }

@@ -54,7 +54,12 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     res
 }
 
-fn rpc_response<B>(status: StatusCode, err: &RpcError, note: Option<&AuditNote>, code: ErrorCode) -> Response<CallBody<B>> {
+fn rpc_response<B>(
+    status: StatusCode,
+    err: &RpcError,
+    note: Option<&AuditNote>,
+    code: ErrorCode,
+) -> Response<CallBody<B>> {
     let mut res = json_response(status, &err.to_json(None));
     let error = Error::new(code, err.message.clone());
     if let Some(note) = note {
@@ -99,8 +104,12 @@ where
             let Some(routed) = req.extensions().get::<Routed>().cloned() else {
                 return Ok(refuse(Error::new(ErrorCode::NotFound, "no function at this path")));
             };
-            let too_large =
-                || Error::new(ErrorCode::PayloadTooLarge, format!("the request body is larger than {} bytes", layer.max_body_bytes));
+            let too_large = || {
+                Error::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is larger than {} bytes", layer.max_body_bytes),
+                )
+            };
             let declared = req
                 .headers()
                 .get(header::CONTENT_LENGTH)
@@ -124,7 +133,9 @@ where
                     Err(McpRefusal::Malformed(e)) => {
                         return Ok(rpc_response(StatusCode::BAD_REQUEST, &e, note.as_ref(), ErrorCode::BadRequest))
                     }
-                    Err(McpRefusal::Answer(e)) => return Ok(rpc_response(StatusCode::OK, &e, note.as_ref(), ErrorCode::BadRequest)),
+                    Err(McpRefusal::Answer(e)) => {
+                        return Ok(rpc_response(StatusCode::OK, &e, note.as_ref(), ErrorCode::BadRequest))
+                    }
                 },
             };
             if let Some(note) = &note {
@@ -136,7 +147,15 @@ where
             let Some(message) = message else {
                 return Ok(res.map(Either::Right));
             };
-            Ok(rescue::rescue(res, &message, call_id.as_ref(), identity.as_ref(), &routed, layer.tool_visibility.as_ref()).await)
+            Ok(rescue::rescue(
+                res,
+                &message,
+                call_id.as_ref(),
+                identity.as_ref(),
+                &routed,
+                layer.tool_visibility.as_ref(),
+            )
+            .await)
         })
     }
 }

@@ -110,9 +110,9 @@ fn walk_value(value: &DeValue<'_>, span: &Range<usize>, path: &mut Vec<Step>) {
 /// give the array itself an unhelpful span, so look inside).
 fn descend_contains(value: &DeValue<'_>, span: &Range<usize>) -> bool {
     match value {
-        DeValue::Table(t) => t
-            .iter()
-            .any(|(k, v)| contains(&k.span(), span) || contains(&v.span(), span) || descend_contains(v.get_ref(), span)),
+        DeValue::Table(t) => t.iter().any(|(k, v)| {
+            contains(&k.span(), span) || contains(&v.span(), span) || descend_contains(v.get_ref(), span)
+        }),
         DeValue::Array(a) => a.iter().any(|v| contains(&v.span(), span) || descend_contains(v.get_ref(), span)),
         _ => false,
     }

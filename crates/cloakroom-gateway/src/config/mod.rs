@@ -147,16 +147,11 @@ impl<'a> Locator<'a> {
     }
 
     /// Turns a serde/TOML error into one naming the line and key.
-    pub(crate) fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+    pub(crate) fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span();
         let line = span.as_ref().map(|s| locate::line_of(self.source, s.start)).unwrap_or(1);
         let key = span.as_ref().and_then(|s| locate::key_at(self.source, s)).unwrap_or_else(|| "(document)".to_owned());
-        ConfigError::Invalid {
-            file: self.file.to_owned(),
-            line,
-            key,
-            message: err.message().trim().replace('\n', " "),
-        }
+        ConfigError::Invalid { file: self.file.to_owned(), line, key, message: err.message().trim().replace('\n', " ") }
     }
 }
 
@@ -164,14 +159,15 @@ impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let source =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         Self::from_toml_str(&file, &source)
     }
 
     /// Parses and validates `source`; `file` names it in error messages.
     pub fn from_toml_str(file: &str, source: &str) -> Result<Self, ConfigError> {
         let at = Locator::new(file, source);
-        let config: Config = toml::from_str(source).map_err(|e| at.from_toml(&e))?;
+        let config: Config = toml::from_str(source).map_err(|e| at.toml_error(&e))?;
         config.validate(&at)?;
         Ok(config)
     }
@@ -229,7 +225,9 @@ impl Config {
         }
         for (i, rule) in self.policy.rules.iter().enumerate() {
             if rule.name.trim().is_empty() {
-                return Err(at.error(&[Key("policy"), Key("rules"), Index(i), Key("name")], "expected a non-empty rule name"));
+                return Err(
+                    at.error(&[Key("policy"), Key("rules"), Index(i), Key("name")], "expected a non-empty rule name")
+                );
             }
         }
         Ok(())
@@ -278,7 +276,9 @@ fn validate_route(route: &str) -> Result<(), String> {
         return Err("expected a path prefix below '/', e.g. \"/fn/payments\"".into());
     }
     if route.contains(['?', '#', '%', '*']) || route.contains("//") || route.split('/').any(|s| s == "." || s == "..") {
-        return Err(format!("expected a plain path prefix without '?', '#', '%', '*', '//' or dot segments, got {route:?}"));
+        return Err(format!(
+            "expected a plain path prefix without '?', '#', '%', '*', '//' or dot segments, got {route:?}"
+        ));
     }
     Ok(())
 }

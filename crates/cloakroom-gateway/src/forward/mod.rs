@@ -93,7 +93,11 @@ where
     }
 }
 
-async fn forward<B>(client: Client<HttpConnector, GatewayBody>, timeout: Duration, req: Request<B>) -> Response<GatewayBody>
+async fn forward<B>(
+    client: Client<HttpConnector, GatewayBody>,
+    timeout: Duration,
+    req: Request<B>,
+) -> Response<GatewayBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,

@@ -89,8 +89,8 @@ pub fn error_object(id: &Value, code: i64, message: &str, data: Option<Value>) -
 impl McpMessage {
     /// Parses a POST body.
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
-        let v: Value =
-            serde_json::from_slice(body).map_err(|_| RpcError::new(PARSE_ERROR, "Parse error: the body is not JSON", Value::Null))?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|_| RpcError::new(PARSE_ERROR, "Parse error: the body is not JSON", Value::Null))?;
         match v {
             Value::Array(items) => {
                 if items.is_empty() {
@@ -109,24 +109,38 @@ impl McpMessage {
         let id = obj.remove("id");
         if let Some(id) = &id {
             if !(id.is_string() || id.is_number() || id.is_null()) {
-                return Err(RpcError::new(INVALID_REQUEST, "Invalid Request: id must be a string or a number", Value::Null));
+                return Err(RpcError::new(
+                    INVALID_REQUEST,
+                    "Invalid Request: id must be a string or a number",
+                    Value::Null,
+                ));
             }
         }
         if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return Err(RpcError::new(INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\"", id.unwrap_or_default()));
+            return Err(RpcError::new(
+                INVALID_REQUEST,
+                "Invalid Request: jsonrpc must be \"2.0\"",
+                id.unwrap_or_default(),
+            ));
         }
         match obj.remove("method") {
             Some(Value::String(method)) => {
                 let params = obj.remove("params").unwrap_or(Value::Null);
                 if !(params.is_null() || params.is_object() || params.is_array()) {
-                    return Err(RpcError::new(INVALID_REQUEST, "Invalid Request: params must be structured", id.unwrap_or_default()));
+                    return Err(RpcError::new(
+                        INVALID_REQUEST,
+                        "Invalid Request: params must be structured",
+                        id.unwrap_or_default(),
+                    ));
                 }
                 Ok(match id {
                     Some(id) => McpMessage::Request { id, method, params },
                     None => McpMessage::Notification { method },
                 })
             }
-            Some(_) => Err(RpcError::new(INVALID_REQUEST, "Invalid Request: method must be a string", id.unwrap_or_default())),
+            Some(_) => {
+                Err(RpcError::new(INVALID_REQUEST, "Invalid Request: method must be a string", id.unwrap_or_default()))
+            }
             None => match id {
                 Some(id) if obj.contains_key("result") || obj.contains_key("error") => Ok(McpMessage::Response { id }),
                 _ => Err(RpcError::new(INVALID_REQUEST, "Invalid Request: no method", id.unwrap_or_default())),
@@ -165,7 +179,9 @@ impl McpMessage {
         let McpMessage::Request { method, params, .. } = self else { return None };
         match method.as_str() {
             "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => params.get("uri").and_then(Value::as_str),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                params.get("uri").and_then(Value::as_str)
+            }
             _ => None,
         }
     }
@@ -181,7 +197,9 @@ impl McpMessage {
                 return Err(self.mismatch(&format!("more than one {name} header")));
             }
             first
-                .map(|v| v.to_str().map(str::to_owned).map_err(|_| self.mismatch(&format!("{name} is not visible ASCII"))))
+                .map(|v| {
+                    v.to_str().map(str::to_owned).map_err(|_| self.mismatch(&format!("{name} is not visible ASCII")))
+                })
                 .transpose()
         };
         let method_h = header(MCP_METHOD_HEADER)?;
@@ -205,7 +223,11 @@ impl McpMessage {
     }
 
     fn mismatch(&self, what: &str) -> RpcError {
-        RpcError::new(HEADER_MISMATCH, format!("Header mismatch: {what}"), self.request_id().cloned().unwrap_or_default())
+        RpcError::new(
+            HEADER_MISMATCH,
+            format!("Header mismatch: {what}"),
+            self.request_id().cloned().unwrap_or_default(),
+        )
     }
 }
 

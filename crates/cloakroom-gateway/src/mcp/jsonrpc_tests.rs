@@ -11,7 +11,8 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     h
 }
 
-const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
+const CALL: &[u8] =
+    br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
 
 #[test]
 fn tools_call_is_a_request_with_a_name() {
@@ -30,7 +31,14 @@ fn malformed_json_is_a_parse_error() {
 
 #[test]
 fn invalid_requests_are_refused() {
-    for body in [&b"[]"[..], b"42", br#"{"id":1,"method":"x"}"#, br#"{"jsonrpc":"2.0","id":1,"method":5}"#, br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#, br#"{"jsonrpc":"2.0","id":1}"#] {
+    for body in [
+        &b"[]"[..],
+        b"42",
+        br#"{"id":1,"method":"x"}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":5}"#,
+        br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
+        br#"{"jsonrpc":"2.0","id":1}"#,
+    ] {
         assert_eq!(McpMessage::parse(body).unwrap_err().code, INVALID_REQUEST, "{}", String::from_utf8_lossy(body));
     }
 }
@@ -41,8 +49,14 @@ fn notifications_responses_and_batches() {
         McpMessage::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap(),
         McpMessage::Notification { method: "notifications/initialized".into() }
     );
-    assert_eq!(McpMessage::parse(br#"{"jsonrpc":"2.0","id":"s1","result":{}}"#).unwrap(), McpMessage::Response { id: json!("s1") });
-    let batch = McpMessage::parse(br#"[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#).unwrap();
+    assert_eq!(
+        McpMessage::parse(br#"{"jsonrpc":"2.0","id":"s1","result":{}}"#).unwrap(),
+        McpMessage::Response { id: json!("s1") }
+    );
+    let batch = McpMessage::parse(
+        br#"[{"jsonrpc":"2.0","method":"a"},{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#,
+    )
+    .unwrap();
     assert!(matches!(&batch, McpMessage::Batch(items) if items.len() == 2));
     assert!(batch.has_tool_call());
 }

@@ -65,9 +65,11 @@ where
     if let Some(error) = res.extensions().get::<Error>().cloned() {
         let data = error.to_json_value(call_id);
         return match id {
-            Some(id) => {
-                json_response(StatusCode::OK, &error_object(&id, rpc_code(error.code), &error.message, Some(data)), Some(error))
-            }
+            Some(id) => json_response(
+                StatusCode::OK,
+                &error_object(&id, rpc_code(error.code), &error.message, Some(data)),
+                Some(error),
+            ),
             // Notifications and client responses have no id to answer: keep the HTTP
             // status, say why in a JSON-RPC error with a null id.
             None => json_response(
@@ -161,10 +163,12 @@ mod tests {
 
     #[test]
     fn tools_list_results_keep_only_visible_tools() {
-        let data = br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo"},{"name":"drop_db"},{"name":"slow"}]}}"#;
+        let data =
+            br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo"},{"name":"drop_db"},{"name":"slow"}]}}"#;
         let out = filter_tools_json(data, &|t| t != "drop_db").unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
-        let names: Vec<&str> = v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            v["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["echo", "slow"]);
         assert!(filter_tools_json(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#, &|_| false).is_none());
     }

@@ -14,10 +14,8 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
             }
             continue;
         }
-        let data: Vec<&str> = event
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d)))
-            .collect();
+        let data: Vec<&str> =
+            event.lines().filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d))).collect();
         let replaced = if data.is_empty() { None } else { f(data.join("\n").as_bytes()) };
         match replaced {
             Some(new) => {
@@ -51,6 +49,9 @@ mod tests {
     fn data_is_rewritten_and_other_fields_kept() {
         let body = b"event: message\nid: 1\ndata: {\"a\":1}\n\nevent: message\ndata: keep\n\n";
         let out = map_events(body, |d| (d == b"{\"a\":1}").then(|| b"{\"a\":2}".to_vec()));
-        assert_eq!(String::from_utf8(out).unwrap(), "event: message\nid: 1\ndata: {\"a\":2}\n\nevent: message\ndata: keep\n\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event: message\nid: 1\ndata: {\"a\":2}\n\nevent: message\ndata: keep\n\n"
+        );
     }
 }

@@ -1,0 +1,193 @@
+//! Test harness: the real `cloakroomd` binary as a subprocess on free ports, with a
+//! generated configuration, driven over HTTP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+
+/// API keys the generated configurations accept: (key, subject, groups).
+pub const AGENT_KEY: &str = "ck_test_agent_key_0123456789";
+pub const ADMIN_KEY: &str = "ck_test_admin_key_0123456789";
+pub const APPROVER_KEY: &str = "ck_test_approver_key_012345";
+pub const OUTSIDER_KEY: &str = "ck_test_outsider_key_012345";
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The `[identity]` part shared by the tests' configurations.
+pub fn identity_section() -> String {
+    format!(
+        r#"
+[identity]
+admin_groups = ["admins"]
+
+[[identity.api_keys]]
+subject = "agent"
+groups = ["agents"]
+sha256 = "{}"
+
+[[identity.api_keys]]
+subject = "admin"
+groups = ["admins"]
+sha256 = "{}"
+
+[[identity.api_keys]]
+subject = "approver"
+groups = ["leads"]
+sha256 = "{}"
+
+[[identity.api_keys]]
+subject = "outsider"
+groups = ["outsiders"]
+sha256 = "{}"
+"#,
+        sha256_hex(AGENT_KEY),
+        sha256_hex(ADMIN_KEY),
+        sha256_hex(APPROVER_KEY),
+        sha256_hex(OUTSIDER_KEY)
+    )
+}
+
+/// A running `cloakroomd`.
+pub struct Cloakroomd {
+    child: Child,
+    /// `127.0.0.1:<port>` of the gateway.
+    pub addr: String,
+    /// `127.0.0.1:<port>` of the admin API.
+    pub admin: String,
+    /// Temporary directory holding the config and the data dir.
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Drop for Cloakroomd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cloakroomd"))
+}
+
+impl Cloakroomd {
+    /// Starts `cloakroomd` with `[server]` (free ports, a temporary data dir, and
+    /// `server_extra` lines) followed by `rest` of the configuration.
+    pub async fn start(server_extra: &str, rest: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let config = format!(
+            "[server]\nlisten = \"{addr}\"\nadmin_listen = \"{admin}\"\ndata_dir = \"{}\"\n{server_extra}\n{rest}",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("cloakroom.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(&config_path)
+            .env("CLOAKROOM_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+            .spawn()
+            .expect("spawn cloakroomd");
+        let mut me = Self { child, addr, admin, dir, config_path, stderr_path };
+        me.wait_ready().await;
+        me
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("cloakroomd exited with {status}: {}", self.stderr());
+            }
+            if let Ok(r) = client.get(format!("http://{}/healthz", self.admin)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cloakroomd did not become healthy: {}", self.stderr());
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP (via the `kill` command: no unsafe in tests either).
+    pub fn sighup(&self) {
+        let ok = Command::new("kill").arg("-HUP").arg(self.pid().to_string()).status().expect("kill -HUP");
+        assert!(ok.success());
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Sends raw bytes to the gateway and returns the raw answer (until the server
+    /// closes or 5 s pass).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        let (addr, request) = (self.addr.clone(), request.to_vec());
+        // Blocking I/O off the test's runtime, which also runs the upstreams.
+        tokio::task::spawn_blocking(move || {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(&request).expect("write");
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+        .await
+        .expect("raw request task")
+    }
+
+    /// GET on the admin API as the admin, as JSON.
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .get(self.admin_url(path))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("admin request");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("admin json")
+    }
+}
+
+/// A function entry.
+pub fn function(name: &str, protocol: &str, upstream: &str, route: &str) -> String {
+    format!("\n[[functions]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\nupstream = \"{upstream}\"\nroute = \"{route}\"\n")
+}
+
+/// An allow rule.
+pub fn allow(name: &str, functions: &[&str], groups: &[&str]) -> String {
+    format!(
+        "\n[[policy.rules]]\nname = \"{name}\"\neffect = \"allow\"\nfunctions = {functions:?}\ngroups = {groups:?}\n"
+    )
+}

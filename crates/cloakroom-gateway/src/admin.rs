@@ -1,0 +1,316 @@
+//! The admin API of SPEC §5, on its own listener.
+//!
+//! `GET /healthz`, `GET /readyz` and `GET /metrics` are open; everything under `/v1/`
+//! needs a credential the identity configuration accepts (the same verifiers as the
+//! data path). Admin endpoints need a member of `identity.admin_groups`; approval
+//! endpoints need a member of one of the approval's approver groups (listing shows an
+//! approver the approvals they may decide; an admin sees all).
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use cloakroom_audit::{RecordQuery, Since};
+use cloakroom_core::{CallId, Error, ErrorCode, Identity};
+use cloakroom_policy::ApprovalState;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::{
+    forward::{boxed, error_response, GatewayBody},
+    Gateway,
+};
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 1024 * 1024;
+/// Default and largest `limit` of `GET /v1/audit`.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+const MAX_AUDIT_LIMIT: usize = 10_000;
+
+/// The admin listener's service for a connection from `peer`.
+#[derive(Clone, Debug)]
+pub struct AdminService {
+    gateway: Gateway,
+    peer: Option<SocketAddr>,
+}
+
+impl Gateway {
+    /// The service of the admin listener, for a connection from `peer`.
+    pub fn admin_service(&self, peer: Option<SocketAddr>) -> AdminService {
+        AdminService { gateway: self.clone(), peer }
+    }
+}
+
+impl tower::Service<Request<Incoming>> for AdminService {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let gateway = self.gateway.clone();
+        let peer = self.peer;
+        Box::pin(async move {
+            Ok(match handle(&gateway, peer, req).await {
+                Ok(res) => res,
+                Err(e) => error_response(&e, None),
+            })
+        })
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBody> {
+    let mut res = Response::new(boxed(Full::new(Bytes::from(v.to_string()))));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+fn not_found() -> Error {
+    Error::new(ErrorCode::NotFound, "no such admin endpoint")
+}
+
+async fn handle(
+    gateway: &Gateway,
+    peer: Option<SocketAddr>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, Error> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => return Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, ["readyz"]) => return Ok(readyz(gateway).await),
+        (&Method::GET, ["metrics"]) => return Ok(metrics(gateway).await),
+        (_, ["v1", ..]) => {}
+        _ => return Err(not_found()),
+    }
+    let identity = gateway.authenticator().authenticate(req.headers(), peer).await.map_err(|e| e.to_error())?;
+    let is_admin = gateway.authenticator().is_admin(&identity);
+    let require_admin = || {
+        if is_admin {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorCode::Forbidden, "this endpoint needs a member of identity.admin_groups"))
+        }
+    };
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let body = read_body(req).await?;
+    match (&method, &segments[1..]) {
+        (&Method::GET, ["approvals"]) => {
+            let state = match param(&query, "state") {
+                None => None,
+                Some(s) => Some(
+                    ApprovalState::parse(&s)
+                        .ok_or_else(|| Error::new(ErrorCode::BadRequest, format!("unknown approval state {s:?}")))?,
+                ),
+            };
+            let list = gateway.approvals().list(state).await.map_err(|e| e.to_error())?;
+            let visible: Vec<_> =
+                list.into_iter().filter(|a| is_admin || identity.in_any_group(&a.approvers)).collect();
+            Ok(json_response(StatusCode::OK, &json!({ "approvals": visible })))
+        }
+        (&Method::GET, ["approvals", id]) => {
+            let a = gateway.approvals().get(id).await.map_err(|e| e.to_error())?;
+            if !(is_admin || identity.in_any_group(&a.approvers) || a.requester.subject == identity.subject) {
+                return Err(Error::new(ErrorCode::Forbidden, "not an approver of this approval"));
+            }
+            Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
+        }
+        (&Method::POST, ["approvals", id, verb @ ("approve" | "deny")]) => {
+            let reason = body_json(&body)?.get("reason").and_then(Value::as_str).map(str::to_owned);
+            let approvals = gateway.approvals();
+            let result = if *verb == "approve" {
+                approvals.approve(id, &identity, reason).await
+            } else {
+                approvals.deny(id, &identity, reason).await
+            };
+            let a = result.map_err(|e| e.to_error())?;
+            Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
+        }
+        (&Method::GET, ["audit"]) => {
+            require_admin()?;
+            audit_list(gateway, &query).await
+        }
+        (&Method::GET, ["audit", "verify"]) => {
+            require_admin()?;
+            let report = gateway.audit().verify().await.map_err(|e| e.to_core())?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "ok": report.is_ok(), "chains": serde_json::to_value(&report.chains).unwrap_or_default() }),
+            ))
+        }
+        (&Method::GET, ["audit", id]) => {
+            require_admin()?;
+            let id: CallId =
+                id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "an audit id is a call id (UUID)"))?;
+            match gateway.audit().record(&id).await.map_err(|e| e.to_core())? {
+                Some(r) => Ok(json_response(StatusCode::OK, &serde_json::to_value(r).unwrap_or_default())),
+                None => Err(Error::new(ErrorCode::NotFound, "no audit record with this id")),
+            }
+        }
+        (&Method::POST, ["reload"]) => {
+            require_admin()?;
+            gateway.reload().map_err(|e| Error::new(ErrorCode::BadRequest, format!("reload refused: {e}")))?;
+            Ok(json_response(StatusCode::OK, &json!({ "status": "reloaded" })))
+        }
+        (_, ["secrets", ..]) | (_, ["redeem"]) => {
+            require_admin_or_function(&identity)?;
+            Err(Error::new(
+                ErrorCode::NotFound,
+                "the secrets API needs the vault, which this build does not include yet",
+            ))
+        }
+        _ => Err(not_found()),
+    }
+}
+
+fn require_admin_or_function(_identity: &Identity) -> Result<(), Error> {
+    Ok(())
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
+    match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("admin request bodies are limited to {MAX_ADMIN_BODY} bytes"),
+        )),
+        Err(_) => Err(Error::new(ErrorCode::BadRequest, "the request body could not be read")),
+    }
+}
+
+fn body_json(body: &[u8]) -> Result<Value, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::new(ErrorCode::BadRequest, format!("the body is not JSON: {e}")))
+}
+
+/// The value of query parameter `name` (percent-decoding `%XX` and `+`).
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBody>, Error> {
+    let limit = match param(query, "limit") {
+        None => DEFAULT_AUDIT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_AUDIT_LIMIT).contains(n))
+            .ok_or_else(|| Error::new(ErrorCode::BadRequest, format!("limit must be 1..={MAX_AUDIT_LIMIT}")))?,
+    };
+    let since = match param(query, "since") {
+        None => Since::Start,
+        Some(s) if s.is_empty() => Since::Start,
+        Some(s) => match s.parse::<u64>() {
+            Ok(seq) => Since::Seq(seq),
+            Err(_) => Since::Time(
+                time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| Error::new(ErrorCode::BadRequest, "since is a sequence number or an RFC 3339 time"))?,
+            ),
+        },
+    };
+    let q = RecordQuery { chain_id: None, since, limit };
+    let records = gateway.audit().records(&q).await.map_err(|e| e.to_core())?;
+    Ok(json_response(StatusCode::OK, &json!({ "records": records })))
+}
+
+async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
+    let audit_ok = gateway.audit().is_available();
+    let checks = json!({ "audit": if audit_ok { "ok" } else { "unavailable" } });
+    let status = if audit_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &json!({ "status": if audit_ok { "ready" } else { "not_ready" }, "checks": checks }))
+}
+
+async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {
+    let a = gateway.audit().metrics().snapshot();
+    let mut extra: Vec<crate::metrics::Sample> = vec![
+        (
+            "cloakroom_audit_records_total",
+            "Audit records durably written.",
+            "counter",
+            vec![],
+            a.records_written as f64,
+        ),
+        ("cloakroom_audit_failures_total", "Failed audit sink writes.", "counter", vec![], a.write_failures as f64),
+        ("cloakroom_audit_records_lost_total", "Audit records given up on.", "counter", vec![], a.records_lost as f64),
+        (
+            "cloakroom_audit_available",
+            "Whether the audit sinks are writing.",
+            "gauge",
+            vec![],
+            f64::from(u8::from(a.available)),
+        ),
+    ];
+    if let Ok(all) = gateway.approvals().list(None).await {
+        let now = time::OffsetDateTime::now_utc();
+        for state in [
+            ApprovalState::Pending,
+            ApprovalState::Approved,
+            ApprovalState::Denied,
+            ApprovalState::Expired,
+            ApprovalState::Used,
+        ] {
+            let n = all.iter().filter(|a| a.state_at(now) == state).count();
+            extra.push((
+                "cloakroom_approvals",
+                "Approvals by state.",
+                "gauge",
+                vec![("state", state.as_str().to_owned())],
+                n as f64,
+            ));
+        }
+    }
+    let text = gateway.metrics().render(&extra);
+    let mut res = Response::new(boxed(Full::new(Bytes::from(text))));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(param("state=pending&limit=5", "limit").as_deref(), Some("5"));
+        assert_eq!(param("since=2026-11-25T10%3A00%3A00Z", "since").as_deref(), Some("2026-11-25T10:00:00Z"));
+        assert_eq!(param("a=1", "b"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,339 @@
+//! The running gateway: the layers of SPEC §2 composed over the forwarder, behind an
+//! `arc-swap` so that a reload swaps routes, identity and policies without dropping
+//! in-flight calls.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use cloakroom_audit::{AuditLayer, AuditLog, NoRedaction};
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
+use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata};
+use cloakroom_policy::{Approvals, Policies, PolicyInput, PolicyLayer, SledApprovalStore};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
+
+use crate::{
+    call::{CallLayer, ToolVisibility},
+    config::{Config, ConfigError},
+    forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
+    metrics::Metrics,
+    on_end::OnEnd,
+    route::{Routed, Routes},
+};
+
+/// The path prefix of RFC 9728 protected-resource metadata documents.
+pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// Why the gateway could not start or reload.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A component could not be built from a valid configuration.
+    #[error("{component}: {message}")]
+    Component {
+        /// Which part (`audit`, `identity`, `policy`, `approvals`, `data_dir`).
+        component: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+fn component(component: &'static str, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Component { component, message: e.to_string() }
+}
+
+type StackService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<GatewayBody>, Infallible>;
+
+/// What a reload replaces.
+struct Stack {
+    config: Arc<Config>,
+    routes: Routes,
+    authenticator: Arc<Authenticator>,
+    service: StackService,
+}
+
+pub(crate) struct Shared {
+    config_path: Option<PathBuf>,
+    stack: ArcSwap<Stack>,
+    pub(crate) audit: AuditLog,
+    pub(crate) policies: Policies,
+    pub(crate) approvals: Approvals,
+    forwarder: Forwarder,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// The gateway: cheap to clone, shared by the listeners.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("config_path", &self.shared.config_path).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Opens the stores under `server.data_dir` and builds the data path. `config_path`
+    /// is the file [`Gateway::reload`] reads again (and Datalog files are relative to).
+    pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, GatewayError> {
+        let data_dir = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| component("data_dir", format!("{}: {e}", data_dir.display())))?;
+        let audit =
+            AuditLog::open(&config.audit, &data_dir, Arc::new(NoRedaction)).await.map_err(|e| component("audit", e))?;
+        let store = SledApprovalStore::open(&data_dir.join("approvals")).map_err(|e| component("approvals", e))?;
+        let approvals = Approvals::new(Arc::new(store), config.approvals.clone());
+        let base = base_dir(config_path.as_deref());
+        let policies = Policies::new(config.policy_set(&base).map_err(|e| component("policy", e))?);
+        let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
+        let metrics = Arc::new(Metrics::default());
+        let stack = build_stack(Arc::new(config), &audit, &policies, &approvals, &forwarder)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config_path,
+                stack: ArcSwap::from_pointee(stack),
+                audit,
+                policies,
+                approvals,
+                forwarder,
+                metrics,
+            }),
+        })
+    }
+
+    /// Reads the configuration file again and applies it (see [`Gateway::apply`]).
+    /// On any error the running configuration stays in force.
+    pub fn reload(&self) -> Result<(), GatewayError> {
+        let Some(path) = &self.shared.config_path else {
+            return Err(component("reload", "this gateway was not started from a configuration file"));
+        };
+        let config = Config::load(path)?;
+        self.apply(config)
+    }
+
+    /// Applies `config`'s functions, identity and policies; in-flight calls finish
+    /// on the configuration they started with. `[server]`, `[audit]` and `[approvals]`
+    /// changes need a restart (a warning is logged).
+    pub fn apply(&self, config: Config) -> Result<(), GatewayError> {
+        let shared = &self.shared;
+        let current = shared.stack.load();
+        if config.server != current.config.server
+            || config.audit != current.config.audit
+            || config.approvals != current.config.approvals
+        {
+            tracing::warn!("[server], [audit] and [approvals] changes take effect at the next restart");
+        }
+        let base = base_dir(shared.config_path.as_deref());
+        let set = config.policy_set(&base).map_err(|e| component("policy", e))?;
+        let stack =
+            build_stack(Arc::new(config), &shared.audit, &shared.policies, &shared.approvals, &shared.forwarder)?;
+        shared.policies.store(set);
+        shared.stack.store(Arc::new(stack));
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.stack.load().config.clone()
+    }
+
+    /// The authenticator in force (for the admin API).
+    pub fn authenticator(&self) -> Arc<Authenticator> {
+        self.shared.stack.load().authenticator.clone()
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.shared.audit
+    }
+
+    /// The approvals.
+    pub fn approvals(&self) -> &Approvals {
+        &self.shared.approvals
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Flushes and closes the audit log (at shutdown).
+    pub async fn close(&self) {
+        self.shared.audit.close().await;
+    }
+
+    /// The service of the gateway listener, for a connection from `peer`.
+    pub fn service(&self, peer: Option<std::net::SocketAddr>) -> GatewayService {
+        GatewayService { gateway: self.clone(), peer }
+    }
+}
+
+fn base_dir(config_path: Option<&Path>) -> PathBuf {
+    config_path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn build_stack(
+    config: Arc<Config>,
+    audit: &AuditLog,
+    policies: &Policies,
+    approvals: &Approvals,
+    forwarder: &Forwarder,
+) -> Result<Stack, GatewayError> {
+    let routes = Routes::new(&config.functions).map_err(|e| component("functions", e))?;
+    let authenticator = Arc::new(Authenticator::new(&config.identity).map_err(|e| component("identity", e))?);
+    let visible_policies = policies.clone();
+    let visibility: ToolVisibility = Arc::new(move |identity, call| {
+        let policies = visible_policies.clone();
+        Box::pin(async move {
+            let Some(identity) = identity else { return false };
+            let input = PolicyInput::new(&identity, &call).with_source_ip(identity.source_ip);
+            policies.evaluate(&input).await.effect != cloakroom_core::Effect::Deny
+        })
+    });
+    let service = ServiceBuilder::new()
+        .layer(AuditLayer::new(audit.clone(), &config.audit))
+        .layer(IdentityLayer::new(authenticator.clone()))
+        .layer(CallLayer::new(config.server.max_body_bytes).with_tool_visibility(visibility))
+        .layer(PolicyLayer::new(policies.clone(), approvals.clone()))
+        .service(forwarder.clone());
+    let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(service, box_response);
+    Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
+}
+
+/// The service of the gateway listener: routes, adds the call id and audit note, runs
+/// the data path and counts the call.
+#[derive(Clone)]
+pub struct GatewayService {
+    gateway: Gateway,
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl std::fmt::Debug for GatewayService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayService").field("peer", &self.peer).finish()
+    }
+}
+
+impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
+        let stack = self.gateway.shared.stack.load_full();
+        let metrics = self.gateway.shared.metrics.clone();
+        let path = req.uri().path().to_owned();
+        if let Some(resource) = path.strip_prefix(RESOURCE_METADATA_PATH) {
+            let res = resource_metadata(&stack, &req, resource);
+            return Box::pin(async move { Ok(res) });
+        }
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(cloakroom_core::ClientAddr(peer));
+        }
+        let call_id = CallId::new();
+        let note = AuditNote::new(call_id);
+        req.extensions_mut().insert(call_id);
+        req.extensions_mut().insert(note.clone());
+        let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
+        let mut function = "-".to_owned();
+        if let Some((f, rest)) = stack.routes.find(&pq) {
+            function = f.name().to_owned();
+            if f.protocol() == Protocol::Mcp {
+                if let Some(url) = metadata_url(&req, &f.config.route) {
+                    req.extensions_mut().insert(ResourceMetadata(url));
+                }
+            }
+            let routed = Routed { function: f.clone(), rest: rest.to_owned() };
+            req.extensions_mut().insert(routed);
+        }
+        let service = stack.service.clone();
+        let started = Instant::now();
+        Box::pin(async move {
+            let res = service.oneshot(req).await.unwrap_or_else(|e| match e {});
+            let (mut parts, body) = res.into_parts();
+            if let Ok(v) = HeaderValue::from_str(&call_id.to_string()) {
+                parts.headers.insert(crate::forward::CALL_ID_HEADER, v);
+            }
+            // See OnEnd::size_hint: the body is sent chunked so its end is always polled.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let head_latency = started.elapsed();
+            let body = OnEnd::new(body, move || {
+                let snap = note.snapshot();
+                let function = snap.call.as_ref().map(|c| c.function.clone()).unwrap_or(function);
+                let decision = match (&snap.decision, &snap.error) {
+                    (_, Some(e)) if e.code != ErrorCode::Forbidden => e.code.as_str().to_owned(),
+                    (Some(d), _) => d.effect.as_str().to_owned(),
+                    (None, Some(e)) => e.code.as_str().to_owned(),
+                    (None, None) => "none".to_owned(),
+                };
+                metrics.observe_call(&function, &decision, head_latency);
+                metrics.masked_matches.fetch_add(snap.masked, std::sync::atomic::Ordering::Relaxed);
+                metrics
+                    .secrets_substituted
+                    .fetch_add(snap.secrets_used.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            });
+            Ok(Response::from_parts(parts, boxed(body)))
+        })
+    }
+}
+
+/// `http://<host>/.well-known/oauth-protected-resource<route>` for the request's host.
+fn metadata_url<B>(req: &Request<B>, route: &str) -> Option<String> {
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    if host.is_empty() || host.contains(['/', ' ', '"', '\\']) {
+        return None;
+    }
+    Some(format!("http://{host}{RESOURCE_METADATA_PATH}{route}"))
+}
+
+/// RFC 9728 metadata for the MCP function whose route is `resource`.
+fn resource_metadata<B>(stack: &Stack, req: &Request<B>, resource: &str) -> Response<GatewayBody> {
+    let not_found = || error_response(&Error::new(ErrorCode::NotFound, "no protected resource at this path"), None);
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return not_found();
+    }
+    let Some((f, rest)) = stack.routes.find(resource) else { return not_found() };
+    if f.protocol() != Protocol::Mcp || !rest.is_empty() {
+        return not_found();
+    }
+    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else { return not_found() };
+    let issuers: Vec<&str> = stack.config.identity.oidc.iter().map(|o| o.issuer.as_str()).collect();
+    let doc = serde_json::json!({
+        "resource": format!("http://{host}{}", f.config.route),
+        "authorization_servers": issuers,
+        "bearer_methods_supported": ["header"],
+        "resource_name": f.name(),
+    });
+    let mut res = Response::new(boxed(Full::new(Bytes::from(doc.to_string()))));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *res.status_mut() = StatusCode::OK;
+    res
+}
+
+fn box_response<B>(res: Response<B>) -> Response<GatewayBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    res.map(boxed)
+}
