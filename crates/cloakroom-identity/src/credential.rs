@@ -98,9 +98,12 @@ fn is_b64url(b: u8) -> bool {
 
 /// The kind of a bare token (see [`CredentialKind`]).
 pub fn kind_of(token: &str) -> CredentialKind {
-    let bytes = token.as_bytes();
-    let dots = bytes.iter().filter(|b| **b == b'.').count();
-    if dots == 2 && bytes.iter().all(|b| is_b64url(*b) || *b == b'.') {
+    let (mut dots, mut b64) = (0usize, true);
+    for &b in token.as_bytes() {
+        dots += usize::from(b == b'.');
+        b64 &= is_b64url(b) || b == b'.';
+    }
+    if dots == 2 && b64 {
         return CredentialKind::Jwt;
     }
     if dots == 0 && looks_like_biscuit(token) {
