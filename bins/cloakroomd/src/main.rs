@@ -96,7 +96,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_listen = config.server.admin_listen;
     let grace = config.server.shutdown_grace;
-    let gateway = Gateway::start(config, path).await?;
+    let keys = dev.as_ref().map(|d| d.keys.clone());
+    let gateway = Gateway::start_with_keys(config, path, keys).await?;
+    if let Some(dev) = &mut dev {
+        dev.store_demo_secret(&gateway).await?;
+    }
     let gw_listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let admin_listener =
         tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
@@ -119,7 +123,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => match gateway.reload() {
+            _ = hup.recv() => match gateway.reload().await {
                 Ok(()) => tracing::info!("SIGHUP: configuration reloaded"),
                 Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused; the running configuration stays in force"),
             },

@@ -161,22 +161,93 @@ async fn handle(
         }
         (&Method::POST, ["reload"]) => {
             require_admin()?;
-            gateway.reload().map_err(|e| Error::new(ErrorCode::BadRequest, format!("reload refused: {e}")))?;
+            gateway.reload().await.map_err(|e| Error::new(ErrorCode::BadRequest, format!("reload refused: {e}")))?;
             Ok(json_response(StatusCode::OK, &json!({ "status": "reloaded" })))
         }
-        (_, ["secrets", ..]) | (_, ["redeem"]) => {
-            require_admin_or_function(&identity)?;
-            Err(Error::new(
-                ErrorCode::NotFound,
-                "the secrets API needs the vault, which this build does not include yet",
-            ))
+        (&Method::POST, ["secrets"]) => {
+            require_admin()?;
+            put_secret(gateway, &body).await
         }
+        (&Method::GET, ["secrets"]) => {
+            require_admin()?;
+            let list: Vec<Value> = gateway
+                .catalog()
+                .list()
+                .into_iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "placeholder": s.placeholder.as_str(),
+                        "binding": s.binding,
+                        "origin": s.origin,
+                        "has_value": s.has_value,
+                    })
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, &json!({ "secrets": list })))
+        }
+        (&Method::DELETE, ["secrets", name]) => {
+            require_admin()?;
+            let existed = gateway.catalog().delete(name).await.map_err(|e| e.to_error())?;
+            if !existed {
+                return Err(Error::new(ErrorCode::NotFound, format!("no value is stored for secret {name:?}")));
+            }
+            Ok(json_response(StatusCode::OK, &json!({ "name": name, "deleted": true })))
+        }
+        (&Method::POST, ["redeem"]) => redeem(gateway, &identity, &body).await,
         _ => Err(not_found()),
     }
 }
 
-fn require_admin_or_function(_identity: &Identity) -> Result<(), Error> {
-    Ok(())
+/// The body of `POST /v1/secrets`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutSecret {
+    name: String,
+    value: String,
+    #[serde(default)]
+    binding: Option<cloakroom_vault::BindingSpec>,
+}
+
+async fn put_secret(gateway: &Gateway, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
+    // The message of a serde error can quote the input: never echo it, it may hold the value.
+    let req: PutSecret = serde_json::from_slice(body).map_err(|_| {
+        Error::new(
+            ErrorCode::BadRequest,
+            "expected {\"name\": string, \"value\": string, \"binding\"?: {functions, locations, groups?, approvers?, expires?}}",
+        )
+    })?;
+    let value = cloakroom_core::Secret::from(req.value);
+    let placeholder = gateway.catalog().put(&req.name, value, req.binding).await.map_err(|e| e.to_error())?;
+    Ok(json_response(StatusCode::OK, &json!({ "name": req.name, "placeholder": placeholder.as_str() })))
+}
+
+/// `POST /v1/redeem {"placeholder", "call_id"}`: a function asks for the value behind a
+/// placeholder of a call it is serving. The caller's identity is the function's own: its
+/// subject must be the function's `name`.
+async fn redeem(gateway: &Gateway, identity: &Identity, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Redeem {
+        placeholder: String,
+        call_id: String,
+    }
+    let req: Redeem = serde_json::from_slice(body)
+        .map_err(|_| Error::new(ErrorCode::BadRequest, "expected {\"placeholder\": string, \"call_id\": string}"))?;
+    let call_id: CallId =
+        req.call_id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "call_id is a call id (UUID)"))?;
+    let secret =
+        gateway.inflight().redeem(&call_id, &req.placeholder, &identity.subject).await.map_err(|e| e.to_error())?;
+    let v = match secret.expose_str() {
+        Some(s) => json!({ "value": s, "encoding": "utf8" }),
+        None => {
+            use base64::Engine as _;
+            json!({ "value": base64::engine::general_purpose::STANDARD.encode(secret.expose()), "encoding": "base64" })
+        }
+    };
+    let mut res = json_response(StatusCode::OK, &v);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
@@ -252,9 +323,13 @@ async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBo
 
 async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
     let audit_ok = gateway.audit().is_available();
-    let checks = json!({ "audit": if audit_ok { "ok" } else { "unavailable" } });
-    let status = if audit_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_response(status, &json!({ "status": if audit_ok { "ready" } else { "not_ready" }, "checks": checks }))
+    let vault = gateway.catalog().vault().clone();
+    let vault_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), vault.list()).await, Ok(Ok(_)));
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let checks = json!({ "audit": word(audit_ok), "vault": word(vault_ok) });
+    let ready = audit_ok && vault_ok;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))
 }
 
 async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {

@@ -9,6 +9,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use cloakroom_identity::{BiscuitConfig, IdentityConfig};
 use cloakroom_policy::biscuit_auth::{Biscuit, KeyPair};
+use cloakroom_vault::{BindingSpec, Keys};
 
 use crate::{
     config::{Config, FunctionConfig},
@@ -30,7 +31,14 @@ pub struct DevSetup {
     pub data_dir: PathBuf,
     /// The built-in echo function.
     pub echo: EchoServer,
+    /// Fresh placeholder and vault keys.
+    pub keys: Keys,
+    /// The placeholder of `demo_api_key`, once stored by [`DevSetup::store_demo_secret`].
+    pub demo_placeholder: Option<String>,
 }
+
+/// The name of the secret dev mode stores and binds to `echo`.
+pub const DEMO_SECRET: &str = "demo_api_key";
 
 impl Drop for DevSetup {
     fn drop(&mut self) {
@@ -86,36 +94,78 @@ impl DevSetup {
             "#,
         )
         .map_err(|e| DevError(format!("built-in policy: {e}")))?;
-        Ok(Self { config, admin_token, agent_token, root_public_key, data_dir, echo })
+        Ok(Self {
+            config,
+            admin_token,
+            agent_token,
+            root_public_key,
+            data_dir,
+            echo,
+            keys: Keys::generate(),
+            demo_placeholder: None,
+        })
+    }
+
+    /// Stores `demo_api_key` (a random value nobody is shown) bound to `echo` in the
+    /// `X-Api-Key` header, the `api_key` query parameter and JSON bodies.
+    pub async fn store_demo_secret(&mut self, gateway: &crate::Gateway) -> Result<(), DevError> {
+        let mut raw = [0u8; 24];
+        rand_bytes(&mut raw);
+        let value = format!("sk_demo_{}", hex::encode(raw));
+        let binding = BindingSpec {
+            functions: vec!["echo".into(), "echo/**".into()],
+            locations: vec!["header:x-api-key".into(), "query:api_key".into(), "body".into()],
+            ..BindingSpec::default()
+        };
+        let p = gateway
+            .catalog()
+            .put(DEMO_SECRET, value.into(), Some(binding))
+            .await
+            .map_err(|e| DevError(format!("storing {DEMO_SECRET}: {e}")))?;
+        self.demo_placeholder = Some(p.to_string());
+        Ok(())
     }
 
     /// The banner printed on start: keys, tokens and copy-paste `curl` lines.
     pub fn banner(&self) -> String {
         let gw = self.config.server.listen;
         let admin = self.config.server.admin_listen;
+        let demo = self.demo_placeholder.as_deref().unwrap_or("(not stored)");
         format!(
             r#"
-Cloakroom is running in DEV MODE: in-memory keys, a temporary data directory
-({data_dir}), a built-in echo function. Do not use it for anything real.
+Cloakroom is running in DEV MODE: fresh in-memory keys, a temporary data directory
+({data_dir}), a built-in echo function at /fn/echo. Do not use it for anything real.
 
 Biscuit root public key: {root}
 
     export CLOAKROOM_ADMIN_TOKEN='{admin_token}'
     export CLOAKROOM_AGENT_TOKEN='{agent_token}'
+    export DEMO_API_KEY='{demo}'   # the placeholder of the stored secret {secret}
 
-Call the echo function as the agent (it answers with what it received):
+1. Hand in a secret, get its placeholder (the ticket) back:
 
-    curl -s http://{gw}/fn/echo/hello -H "Authorization: Bearer $CLOAKROOM_AGENT_TOKEN" -H 'content-type: application/json' -d '{{"msg":"hi"}}'
+    curl -s http://{admin}/v1/secrets -H "Authorization: Bearer $CLOAKROOM_ADMIN_TOKEN" -d '{{"name":"my_key","value":"sk_live_my_real_secret_value","binding":{{"functions":["echo"],"locations":["header:x-api-key"]}}}}'
 
-Look at the audit record as the admin:
+2. Call the echo function with a placeholder: the function receives the real secret
+   (compare its headers_sha256 with `printf %s VALUE | sha256sum`), you get only the
+   placeholder back:
 
-    curl -s http://{admin}/v1/audit -H "Authorization: Bearer $CLOAKROOM_ADMIN_TOKEN"
-    curl -s http://{admin}/v1/audit/verify -H "Authorization: Bearer $CLOAKROOM_ADMIN_TOKEN"
+    curl -s http://{gw}/fn/echo/hello -H "Authorization: Bearer $CLOAKROOM_AGENT_TOKEN" -H "X-Api-Key: $DEMO_API_KEY"
+
+3. Read the audit record: who called what, which secret was used where, never its value:
+
+    curl -s "http://{admin}/v1/audit?limit=5" -H "Authorization: Bearer $CLOAKROOM_ADMIN_TOKEN"
 "#,
             data_dir = self.data_dir.display(),
             root = self.root_public_key,
             admin_token = self.admin_token,
             agent_token = self.agent_token,
+            secret = DEMO_SECRET,
         )
     }
+}
+
+fn rand_bytes(out: &mut [u8]) {
+    use rand::RngCore;
+    rand::rngs::OsRng.fill_bytes(out);
 }

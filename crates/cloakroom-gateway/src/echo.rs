@@ -8,6 +8,7 @@ use http::{header, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
 
 /// The echo function, on a loopback port; stopped on drop.
 #[derive(Debug)]
@@ -51,10 +52,18 @@ async fn echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
         .collect();
+    // Hashes let a person check that the function saw the real secret while the
+    // response they get back carries only the placeholder.
+    let hashes: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), hex::encode(Sha256::digest(v.as_bytes())).into()))
+        .collect();
     let doc = serde_json::json!({
         "method": parts.method.as_str(),
         "uri": parts.uri.to_string(),
         "headers": headers,
+        "headers_sha256": hashes,
         "body": String::from_utf8_lossy(&body),
     });
     let mut res = Response::new(Full::new(Bytes::from(doc.to_string())));

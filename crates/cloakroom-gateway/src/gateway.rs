@@ -14,22 +14,25 @@ use std::{
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use cloakroom_audit::{AuditLayer, AuditLog, NoRedaction};
+use cloakroom_audit::{AuditLayer, AuditLog};
 use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata};
+use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{Approvals, Policies, PolicyInput, PolicyLayer, SledApprovalStore};
+use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 
 use crate::{
-    call::{CallLayer, ToolVisibility},
+    call::{CallLayer, SecretScanner, ToolVisibility},
     config::{Config, ConfigError},
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
     metrics::Metrics,
     on_end::OnEnd,
     route::{Routed, Routes},
+    secrets::{redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -71,6 +74,9 @@ pub(crate) struct Shared {
     pub(crate) audit: AuditLog,
     pub(crate) policies: Policies,
     pub(crate) approvals: Approvals,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) mask: MaskHandle,
+    pub(crate) inflight: InFlight,
     forwarder: Forwarder,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -91,18 +97,49 @@ impl Gateway {
     /// Opens the stores under `server.data_dir` and builds the data path. `config_path`
     /// is the file [`Gateway::reload`] reads again (and Datalog files are relative to).
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, GatewayError> {
+        Self::start_with_keys(config, config_path, None).await
+    }
+
+    /// Like [`Gateway::start`], with the placeholder and vault keys given instead of read
+    /// from the environment or `vault.keys_file` (dev mode).
+    pub async fn start_with_keys(
+        config: Config,
+        config_path: Option<PathBuf>,
+        keys: Option<Keys>,
+    ) -> Result<Self, GatewayError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| component("data_dir", format!("{}: {e}", data_dir.display())))?;
-        let audit =
-            AuditLog::open(&config.audit, &data_dir, Arc::new(NoRedaction)).await.map_err(|e| component("audit", e))?;
+        let catalog = match &keys {
+            Some(keys) => Catalog::open_with_keys(&config.vault, &config.secrets, &data_dir, keys).await,
+            None => Catalog::open(&config.vault, &config.secrets, &data_dir).await,
+        }
+        .map_err(|e| component("vault", e))?;
+        let mask = MaskHandle::empty();
+        catalog.attach_masker(mask.clone(), config.masking.clone());
+        let inflight = InFlight::new(catalog.clone());
+        let audit = AuditLog::open(&config.audit, &data_dir, Arc::new(MaskRedactor(mask.clone())))
+            .await
+            .map_err(|e| component("audit", e))?;
         let store = SledApprovalStore::open(&data_dir.join("approvals")).map_err(|e| component("approvals", e))?;
-        let approvals = Approvals::new(Arc::new(store), config.approvals.clone());
+        let redactor_mask = mask.clone();
+        let approvals = Approvals::new(Arc::new(store), config.approvals.clone())
+            .with_redactor(Arc::new(move |args: &serde_json::Value| redact_arguments(&redactor_mask, args)));
         let base = base_dir(config_path.as_deref());
-        let policies = Policies::new(config.policy_set(&base).map_err(|e| component("policy", e))?);
+        let set = policy_set(&config, &base, &catalog)?;
+        let policies = Policies::new(set);
         let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
         let metrics = Arc::new(Metrics::default());
-        let stack = build_stack(Arc::new(config), &audit, &policies, &approvals, &forwarder)?;
+        let parts = Parts {
+            audit: &audit,
+            policies: &policies,
+            approvals: &approvals,
+            catalog: &catalog,
+            mask: &mask,
+            inflight: &inflight,
+            forwarder: &forwarder,
+        };
+        let stack = build_stack(Arc::new(config), &parts)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 config_path,
@@ -110,6 +147,9 @@ impl Gateway {
                 audit,
                 policies,
                 approvals,
+                catalog,
+                mask,
+                inflight,
                 forwarder,
                 metrics,
             }),
@@ -118,30 +158,43 @@ impl Gateway {
 
     /// Reads the configuration file again and applies it (see [`Gateway::apply`]).
     /// On any error the running configuration stays in force.
-    pub fn reload(&self) -> Result<(), GatewayError> {
+    pub async fn reload(&self) -> Result<(), GatewayError> {
         let Some(path) = &self.shared.config_path else {
             return Err(component("reload", "this gateway was not started from a configuration file"));
         };
         let config = Config::load(path)?;
-        self.apply(config)
+        self.apply(config).await
     }
 
     /// Applies `config`'s functions, identity and policies; in-flight calls finish
-    /// on the configuration they started with. `[server]`, `[audit]` and `[approvals]`
-    /// changes need a restart (a warning is logged).
-    pub fn apply(&self, config: Config) -> Result<(), GatewayError> {
+    /// on the configuration they started with. `[server]`, `[vault]`, `[masking]`,
+    /// `[audit]` and `[approvals]` changes need a restart (a warning is logged).
+    pub async fn apply(&self, config: Config) -> Result<(), GatewayError> {
         let shared = &self.shared;
         let current = shared.stack.load();
         if config.server != current.config.server
             || config.audit != current.config.audit
             || config.approvals != current.config.approvals
+            || config.vault != current.config.vault
+            || config.masking != current.config.masking
         {
-            tracing::warn!("[server], [audit] and [approvals] changes take effect at the next restart");
+            tracing::warn!(
+                "[server], [vault], [masking], [audit] and [approvals] changes take effect at the next restart"
+            );
         }
         let base = base_dir(shared.config_path.as_deref());
-        let set = config.policy_set(&base).map_err(|e| component("policy", e))?;
-        let stack =
-            build_stack(Arc::new(config), &shared.audit, &shared.policies, &shared.approvals, &shared.forwarder)?;
+        let set = policy_set(&config, &base, &shared.catalog)?;
+        let parts = Parts {
+            audit: &shared.audit,
+            policies: &shared.policies,
+            approvals: &shared.approvals,
+            catalog: &shared.catalog,
+            mask: &shared.mask,
+            inflight: &shared.inflight,
+            forwarder: &shared.forwarder,
+        };
+        let stack = build_stack(Arc::new(config), &parts)?;
+        shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
         shared.policies.store(set);
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
@@ -168,6 +221,16 @@ impl Gateway {
         &self.shared.approvals
     }
 
+    /// The secret catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.shared.catalog
+    }
+
+    /// The in-flight call registry (function-side redemption).
+    pub fn inflight(&self) -> &InFlight {
+        &self.shared.inflight
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.shared.metrics
@@ -188,16 +251,36 @@ fn base_dir(config_path: Option<&Path>) -> PathBuf {
     config_path.and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn build_stack(
-    config: Arc<Config>,
-    audit: &AuditLog,
-    policies: &Policies,
-    approvals: &Approvals,
-    forwarder: &Forwarder,
-) -> Result<Stack, GatewayError> {
+fn policy_set(
+    config: &Config,
+    base: &Path,
+    catalog: &Arc<Catalog>,
+) -> Result<cloakroom_policy::PolicySet, GatewayError> {
+    let mut builder = cloakroom_policy::PolicySet::builder()
+        .config(&config.policy)
+        .base_dir(base)
+        .custom(Arc::new(SecretApprovers::new(catalog.clone())));
+    if let Some(b) = &config.identity.biscuit {
+        builder = builder.biscuit_root_key_str(&b.root_public_key).map_err(|e| component("policy", e))?;
+    }
+    builder.build().map_err(|e| component("policy", e))
+}
+
+/// The long-lived parts a stack is built over.
+struct Parts<'a> {
+    audit: &'a AuditLog,
+    policies: &'a Policies,
+    approvals: &'a Approvals,
+    catalog: &'a Arc<Catalog>,
+    mask: &'a MaskHandle,
+    inflight: &'a InFlight,
+    forwarder: &'a Forwarder,
+}
+
+fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError> {
     let routes = Routes::new(&config.functions).map_err(|e| component("functions", e))?;
     let authenticator = Arc::new(Authenticator::new(&config.identity).map_err(|e| component("identity", e))?);
-    let visible_policies = policies.clone();
+    let visible_policies = p.policies.clone();
     let visibility: ToolVisibility = Arc::new(move |identity, call| {
         let policies = visible_policies.clone();
         Box::pin(async move {
@@ -206,12 +289,21 @@ fn build_stack(
             policies.evaluate(&input).await.effect != cloakroom_core::Effect::Deny
         })
     });
+    let catalog = p.catalog.clone();
+    let scanner: SecretScanner = Arc::new(move |parts, body| secrets_in_request(&catalog, parts, body));
+    let max_body = config.server.max_body_bytes;
     let service = ServiceBuilder::new()
-        .layer(AuditLayer::new(audit.clone(), &config.audit))
+        .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
-        .layer(CallLayer::new(config.server.max_body_bytes).with_tool_visibility(visibility))
-        .layer(PolicyLayer::new(policies.clone(), approvals.clone()))
-        .service(forwarder.clone());
+        .layer(CallLayer::new(max_body).with_tool_visibility(visibility).with_secret_scanner(scanner))
+        .layer(PolicyLayer::new(p.policies.clone(), p.approvals.clone()))
+        .layer(
+            DetokenizeLayer::new(p.catalog.clone())
+                .max_body_bytes(usize::try_from(max_body).unwrap_or(usize::MAX))
+                .inflight(p.inflight.clone()),
+        )
+        .layer(MaskLayer::new(p.mask.clone()))
+        .service(p.forwarder.clone());
     let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(service, box_response);
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
 }
@@ -288,6 +380,9 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                 };
                 metrics.observe_call(&function, &decision, head_latency);
                 metrics.masked_matches.fetch_add(snap.masked, std::sync::atomic::Ordering::Relaxed);
+                if snap.error.as_ref().is_some_and(|e| e.code == ErrorCode::VaultUnavailable) {
+                    metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 metrics
                     .secrets_substituted
                     .fetch_add(snap.secrets_used.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -17,6 +17,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod on_end;
 pub mod route;
+pub mod secrets;
 pub mod server;
 
 pub use config::{Config, ConfigError};

@@ -98,6 +98,8 @@ impl Cloakroomd {
             .arg("--config")
             .arg(&config_path)
             .env("CLOAKROOM_LOG", "info")
+            .env("CLOAKROOM_PLACEHOLDER_KEY", sha256_hex(&cloakroom_testkit::random_name(32)))
+            .env("CLOAKROOM_VAULT_KEY", sha256_hex(&cloakroom_testkit::random_name(32)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
             .spawn()

@@ -11,11 +11,15 @@ use super::CallService;
 pub type ToolVisibility =
     Arc<dyn Fn(Option<Identity>, Call) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
+/// Names the secrets a buffered request refers to (its placeholders), for policy.
+pub type SecretScanner = Arc<dyn Fn(&http::request::Parts, &[u8]) -> Vec<String> + Send + Sync>;
+
 /// Parses calls; see the [module docs](crate::call).
 #[derive(Clone)]
 pub struct CallLayer {
     pub(crate) max_body_bytes: u64,
     pub(crate) tool_visibility: Option<ToolVisibility>,
+    pub(crate) secret_scanner: Option<SecretScanner>,
 }
 
 impl fmt::Debug for CallLayer {
@@ -30,7 +34,13 @@ impl fmt::Debug for CallLayer {
 impl CallLayer {
     /// A layer refusing request bodies over `max_body_bytes`.
     pub fn new(max_body_bytes: u64) -> Self {
-        Self { max_body_bytes, tool_visibility: None }
+        Self { max_body_bytes, tool_visibility: None, secret_scanner: None }
+    }
+
+    /// Puts `cloakroom_policy::SecretsInCall` with the names `scan` finds on every call.
+    pub fn with_secret_scanner(mut self, scan: SecretScanner) -> Self {
+        self.secret_scanner = Some(scan);
+        self
     }
 
     /// Filters `tools/list` results of MCP functions with `visible`.

@@ -49,5 +49,5 @@ mod parse;
 mod service;
 
 pub use digest::{call_digest, canonical_json};
-pub use layer::{CallLayer, ToolVisibility};
+pub use layer::{CallLayer, SecretScanner, ToolVisibility};
 pub use service::{CallBody, CallService};

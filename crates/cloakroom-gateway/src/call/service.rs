@@ -141,7 +141,11 @@ where
             if let Some(note) = &note {
                 note.set_call(&call);
             }
+            let secrets = layer.secret_scanner.as_ref().map(|scan| scan(&parts, &body));
             let mut req = Request::from_parts(parts, Full::new(body));
+            if let Some(names) = secrets {
+                req.extensions_mut().insert(cloakroom_policy::SecretsInCall(names));
+            }
             req.extensions_mut().insert(call);
             let res = inner.call(req).await?;
             let Some(message) = message else {

@@ -33,7 +33,9 @@ use std::{collections::HashMap, path::Path};
 
 use cloakroom_audit::AuditConfig;
 use cloakroom_identity::IdentityConfig;
+use cloakroom_mask::MaskingConfig;
 use cloakroom_policy::{ApprovalsConfig, PolicyConfig};
+use cloakroom_vault::{SecretConfig, VaultConfig};
 use serde::Deserialize;
 
 pub use function::FunctionConfig;
@@ -54,15 +56,15 @@ pub struct Config {
     /// `[identity]`: who may call and how they prove it (cloakroom-identity).
     #[serde(default)]
     pub identity: IdentityConfig,
-    /// `[vault]` (cloakroom-vault). Not applied by this build yet: refused when present.
+    /// `[vault]`: where secret values live (cloakroom-vault).
     #[serde(default)]
-    pub vault: Option<toml::Value>,
-    /// `[[secrets]]` (cloakroom-vault). Not applied by this build yet: refused when present.
+    pub vault: VaultConfig,
+    /// `[[secrets]]`: secret bindings declared in the configuration (cloakroom-vault).
     #[serde(default)]
-    pub secrets: Option<toml::Value>,
-    /// `[masking]` (cloakroom-mask). Not applied by this build yet: refused when present.
+    pub secrets: Vec<SecretConfig>,
+    /// `[masking]`: how secrets in responses are replaced (cloakroom-mask).
     #[serde(default)]
-    pub masking: Option<toml::Value>,
+    pub masking: MaskingConfig,
     /// `[policy]`: rules and Datalog policies (cloakroom-policy).
     #[serde(default)]
     pub policy: PolicyConfig,
@@ -212,13 +214,36 @@ impl Config {
                 return Err(at.error(&here("upstream"), why.to_string()));
             }
         }
-        for section in ["vault", "secrets", "masking"] {
-            if self.section_present(section) {
+        let mut secret_names: HashMap<&str, usize> = HashMap::new();
+        for (i, secret) in self.secrets.iter().enumerate() {
+            let here = |k| [Key("secrets"), Index(i), Key(k)];
+            if let Err(e) = cloakroom_vault::validate_name(&secret.name) {
+                return Err(at.error(&here("name"), e.to_string()));
+            }
+            if let Some(first) = secret_names.insert(&secret.name, i) {
                 return Err(at.error(
-                    &[Key(section)],
-                    format!("the [{section}] section is not supported by this build of cloakroomd yet"),
+                    &here("name"),
+                    format!("secret {:?} is already declared by secrets[{first}]; names must be unique", secret.name),
                 ));
             }
+            if let Err(e) = secret.binding() {
+                return Err(at.error(&[Key("secrets"), Index(i)], e.to_string()));
+            }
+            for (j, pattern) in secret.functions.iter().enumerate() {
+                let base = pattern.split('/').next().unwrap_or("");
+                let literal = !base.contains(['*', '?', '[', '{']);
+                if literal && !self.functions.iter().any(|f| f.name == base) {
+                    return Err(at.error(
+                        &[Key("secrets"), Index(i), Key("functions"), Index(j)],
+                        format!("no [[functions]] entry is named {base:?}"),
+                    ));
+                }
+            }
+        }
+        if self.vault.backend == cloakroom_vault::BackendKind::Openbao && self.vault.openbao.is_none() {
+            return Err(
+                at.error(&[Key("vault"), Key("backend")], "backend = \"openbao\" needs a [vault.openbao] table")
+            );
         }
         if let Err(e) = cloakroom_identity::Authenticator::new(&self.identity) {
             return Err(at.error(&[Key("identity")], e.to_string()));
@@ -231,25 +256,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-
-    /// Builds the policy set, reading Datalog files relative to `base_dir` (the
-    /// directory of the configuration file).
-    pub fn policy_set(&self, base_dir: &Path) -> Result<cloakroom_policy::PolicySet, cloakroom_policy::PolicyError> {
-        let mut builder = cloakroom_policy::PolicySet::builder().config(&self.policy).base_dir(base_dir);
-        if let Some(b) = &self.identity.biscuit {
-            builder = builder.biscuit_root_key_str(&b.root_public_key)?;
-        }
-        builder.build()
-    }
-
-    fn section_present(&self, section: &str) -> bool {
-        match section {
-            "vault" => self.vault.is_some(),
-            "secrets" => self.secrets.is_some(),
-            "masking" => self.masking.is_some(),
-            _ => false,
-        }
     }
 }
 
