@@ -42,7 +42,8 @@ impl AdminClient {
             .timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| CliError::Protocol(format!("cannot build HTTP client: {e}")))?;
-        let token = token.filter(|t| !t.trim().is_empty());
+        // A token read from a file often ends in a newline, which no header may carry.
+        let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         Ok(Self { base, token, http })
     }
 

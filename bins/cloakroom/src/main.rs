@@ -19,6 +19,7 @@ mod client;
 mod cmd;
 mod error;
 mod output;
+mod tty;
 
 use std::process::ExitCode;
 

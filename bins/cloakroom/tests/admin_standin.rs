@@ -340,11 +340,15 @@ async fn an_unreachable_admin_api_exits_10() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_admin_url_comes_from_cloakroom_admin() {
+async fn the_admin_url_comes_from_cloakroom_admin_and_the_token_is_trimmed() {
     let s = StandIn::start().await;
     let url = s.server.url();
     let r = tokio::task::spawn_blocking(move || {
-        run_with(&["secret", "list", "-o", "json"], &[("CLOAKROOM_TOKEN", ADMIN), ("CLOAKROOM_ADMIN", &url)], None)
+        run_with(
+            &["secret", "list", "-o", "json"],
+            &[("CLOAKROOM_TOKEN", "admin-token\n"), ("CLOAKROOM_ADMIN", &url)],
+            None,
+        )
     })
     .await
     .unwrap()
@@ -505,10 +509,12 @@ async fn audit_tail_no_follow_prints_the_most_recent_records() {
 async fn audit_tail_follows_new_records() {
     let s = StandIn::start().await;
     s.state.lock().unwrap().records = (1..=3).map(record).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr");
     let mut child = common::cmd(&["--admin", &s.server.url(), "audit", "tail", "-o", "json", "--interval", "50ms"])
         .env("CLOAKROOM_TOKEN", ADMIN)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -526,11 +532,26 @@ async fn audit_tail_follows_new_records() {
     assert_eq!([seq(next()), seq(next()), seq(next())], [1, 2, 3]);
     s.state.lock().unwrap().records.extend([record(4), record(5)]);
     assert_eq!([seq(next()), seq(next())], [4, 5]);
+    // The admin API goes away for a while (a restart): tail keeps following.
+    s.state.lock().unwrap().fail_with = Some((503, "audit_unavailable"));
+    let refused_from = s.server.requests().len();
+    while s.server.requests().len() < refused_from + 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    {
+        let mut st = s.state.lock().unwrap();
+        st.fail_with = None;
+        st.records.push(record(6));
+    }
+    assert_eq!(seq(next()), 6);
+    assert!(child.try_wait().unwrap().is_none(), "tail must still be running");
     child.kill().unwrap();
     child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(stderr.matches("still following").count(), 1, "{stderr}");
     // Every follow-up poll asked only for records after the last one seen.
     let polls: Vec<String> = s.server.requests().iter().skip(1).map(|r| r.uri.clone()).collect();
-    assert!(polls.iter().all(|u| u.contains("since=3") || u.contains("since=5")), "{polls:?}");
+    assert!(polls.iter().all(|u| ["since=3", "since=5", "since=6"].iter().any(|s| u.contains(s))), "{polls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

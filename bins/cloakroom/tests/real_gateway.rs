@@ -109,6 +109,12 @@ protocol = "http"
 upstream = "{upstream}"
 route = "/fn/refunds"
 
+[[secrets]]
+name = "declared_key"
+functions = ["payments"]
+locations = ["header:X-Declared"]
+groups = ["agents"]
+
 [[policy.rules]]
 name = "agents may call payments"
 effect = "allow"
@@ -127,9 +133,13 @@ approvers = ["finance-leads"]
         let config_path = dir.path().join("cloakroom.toml");
         std::fs::write(&config_path, config).unwrap();
         let stderr = dir.path().join("stderr.log");
+        // The placeholder and vault keys, as an operator would make them.
+        let keys: Value = serde_json::from_str(&run(&["keygen", "-o", "json"]).ok().stdout).unwrap();
         let child = Command::new(cloakroomd_binary())
             .arg("--config")
             .arg(&config_path)
+            .env("CLOAKROOM_PLACEHOLDER_KEY", keys["CLOAKROOM_PLACEHOLDER_KEY"].as_str().unwrap())
+            .env("CLOAKROOM_VAULT_KEY", keys["CLOAKROOM_VAULT_KEY"].as_str().unwrap())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -174,16 +184,39 @@ approvers = ["finance-leads"]
 
     /// Runs the CLI against this gateway's admin API as `token`.
     async fn cli(&self, args: &[&str], token: Option<&str>) -> Run {
+        self.cli_stdin(args, token, None).await
+    }
+
+    /// Runs the CLI with `stdin` piped in.
+    async fn cli_stdin(&self, args: &[&str], token: Option<&str>, stdin: Option<&[u8]>) -> Run {
         let mut argv: Vec<String> = vec!["--admin".into(), self.admin_url()];
         argv.extend(args.iter().map(|s| s.to_string()));
         let token = token.map(str::to_owned);
+        let stdin = stdin.map(<[u8]>::to_vec);
         tokio::task::spawn_blocking(move || {
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             let env: Vec<(&str, &str)> = token.as_deref().map(|t| vec![("CLOAKROOM_TOKEN", t)]).unwrap_or_default();
-            run_with(&argv, &env, None)
+            run_with(&argv, &env, stdin.as_deref())
         })
         .await
         .unwrap()
+    }
+
+    /// A call with extra headers; returns status, call id and the body as text.
+    async fn call_with_headers(&self, token: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+        let mut req = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.addr))
+            .header("Proxy-Authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body("{}");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("gateway call");
+        let status = res.status().as_u16();
+        let call_id =
+            res.headers().get("cloakroom-call-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, call_id, res.text().await.unwrap_or_default())
     }
 
     /// The audit records, once there are at least `n` (records are sealed when the
@@ -321,4 +354,74 @@ async fn cli_audit_tail_follows_cloakroomd() {
     assert_eq!(next()["id"], third.as_str());
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_secret_put_list_rm_against_cloakroomd() {
+    const VALUE: &str = "sk_live_cli_e2e_0123456789abcdef";
+    let upstream = RecordingUpstream::echo().await;
+    let (root, t) = tokens();
+    let gw = Gateway::start(&root, &upstream.url()).await;
+
+    // Put a value with a binding; the CLI prints only the placeholder.
+    let r = gw
+        .cli_stdin(
+            &[
+                "secret",
+                "put",
+                "stripe_key",
+                "--function",
+                "payments",
+                "--location",
+                "header:X-Api-Key",
+                "--group",
+                "agents",
+            ],
+            Some(&t.admin),
+            Some(format!("{VALUE}\n").as_bytes()),
+        )
+        .await
+        .ok();
+    let placeholder = r.stdout.trim().to_owned();
+    assert!(placeholder.starts_with("cloak_") && placeholder.len() == 32, "{}", r.stdout);
+    assert!(!r.stdout.contains(VALUE) && !r.stderr.contains(VALUE));
+
+    // The list shows it with its binding, never the value.
+    let list = gw.cli(&["secret", "list"], Some(&t.admin)).await.ok().stdout;
+    let row: Vec<&str> = list.lines().find(|l| l.starts_with("stripe_key")).expect(&list).split_whitespace().collect();
+    assert_eq!(row, ["stripe_key", placeholder.as_str(), "payments", "header:X-Api-Key", "agents"], "{list}");
+    assert!(list.lines().any(|l| l.starts_with("declared_key")), "config-declared secrets are listed: {list}");
+    assert!(!list.contains(VALUE));
+
+    // The placeholder works through the gateway: the function gets the value. (Masking
+    // of the answer is the gateway's business and tested there.)
+    let (status, call_id, body) =
+        gw.call_with_headers(&t.agent, "/fn/payments/charge", &[("X-Api-Key", &placeholder)]).await;
+    assert_eq!(status, 200, "{}", gw.log());
+    let seen = upstream.requests().last().unwrap().header("x-api-key");
+    assert_eq!(seen.as_deref(), Some(VALUE));
+
+    // The auditor sees the secret used, by name.
+    gw.records_at_least(&t.admin, 1).await;
+    let show = gw.cli(&["audit", "show", &call_id], Some(&t.admin)).await.ok().stdout;
+    assert!(show.contains(&format!("stripe_key ({placeholder})")), "{show}");
+    assert!(!show.contains(VALUE), "{show}");
+
+    // A different binding for a config-declared name conflicts (exit 7).
+    let r = gw
+        .cli_stdin(
+            &["secret", "put", "declared_key", "--function", "refunds"],
+            Some(&t.admin),
+            Some(b"another-value-123"),
+        )
+        .await
+        .code(7);
+    assert!(r.stderr.contains("conflict"), "{}", r.stderr);
+    assert!(!r.stderr.contains("another-value-123"));
+
+    // Removing it, twice.
+    gw.cli(&["secret", "rm", "stripe_key"], Some(&t.admin)).await.ok();
+    gw.cli(&["secret", "rm", "stripe_key"], Some(&t.admin)).await.code(6);
+    // Agents are not admins.
+    gw.cli(&["secret", "list"], Some(&t.agent)).await.code(5);
 }

@@ -102,10 +102,26 @@ async fn tail(client: &AdminClient, out: Output, t: AuditTail) -> Result<(), Cli
         }
         return Ok(());
     }
+    let mut outage = false;
     loop {
         tokio::time::sleep(t.interval).await;
         loop {
-            let p = page(client, cursor.as_deref(), PAGE).await?;
+            let p = match page(client, cursor.as_deref(), PAGE).await {
+                Ok(p) => p,
+                // A gateway restart should not end a follow: say so once, keep polling.
+                Err(e) if is_transient(&e) => {
+                    if !outage {
+                        outage = true;
+                        eprintln!("cloakroom: warning: {e}; still following");
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if outage {
+                outage = false;
+                eprintln!("cloakroom: admin API is back");
+            }
             let n = p.records.len();
             for r in &p.records {
                 if seen.insert(record_key(r)) {
@@ -123,6 +139,15 @@ async fn tail(client: &AdminClient, out: Output, t: AuditTail) -> Result<(), Cli
         if seen.len() > 100_000 {
             seen.clear();
         }
+    }
+}
+
+/// Failures a later poll can recover from.
+fn is_transient(e: &CliError) -> bool {
+    match e {
+        CliError::Connect { .. } => true,
+        CliError::Api { status, .. } => matches!(status, 502..=504),
+        _ => false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `cloakroom secret put|list|rm`.
 //!
 //! The value of `secret put` is read from stdin: with a terminal it is prompted for
-//! without echo (rpassword reads `/dev/tty`), otherwise stdin is read to the end and one
+//! without echo (on `/dev/tty`, see `tty.rs`), otherwise stdin is read to the end and one
 //! trailing newline is dropped (so `printf %s "$KEY" | …` and `echo "$KEY" | …` store the
 //! same value). The value lives in a zeroizing buffer and is never printed.
 
@@ -128,10 +128,8 @@ fn parse_expires(s: &str, now: OffsetDateTime) -> Result<String, CliError> {
 fn read_value(name: &str) -> Result<Zeroizing<String>, CliError> {
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
-        Zeroizing::new(
-            rpassword::prompt_password(format!("Value for {name}: "))
-                .map_err(|e| CliError::io("reading the value from the terminal", e))?,
-        )
+        crate::tty::prompt_hidden(&format!("Value for {name}: "))
+            .map_err(|e| CliError::io("reading the value from the terminal", e))?
     } else {
         let mut buf = Zeroizing::new(Vec::new());
         stdin.lock().read_to_end(&mut buf).map_err(|e| CliError::io("reading the value from stdin", e))?;
