@@ -47,4 +47,4 @@ pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
 pub use detokenize::{DetokenizeLayer, DetokenizeService, SecretsFound};
 pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError};
 pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
-pub use store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError};
+pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, VaultError};

@@ -9,8 +9,21 @@
 use std::ops::Range;
 
 enum Frame {
-    Object { key: Option<String>, expect_key: bool },
+    /// An object and the byte range of its current member's key token (quotes included).
+    Object { key: Option<Range<usize>> },
+    /// An array and the index of its current element.
     Array { index: usize },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Value,
+    ValueOrEnd,
+    KeyOrEnd,
+    Key,
+    Colon,
+    CommaOrEnd,
+    Done,
 }
 
 fn push_escaped(out: &mut String, segment: &str) {
@@ -23,15 +36,24 @@ fn push_escaped(out: &mut String, segment: &str) {
     }
 }
 
-fn pointer(stack: &[Frame], member: Option<&str>) -> String {
+fn decode_key(doc: &[u8], token: &Range<usize>) -> String {
+    let raw = &doc[token.start + 1..token.end - 1];
+    if !raw.contains(&b'\\') {
+        // Validated UTF-8 without escapes: the key is the bytes.
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    serde_json::from_slice::<String>(&doc[token.clone()]).unwrap_or_default()
+}
+
+fn pointer(doc: &[u8], stack: &[Frame], member: Option<&Range<usize>>) -> String {
     let mut out = String::new();
     for f in stack {
         match f {
-            Frame::Object { key: Some(k), .. } => {
+            Frame::Object { key: Some(k) } => {
                 out.push('/');
-                push_escaped(&mut out, k);
+                push_escaped(&mut out, &decode_key(doc, k));
             }
-            Frame::Object { key: None, .. } => {}
+            Frame::Object { key: None } => {}
             Frame::Array { index } => {
                 out.push('/');
                 out.push_str(&index.to_string());
@@ -40,73 +62,164 @@ fn pointer(stack: &[Frame], member: Option<&str>) -> String {
     }
     if let Some(m) = member {
         out.push('/');
-        push_escaped(&mut out, m);
+        push_escaped(&mut out, &decode_key(doc, m));
     }
     out
 }
 
-/// For each of `ranges` (sorted, non-overlapping), the JSON pointer of the string token
-/// containing it (`None` if it is not inside one). `None` overall when `doc` is not a
-/// single valid JSON document.
-pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<String>>> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(doc).ok()?;
-    let mut out = vec![None; ranges.len()];
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut next = 0; // first range not yet passed
-    let mut i = 0;
-    while i < doc.len() {
-        match doc[i] {
-            b'{' => stack.push(Frame::Object { key: None, expect_key: true }),
-            b'[' => stack.push(Frame::Array { index: 0 }),
-            b'}' | b']' => {
-                stack.pop();
-            }
-            b',' => match stack.last_mut() {
-                Some(Frame::Object { key, expect_key }) => {
-                    *key = None;
-                    *expect_key = true;
-                }
-                Some(Frame::Array { index }) => *index += 1,
-                None => return None,
-            },
-            b':' => {
-                if let Some(Frame::Object { expect_key, .. }) = stack.last_mut() {
-                    *expect_key = false;
-                }
-            }
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < doc.len() && doc[i] != b'"' {
-                    i += if doc[i] == b'\\' { 2 } else { 1 };
-                }
-                let end = i + 1; // token is start..end, quotes included
-                while next < ranges.len() && ranges[next].end <= start {
-                    next += 1;
-                }
-                let is_key = matches!(stack.last(), Some(Frame::Object { expect_key: true, .. }));
-                let mut k = next;
-                let mut decoded_key: Option<String> = None;
-                if is_key {
-                    decoded_key = Some(serde_json::from_slice::<String>(&doc[start..end]).ok()?);
-                }
-                while k < ranges.len() && ranges[k].start >= start && ranges[k].end <= end {
-                    out[k] = Some(match &decoded_key {
-                        Some(key) => pointer(&stack, Some(key)),
-                        None => pointer(&stack, None),
-                    });
-                    k += 1;
-                }
-                next = k;
-                if let (Some(key), Some(Frame::Object { key: slot, .. })) = (decoded_key, stack.last_mut()) {
-                    *slot = Some(key);
-                }
-            }
-            _ => {}
+/// Scans the string token starting at `doc[start] == b'"'`; returns the index after its
+/// closing quote, or `None` if it is not a valid JSON string.
+fn scan_string(doc: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        let rel = memchr::memchr2(b'"', b'\\', &doc[i..])?;
+        // Raw control characters are not allowed inside JSON strings.
+        if doc[i..i + rel].iter().any(|&b| b < 0x20) {
+            return None;
         }
+        i += rel;
+        if doc[i] == b'"' {
+            return Some(i + 1);
+        }
+        match *doc.get(i + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+            b'u' if doc.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+            _ => return None,
+        }
+    }
+}
+
+/// Scans a number starting at `i`; returns the index after it.
+fn scan_number(doc: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |doc: &[u8], mut i: usize| {
+        let s = i;
+        while i < doc.len() && doc[i].is_ascii_digit() {
+            i += 1;
+        }
+        (i > s).then_some(i)
+    };
+    if doc[i] == b'-' {
         i += 1;
     }
-    Some(out)
+    match doc.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(doc, i)?,
+        _ => return None,
+    }
+    if doc.get(i) == Some(&b'.') {
+        i = digits(doc, i + 1)?;
+    }
+    if matches!(doc.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(doc.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i = digits(doc, i)?;
+    }
+    Some(i)
+}
+
+/// For each of `ranges` (sorted, non-overlapping), the JSON pointer of the string token
+/// containing it (`None` if it is not inside one). `None` overall when `doc` is not a
+/// single valid JSON document (RFC 8259), checked in the same pass.
+pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<String>>> {
+    std::str::from_utf8(doc).ok()?;
+    let mut out = vec![None; ranges.len()];
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect = Expect::Value;
+    let mut next = 0; // first range not yet passed
+    let mut i = 0;
+    let after_value = |stack: &[Frame]| if stack.is_empty() { Expect::Done } else { Expect::CommaOrEnd };
+    while i < doc.len() {
+        let b = doc[i];
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+            continue;
+        }
+        match (expect, b) {
+            (Expect::Value | Expect::ValueOrEnd, b'{') => {
+                stack.push(Frame::Object { key: None });
+                expect = Expect::KeyOrEnd;
+                i += 1;
+            }
+            (Expect::Value | Expect::ValueOrEnd, b'[') => {
+                stack.push(Frame::Array { index: 0 });
+                expect = Expect::ValueOrEnd;
+                i += 1;
+            }
+            (Expect::Value | Expect::ValueOrEnd | Expect::KeyOrEnd | Expect::Key, b'"') => {
+                let end = scan_string(doc, i)?;
+                let token = i..end;
+                let is_key = matches!(expect, Expect::KeyOrEnd | Expect::Key);
+                while next < ranges.len() && ranges[next].end <= token.start {
+                    next += 1;
+                }
+                while next < ranges.len() && ranges[next].start >= token.start && ranges[next].end <= token.end {
+                    out[next] =
+                        Some(if is_key { pointer(doc, &stack, Some(&token)) } else { pointer(doc, &stack, None) });
+                    next += 1;
+                }
+                if is_key {
+                    if let Some(Frame::Object { key }) = stack.last_mut() {
+                        *key = Some(token);
+                    }
+                    expect = Expect::Colon;
+                } else {
+                    expect = after_value(&stack);
+                }
+                i = end;
+            }
+            (Expect::Value | Expect::ValueOrEnd, b'-' | b'0'..=b'9') => {
+                i = scan_number(doc, i)?;
+                expect = after_value(&stack);
+            }
+            (Expect::Value | Expect::ValueOrEnd, b't' | b'f' | b'n') => {
+                let lit: &[u8] = match b {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !doc[i..].starts_with(lit) {
+                    return None;
+                }
+                i += lit.len();
+                expect = after_value(&stack);
+            }
+            (Expect::Colon, b':') => {
+                expect = Expect::Value;
+                i += 1;
+            }
+            (Expect::CommaOrEnd, b',') => {
+                expect = match stack.last_mut()? {
+                    Frame::Object { key } => {
+                        *key = None;
+                        Expect::Key
+                    }
+                    Frame::Array { index } => {
+                        *index += 1;
+                        Expect::Value
+                    }
+                };
+                i += 1;
+            }
+            (Expect::CommaOrEnd | Expect::KeyOrEnd, b'}') => {
+                if !matches!(stack.pop()?, Frame::Object { .. }) {
+                    return None;
+                }
+                expect = after_value(&stack);
+                i += 1;
+            }
+            (Expect::CommaOrEnd | Expect::ValueOrEnd, b']') => {
+                if !matches!(stack.pop()?, Frame::Array { .. }) {
+                    return None;
+                }
+                expect = after_value(&stack);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    (expect == Expect::Done).then_some(out)
 }
 
 #[cfg(test)]
@@ -144,5 +257,43 @@ mod tests {
     fn invalid_json_is_none() {
         assert!(locate(b"{\"a\": X}", &[6..7]).is_none());
         assert!(locate(b"not json X", &[9..10]).is_none());
+        for bad in [
+            &b"{\"a\": \"X\""[..],
+            b"{\"a\" \"X\"}",
+            b"[\"X\",]",
+            b"{\"a\": \"X\",}",
+            b"\"X\" \"Y\"",
+            b"[\"X\"}",
+            b"{\"a\": 01, \"b\": \"X\"}",
+            b"{\"a\": tru, \"b\": \"X\"}",
+            b"[\"bad \\q escape\", \"X\"]",
+            b"[\"raw\ttab\", \"X\"]",
+            b"[\"X\xff\"]",
+        ] {
+            assert!(locate(bad, &[]).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn valid_documents_of_every_shape_are_accepted() {
+        for good in [
+            &b"{}"[..],
+            b"[]",
+            b" {\"a\": [1, -2.5e+3, 0, true, false, null, {}, [], \"s\\u00e9\\n\"]} ",
+            b"\"just a string\"",
+            b"42",
+        ] {
+            assert!(locate(good, &[]).is_some(), "{}", String::from_utf8_lossy(good));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        #[test]
+        fn agrees_with_serde_json_on_validity(doc in "[\\[\\]{}\",:a-c0-9 .eE+\\-tfnrulse\\\\]{0,24}") {
+            let ours = locate(doc.as_bytes(), &[]).is_some();
+            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&doc).is_ok();
+            proptest::prop_assert_eq!(ours, theirs, "{}", doc);
+        }
     }
 }

@@ -4,17 +4,20 @@
 //!   encrypted with XChaCha20-Poly1305 under `CLOAKROOM_VAULT_KEY`, the secret's name
 //!   bound as associated data.
 //! - [`OpenBaoVault`]: an OpenBao / HashiCorp Vault KV v2 engine over HTTP.
+//! - [`MemoryVault`]: nothing persists (tests, benches).
 //!
 //! Both store the binding given with a value next to it, so a binding set through the
 //! admin API survives a restart and (with OpenBao) is seen by every replica.
 
 mod embedded;
+mod memory;
 mod openbao;
 
 use async_trait::async_trait;
 use cloakroom_core::{ErrorCode, Secret};
 
 pub use embedded::EmbeddedVault;
+pub use memory::MemoryVault;
 pub use openbao::OpenBaoVault;
 
 use crate::{binding::BindingSpec, BackendKind};
