@@ -395,7 +395,7 @@ async fn cli_secret_put_list_rm_against_cloakroomd() {
 
     // The placeholder works through the gateway: the function gets the value. (Masking
     // of the answer is the gateway's business and tested there.)
-    let (status, call_id, body) =
+    let (status, call_id, _) =
         gw.call_with_headers(&t.agent, "/fn/payments/charge", &[("X-Api-Key", &placeholder)]).await;
     assert_eq!(status, 200, "{}", gw.log());
     let seen = upstream.requests().last().unwrap().header("x-api-key");
