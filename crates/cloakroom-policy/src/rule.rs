@@ -32,11 +32,23 @@ pub struct Rule {
     approvers: Vec<String>,
 }
 
-/// Why a rule did not match: the first field (in evaluation order) that failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mismatch {
-    pub(crate) field: Cow<'static, str>,
-    pub(crate) reason: String,
+/// Which field of a rule failed first (in evaluation order); cheap to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    Functions,
+    Subjects,
+    Groups,
+    Methods,
+    SourceUnknown,
+    SourceOutside,
+    ArgumentAbsent(usize),
+    ArgumentNoMatch(usize),
+}
+
+/// Why a rule did not match, spelled out for `explain`.
+struct Mismatch {
+    field: Cow<'static, str>,
+    reason: String,
 }
 
 impl Rule {
@@ -120,13 +132,17 @@ impl Rule {
     pub fn report(&self, input: &PolicyInput<'_>) -> RuleReport {
         let (matched, field, reason) = match self.check(input) {
             Ok(()) => (true, None, "every condition matched".to_owned()),
-            Err(m) => (false, Some(m.field.into_owned()), m.reason),
+            Err(miss) => {
+                let m = self.describe(miss, input);
+                (false, Some(m.field.into_owned()), m.reason)
+            }
         };
         RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(self.effect), matched, field, reason }
     }
 
-    // Cheapest and most selective fields first: most rules fail on `functions`.
-    pub(crate) fn check(&self, input: &PolicyInput<'_>) -> Result<(), Mismatch> {
+    // Cheapest and most selective fields first: most rules fail on `functions`. Nothing
+    // here allocates: the reason is only spelled out for `explain`.
+    fn check(&self, input: &PolicyInput<'_>) -> Result<(), Miss> {
         let call = input.call;
         let id = input.identity;
         if !self.functions.is_empty() {
@@ -137,55 +153,69 @@ impl Rule {
                 .zip(self.functions.iter())
                 .any(|(prefix, pattern)| f.starts_with(prefix.as_str()) && pattern.matches(f));
             if !hit {
-                return Err(mismatch("functions", || format!("{:?} matches none of {:?}", f, self.patterns())));
+                return Err(Miss::Functions);
             }
         }
         if !self.subjects.is_empty() && !self.subjects.contains(&id.subject) {
-            return Err(mismatch("subjects", || format!("subject {:?} is not one of {:?}", id.subject, self.subjects)));
+            return Err(Miss::Subjects);
         }
         if !self.groups.is_empty() && !id.in_any_group(&self.groups) {
-            return Err(mismatch("groups", || format!("caller is in none of {:?}", self.groups)));
+            return Err(Miss::Groups);
         }
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(&call.method)) {
-            return Err(mismatch("methods", || format!("method {:?} is not one of {:?}", call.method, self.methods)));
+            return Err(Miss::Methods);
         }
         if !self.source_cidrs.is_empty() {
             match input.source_ip {
-                None => return Err(mismatch("source_cidrs", || "the caller's address is unknown".to_owned())),
-                Some(ip) => {
-                    if !self.source_cidrs.iter().any(|net| net.contains(&ip)) {
-                        return Err(mismatch("source_cidrs", || {
-                            let nets: Vec<String> = self.source_cidrs.iter().map(|n| n.to_string()).collect();
-                            format!("{ip} is in none of {nets:?}")
-                        }));
-                    }
-                }
+                None => return Err(Miss::SourceUnknown),
+                Some(ip) if !self.source_cidrs.iter().any(|net| net.contains(&ip)) => return Err(Miss::SourceOutside),
+                Some(_) => {}
             }
         }
-        for (pointer, re) in &self.arguments {
-            let field = || Cow::Owned(format!("arguments.{pointer}"));
+        for (i, (pointer, re)) in self.arguments.iter().enumerate() {
             let Some(value) = call.argument(pointer) else {
-                return Err(Mismatch { field: field(), reason: "the argument is absent".to_owned() });
+                return Err(Miss::ArgumentAbsent(i));
             };
             let hit = match value {
                 serde_json::Value::String(s) => re.is_match(s),
                 other => re.is_match(&other.to_string()),
             };
             if !hit {
-                // The argument's value is not repeated: it may be sensitive.
-                return Err(Mismatch { field: field(), reason: format!("the value does not match /{}/", re.as_str()) });
+                return Err(Miss::ArgumentNoMatch(i));
             }
         }
         Ok(())
     }
 
+    fn describe(&self, miss: Miss, input: &PolicyInput<'_>) -> Mismatch {
+        let (call, id) = (input.call, input.identity);
+        let fixed = |field: &'static str, reason: String| Mismatch { field: Cow::Borrowed(field), reason };
+        match miss {
+            Miss::Functions => fixed("functions", format!("{:?} matches none of {:?}", call.function, self.patterns())),
+            Miss::Subjects => fixed("subjects", format!("subject {:?} is not one of {:?}", id.subject, self.subjects)),
+            Miss::Groups => fixed("groups", format!("caller is in none of {:?}", self.groups)),
+            Miss::Methods => fixed("methods", format!("method {:?} is not one of {:?}", call.method, self.methods)),
+            Miss::SourceUnknown => fixed("source_cidrs", "the caller's address is unknown".to_owned()),
+            Miss::SourceOutside => {
+                let nets: Vec<String> = self.source_cidrs.iter().map(|n| n.to_string()).collect();
+                let ip = input.source_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                fixed("source_cidrs", format!("{ip} is in none of {nets:?}"))
+            }
+            Miss::ArgumentAbsent(i) => Mismatch {
+                field: Cow::Owned(format!("arguments.{}", self.arguments[i].0)),
+                reason: "the argument is absent".to_owned(),
+            },
+            // The argument's value is not repeated: it may be sensitive.
+            Miss::ArgumentNoMatch(i) => Mismatch {
+                field: Cow::Owned(format!("arguments.{}", self.arguments[i].0)),
+                reason: format!("the value does not match /{}/", self.arguments[i].1.as_str()),
+            },
+        }
+    }
+
     fn patterns(&self) -> Vec<&str> {
         self.functions.iter().map(|p| p.as_str()).collect()
     }
-}
-
-fn mismatch(field: &'static str, reason: impl FnOnce() -> String) -> Mismatch {
-    Mismatch { field: Cow::Borrowed(field), reason: reason() }
 }
 
 /// A CIDR, or a bare address meaning that single host.
