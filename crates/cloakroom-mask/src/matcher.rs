@@ -105,10 +105,15 @@ struct EntryInfo {
 /// Patterns of 8 bytes or more: the prefilter and its confirming automaton.
 struct LongSet {
     filter: QGramFilter,
-    ac: AhoCorasick,
-    ids: Vec<u32>,
+    /// Confirming automata, each over a shard of the long patterns with the global ids
+    /// of its patterns. Large sets are split so the shards build in parallel.
+    shards: Vec<(AhoCorasick, Vec<u32>)>,
     max_len: usize,
 }
+
+/// Patterns per shard above which the long set is split (building the automaton is the
+/// bulk of the build time and is linear in the pattern bytes).
+const SHARD_PATTERNS: usize = 16_384;
 
 /// Patterns shorter than 8 bytes (raw forms of short secrets): plain Aho-Corasick.
 struct ShortSet {
@@ -225,15 +230,37 @@ impl Matcher {
         } else {
             let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
             let max_len = long_ids.iter().map(|&i| bytes[i as usize].len()).max().unwrap_or(Q);
-            let stride = min + 1 - Q;
-            let filter = QGramFilter::new(long_ids.iter().map(|&i| &*bytes[i as usize]), stride);
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(if long_ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
-                .prefilter(false)
-                .build(long_ids.iter().map(|&i| &*bytes[i as usize]))
-                .map_err(build_err)?;
-            Some(LongSet { filter, ac, ids: long_ids, max_len })
+            let stride = QGramFilter::stride_for(min, long_ids.len());
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+            let shard_count = long_ids.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
+            let per_shard = long_ids.len().div_ceil(shard_count);
+            let bytes_ref = &bytes;
+            let build_shard = |ids: Vec<u32>| -> Result<(AhoCorasick, Vec<u32>), MaskError> {
+                let ac = AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(if ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
+                    .prefilter(false)
+                    .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
+                    .map_err(build_err)?;
+                Ok((ac, ids))
+            };
+            let (filter, shards) = std::thread::scope(|scope| {
+                let handles: Vec<_> = long_ids
+                    .chunks(per_shard)
+                    .skip(1)
+                    .map(|ids| {
+                        let ids = ids.to_vec();
+                        scope.spawn(move || build_shard(ids))
+                    })
+                    .collect();
+                let filter = QGramFilter::new(long_ids.iter().map(|&i| &*bytes_ref[i as usize]), stride);
+                let mut shards = vec![build_shard(long_ids[..per_shard.min(long_ids.len())].to_vec())];
+                for h in handles {
+                    shards.push(h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))));
+                }
+                (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
+            });
+            Some(LongSet { filter, shards: shards?, max_len })
         };
         let short = if short_ids.is_empty() {
             None
@@ -367,17 +394,23 @@ impl Matcher {
             let mut rb = (hit + long.max_len).min(end);
             let mut next = hit + s;
             while next + Q <= end && next + 1 - s < rb {
-                if long.filter.maybe(crate::prefilter::load(hay, next)) {
+                if long.filter.is_hit(hay, next) {
                     rb = (next + long.max_len).min(end);
                 }
                 next += s;
             }
-            if let Some(m) = long.ac.find(Input::new(hay).span(ra..rb)) {
-                return Some(RawMatch {
-                    pattern: long.ids[m.pattern().as_usize()],
-                    start: m.start(),
-                    end: m.end(),
-                });
+            // Leftmost over the shards; at the same start, the longest.
+            let mut best: Option<RawMatch> = None;
+            for (ac, ids) in &long.shards {
+                if let Some(m) = ac.find(Input::new(hay).span(ra..rb)) {
+                    let better = best.is_none_or(|b| (m.start(), std::cmp::Reverse(m.end())) < (b.start, std::cmp::Reverse(b.end)));
+                    if better {
+                        best = Some(RawMatch { pattern: ids[m.pattern().as_usize()], start: m.start(), end: m.end() });
+                    }
+                }
+            }
+            if best.is_some() {
+                return best;
             }
             q = next;
         }

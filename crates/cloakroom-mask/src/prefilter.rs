@@ -5,11 +5,13 @@
 //! `from, from + s, from + 2s, …` always lands inside every occurrence: an occurrence
 //! starting at `x` has a probe `q` in `x..x + s`, and `q + 8 <= x + m` so the probed
 //! window lies inside it, at offset `q - x < s` of the pattern. So only the windows at
-//! offsets `0..s` of each pattern are fingerprinted, into a blocked Bloom filter (two bits
-//! in one 64-bit word per window, one cache line per probe). A probe whose two bits are
-//! not both set proves that no occurrence contains that window at those offsets; a hit
-//! means an occurrence may start in `q + 1 - s ..= q`, and only that region is handed to
-//! Aho-Corasick. On text holding no secret the automaton runs on a few percent of the
+//! offsets `0..s` of each pattern are fingerprinted, into a blocked Bloom filter (three
+//! bits in one 64-bit word per window, one cache line per probe) backed by an exact hash
+//! set of the same windows. A probe whose bits are not all set proves that no occurrence
+//! contains that window at those offsets; a Bloom hit is checked against the exact set,
+//! and only a window that really belongs to a pattern means an occurrence may start in
+//! `q + 1 - s ..= q`; only that region is handed to Aho-Corasick. (For very large sets the
+//! stride is lowered so that the filter stays cache-sized: any `s <= m - 7` is correct.) On text holding no secret the automaton runs on a few percent of the
 //! input, and the probes cost a load, two multiplications and one memory access per
 //! `s` bytes (see docs/masking.md).
 
@@ -19,33 +21,52 @@ pub(crate) const Q: usize = 8;
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
 
-/// The blocked Bloom filter of pattern windows.
+/// Bits of Bloom filter per fingerprinted window.
+const BITS_PER_WINDOW: usize = 16;
+/// The Bloom filter is kept within this many bits (2 MiB, the L2 cache of the machine
+/// the targets are set on) by lowering the stride when the pattern set is large.
+const MAX_FILTER_BITS: usize = 1 << 24;
+
+/// The blocked Bloom filter of pattern windows, backed by an exact set of them.
 #[derive(Debug)]
 pub(crate) struct QGramFilter {
     words: Box<[u64]>,
     shift: u32,
     stride: usize,
+    exact: WindowSet,
 }
 
 impl QGramFilter {
+    /// The stride for a set whose shortest pattern is `min_len` bytes, with `patterns`
+    /// patterns: `min_len - 7`, lowered so the filter stays within [`MAX_FILTER_BITS`].
+    pub(crate) fn stride_for(min_len: usize, patterns: usize) -> usize {
+        let widest = min_len + 1 - Q;
+        let fits = MAX_FILTER_BITS / (patterns.max(1) * BITS_PER_WINDOW);
+        widest.min(fits.max(4)).max(1)
+    }
+
     /// Fingerprints the first `stride` windows of every pattern (each at least
     /// `stride + 7` bytes long).
     pub(crate) fn new<'a>(patterns: impl Iterator<Item = &'a [u8]> + Clone, stride: usize) -> Self {
         debug_assert!(stride >= 1);
         let windows: usize = patterns.clone().map(|p| (p.len() + 1 - Q).min(stride)).sum();
-        // ~24 bits per window: with two bits per window the false-positive rate is about
-        // (1 - e^(-2/24))^2 ≈ 0.6% while the table stays within L2 for ~1,000 secrets.
-        let bits = (windows.max(1) * 24).next_power_of_two().clamp(1 << 12, 1 << 30);
+        // Three bits in one 64-bit word per window: a false-positive rate near 0.5% at
+        // 16 bits per window, and one cache line per probe.
+        let bits = (windows.max(1) * BITS_PER_WINDOW).next_power_of_two().clamp(1 << 12, 1 << 30);
         let words = bits / 64;
         let shift = 64 - words.trailing_zeros();
-        let mut filter = Self { words: vec![0u64; words].into_boxed_slice(), shift, stride };
+        let mut exact = WindowSet::with_capacity(windows);
+        let mut filter =
+            Self { words: vec![0u64; words].into_boxed_slice(), shift, stride, exact: WindowSet::with_capacity(0) };
         for p in patterns {
             for off in 0..(p.len() + 1 - Q).min(stride) {
                 let w = load(p, off);
                 let (i, mask) = filter.slot(w);
                 filter.words[i] |= mask;
+                exact.insert(w);
             }
         }
+        filter.exact = exact;
         filter
     }
 
@@ -60,19 +81,26 @@ impl QGramFilter {
         let h2 = (w ^ (w >> 29)).wrapping_mul(K2);
         // The high bits of a multiplicative hash depend on every input bit.
         let i = (h1 >> self.shift) as usize;
-        let mask = (1u64 << (h2 >> 58)) | (1u64 << ((h2 >> 52) & 63));
+        let mask = (1u64 << (h2 >> 58)) | (1u64 << ((h2 >> 52) & 63)) | (1u64 << ((h2 >> 46) & 63));
         (i, mask)
     }
 
-    /// Whether the window `w` may belong to a pattern.
+    /// Whether the window `w` may belong to a pattern (Bloom filter only).
     #[inline(always)]
-    pub(crate) fn maybe(&self, w: u64) -> bool {
+    fn maybe(&self, w: u64) -> bool {
         let (i, mask) = self.slot(w);
         self.words[i] & mask == mask
     }
 
+    /// Whether the window at `at` is one of the fingerprinted pattern windows.
+    #[inline]
+    pub(crate) fn is_hit(&self, hay: &[u8], at: usize) -> bool {
+        let w = load(hay, at);
+        self.maybe(w) && self.exact.contains(w)
+    }
+
     /// The first probe position `q` in `from, from + s, …` with `q + 8 <= end` whose window
-    /// may belong to a pattern.
+    /// is one of the fingerprinted pattern windows.
     #[inline]
     pub(crate) fn next_hit(&self, hay: &[u8], from: usize, end: usize) -> Option<usize> {
         let s = self.stride;
@@ -88,20 +116,16 @@ impl QGramFilter {
             let c = self.maybe(load(hay, q + 2 * s));
             let d = self.maybe(load(hay, q + 3 * s));
             if a | b | c | d {
-                return Some(if a {
-                    q
-                } else if b {
-                    q + s
-                } else if c {
-                    q + 2 * s
-                } else {
-                    q + 3 * s
-                });
+                for (k, hit) in [a, b, c, d].into_iter().enumerate() {
+                    if hit && self.exact.contains(load(hay, q + k * s)) {
+                        return Some(q + k * s);
+                    }
+                }
             }
             q += 4 * s;
         }
         while q <= last {
-            if self.maybe(load(hay, q)) {
+            if self.is_hit(hay, q) {
                 return Some(q);
             }
             q += s;
@@ -111,7 +135,66 @@ impl QGramFilter {
 
     /// Bytes of memory held.
     pub(crate) fn heap_size(&self) -> usize {
-        self.words.len() * 8
+        self.words.len() * 8 + self.exact.heap_size()
+    }
+}
+
+/// An exact set of 8-byte windows: open addressing, linear probing, at most half full.
+#[derive(Debug)]
+struct WindowSet {
+    slots: Box<[u64]>,
+    shift: u32,
+    has_zero: bool,
+}
+
+impl WindowSet {
+    fn with_capacity(n: usize) -> Self {
+        let cap = (n * 2).next_power_of_two().max(16);
+        Self { slots: vec![0u64; cap].into_boxed_slice(), shift: 64 - cap.trailing_zeros(), has_zero: false }
+    }
+
+    #[inline(always)]
+    fn home(&self, w: u64) -> usize {
+        ((w ^ (w >> 31)).wrapping_mul(K1) >> self.shift) as usize
+    }
+
+    fn insert(&mut self, w: u64) {
+        if w == 0 {
+            self.has_zero = true;
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(w);
+        while self.slots[i] != 0 {
+            if self.slots[i] == w {
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = w;
+    }
+
+    #[inline]
+    fn contains(&self, w: u64) -> bool {
+        if w == 0 {
+            return self.has_zero;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(w);
+        loop {
+            let s = self.slots[i];
+            if s == w {
+                return true;
+            }
+            if s == 0 {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn heap_size(&self) -> usize {
+        self.slots.len() * 8
     }
 }
 

@@ -256,3 +256,25 @@ fn masking_config_parses_spec_section_and_defaults() {
     assert!(toml::from_str::<MaskingConfig>("replacment = \"redact\"").is_err());
     assert!(toml::from_str::<MaskingConfig>("encodings = [\"rot13\"]").is_err());
 }
+
+#[test]
+fn a_large_set_split_into_shards_still_matches_like_the_oracle() {
+    // ~18,000 long patterns: more than one confirming automaton.
+    let entries: Vec<MaskEntry> = (0..3000)
+        .map(|i| MaskEntry::new(format!("s{i}"), Secret::new(format!("secret-{i:05}-{}", i * 7919).into_bytes()), format!("<{i}>")))
+        .collect();
+    let options = MaskOptions { detectors: false, ..MaskOptions::default() };
+    let m = Arc::new(Matcher::build(entries.clone(), &options).unwrap());
+    assert!(m.pattern_count() > 16_384, "{}", m.pattern_count());
+    let mut body = Vec::new();
+    for i in (0..3000).step_by(97) {
+        let v = format!("secret-{i:05}-{}", i * 7919);
+        body.extend_from_slice(format!("a {v} b {} c ", STANDARD.encode(&v)).as_bytes());
+        body.extend_from_slice(v.bytes().map(|b| format!("{b:02X}")).collect::<String>().as_bytes());
+    }
+    let expected = cloakroom_mask::oracle::replace(&entries, &options, &body);
+    assert_eq!(m.replace(&body).output, expected);
+    let chunks: Vec<&[u8]> = body.chunks(777).collect();
+    assert_eq!(stream_in(&m, &chunks), expected);
+    assert_eq!(m.replace(&body).total(), 3 * 31);
+}

@@ -1,0 +1,52 @@
+//! Quick single-pass throughput check of the masker (the full comparison is the criterion
+//! bench `cargo bench -p cloakroom-benches --bench mask`).
+//!
+//! `cargo run --release -p cloakroom-mask --example throughput [secrets] [len]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cloakroom_core::Secret;
+use cloakroom_mask::{MaskEntry, MaskOptions, Matcher};
+
+const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n = args.first().copied().unwrap_or(1000);
+    let len = args.get(1).copied().unwrap_or(32);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut alnum = |k: usize| -> Vec<u8> { (0..k).map(|_| A[(next() % 62) as usize]).collect() };
+    let entries: Vec<MaskEntry> =
+        (0..n).map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(len)), format!("cloak_{i:026}"))).collect();
+    let input = Bytes::from(alnum(64 << 20));
+    for detectors in [false, true] {
+        let t = Instant::now();
+        let matcher = Arc::new(
+            Matcher::build(entries.clone(), &MaskOptions { detectors, ..MaskOptions::default() }).expect("build"),
+        );
+        let build = t.elapsed();
+        for _ in 0..2 {
+            let t = Instant::now();
+            let mut s = matcher.stream();
+            let mut out = 0;
+            for at in (0..input.len()).step_by(64 << 10) {
+                out += s.push(input.slice(at..(at + (64 << 10)).min(input.len()))).len();
+            }
+            out += s.finish().len();
+            let d = t.elapsed();
+            println!(
+                "{n} x {len} B, detectors {detectors}: {} patterns, build {build:.2?}, {:.2} GB/s ({out} bytes)",
+                matcher.pattern_count(),
+                input.len() as f64 / d.as_secs_f64() / 1e9
+            );
+        }
+    }
+}
