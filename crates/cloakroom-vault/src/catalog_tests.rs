@@ -213,3 +213,50 @@ async fn approvers_are_visible_for_placeholders_in_a_request() {
     assert_eq!(needs[0].name, "wire_key");
     assert_eq!(needs[0].approvers, vec!["finance-leads".to_string()]);
 }
+
+#[tokio::test]
+async fn open_from_config_uses_data_dir_vault_and_needs_the_vault_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let config = VaultConfig::default();
+    let secrets = [declared("stripe_key")];
+    let p = {
+        let c = Catalog::open_with_keys(&config, &secrets, dir.path(), &keys).await.unwrap();
+        c.put("stripe_key", Secret::from("sk_live_from_config"), None).await.unwrap()
+    };
+    assert!(dir.path().join("vault").is_dir());
+    let c = Catalog::open_with_keys(&config, &secrets, dir.path(), &keys).await.unwrap();
+    let snap = c.snapshot();
+    assert_eq!(c.value_of(snap.by_placeholder(p.as_bytes()).unwrap()).await.unwrap().expose(), b"sk_live_from_config");
+
+    let no_vault_key = Keys::new(keys.placeholder_key().clone(), None);
+    let err = Catalog::open_with_keys(&config, &secrets, dir.path(), &no_vault_key).await.unwrap_err();
+    assert!(err.to_string().contains("CLOAKROOM_VAULT_KEY"), "{err}");
+
+    let openbao = VaultConfig { backend: BackendKind::Openbao, ..Default::default() };
+    let err = Catalog::open_with_keys(&openbao, &secrets, dir.path(), &keys).await.unwrap_err();
+    assert!(err.to_string().contains("[vault.openbao]"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_declared_binding_is_a_start_up_error_naming_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = declared("stripe_key");
+    bad.locations = vec!["cookie:session".into()];
+    let err = open(dir.path(), &Keys::generate(), &[bad]).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("stripe_key") && msg.contains("cookie:session"), "{msg}");
+}
+
+#[tokio::test]
+async fn apply_config_rebinds_a_secret_put_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
+    c.put("stripe_key", Secret::from("sk_live_rebinding"), Some(api_binding())).await.unwrap();
+    assert_eq!(c.list()[0].origin, Origin::Api);
+    c.apply_config(&[declared("stripe_key")]).await.unwrap();
+    let info = c.list();
+    assert_eq!(info[0].origin, Origin::Config);
+    assert_eq!(info[0].binding.as_ref().unwrap().locations, vec!["header:Authorization".to_string()]);
+    assert!(info[0].has_value);
+}
