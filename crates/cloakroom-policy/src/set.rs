@@ -119,7 +119,15 @@ impl PolicySetBuilder {
 
     /// Compiles everything; the first bad rule or file is the error.
     pub fn build(self) -> Result<PolicySet, PolicyError> {
-        let rules = self.config.rules.iter().enumerate().map(|(i, r)| Rule::compile(r, i)).collect::<Result<_, _>>()?;
+        let rules: Vec<Rule> =
+            self.config.rules.iter().enumerate().map(|(i, r)| Rule::compile(r, i)).collect::<Result<_, _>>()?;
+        // Names identify rules in denials, audit records and explain: they must be unique.
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !seen.insert(r.name()) {
+                return Err(PolicyError::rule(r.name(), i, "name", "another rule has the same name"));
+            }
+        }
         let mut datalog = Vec::new();
         for d in &self.config.datalog {
             let path = match (&self.base_dir, d.file.is_relative()) {

@@ -241,3 +241,24 @@ async fn explain_reports_datalog_and_token_verdicts() {
     assert_eq!(ex.rules[0].kind, RuleKind::Datalog);
     assert!(ex.rules[0].reason.contains("check failed"));
 }
+
+#[tokio::test]
+async fn a_reload_with_a_broken_file_keeps_the_old_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.datalog");
+    std::fs::write(&file, "allow if group(\"ops\");").unwrap();
+    let config: PolicyConfig = toml::from_str("[[datalog]]\nfile = \"p.datalog\"\n").unwrap();
+    let policies =
+        cloakroom_policy::Policies::new(PolicySet::builder().config(&config).base_dir(dir.path()).build().unwrap());
+    let (id, c) = (who("a", &["ops"]), call("f", json!(null)));
+    assert_eq!(policies.evaluate(&PolicyInput::new(&id, &c)).await.effect, Effect::Allow);
+
+    std::fs::write(&file, "allow if group(").unwrap();
+    let err = policies.reload(&config).unwrap_err();
+    assert!(matches!(err, PolicyError::Datalog { .. }), "{err}");
+    assert_eq!(policies.evaluate(&PolicyInput::new(&id, &c)).await.effect, Effect::Allow);
+
+    std::fs::write(&file, "deny if group(\"ops\");\nallow if true;").unwrap();
+    policies.reload(&config).unwrap();
+    assert_eq!(policies.evaluate(&PolicyInput::new(&id, &c)).await.effect, Effect::Deny);
+}

@@ -271,6 +271,22 @@ methods = ["GE T"]
 }
 
 #[test]
+fn duplicate_rule_names_are_an_error() {
+    let err = load_error(
+        r#"
+[[rules]]
+name = "twice"
+effect = "allow"
+
+[[rules]]
+name = "twice"
+effect = "deny"
+"#,
+    );
+    assert_rule_error(err, "twice", "name");
+}
+
+#[test]
 fn unknown_keys_and_effects_are_refused_by_the_config_parser() {
     assert!(toml::from_str::<cloakroom_policy::PolicyConfig>(
         "[[rules]]\nname = \"x\"\neffect = \"allow\"\ngroup = [\"typo\"]\n"
