@@ -110,14 +110,16 @@ impl Authenticator {
         if token.len() > MAX_CREDENTIAL_LEN {
             return Err(AuthError::TooLong);
         }
+        // One digest serves the cache (JWTs and Biscuits) and the API-key compare, and a
+        // repeated token is answered before its shape is even looked at.
+        let hash = token_hash(token);
+        if let Some(id) = self.cache.get(&hash) {
+            return Ok(id);
+        }
         match kind_of(token) {
             CredentialKind::Jwt => {
                 if self.oidc.is_empty() {
                     return Err(AuthError::MethodNotConfigured);
-                }
-                let hash = token_hash(token);
-                if let Some(id) = self.cache.get(&hash) {
-                    return Ok(id);
                 }
                 let verified = self.oidc.verify(token).await.inspect_err(|e| {
                     tracing::debug!(error = %e, "JWT refused");
@@ -126,7 +128,7 @@ impl Authenticator {
                 Ok(verified.identity)
             }
             CredentialKind::Biscuit => {
-                if let Ok(id) = self.api_keys.verify(token) {
+                if let Ok(id) = self.api_keys.verify_digest(&hash) {
                     return Ok(id);
                 }
                 let verifier = self.biscuit.as_ref().ok_or(if self.api_keys.is_empty() {
@@ -134,10 +136,6 @@ impl Authenticator {
                 } else {
                     AuthError::UnknownApiKey
                 })?;
-                let hash = token_hash(token);
-                if let Some(id) = self.cache.get(&hash) {
-                    return Ok(id);
-                }
                 let id = verifier.verify(token)?;
                 self.cache.insert(hash, &id, BISCUIT_CACHE_TTL);
                 Ok(id)
@@ -150,7 +148,7 @@ impl Authenticator {
                         AuthError::MethodNotConfigured
                     });
                 }
-                self.api_keys.verify(token)
+                self.api_keys.verify_digest(&hash)
             }
         }
     }
