@@ -122,6 +122,7 @@ impl DevSetup {
             .put(DEMO_SECRET, value.into(), Some(binding))
             .await
             .map_err(|e| DevError(format!("storing {DEMO_SECRET}: {e}")))?;
+        gateway.rebuild_masker();
         self.demo_placeholder = Some(p.to_string());
         Ok(())
     }

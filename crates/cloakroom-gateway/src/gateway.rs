@@ -32,7 +32,7 @@ use crate::{
     metrics::Metrics,
     on_end::OnEnd,
     route::{Routed, Routes},
-    secrets::{redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
+    secrets::{rebuild_masker, redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -117,6 +117,7 @@ impl Gateway {
         .map_err(|e| component("vault", e))?;
         let mask = MaskHandle::empty();
         catalog.attach_masker(mask.clone(), config.masking.clone());
+        rebuild_masker(&catalog, &mask, &config.masking);
         let inflight = InFlight::new(catalog.clone());
         let audit = AuditLog::open(&config.audit, &data_dir, Arc::new(MaskRedactor(mask.clone())))
             .await
@@ -224,6 +225,11 @@ impl Gateway {
     /// The secret catalog.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.shared.catalog
+    }
+
+    /// Rebuilds the response masker now (after a secret changed through the admin API).
+    pub fn rebuild_masker(&self) {
+        rebuild_masker(&self.shared.catalog, &self.shared.mask, &self.config().masking);
     }
 
     /// The in-flight call registry (function-side redemption).

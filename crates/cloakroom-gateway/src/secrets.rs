@@ -95,3 +95,15 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
     let masked = handle.load().replace(text.as_bytes()).output;
     serde_json::from_slice(&masked).unwrap_or_else(|_| serde_json::Value::String("[REDACTED]".into()))
 }
+
+/// Builds the response masker for the catalog's current secrets and stores it in
+/// `handle`, now. The catalog also rebuilds it after every change, but on a blocking
+/// thread after the change is visible; calling this at start and after each admin
+/// change closes the window in which a fresh secret would come back unmasked.
+pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
+    let snap = catalog.snapshot();
+    match cloakroom_mask::Matcher::build(snap.mask_entries(masking), &masking.options()) {
+        Ok(m) => handle.store(m),
+        Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
+    }
+}

@@ -115,7 +115,11 @@ where
     };
     let subject = req.extensions().get::<Identity>().map(|i| i.subject.clone());
     let (mut parts, body) = req.into_parts();
-    let uri = match routed.function.upstream.uri_for(&routed.rest) {
+    // The path and query as they are now: inner layers (the detokenizer) may have
+    // rewritten the query since routing.
+    let current = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let rest = current.strip_prefix(routed.function.config.route.as_str()).unwrap_or(&routed.rest);
+    let uri = match routed.function.upstream.uri_for(rest) {
         Ok(uri) => uri,
         Err(_) => return fail(Error::new(ErrorCode::BadRequest, "the request path cannot be forwarded")),
     };
