@@ -6,12 +6,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Output;
 
+const AFTER_HELP: &str = "\
+Environment:
+  CLOAKROOM_TOKEN  the admin credential (JWT, Biscuit or API key), sent as Authorization: Bearer
+  CLOAKROOM_ADMIN  the admin API URL (as --admin)
+
+Exit statuses:
+  0 ok, 1 bad input or local failure, 2 usage, 3 audit chain broken, 4 unauthenticated,
+  5 forbidden, 6 not found, 7 conflict, 8 bad request, 9 gateway or store unavailable,
+  10 admin API unreachable, 11 unexpected answer (see docs/cli.md)";
+
 /// Cloakroom: hand in secrets at the door, get placeholders back.
 ///
 /// Talks to a running gateway's admin API (secrets, approvals, audit) or works offline
 /// (policy explain, Biscuit tokens, key generation, completions).
 #[derive(Debug, Parser)]
-#[command(name = "cloakroom", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "cloakroom", version, propagate_version = true, max_term_width = 100, after_long_help = AFTER_HELP)]
 pub(crate) struct Cli {
     /// The admin API of a running cloakroomd.
     #[arg(long, global = true, env = "CLOAKROOM_ADMIN", default_value = "http://127.0.0.1:8081", value_name = "URL")]

@@ -155,6 +155,29 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_exit_status() {
+        let doc = include_str!("../../../docs/cli.md");
+        let documented = |n: u8, words: &str| {
+            doc.lines().any(|l| l.starts_with(&format!("| {n} |")) && l.to_lowercase().contains(words))
+        };
+        for (n, words) in [
+            (exit::FAILURE, "bad input"),
+            (2, "usage"),
+            (exit::CHAIN_BROKEN, "chain is broken"),
+            (exit::UNAUTHENTICATED, "unauthenticated"),
+            (exit::FORBIDDEN, "forbidden"),
+            (exit::NOT_FOUND, "not_found"),
+            (exit::CONFLICT, "conflict"),
+            (exit::BAD_REQUEST, "bad_request"),
+            (exit::UNAVAILABLE, "unavailable"),
+            (exit::CONNECT, "could not be reached"),
+            (exit::PROTOCOL, "internal"),
+        ] {
+            assert!(documented(n, words), "docs/cli.md does not document exit status {n} ({words})");
+        }
+    }
+
+    #[test]
     fn unauthenticated_message_says_how_to_fix_it() {
         let msg = api(401, Some("unauthenticated")).to_string();
         assert!(msg.contains("CLOAKROOM_TOKEN"), "{msg}");
