@@ -38,13 +38,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-mod approval;
+pub mod approval;
 mod config;
 mod datalog;
 mod error;
 mod explain;
 mod input;
-mod layer;
+pub mod layer;
 mod policy;
 mod rule;
 mod set;
