@@ -405,6 +405,7 @@ async fn cli_secret_put_list_rm_against_cloakroomd() {
     gw.records_at_least(&t.admin, 1).await;
     let show = gw.cli(&["audit", "show", &call_id], Some(&t.admin)).await.ok().stdout;
     assert!(show.contains(&format!("stripe_key ({placeholder}) at header:x-api-key")), "{show}");
+    assert!(!show.contains(VALUE), "audit show must not print the value: {show}");
 
     // A different binding for a config-declared name conflicts (exit 7).
     let r = gw
