@@ -20,7 +20,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +108,6 @@ struct LongSet {
     /// Confirming automata, each over a shard of the long patterns with the global ids
     /// of its patterns. Large sets are split so the shards build in parallel.
     shards: Vec<(AhoCorasick, Vec<u32>)>,
-    max_len: usize,
 }
 
 /// Patterns per shard above which the long set is split (building the automaton is the
@@ -229,7 +228,6 @@ impl Matcher {
             None
         } else {
             let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
-            let max_len = long_ids.iter().map(|&i| bytes[i as usize].len()).max().unwrap_or(Q);
             let stride = QGramFilter::stride_for(min, long_ids.len());
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
             let shard_count = long_ids.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
@@ -239,6 +237,7 @@ impl Matcher {
                 let ac = AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
                     .kind(if ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
+                    .start_kind(StartKind::Anchored)
                     .prefilter(false)
                     .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
                     .map_err(build_err)?;
@@ -260,7 +259,7 @@ impl Matcher {
                 }
                 (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
             });
-            Some(LongSet { filter, shards: shards?, max_len })
+            Some(LongSet { filter, shards: shards? })
         };
         let short = if short_ids.is_empty() {
             None
@@ -387,34 +386,46 @@ impl Matcher {
         let long = self.long.as_ref()?;
         let s = long.filter.stride();
         let mut q = pos;
-        while let Some(hit) = long.filter.next_hit(hay, q, end) {
-            // An occurrence holding this window starts in hit+1-s..=hit and ends by
-            // start + max_len. Merge the regions of hits that overlap it.
-            let ra = (hit + 1).saturating_sub(s).max(pos);
-            let mut rb = (hit + long.max_len).min(end);
-            let mut next = hit + s;
-            while next + Q <= end && next + 1 - s < rb {
-                if long.filter.is_hit(hay, next) {
-                    rb = (next + long.max_len).min(end);
+        let mut best: Option<RawMatch> = None;
+        while let Some((hit, mut offsets)) = long.filter.next_hit(hay, q, end) {
+            // Candidates from this probe start at hit + 1 - s or later: once that is past
+            // the best start found, nothing further can be more to the left.
+            if best.is_some_and(|b| hit + 1 >= b.start + s) {
+                break;
+            }
+            // The window occurs at offset `o` of some pattern: an occurrence may start at
+            // hit - o. Try those starts leftmost first (highest offset first).
+            while offsets != 0 {
+                let o = 63 - offsets.leading_zeros() as usize;
+                offsets &= !(1u64 << o);
+                let Some(x) = hit.checked_sub(o) else { continue };
+                if x < pos {
+                    continue;
                 }
-                next += s;
-            }
-            // Leftmost over the shards; at the same start, the longest.
-            let mut best: Option<RawMatch> = None;
-            for (ac, ids) in &long.shards {
-                if let Some(m) = ac.find(Input::new(hay).span(ra..rb)) {
-                    let better = best.is_none_or(|b| (m.start(), std::cmp::Reverse(m.end())) < (b.start, std::cmp::Reverse(b.end)));
-                    if better {
-                        best = Some(RawMatch { pattern: ids[m.pattern().as_usize()], start: m.start(), end: m.end() });
-                    }
+                if best.is_some_and(|b| x >= b.start) {
+                    break;
+                }
+                if let Some(m) = Self::longest_at(long, hay, x, end) {
+                    best = Some(m);
+                    break;
                 }
             }
-            if best.is_some() {
-                return best;
-            }
-            q = next;
+            q = hit + s;
         }
-        None
+        best
+    }
+
+    /// The longest long pattern occurring at exactly `at` (anchored Aho-Corasick).
+    fn longest_at(long: &LongSet, hay: &[u8], at: usize, end: usize) -> Option<RawMatch> {
+        let mut best: Option<RawMatch> = None;
+        for (ac, ids) in &long.shards {
+            if let Some(m) = ac.find(Input::new(hay).span(at..end).anchored(Anchored::Yes)) {
+                if best.is_none_or(|b| m.end() > b.end) {
+                    best = Some(RawMatch { pattern: ids[m.pattern().as_usize()], start: m.start(), end: m.end() });
+                }
+            }
+        }
+        best
     }
 
     fn short_find(&self, hay: &[u8], pos: usize, end: usize) -> Option<RawMatch> {

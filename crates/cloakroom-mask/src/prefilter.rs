@@ -42,7 +42,8 @@ impl QGramFilter {
     pub(crate) fn stride_for(min_len: usize, patterns: usize) -> usize {
         let widest = min_len + 1 - Q;
         let fits = MAX_FILTER_BITS / (patterns.max(1) * BITS_PER_WINDOW);
-        widest.min(fits.max(4)).max(1)
+        // At most 64: a window's possible offsets in the patterns are kept as a u64 mask.
+        widest.min(fits.max(4)).clamp(1, 64)
     }
 
     /// Fingerprints the first `stride` windows of every pattern (each at least
@@ -63,7 +64,7 @@ impl QGramFilter {
                 let w = load(p, off);
                 let (i, mask) = filter.slot(w);
                 filter.words[i] |= mask;
-                exact.insert(w);
+                exact.insert(w, off);
             }
         }
         filter.exact = exact;
@@ -92,17 +93,22 @@ impl QGramFilter {
         self.words[i] & mask == mask
     }
 
-    /// Whether the window at `at` is one of the fingerprinted pattern windows.
+    /// The offsets (bit `o` set: offset `o`) at which the window at `at` occurs in some
+    /// pattern, among the fingerprinted offsets; 0 when it occurs in none.
     #[inline]
-    pub(crate) fn is_hit(&self, hay: &[u8], at: usize) -> bool {
+    pub(crate) fn offsets_at(&self, hay: &[u8], at: usize) -> u64 {
         let w = load(hay, at);
-        self.maybe(w) && self.exact.contains(w)
+        if self.maybe(w) {
+            self.exact.offsets(w)
+        } else {
+            0
+        }
     }
 
     /// The first probe position `q` in `from, from + s, …` with `q + 8 <= end` whose window
-    /// is one of the fingerprinted pattern windows.
+    /// is one of the fingerprinted pattern windows, with its offsets mask.
     #[inline]
-    pub(crate) fn next_hit(&self, hay: &[u8], from: usize, end: usize) -> Option<usize> {
+    pub(crate) fn next_hit(&self, hay: &[u8], from: usize, end: usize) -> Option<(usize, u64)> {
         let s = self.stride;
         let mut q = from;
         if end < Q {
@@ -117,16 +123,20 @@ impl QGramFilter {
             let d = self.maybe(load(hay, q + 3 * s));
             if a | b | c | d {
                 for (k, hit) in [a, b, c, d].into_iter().enumerate() {
-                    if hit && self.exact.contains(load(hay, q + k * s)) {
-                        return Some(q + k * s);
+                    if hit {
+                        let offsets = self.exact.offsets(load(hay, q + k * s));
+                        if offsets != 0 {
+                            return Some((q + k * s, offsets));
+                        }
                     }
                 }
             }
             q += 4 * s;
         }
         while q <= last {
-            if self.is_hit(hay, q) {
-                return Some(q);
+            let offsets = self.offsets_at(hay, q);
+            if offsets != 0 {
+                return Some((q, offsets));
             }
             q += s;
         }
@@ -139,18 +149,25 @@ impl QGramFilter {
     }
 }
 
-/// An exact set of 8-byte windows: open addressing, linear probing, at most half full.
+/// An exact map from 8-byte windows to the offsets (a bit mask) at which they occur in
+/// the patterns: open addressing, linear probing, at most half full.
 #[derive(Debug)]
 struct WindowSet {
-    slots: Box<[u64]>,
+    keys: Box<[u64]>,
+    offsets: Box<[u64]>,
     shift: u32,
-    has_zero: bool,
+    zero: u64,
 }
 
 impl WindowSet {
     fn with_capacity(n: usize) -> Self {
         let cap = (n * 2).next_power_of_two().max(16);
-        Self { slots: vec![0u64; cap].into_boxed_slice(), shift: 64 - cap.trailing_zeros(), has_zero: false }
+        Self {
+            keys: vec![0u64; cap].into_boxed_slice(),
+            offsets: vec![0u64; cap].into_boxed_slice(),
+            shift: 64 - cap.trailing_zeros(),
+            zero: 0,
+        }
     }
 
     #[inline(always)]
@@ -158,43 +175,42 @@ impl WindowSet {
         ((w ^ (w >> 31)).wrapping_mul(K1) >> self.shift) as usize
     }
 
-    fn insert(&mut self, w: u64) {
+    fn insert(&mut self, w: u64, offset: usize) {
+        let bit = 1u64 << offset;
         if w == 0 {
-            self.has_zero = true;
+            self.zero |= bit;
             return;
         }
-        let mask = self.slots.len() - 1;
+        let mask = self.keys.len() - 1;
         let mut i = self.home(w);
-        while self.slots[i] != 0 {
-            if self.slots[i] == w {
-                return;
-            }
+        while self.keys[i] != 0 && self.keys[i] != w {
             i = (i + 1) & mask;
         }
-        self.slots[i] = w;
+        self.keys[i] = w;
+        self.offsets[i] |= bit;
     }
 
     #[inline]
-    fn contains(&self, w: u64) -> bool {
+    fn offsets(&self, w: u64) -> u64 {
         if w == 0 {
-            return self.has_zero;
+            return self.zero;
         }
-        let mask = self.slots.len() - 1;
+        let mask = self.keys.len() - 1;
         let mut i = self.home(w);
         loop {
-            let s = self.slots[i];
-            if s == w {
-                return true;
+            let k = self.keys[i];
+            if k == w {
+                return self.offsets[i];
             }
-            if s == 0 {
-                return false;
+            if k == 0 {
+                return 0;
             }
             i = (i + 1) & mask;
         }
     }
 
     fn heap_size(&self) -> usize {
-        self.slots.len() * 8
+        self.keys.len() * 16
     }
 }
 
