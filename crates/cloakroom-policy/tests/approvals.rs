@@ -191,6 +191,12 @@ async fn expiry(store: Arc<dyn ApprovalStore>) {
     assert_eq!(decided.state_at(t0 + time::Duration::minutes(19)), ApprovalState::Approved);
     assert_eq!(decided.state_at(t0 + time::Duration::minutes(20)), ApprovalState::Expired);
     let claim = Claim { subject: "alice", issuer: "api_key", function: "f", digest: "d" };
+    let at = |m: i64| t0 + time::Duration::minutes(m);
+    let ids = |v: Vec<Approval>| v.into_iter().map(|a| a.id).filter(|id| id == "expiring").count();
+    assert_eq!(ids(store.list(Some(ApprovalState::Approved), at(19), 100).await.unwrap()), 1);
+    assert_eq!(ids(store.list(Some(ApprovalState::Expired), at(19), 100).await.unwrap()), 0);
+    assert_eq!(ids(store.list(Some(ApprovalState::Expired), at(21), 100).await.unwrap()), 1);
+    assert_eq!(ids(store.list(Some(ApprovalState::Approved), at(21), 100).await.unwrap()), 0);
     assert!(store.consume("expiring", &claim, t0 + time::Duration::minutes(21)).await.unwrap().is_none());
     assert!(store.consume("expiring", &claim, t0 + time::Duration::minutes(19)).await.unwrap().is_some());
 }

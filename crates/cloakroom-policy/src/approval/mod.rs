@@ -229,8 +229,14 @@ pub trait ApprovalStore: Send + Sync {
     /// The approval `id`, as stored (see [`Approval::state_at`] for expiry).
     async fn get(&self, id: &str) -> Result<Option<Approval>, StoreError>;
 
-    /// The newest approvals first, at most `limit`.
-    async fn list(&self, limit: usize) -> Result<Vec<Approval>, StoreError>;
+    /// The newest approvals first, at most `limit`, with their state as of `now`
+    /// ([`Approval::at`]); only those in `state` (as of `now`) when given.
+    async fn list(
+        &self,
+        state: Option<ApprovalState>,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Approval>, StoreError>;
 
     /// Pending and not expired at `now` -> the verdict's state, atomically. `None` when
     /// the approval is unknown, no longer pending, or expired.
@@ -403,9 +409,7 @@ impl Approvals {
 
     /// Approvals (newest first), only those in `state` when given.
     pub async fn list(&self, state: Option<ApprovalState>) -> Result<Vec<Approval>, ApprovalError> {
-        let now = now();
-        let all = self.store.list(LIST_LIMIT).await?;
-        Ok(all.into_iter().map(|a| a.at(now)).filter(|a| state.is_none_or(|s| a.state == s)).collect())
+        Ok(self.store.list(state, now(), LIST_LIMIT).await?)
     }
 
     /// `approver` grants approval `id`.

@@ -172,16 +172,35 @@ impl ApprovalStore for PostgresApprovalStore {
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+    async fn list(
+        &self,
+        state: Option<ApprovalState>,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Approval>, StoreError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Expiry is evaluated against `now` ($1), as `Approval::state_at` does.
+        let filter = match state {
+            None => "TRUE",
+            Some(ApprovalState::Pending) => "state = 'pending' AND expires_at > $1",
+            Some(ApprovalState::Approved) => "state = 'approved' AND expires_at > $1",
+            Some(ApprovalState::Expired) => {
+                "(state = 'expired' OR (state IN ('pending', 'approved') AND expires_at <= $1))"
+            }
+            Some(ApprovalState::Denied) => "state = 'denied'",
+            Some(ApprovalState::Used) => "state = 'used'",
+        };
         let rows = client
             .query(
-                &format!("SELECT {COLUMNS} FROM cloakroom_approvals ORDER BY created_at DESC, id DESC LIMIT $1"),
-                &[&limit],
+                &format!(
+                    "SELECT {COLUMNS} FROM cloakroom_approvals WHERE {filter} AND $1::timestamptz IS NOT NULL \
+                     ORDER BY created_at DESC, id DESC LIMIT $2"
+                ),
+                &[&now, &limit],
             )
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(r).map(|a| a.at(now))).collect()
     }
 
     async fn decide(&self, id: &str, v: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {

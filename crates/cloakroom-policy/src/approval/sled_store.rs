@@ -75,9 +75,24 @@ impl ApprovalStore for SledApprovalStore {
         self.tree.get(id)?.map(|v| decode(&v)).transpose()
     }
 
-    async fn list(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+    async fn list(
+        &self,
+        state: Option<ApprovalState>,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Approval>, StoreError> {
         // Ids are UUIDv7: key order is creation order.
-        self.tree.iter().rev().take(limit).map(|kv| decode(&kv?.1)).collect()
+        let mut out = Vec::new();
+        for kv in self.tree.iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let a = decode(&kv?.1)?.at(now);
+            if state.is_none_or(|s| a.state == s) {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 
     async fn decide(&self, id: &str, verdict: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
