@@ -36,27 +36,20 @@ use std::{
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use cloakroom_core::{Error, ErrorCode, Placeholder, Secret, PLACEHOLDER_LEN};
-use cloakroom_mask::{MaskEntry, MaskHandle, MaskingConfig, Matcher};
-use serde::Serialize;
+use cloakroom_core::{Error, ErrorCode, Placeholder, Secret};
+use cloakroom_mask::{MaskHandle, MaskingConfig, Matcher};
 
 use crate::{
     binding::{Binding, BindingError, BindingSpec},
     config::{BackendKind, SecretConfig, VaultConfig},
     keys::{Key, KeyError, Keys},
-    scan,
     store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError},
 };
 
-/// Where a secret's binding comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Origin {
-    /// Declared in `[[secrets]]`: the config's binding wins.
-    Config,
-    /// Put through the admin API only.
-    Api,
-}
+mod snapshot;
+
+use snapshot::CachedValue;
+pub use snapshot::{ApprovalNeed, CatalogEntry, CatalogSnapshot, Origin, SecretInfo, ValuePattern};
 
 /// Why a catalog operation failed. Messages never contain a value.
 #[derive(Debug, thiserror::Error)]
@@ -119,176 +112,6 @@ pub fn validate_name(name: &str) -> Result<(), CatalogError> {
         Ok(())
     } else {
         Err(CatalogError::InvalidName(name.to_owned()))
-    }
-}
-
-struct CachedValue {
-    secret: Secret,
-    fetched: Instant,
-}
-
-/// One secret in the catalog.
-pub struct CatalogEntry {
-    name: String,
-    placeholder: Placeholder,
-    binding: Option<Arc<Binding>>,
-    origin: Origin,
-    value: ArcSwapOption<CachedValue>,
-}
-
-impl std::fmt::Debug for CatalogEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CatalogEntry")
-            .field("name", &self.name)
-            .field("placeholder", &self.placeholder)
-            .field("origin", &self.origin)
-            .field("has_value", &self.value.load().is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl CatalogEntry {
-    /// The secret's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// Its placeholder.
-    pub fn placeholder(&self) -> &Placeholder {
-        &self.placeholder
-    }
-    /// Its binding; `None`: it is never substituted (but still masked).
-    pub fn binding(&self) -> Option<&Binding> {
-        self.binding.as_deref()
-    }
-    /// Where the binding comes from.
-    pub fn origin(&self) -> Origin {
-        self.origin
-    }
-    /// The cached value, however old (for building the masker). `None` when unknown.
-    pub fn cached_value(&self) -> Option<Secret> {
-        self.value.load().as_ref().map(|v| v.secret.clone())
-    }
-}
-
-/// What `GET /v1/secrets` shows for one secret: never the value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SecretInfo {
-    /// Name.
-    pub name: String,
-    /// Placeholder.
-    pub placeholder: Placeholder,
-    /// Binding, if any.
-    pub binding: Option<BindingSpec>,
-    /// `config` or `api`.
-    pub origin: Origin,
-    /// Whether the vault holds a value.
-    pub has_value: bool,
-}
-
-/// A secret found in a request whose binding needs approval.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApprovalNeed {
-    /// The secret's name.
-    pub name: String,
-    /// Its placeholder.
-    pub placeholder: Placeholder,
-    /// The groups that may approve.
-    pub approvers: Vec<String>,
-}
-
-/// A secret value with the names the masker replaces it with (see [`CatalogSnapshot::value_patterns`]).
-#[derive(Debug, Clone)]
-pub struct ValuePattern {
-    /// The secret's name.
-    pub name: String,
-    /// Its value.
-    pub value: Secret,
-    /// Its placeholder.
-    pub placeholder: Placeholder,
-}
-
-/// An immutable view of the catalog.
-#[derive(Debug, Default)]
-pub struct CatalogSnapshot {
-    entries: Vec<Arc<CatalogEntry>>,
-    by_name: HashMap<String, usize>,
-    by_placeholder: HashMap<[u8; PLACEHOLDER_LEN], usize>,
-}
-
-impl CatalogSnapshot {
-    fn build(entries: Vec<Arc<CatalogEntry>>) -> Self {
-        let mut by_name = HashMap::with_capacity(entries.len());
-        let mut by_placeholder = HashMap::with_capacity(entries.len());
-        for (i, e) in entries.iter().enumerate() {
-            by_name.insert(e.name.clone(), i);
-            let key: [u8; PLACEHOLDER_LEN] = e.placeholder.as_bytes().try_into().expect("placeholders are 32 bytes");
-            by_placeholder.insert(key, i);
-        }
-        Self { entries, by_name, by_placeholder }
-    }
-
-    /// Every entry.
-    pub fn entries(&self) -> &[Arc<CatalogEntry>] {
-        &self.entries
-    }
-
-    /// Number of secrets.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the catalog is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The entry named `name`.
-    pub fn by_name(&self, name: &str) -> Option<&Arc<CatalogEntry>> {
-        self.by_name.get(name).map(|&i| &self.entries[i])
-    }
-
-    /// The entry whose placeholder is exactly `placeholder` (32 bytes).
-    pub fn by_placeholder(&self, placeholder: &[u8]) -> Option<&Arc<CatalogEntry>> {
-        let key: &[u8; PLACEHOLDER_LEN] = placeholder.try_into().ok()?;
-        self.by_placeholder.get(key).map(|&i| &self.entries[i])
-    }
-
-    /// Every known placeholder in `haystack`, leftmost first, with its byte range.
-    /// Strings shaped like placeholders that the catalog does not know are skipped.
-    pub fn find<'a>(
-        &'a self,
-        haystack: &'a [u8],
-    ) -> impl Iterator<Item = (std::ops::Range<usize>, &'a Arc<CatalogEntry>)> + 'a {
-        scan::candidates(haystack).filter_map(move |r| self.by_placeholder(&haystack[r.clone()]).map(|e| (r, e)))
-    }
-
-    /// (value, placeholder) of every secret with a known value: what the response masker
-    /// replaces. Build the masker from this on a blocking thread.
-    pub fn value_patterns(&self) -> Vec<ValuePattern> {
-        self.entries
-            .iter()
-            .filter_map(|e| {
-                e.cached_value().map(|value| ValuePattern {
-                    name: e.name.clone(),
-                    value,
-                    placeholder: e.placeholder.clone(),
-                })
-            })
-            .collect()
-    }
-}
-
-impl CatalogSnapshot {
-    /// The response masker's entries: each known value, replaced by its placeholder or
-    /// `[REDACTED:name]` as `[masking] replacement` says.
-    pub fn mask_entries(&self, masking: &MaskingConfig) -> Vec<MaskEntry> {
-        self.value_patterns()
-            .into_iter()
-            .map(|p| {
-                let replacement = masking.replacement_for(&p.name, p.placeholder.as_str());
-                MaskEntry::new(p.name, p.value, replacement)
-            })
-            .collect()
     }
 }
 
@@ -680,5 +503,4 @@ impl Catalog {
 }
 
 #[cfg(test)]
-#[path = "catalog_tests.rs"]
 mod tests;
