@@ -27,7 +27,7 @@ use crate::{AuditRecord, GENESIS_HASH};
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {
     /// A floating-point number was found (its text form is not canonical).
-    #[error("a float at {0} cannot be hashed canonically")]
+    #[error("a float ({0}) cannot be hashed canonically")]
     Float(String),
     /// The record did not serialize.
     #[error("record does not serialize: {0}")]
@@ -36,18 +36,25 @@ pub enum CanonicalError {
 
 /// The canonical JSON text of a value.
 pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
-    let mut out = String::with_capacity(256);
-    write_canonical(value, &mut out, &mut String::new())?;
+    let mut out = String::with_capacity(1024);
+    write_canonical(value, &mut out)?;
     Ok(out)
 }
 
-fn write_canonical(value: &Value, out: &mut String, path: &mut String) -> Result<(), CanonicalError> {
+fn sorted_keys(map: &serde_json::Map<String, Value>) -> Vec<&String> {
+    // Sort explicitly: serde_json's map order depends on a crate feature.
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    keys
+}
+
+fn write_canonical(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => {
             if n.is_f64() {
-                return Err(CanonicalError::Float(if path.is_empty() { "/".into() } else { path.clone() }));
+                return Err(CanonicalError::Float(n.to_string()));
             }
             out.push_str(&n.to_string());
         }
@@ -58,29 +65,19 @@ fn write_canonical(value: &Value, out: &mut String, path: &mut String) -> Result
                 if i > 0 {
                     out.push(',');
                 }
-                let len = path.len();
-                path.push_str(&format!("/{i}"));
-                write_canonical(item, out, path)?;
-                path.truncate(len);
+                write_canonical(item, out)?;
             }
             out.push(']');
         }
         Value::Object(map) => {
-            // Sort explicitly: serde_json's map order depends on a crate feature.
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
             out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            for (i, key) in sorted_keys(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
                 write_string(key, out);
                 out.push(':');
-                let len = path.len();
-                path.push('/');
-                path.push_str(key);
-                write_canonical(&map[key], out, path)?;
-                path.truncate(len);
+                write_canonical(&map[key], out)?;
             }
             out.push('}');
         }
@@ -89,20 +86,32 @@ fn write_canonical(value: &Value, out: &mut String, path: &mut String) -> Result
 }
 
 fn write_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Clean runs are copied whole; only the bytes that need escaping are rewritten.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -124,11 +133,55 @@ pub fn record_hash(record: &AuditRecord) -> Result<String, CanonicalError> {
 /// `(seq, hash)` is `prev` (`None` for the first of a chain), and returns the
 /// canonical text that is stored.
 pub fn seal(record: &mut AuditRecord, prev: Option<(u64, &str)>) -> Result<String, CanonicalError> {
+    let value = serde_json::to_value(&*record)?;
+    seal_value(record, value, prev)
+}
+
+/// [`seal`] for a record already converted with `serde_json::to_value` (which the log
+/// does before taking the chain lock, to keep the time under the lock short).
+pub fn seal_value(
+    record: &mut AuditRecord,
+    mut value: Value,
+    prev: Option<(u64, &str)>,
+) -> Result<String, CanonicalError> {
     let (seq, prev_hash) = prev.map(|(s, h)| (s + 1, h.to_owned())).unwrap_or((1, GENESIS_HASH.to_owned()));
     record.seq = seq;
     record.prev_hash = prev_hash;
-    record.hash = record_hash(record)?;
-    to_canonical(record)
+    let Value::Object(map) = &mut value else { unreachable!("a record is an object") };
+    map.insert("seq".into(), Value::from(seq));
+    map.insert("prev_hash".into(), Value::String(record.prev_hash.clone()));
+    // One canonical pass without `hash`; the stored text is the same with `"hash":"…"`
+    // spliced in at its sorted place.
+    let mut out = String::with_capacity(1024);
+    let mut splice = None;
+    out.push('{');
+    let mut first = true;
+    for key in sorted_keys(map) {
+        if key == "hash" {
+            continue;
+        }
+        if splice.is_none() && key.as_str() > "hash" {
+            splice = Some(out.len());
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_string(key, &mut out);
+        out.push(':');
+        write_canonical(&map[key], &mut out)?;
+    }
+    out.push('}');
+    record.hash = hex::encode(Sha256::digest(out.as_bytes()));
+    // A record always has keys before and after "hash" ("function", "id").
+    let at = splice.unwrap_or(out.len() - 1);
+    let mut stored = String::with_capacity(out.len() + 80);
+    stored.push_str(&out[..at]);
+    stored.push_str(",\"hash\":\"");
+    stored.push_str(&record.hash);
+    stored.push('"');
+    stored.push_str(&out[at..]);
+    Ok(stored)
 }
 
 /// What is wrong at the first broken link of a chain.

@@ -279,9 +279,10 @@ impl AuditLog {
         } else {
             (None, None)
         };
+        let value = serde_json::to_value(&record).map_err(CanonicalError::from)?;
         let appended = {
             let mut head = inner.head.lock().await;
-            let text = chain::seal(&mut record, head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
+            let text = chain::seal_value(&mut record, value, head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
             let sealed = SealedRecord {
                 chain_id: record.chain_id.clone(),
                 seq: record.seq,

@@ -190,6 +190,11 @@ impl AuditRecord {
         }
     }
 
+    /// An empty record for call `id` arriving now.
+    pub fn now(id: CallId) -> Self {
+        Self::new(id, OffsetDateTime::now_utc())
+    }
+
     /// Fills in what the layers wrote into the call's `AuditNote`.
     pub fn apply_note(&mut self, note: &AuditNoteSnapshot) {
         if let Some(identity) = &note.identity {

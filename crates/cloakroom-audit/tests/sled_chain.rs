@@ -21,6 +21,18 @@ fn open_tree(dir: &tempfile::TempDir) -> (SledSink, sled::Tree) {
     (sink, tree)
 }
 
+/// Edits the stored bytes of the chain: every record line of every run, in order,
+/// handed to `f`; what it leaves is written back into the first run's value.
+fn edit_lines(tree: &sled::Tree, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
+    let runs: Vec<(sled::IVec, sled::IVec)> = tree.scan_prefix(b"r").map(Result::unwrap).collect();
+    let mut lines: Vec<Vec<u8>> = runs.iter().flat_map(|(_, v)| v.split(|b| *b == b'\n').map(<[u8]>::to_vec)).collect();
+    f(&mut lines);
+    for (k, _) in &runs[1..] {
+        tree.remove(k).unwrap();
+    }
+    tree.insert(&runs[0].0, lines.join(&b'\n')).unwrap();
+}
+
 fn first_break(report: &cloakroom_audit::VerifyReport) -> &cloakroom_audit::ChainBreak {
     assert_eq!(report.chains.len(), 1);
     report.chains[0].first_break.as_ref().expect("a break is reported")
@@ -78,11 +90,12 @@ async fn queries_since_seq_and_time_and_by_call_id() {
 async fn altered_record_bytes_are_found() {
     let dir = written(5).await;
     let (sink, tree) = open_tree(&dir);
-    let key = SledSink::record_key(3);
-    let stored = String::from_utf8(tree.get(key).unwrap().unwrap().to_vec()).unwrap();
-    let edited = stored.replace("\"subject\":\"alice\"", "\"subject\":\"mallory\"");
-    assert_ne!(stored, edited);
-    tree.insert(key, edited.as_bytes()).unwrap();
+    edit_lines(&tree, |lines| {
+        let stored = String::from_utf8(lines[2].clone()).unwrap();
+        let edited = stored.replace("\"subject\":\"alice\"", "\"subject\":\"mallory\"");
+        assert_ne!(stored, edited);
+        lines[2] = edited.into_bytes();
+    });
     let report = verify_store(&sink).await.unwrap();
     let b = first_break(&report);
     assert!(matches!(b.kind, BreakKind::Altered { .. }), "{b:?}");
@@ -94,7 +107,7 @@ async fn altered_record_bytes_are_found() {
 async fn garbage_bytes_are_found() {
     let dir = written(3).await;
     let (sink, tree) = open_tree(&dir);
-    tree.insert(SledSink::record_key(2), &b"{not json"[..]).unwrap();
+    edit_lines(&tree, |lines| lines[1] = b"{not json".to_vec());
     let report = verify_store(&sink).await.unwrap();
     assert!(matches!(first_break(&report).kind, BreakKind::Altered { .. }));
 }
@@ -103,7 +116,9 @@ async fn garbage_bytes_are_found() {
 async fn removed_record_is_found() {
     let dir = written(5).await;
     let (sink, tree) = open_tree(&dir);
-    tree.remove(SledSink::record_key(3)).unwrap();
+    edit_lines(&tree, |lines| {
+        lines.remove(2);
+    });
     let report = verify_store(&sink).await.unwrap();
     assert_eq!(first_break(&report).kind, BreakKind::Removed { from: 3, to: 3 });
 }
@@ -112,7 +127,9 @@ async fn removed_record_is_found() {
 async fn removed_first_record_is_found() {
     let dir = written(3).await;
     let (sink, tree) = open_tree(&dir);
-    tree.remove(SledSink::record_key(1)).unwrap();
+    edit_lines(&tree, |lines| {
+        lines.remove(0);
+    });
     let report = verify_store(&sink).await.unwrap();
     assert_eq!(first_break(&report).kind, BreakKind::Removed { from: 1, to: 1 });
 }
@@ -121,10 +138,7 @@ async fn removed_first_record_is_found() {
 async fn reordered_records_are_found() {
     let dir = written(5).await;
     let (sink, tree) = open_tree(&dir);
-    let (k2, k3) = (SledSink::record_key(2), SledSink::record_key(3));
-    let (v2, v3) = (tree.get(k2).unwrap().unwrap(), tree.get(k3).unwrap().unwrap());
-    tree.insert(k2, v3).unwrap();
-    tree.insert(k3, v2).unwrap();
+    edit_lines(&tree, |lines| lines.swap(1, 2));
     let report = verify_store(&sink).await.unwrap();
     assert_eq!(first_break(&report).kind, BreakKind::Reordered { expected: 2, found: 3 });
 }
@@ -137,15 +151,11 @@ async fn inserted_record_is_found() {
     // from there is shifted one place up.
     let mut forged = sample_record(42);
     forged.chain_id = CHAIN.into();
-    let prev: cloakroom_audit::AuditRecord =
-        serde_json::from_slice(&tree.get(SledSink::record_key(2)).unwrap().unwrap()).unwrap();
-    let text = cloakroom_audit::chain::seal(&mut forged, Some((prev.seq, prev.hash.as_str()))).unwrap();
-    let mut values: Vec<Vec<u8>> =
-        (3..=4).map(|s| tree.get(SledSink::record_key(s)).unwrap().unwrap().to_vec()).collect();
-    values.insert(0, text.into_bytes());
-    for (i, v) in values.into_iter().enumerate() {
-        tree.insert(SledSink::record_key(3 + i as u64), v).unwrap();
-    }
+    edit_lines(&tree, |lines| {
+        let prev: cloakroom_audit::AuditRecord = serde_json::from_slice(&lines[1]).unwrap();
+        let text = cloakroom_audit::chain::seal(&mut forged, Some((prev.seq, prev.hash.as_str()))).unwrap();
+        lines.insert(2, text.into_bytes());
+    });
     let report = verify_store(&sink).await.unwrap();
     let b = first_break(&report);
     assert!(matches!(b.kind, BreakKind::Inserted { .. }), "{b:?}");

@@ -14,7 +14,7 @@ mod sled;
 
 pub use self::jsonl::{read_jsonl, verify_jsonl, JsonlSink};
 pub use self::postgres::{PostgresSink, POSTGRES_TABLE};
-pub use self::sled::SledSink;
+pub use self::sled::{SledSink, RUN_LEN as SLED_RUN_LEN};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
