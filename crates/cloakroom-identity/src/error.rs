@@ -132,5 +132,7 @@ mod tests {
         let c = AuthError::Expired.www_authenticate(None);
         assert!(c.starts_with("Bearer error=\"invalid_token\""), "{c}");
         assert_eq!(AuthError::Expired.to_error().code, ErrorCode::Unauthenticated);
+        // The token may be fine when its issuer is down: no invalid_token.
+        assert_eq!(AuthError::IssuerUnavailable.www_authenticate(None), "Bearer");
     }
 }

@@ -368,6 +368,27 @@ async fn a_token_for_another_configured_issuer_uses_that_issuers_keys() {
     assert_eq!(auth.verify_token(&k2.sign(&a.claims("amy-forged"))).await, Err(AuthError::BadSignature));
 }
 
+#[tokio::test]
+async fn a_token_without_kid_is_tried_against_every_key_of_its_type() {
+    let a = TestKey::rsa(1, "a", "RS256");
+    let b = TestKey::rsa(2, "b", "RS256");
+    let issuer = TestIssuer::start(&[&a, &b]).await;
+    let auth = authenticator(&issuer, |_| {});
+    let pem = |n: u8| {
+        std::fs::read(format!("{}/../cloakroom-testkit/fixtures/oidc/rsa{n}.pem", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let no_kid = Header::new(Algorithm::RS256);
+    let token =
+        jsonwebtoken::encode(&no_kid, &issuer.claims("kidless"), &EncodingKey::from_rsa_pem(&pem(2)).unwrap()).unwrap();
+    assert_eq!(auth.verify_token(&token).await.unwrap().subject, "kidless");
+    issuer.set_keys(&[&a]);
+    let auth = authenticator(&issuer, |_| {});
+    let mut claims = issuer.claims("kidless");
+    claims["jti"] = json!("2");
+    let token = jsonwebtoken::encode(&no_kid, &claims, &EncodingKey::from_rsa_pem(&pem(2)).unwrap()).unwrap();
+    assert_eq!(auth.verify_token(&token).await, Err(AuthError::BadSignature));
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;
