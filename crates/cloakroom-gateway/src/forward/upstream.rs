@@ -56,9 +56,11 @@ impl Upstream {
 
     /// The URI for `rest` (path and query below the route, starting with `/` or empty).
     pub fn uri_for(&self, rest: &str) -> Result<Uri, http::Error> {
+        // The route itself maps to the base path exactly (`/mcp`, not `/mcp/`: servers
+        // such as the MCP SDKs redirect one to the other).
         let mut pq = String::with_capacity(self.base_path.len() + rest.len() + 1);
         pq.push_str(&self.base_path);
-        if !rest.starts_with('/') {
+        if pq.is_empty() || (!rest.is_empty() && !rest.starts_with(['/', '?'])) {
             pq.push('/');
         }
         pq.push_str(rest);
@@ -73,11 +75,14 @@ mod tests {
     #[test]
     fn base_path_and_rest_join_with_one_slash() {
         let u = Upstream::parse("http://127.0.0.1:9000/mcp/").unwrap();
-        assert_eq!(u.uri_for("").unwrap().to_string(), "http://127.0.0.1:9000/mcp/");
+        assert_eq!(u.uri_for("").unwrap().to_string(), "http://127.0.0.1:9000/mcp");
+        assert_eq!(u.uri_for("/").unwrap().to_string(), "http://127.0.0.1:9000/mcp/");
         assert_eq!(u.uri_for("/x?a=1").unwrap().to_string(), "http://127.0.0.1:9000/mcp/x?a=1");
-        assert_eq!(u.uri_for("?a=1").unwrap().to_string(), "http://127.0.0.1:9000/mcp/?a=1");
+        assert_eq!(u.uri_for("?a=1").unwrap().to_string(), "http://127.0.0.1:9000/mcp?a=1");
         let u = Upstream::parse("http://h:1").unwrap();
         assert_eq!(u.uri_for("/v1/charge").unwrap().to_string(), "http://h:1/v1/charge");
+        assert_eq!(u.uri_for("").unwrap().to_string(), "http://h:1/");
+        assert_eq!(u.uri_for("?q").unwrap().to_string(), "http://h:1/?q");
     }
 
     #[test]

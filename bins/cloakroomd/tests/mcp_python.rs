@@ -1,0 +1,223 @@
+//! End-to-end: MCP through `cloakroomd` with the official Python SDK on both sides
+//! (tests/mcp/server.py, an `MCPServer` over streamable HTTP; tests/mcp/client.py, the
+//! SDK's `Client`). Needs `.tools/venv` from scripts/test-env.sh (pinned `mcp`).
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::*;
+use serde_json::{json, Value};
+
+const SECRET: &str = "sk_live_mcp_0123456789abcdefXYZ";
+
+fn python() -> PathBuf {
+    let p = cloakroom_testkit::workspace_root().join(".tools/venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `source scripts/test-env.sh` first (it installs the pinned MCP SDK)",
+        p.display()
+    );
+    p
+}
+
+fn script(name: &str) -> PathBuf {
+    cloakroom_testkit::workspace_root().join("tests/mcp").join(name)
+}
+
+struct McpServer {
+    child: Child,
+    port: u16,
+    received: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl McpServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = cloakroom_testkit::free_port();
+        let received = dir.path().join("received.log");
+        let child = Command::new(python())
+            .arg(script("server.py"))
+            .arg(port.to_string())
+            .arg(&received)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+            .spawn()
+            .expect("start the Python MCP server");
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Self { child, port, received, _dir: dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the Python MCP server did not start");
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.received).unwrap_or_default()
+    }
+}
+
+async fn run_client(args: &[&str]) -> Value {
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(script("client.py")).args(args);
+    let out = cmd.output().await.expect("run the Python MCP client");
+    assert!(
+        out.status.success(),
+        "client {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+async fn gateway(server: &McpServer) -> (Cloakroomd, String) {
+    let rest = format!(
+        "{}{}{}\n[[policy.rules]]\nname = \"refunds need a lead\"\neffect = \"approve\"\nfunctions = [\"tools/refund\"]\ngroups = [\"agents\"]\napprovers = [\"leads\"]\n",
+        identity_section(),
+        function("tools", "mcp", &format!("http://127.0.0.1:{}/mcp", server.port), "/mcp/tools"),
+        allow("agents may use the tools server", &["tools", "tools/echo", "tools/slow"], &["agents"]),
+    );
+    let gw = Cloakroomd::start("", &rest).await;
+    let res = reqwest::Client::new()
+        .post(gw.admin_url("/v1/secrets"))
+        .bearer_auth(ADMIN_KEY)
+        .json(
+            &json!({"name": "mcp_key", "value": SECRET, "binding": {"functions": ["tools/*"], "locations": ["body"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let placeholder = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    (gw, placeholder)
+}
+
+#[tokio::test]
+async fn the_python_sdk_lists_filtered_tools_calls_with_placeholders_and_streams_masked_progress() {
+    let server = McpServer::start().await;
+    let (gw, p) = gateway(&server).await;
+    let url = gw.url("/mcp/tools");
+    let out = run_client(&[&url, AGENT_KEY, "main", &p]).await;
+
+    // tools/list: drop_db is not callable, so it is not listed.
+    assert_eq!(out["tools"], json!(["echo", "refund", "slow"]), "{out}");
+    // The tool received the secret; the caller got the placeholder back.
+    assert_eq!(out["echo"]["text"], format!("key={p}"), "{out}");
+    assert_eq!(out["slow"]["text"], p.as_str(), "{out}");
+    let progress = out["slow"]["progress"].as_array().unwrap();
+    assert_eq!(progress.len(), 3, "{out}");
+    for (i, step) in progress.iter().enumerate() {
+        assert_eq!(step["message"], format!("step {} with {p}", i + 1));
+    }
+    let received = server.received();
+    assert!(received.contains(&format!("key={SECRET}")), "{received}");
+    assert!(!received.contains(&p), "a placeholder reached the tool: {received}");
+    assert!(!out.to_string().contains(SECRET), "{out}");
+    // A denied tool is a JSON-RPC error, and it never ran.
+    assert_eq!(out["drop_db"]["code"], -32001, "{out}");
+    assert_eq!(out["drop_db"]["data"]["code"], "forbidden", "{out}");
+    assert!(!received.contains("drop_db"));
+    // A tool needing approval: a JSON-RPC error carrying the pending approval.
+    assert_eq!(out["refund"]["code"], -32002, "{out}");
+    let pending = &out["refund"]["data"];
+    assert_eq!(pending["status"], "pending_approval", "{out}");
+    let approval = pending["approval_id"].as_str().unwrap().to_owned();
+    assert!(!received.contains("refunded"));
+
+    // Approved through the admin API by a lead, then called again with the header.
+    let res = reqwest::Client::new()
+        .post(gw.admin_url(&format!("/v1/approvals/{approval}/approve")))
+        .bearer_auth(APPROVER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let out = run_client(&[&url, AGENT_KEY, "approved", &approval, &p]).await;
+    assert_eq!(out["refund"]["text"], format!("refunded 500 with {p}"), "{out}");
+    assert!(server.received().contains(&format!("{SECRET}")));
+
+    // Every call is in the audit log, which verifies and holds no secret.
+    let records = gw.admin_get("/v1/audit?limit=1000").await;
+    let text = records.to_string();
+    assert!(!text.contains(SECRET));
+    let functions: Vec<&str> =
+        records["records"].as_array().unwrap().iter().filter_map(|r| r["function"].as_str()).collect();
+    for f in ["tools/echo", "tools/slow", "tools/drop_db", "tools/refund"] {
+        assert!(functions.contains(&f), "{f} missing from {functions:?}");
+    }
+    assert_eq!(gw.admin_get("/v1/audit/verify").await["ok"], true);
+}
+
+#[tokio::test]
+async fn malformed_json_rpc_and_mismatched_mcp_headers_are_refused_before_policy() {
+    let server = McpServer::start().await;
+    let (gw, _p) = gateway(&server).await;
+    let c = reqwest::Client::new();
+    let post = |body: &'static str| {
+        c.post(gw.url("/mcp/tools"))
+            .bearer_auth(AGENT_KEY)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+    };
+    let res = post("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ").send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32700);
+    // Mcp-Name says echo, the body calls drop_db: refused with -32020, the tool never runs.
+    let res = post(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"drop_db","arguments":{}}}"#)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .header("mcp-protocol-version", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32020);
+    assert_eq!(v["id"], 2);
+    // A batch with a tools/call is refused.
+    let res =
+        post(r#"[{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}}]"#)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], -32600);
+    assert!(!server.received().contains("drop_db"));
+    let records = gw.admin_get("/v1/audit?limit=100").await;
+    assert_eq!(records["records"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn mcp_routes_serve_protected_resource_metadata_and_challenge_with_it() {
+    let server = McpServer::start().await;
+    let (gw, _p) = gateway(&server).await;
+    let c = reqwest::Client::new();
+    let res = c.post(gw.url("/mcp/tools")).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let expected = format!("resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp/tools\"", gw.addr);
+    assert!(challenge.starts_with("Bearer") && challenge.contains(&expected), "{challenge}");
+    let meta: Value =
+        c.get(gw.url("/.well-known/oauth-protected-resource/mcp/tools")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["resource"], format!("http://{}/mcp/tools", gw.addr));
+    assert!(meta["authorization_servers"].is_array());
+    let res = c.get(gw.url("/.well-known/oauth-protected-resource/fn/none")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}
