@@ -128,7 +128,7 @@ impl Default for DatalogLimitsConfig {
 }
 
 /// The `[approvals]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsConfig {
     /// Greater than zero: hold a call that needs approval open this long, waiting for a
@@ -144,6 +144,17 @@ pub struct ApprovalsConfig {
     /// times and never delays the call.
     #[serde(default)]
     pub webhooks: Vec<String>,
+}
+
+impl std::fmt::Debug for ApprovalsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Incoming-webhook URLs carry their own credential in the path: count, never print.
+        f.debug_struct("ApprovalsConfig")
+            .field("wait", &self.wait)
+            .field("ttl", &self.ttl)
+            .field("webhooks", &format_args!("[{} redacted]", self.webhooks.len()))
+            .finish()
+    }
 }
 
 fn default_ttl() -> Duration {

@@ -91,3 +91,11 @@ async fn an_unreachable_webhook_does_not_delay_or_fail_the_request() {
     assert!(req.is_ok());
     received(&hook, 1).await;
 }
+
+#[test]
+fn webhook_urls_never_appear_in_debug_output() {
+    let url = "https://hooks.slack.com/services/T000/B000/very-secret-token".to_string();
+    let config = ApprovalsConfig { webhooks: vec![url.clone()], ..Default::default() };
+    assert!(!format!("{config:?}").contains("very-secret-token"));
+    assert!(!format!("{:?}", WebhookNotifier::new(vec![url])).contains("very-secret-token"));
+}
