@@ -283,3 +283,110 @@ async fn a_call_is_redeemable_only_while_in_flight_and_by_its_function() {
     assert!(inflight.get(&id).is_none(), "removed when the response body ended");
     assert!(inflight.redeem(&id, p.as_str(), "billing").await.is_err());
 }
+
+#[tokio::test]
+async fn an_mcp_tool_argument_is_substituted_at_its_pointer_for_that_tool_only() {
+    let f = fixture().await;
+    let p = f
+        .put("gh_token", "ghp_mcp_value_0123", spec(&["github/create_issue"], &["json:/params/arguments/token"], &[]))
+        .await;
+    let body = |p: &Placeholder| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"create_issue","arguments":{{"token":"{p}"}}}}}}"#
+        )
+    };
+    let svc = gateway(&f.layer(), f.upstream.url());
+    let (req, _, _) = with_context(post("/mcp", "application/json", body(&p)), "github/create_issue", &[]);
+    assert_eq!(send(&svc, req).await.0, 200);
+    let got: serde_json::Value = serde_json::from_slice(&f.upstream.requests()[0].body).unwrap();
+    assert_eq!(got["params"]["arguments"]["token"], "ghp_mcp_value_0123");
+    // The same placeholder sent to another tool of the same server is refused.
+    let (req, _, _) = with_context(post("/mcp", "application/json", body(&p)), "github/delete_repo", &[]);
+    assert_eq!(send(&svc, req).await.0, 403);
+    assert_eq!(f.upstream.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn values_never_show_in_debug_output_or_errors() {
+    let f = fixture().await;
+    let p = f.put("k", "VALUE-THAT-MUST-NOT-PRINT", spec(&["f"], &["body"], &[])).await;
+    let snap = f.catalog.snapshot();
+    let entry = snap.by_placeholder(p.as_bytes()).unwrap();
+    let stored = f.catalog.vault().get("k").await.unwrap().unwrap();
+    for text in [
+        format!("{:?}", f.catalog),
+        format!("{entry:?}"),
+        format!("{stored:?}"),
+        format!("{snap:?}"),
+        format!("{:?}", f.catalog.list()),
+        format!("{:?}", snap.value_patterns()),
+    ] {
+        assert!(!text.contains("VALUE-THAT-MUST-NOT-PRINT"), "{text}");
+    }
+    // A refusal names the placeholder and place, never the value.
+    let svc = gateway(&f.layer(), f.upstream.url());
+    let (req, _, _) = with_context(post("/", "text/plain", p.to_string()), "g", &[]);
+    let (status, body) = send(&svc, req).await;
+    assert_eq!(status, 403);
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(p.as_str()) && msg.contains("body") && !msg.contains("VALUE-THAT"), "{msg}");
+}
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+    use tower::{Layer, ServiceExt};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the text around them and however the body is chunked, every known
+        /// placeholder becomes its value and everything else is unchanged.
+        #[test]
+        fn substitution_matches_a_plain_string_replace(
+            pieces in proptest::collection::vec(("[a-z _{}\":,]{0,12}", 0usize..3), 1..8),
+            cuts in proptest::collection::vec(0usize..400, 0..5),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let keys = Keys::generate();
+                let store = EmbeddedVault::open(dir.path(), keys.vault_key().unwrap()).unwrap();
+                let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[], None).await.unwrap();
+                let mut ph = Vec::new();
+                for (i, v) in ["first-value-111", "second \"value\" 222", "third/value&333"].iter().enumerate() {
+                    ph.push(catalog.put(&format!("s{i}"), Secret::from(*v), Some(spec(&["f"], &["body"], &[]))).await.unwrap());
+                }
+                let values = ["first-value-111", "second \"value\" 222", "third/value&333"];
+                let mut text = String::new();
+                let mut expected = String::new();
+                for (filler, which) in &pieces {
+                    text.push_str(filler);
+                    expected.push_str(filler);
+                    text.push_str(ph[*which].as_str());
+                    expected.push_str(values[*which]);
+                }
+                let bytes = text.clone().into_bytes();
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+                cuts.sort();
+                cuts.dedup();
+                let mut chunks = Vec::new();
+                let mut at = 0;
+                for c in cuts.into_iter().chain([bytes.len()]) {
+                    chunks.push(Ok::<_, std::convert::Infallible>(Frame::data(Bytes::copy_from_slice(&bytes[at..c]))));
+                    at = c;
+                }
+                let req = Request::post("/").header("content-type", "text/plain")
+                    .body(StreamBody::new(futures_util::stream::iter(chunks))).unwrap();
+                let (req, _, _) = with_context(req, "f", &[]);
+                let inner = tower::service_fn(|req: Request<Full<Bytes>>| async move {
+                    let body = http_body_util::BodyExt::collect(req.into_body()).await.unwrap().to_bytes();
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body)))
+                });
+                let svc = DetokenizeLayer::new(catalog).layer(inner);
+                let res = svc.oneshot(req).await.unwrap();
+                let out = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+                assert_eq!(String::from_utf8_lossy(&out), expected);
+            });
+        }
+    }
+}

@@ -204,3 +204,43 @@ async fn openbao_down_mid_run_fails_calls_closed_and_forwards_nothing() {
     let text = body.to_string();
     assert!(!text.contains("value-from-openbao") && !text.contains(&tok));
 }
+
+#[tokio::test]
+async fn a_value_rotated_by_another_replica_reaches_this_replicas_masker_on_refresh() {
+    let bao = OpenBao::start();
+    write_policy(&bao).await;
+    let tok = token(&bao, json!({ "ttl": "1h" })).await;
+    let key = Key::generate();
+    let ttl = Some(Duration::from_secs(3600));
+    let a = Catalog::new(Arc::new(connect(&bao, &tok).await), key.clone(), &[], ttl).await.unwrap();
+    let b = Catalog::new(Arc::new(connect(&bao, &tok).await), key, &[], ttl).await.unwrap();
+    let handle = cloakroom_mask::MaskHandle::empty();
+    b.attach_masker(handle.clone(), cloakroom_mask::MaskingConfig::default());
+
+    let p = a.put("rotating", Secret::from("first-rotation-value"), Some(binding())).await.unwrap();
+    b.refresh().await.unwrap();
+    let masked =
+        |h: &cloakroom_mask::MaskHandle, s: &str| String::from_utf8(h.load().replace(s.as_bytes()).output).unwrap();
+    let mut out = String::new();
+    for _ in 0..500 {
+        out = masked(&handle, "x first-rotation-value");
+        if out != "x first-rotation-value" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(out, format!("x {p}"));
+
+    a.put("rotating", Secret::from("second-rotation-value"), None).await.unwrap();
+    b.refresh().await.unwrap();
+    for _ in 0..500 {
+        out = masked(&handle, "x second-rotation-value");
+        if out != "x second-rotation-value" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(out, format!("x {p}"));
+    // The API binding stayed with the rotated value.
+    assert_eq!(b.snapshot().by_name("rotating").unwrap().binding().unwrap().spec(), &binding());
+}
