@@ -295,8 +295,8 @@ impl Catalog {
         }
         names.sort();
         let mut entries = Vec::with_capacity(names.len());
-        for name in names {
-            let stored = match self.vault.get(&name).await {
+        for (name, read) in self.read_all(names).await? {
+            let stored = match read {
                 Ok(s) => s,
                 Err(VaultError::Malformed { name, reason }) => {
                     tracing::warn!(secret = %name, %reason, "skipping malformed stored secret");
@@ -324,6 +324,35 @@ impl Catalog {
             self.notify();
         }
         Ok(())
+    }
+
+    /// Reads `names` from the backend, a few at a time (OpenBao has no bulk read), in
+    /// name order.
+    async fn read_all(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, Result<Option<StoredSecret>, VaultError>)>, CatalogError> {
+        const CONCURRENT_READS: usize = 16;
+        let mut out = Vec::with_capacity(names.len());
+        let mut pending = names.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        loop {
+            while running.len() < CONCURRENT_READS {
+                let Some(name) = pending.next() else { break };
+                let vault = self.vault.clone();
+                running.spawn(async move {
+                    let read = vault.get(&name).await;
+                    (name, read)
+                });
+            }
+            match running.join_next().await {
+                Some(Ok(done)) => out.push(done),
+                Some(Err(e)) => return Err(VaultError::Unavailable(format!("reading a secret failed: {e}")).into()),
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Replaces the config-declared bindings (a configuration reload).
