@@ -60,7 +60,7 @@ impl Upstream {
         // such as the MCP SDKs redirect one to the other).
         let mut pq = String::with_capacity(self.base_path.len() + rest.len() + 1);
         pq.push_str(&self.base_path);
-        if pq.is_empty() || (!rest.is_empty() && !rest.starts_with(['/', '?'])) {
+        if (pq.is_empty() && !rest.starts_with('/')) || (!rest.is_empty() && !rest.starts_with(['/', '?'])) {
             pq.push('/');
         }
         pq.push_str(rest);
