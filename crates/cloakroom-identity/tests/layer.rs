@@ -256,3 +256,31 @@ async fn admins_are_the_members_of_admin_groups() {
     other.groups = vec!["ci".into()];
     assert!(!auth.is_admin(&other));
 }
+
+mod arbitrary_credentials {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        /// Whatever random bytes the caller puts in a credential header, the answer is a
+        /// 401 with a challenge: never a 500, never a panic.
+        #[test]
+        fn any_header_value_gets_a_401(
+            value in proptest::collection::vec(any::<u8>(), 0..300),
+            bearer in any::<bool>(),
+            proxy in any::<bool>(),
+        ) {
+            let Ok(value) = http::HeaderValue::from_bytes(&if bearer { [b"Bearer ".as_slice(), &value].concat() } else { value.clone() }) else {
+                return Ok(());
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let (svc, _) = service(Authenticator::new(&config()).unwrap(), |l| l);
+            let mut req = request(&[], "192.0.2.1:1");
+            req.headers_mut().insert(if proxy { header::PROXY_AUTHORIZATION } else { header::AUTHORIZATION }, value);
+            let res = rt.block_on(svc.oneshot(req)).unwrap();
+            prop_assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+            prop_assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
+        }
+    }
+}
