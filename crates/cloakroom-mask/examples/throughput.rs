@@ -32,7 +32,19 @@ fn main() {
     let mut alnum = |k: usize| -> Vec<u8> { (0..k).map(|_| A[(next() % 62) as usize]).collect() };
     let entries: Vec<MaskEntry> =
         (0..n).map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(len)), format!("cloak_{i:026}"))).collect();
-    let input = Bytes::from(alnum(64 << 20));
+    let mut input = alnum(64 << 20);
+    if args.get(2) == Some(&1) {
+        // 1% of 64-byte windows hold a secret (raw or encoded).
+        let forms = cloakroom_mask::oracle::forms(&entries, &MaskOptions::default());
+        for k in 0..(input.len() / 64 / 100) {
+            let f = &forms[(k * 7919) % forms.len()].0;
+            let at = (k * 100 + (k * 31) % 100) * 64;
+            if at + f.len() <= input.len() {
+                input[at..at + f.len()].copy_from_slice(f);
+            }
+        }
+    }
+    let input = Bytes::from(input);
     for detectors in [false, true] {
         let t = Instant::now();
         let matcher = Arc::new(

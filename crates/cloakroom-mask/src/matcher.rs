@@ -387,12 +387,10 @@ impl Matcher {
         let s = long.filter.stride();
         let mut q = pos;
         let mut best: Option<RawMatch> = None;
-        while let Some((hit, mut offsets)) = long.filter.next_hit(hay, q, end) {
-            // Candidates from this probe start at hit + 1 - s or later: once that is past
-            // the best start found, nothing further can be more to the left.
-            if best.is_some_and(|b| hit + 1 >= b.start + s) {
-                break;
-            }
+        // Probe windows must end by `limit`; once a match is found, only probes whose
+        // candidates could start before it (hit + 1 - s < best.start) are still looked at.
+        let mut limit = end;
+        while let Some((hit, mut offsets)) = long.filter.next_hit(hay, q, limit) {
             // The window occurs at offset `o` of some pattern: an occurrence may start at
             // hit - o. Try those starts leftmost first (highest offset first).
             while offsets != 0 {
@@ -407,6 +405,7 @@ impl Matcher {
                 }
                 if let Some(m) = Self::longest_at(long, hay, x, end) {
                     best = Some(m);
+                    limit = end.min(m.start + s + Q - 2);
                     break;
                 }
             }

@@ -150,7 +150,7 @@ impl QGramFilter {
 }
 
 /// An exact map from 8-byte windows to the offsets (a bit mask) at which they occur in
-/// the patterns: open addressing, linear probing, at most half full.
+/// the patterns: open addressing, linear probing, at most three quarters full.
 #[derive(Debug)]
 struct WindowSet {
     keys: Box<[u64]>,
@@ -161,7 +161,7 @@ struct WindowSet {
 
 impl WindowSet {
     fn with_capacity(n: usize) -> Self {
-        let cap = (n * 2).next_power_of_two().max(16);
+        let cap = (n + n / 3 + 1).next_power_of_two().max(16);
         Self {
             keys: vec![0u64; cap].into_boxed_slice(),
             offsets: vec![0u64; cap].into_boxed_slice(),
