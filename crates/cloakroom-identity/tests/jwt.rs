@@ -346,6 +346,16 @@ async fn an_unreachable_issuer_or_a_lying_discovery_document_fails_closed() {
     assert_eq!(issuer.jwks_fetches(), 0, "keys named by a discovery document for another issuer are never fetched");
 }
 
+#[test]
+fn issuers_without_audience_twice_or_not_http_are_configuration_errors() {
+    let ok = OidcIssuerConfig::new("https://idp.example", vec!["a".into()]);
+    let build = |oidc: Vec<OidcIssuerConfig>| Authenticator::new(&IdentityConfig { oidc, ..Default::default() });
+    assert!(build(vec![ok.clone()]).is_ok());
+    assert!(build(vec![ok.clone(), ok.clone()]).is_err());
+    assert!(build(vec![OidcIssuerConfig::new("https://idp.example", vec![])]).is_err());
+    assert!(build(vec![OidcIssuerConfig::new("idp.example", vec!["a".into()])]).is_err());
+}
+
 #[tokio::test]
 async fn jwts_are_refused_when_no_issuer_is_configured() {
     let key = TestKey::rsa(1, "k", "RS256");

@@ -78,6 +78,9 @@ impl OidcVerifier {
                     reason: format!("issuer {:?} is not an http(s) URL", c.issuer),
                 });
             }
+            if configs[..index].iter().any(|o| o.issuer == c.issuer) {
+                return Err(ConfigError::Oidc { index, reason: format!("issuer {:?} is configured twice", c.issuer) });
+            }
             if c.audiences.is_empty() {
                 return Err(ConfigError::Oidc {
                     index,
