@@ -12,6 +12,8 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod mcp;
+
 /// API keys the generated configurations accept: (key, subject, groups).
 pub const AGENT_KEY: &str = "ck_test_agent_key_0123456789";
 pub const ADMIN_KEY: &str = "ck_test_admin_key_0123456789";

@@ -1,0 +1,105 @@
+//! MCP test support: the Python MCP server of tests/mcp and a gateway in front of it.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+
+use super::*;
+
+pub const SECRET: &str = "sk_live_mcp_0123456789abcdefXYZ";
+
+pub fn python() -> PathBuf {
+    let p = cloakroom_testkit::workspace_root().join(".tools/venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `source scripts/test-env.sh` first (it installs the pinned MCP SDK)",
+        p.display()
+    );
+    p
+}
+
+pub fn script(name: &str) -> PathBuf {
+    cloakroom_testkit::workspace_root().join("tests/mcp").join(name)
+}
+
+pub struct McpServer {
+    child: Child,
+    pub port: u16,
+    received: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl McpServer {
+    #[allow(clippy::zombie_processes)] // killed and waited for on drop
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = cloakroom_testkit::free_port();
+        let received = dir.path().join("received.log");
+        let child = Command::new(python())
+            .arg(script("server.py"))
+            .arg(port.to_string())
+            .arg(&received)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
+            .spawn()
+            .expect("start the Python MCP server");
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Self { child, port, received, _dir: dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the Python MCP server did not start");
+    }
+
+    pub fn received(&self) -> String {
+        std::fs::read_to_string(&self.received).unwrap_or_default()
+    }
+}
+
+pub async fn run_client(args: &[&str]) -> Value {
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(script("client.py")).args(args);
+    let out = cmd.output().await.expect("run the Python MCP client");
+    assert!(
+        out.status.success(),
+        "client {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub async fn gateway(server: &McpServer) -> (Cloakroomd, String) {
+    let rest = format!(
+        "{}{}{}\n[[policy.rules]]\nname = \"refunds need a lead\"\neffect = \"approve\"\nfunctions = [\"tools/refund\"]\ngroups = [\"agents\"]\napprovers = [\"leads\"]\n",
+        identity_section(),
+        function("tools", "mcp", &format!("http://127.0.0.1:{}/mcp", server.port), "/mcp/tools"),
+        allow("agents may use the tools server", &["tools", "tools/echo", "tools/slow"], &["agents"]),
+    );
+    let gw = Cloakroomd::start("", &rest).await;
+    let res = reqwest::Client::new()
+        .post(gw.admin_url("/v1/secrets"))
+        .bearer_auth(ADMIN_KEY)
+        .json(
+            &json!({"name": "mcp_key", "value": SECRET, "binding": {"functions": ["tools/*"], "locations": ["body"]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let placeholder = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    (gw, placeholder)
+}
