@@ -1,10 +1,12 @@
 //! The catalog: every known secret's name, placeholder, binding and (cached) value.
 //!
 //! Readers get an `arc-swap` snapshot and never block; writers (the admin API, config
-//! reloads, the refresh task) serialize on a lock, write the backend first, then store a
-//! new snapshot. After every change the listeners registered with
-//! [`Catalog::on_change`] — the response masker's builder — run on a blocking thread,
-//! off the request path; a rebuild that a newer one supersedes is skipped.
+//! reloads, the refresh task) serialize on a lock and write the backend first. Then the
+//! listeners registered with [`Catalog::on_change`] — the response masker's builder —
+//! run with the new snapshot on a blocking thread, and only once they are done is the
+//! snapshot stored: a value the detokenizer can substitute is always one the masker
+//! already masks. Requests never wait for this, except one that reads a value rotated
+//! elsewhere (OpenBao), which waits for the masker to learn it before substituting it.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -234,8 +236,8 @@ impl Catalog {
         self.snapshot.load_full()
     }
 
-    /// Registers a listener called (on a blocking thread) with the new snapshot after
-    /// every change, and once now. The gateway uses it to rebuild the response masker
+    /// Registers a listener called (on a blocking thread) with the new snapshot on every
+    /// change, before the snapshot becomes visible to requests, and once now. The gateway uses it to rebuild the response masker
     /// from [`CatalogSnapshot::value_patterns`].
     pub fn on_change(&self, listener: impl Fn(&CatalogSnapshot) + Send + Sync + 'static) {
         let listener: Listener = Arc::new(listener);
@@ -319,10 +321,7 @@ impl Catalog {
                         || a.cached_value() != b.cached_value()
                 })
         };
-        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
-        if changed {
-            self.notify();
-        }
+        self.publish(CatalogSnapshot::build(entries), changed).await;
         Ok(())
     }
 
@@ -415,8 +414,7 @@ impl Catalog {
             Some(&i) => entries[i] = entry,
             None => entries.push(entry),
         }
-        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
-        self.notify();
+        self.publish(CatalogSnapshot::build(entries), true).await;
         Ok(self.key.placeholder_for(name))
     }
 
@@ -431,8 +429,7 @@ impl Catalog {
         if let Some(b) = self.declared.load().get(name) {
             entries.push(Arc::new(self.entry(name, Some(b.clone()), Origin::Config, None)));
         }
-        self.snapshot.store(Arc::new(CatalogSnapshot::build(entries)));
-        self.notify();
+        self.publish(CatalogSnapshot::build(entries), true).await;
         Ok(existed)
     }
 
@@ -469,8 +466,8 @@ impl Catalog {
                 let old =
                     entry.value.swap(Some(Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() })));
                 if old.as_ref().map(|o| &o.secret) != Some(&value) {
-                    // Rotated elsewhere: the masker must learn the new value.
-                    self.notify();
+                    // Rotated elsewhere: the masker learns the new value before it is used.
+                    self.rebuild(self.snapshot.load_full()).await;
                 }
                 Ok(value)
             }
@@ -503,17 +500,27 @@ impl Catalog {
         out
     }
 
-    fn notify(&self) {
+    /// Makes `snapshot` current. When it changed, the listeners (the masker) run first,
+    /// so that a value the detokenizer can substitute is already masked in responses.
+    async fn publish(&self, snapshot: CatalogSnapshot, changed: bool) {
+        let snapshot = Arc::new(snapshot);
+        if changed {
+            self.rebuild(snapshot.clone()).await;
+        }
+        self.snapshot.store(snapshot);
+    }
+
+    /// Runs the listeners with `snapshot` on a blocking thread and waits for them.
+    /// Rebuilds are serialized; one superseded by a newer one before it starts is skipped.
+    async fn rebuild(&self, snapshot: Arc<CatalogSnapshot>) {
         let generation = self.rebuild_requested.fetch_add(1, Ordering::SeqCst) + 1;
         let listeners: Vec<Listener> = self.listeners.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if listeners.is_empty() {
             return;
         }
         let lock = self.rebuild_lock.clone();
-        let snapshot = self.snapshot.load_full();
         let run = move || {
             let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-            // A newer rebuild already ran with a newer snapshot: this one is stale.
             if *done > generation {
                 return;
             }
@@ -522,11 +529,8 @@ impl Catalog {
             }
             *done = generation;
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn_blocking(run);
-            }
-            Err(_) => run(),
+        if let Err(e) = tokio::task::spawn_blocking(run).await {
+            tracing::error!(error = %e, "a catalog listener panicked");
         }
     }
 }
