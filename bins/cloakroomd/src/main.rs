@@ -106,7 +106,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
     tracing::info!(%listen, %admin_listen, "cloakroomd listening");
     if let Some(dev) = &dev {
-        println!("{}", dev.banner());
+        // Not println!: a closed stdout must not bring the gateway down.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "{}", dev.banner());
+        let _ = std::io::stdout().flush();
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,0 +1,173 @@
+//! `cloakroomd --check`, reloads (SIGHUP and `POST /v1/reload`) and `--dev`, as a user
+//! runs them.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use cloakroom_testkit::RecordingUpstream;
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn check_accepts_a_valid_file_and_names_file_line_and_key_of_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nlisten = \"127.0.0.1:18080\"\nadmin_listen = \"127.0.0.1:18081\"\n\n[[functions]]\nname = \"echo\"\nupstream = \"http://127.0.0.1:9\"\nroute = \"/fn/echo\"\n",
+    )
+    .unwrap();
+    let out = Command::new(binary()).arg("--config").arg(&good).arg("--check").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"127.0.0.1:18080\"\n\n[[functions]]\nname = \"echo\"\nupstream = \"http://127.0.0.1:9\"\nroute = \"/fn/echo\"\nretries = 3\n").unwrap();
+    let out = Command::new(binary()).arg("--config").arg(&bad).arg("--check").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:8: functions[0].retries:", bad.display())), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+    let out =
+        Command::new(binary()).arg("--config").arg(dir.path().join("missing.toml")).arg("--check").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn allow_echo_for(group: &str) -> String {
+    allow("echo rule", &["echo"], &[group])
+}
+
+#[tokio::test]
+async fn sighup_and_post_reload_apply_a_new_policy_and_a_bad_file_keeps_the_running_one() {
+    let up = RecordingUpstream::echo().await;
+    let base = format!("{}{}", identity_section(), function("echo", "http", &up.url(), "/fn/echo"));
+    let gw = Cloakroomd::start("", &format!("{base}{}", allow_echo_for("agents"))).await;
+    let c = reqwest::Client::new();
+    let call = || c.get(gw.url("/fn/echo/x")).bearer_auth(AGENT_KEY).send();
+    assert_eq!(call().await.unwrap().status(), 200);
+    let server_head = std::fs::read_to_string(&gw.config_path).unwrap();
+    let server_part = &server_head[..server_head.find("\n[identity]").unwrap()];
+
+    // Agents lose access: SIGHUP.
+    std::fs::write(&gw.config_path, format!("{server_part}\n{base}{}", allow_echo_for("nobody"))).unwrap();
+    gw.sighup();
+    let mut status = 0;
+    for _ in 0..200 {
+        status = call().await.unwrap().status().as_u16();
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, 403, "SIGHUP did not apply the new policy");
+
+    // A broken file: SIGHUP and POST /v1/reload refuse it, the running config stays.
+    std::fs::write(&gw.config_path, format!("{server_part}\n{base}\n[[policy.rules]]\nname = 5\n")).unwrap();
+    gw.sighup();
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("policy.rules[0].name"), "{v}");
+    assert_eq!(call().await.unwrap().status(), 403);
+
+    // Agents get access back through the admin API.
+    std::fs::write(&gw.config_path, format!("{server_part}\n{base}{}", allow_echo_for("agents"))).unwrap();
+    assert_eq!(c.post(gw.admin_url("/v1/reload")).bearer_auth(AGENT_KEY).send().await.unwrap().status(), 403);
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(call().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
+    let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+    let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+    let mut child = Command::new(binary())
+        .args(["--dev", "--listen", &addr, "--admin-listen", &admin])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Keep reading stdout to the end: a closed pipe would fail cloakroomd's next print.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("/v1/audit?limit=5");
+            lines.push(line);
+            if done {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(lines.join("\n"));
+                }
+            }
+        }
+    });
+    let banner = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("banner printed").unwrap();
+    let export = |name: &str| -> String {
+        let line = banner
+            .lines()
+            .find(|l| l.contains(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("{name} in {banner}"));
+        line.split('\'').nth(1).unwrap().to_owned()
+    };
+    let (admin_token, agent_token, demo) =
+        (export("CLOAKROOM_ADMIN_TOKEN"), export("CLOAKROOM_AGENT_TOKEN"), export("DEMO_API_KEY"));
+    assert!(demo.starts_with("cloak_"));
+    assert!(banner.contains(&format!("curl -s http://{addr}/fn/echo/hello")), "{banner}");
+    let c = reqwest::Client::new();
+    // Line 1: hand in a secret.
+    let res = c
+        .post(format!("http://{admin}/v1/secrets"))
+        .bearer_auth(&admin_token)
+        .body(r#"{"name":"my_key","value":"sk_live_my_real_secret_value","binding":{"functions":["echo"],"locations":["header:x-api-key"]}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mine = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    // Line 2: the echo function gets the secret, the caller the placeholder.
+    let res = c
+        .get(format!("http://{addr}/fn/echo/hello"))
+        .bearer_auth(&agent_token)
+        .header("x-api-key", &mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let echo: Value = res.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-api-key"], mine.as_str());
+    assert_eq!(echo["headers_sha256"]["x-api-key"], sha256_hex("sk_live_my_real_secret_value"));
+    let res = c
+        .get(format!("http://{addr}/fn/echo/hello"))
+        .bearer_auth(&agent_token)
+        .header("x-api-key", &demo)
+        .send()
+        .await
+        .unwrap();
+    let echo: Value = res.json().await.unwrap();
+    assert_eq!(echo["headers"]["x-api-key"], demo.as_str());
+    // Line 3: the audit record names the secrets used, never their values.
+    let audit: Value = c
+        .get(format!("http://{admin}/v1/audit?limit=5"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = audit.to_string();
+    assert!(text.contains("\"name\":\"my_key\"") && text.contains("\"name\":\"demo_api_key\""), "{text}");
+    assert!(!text.contains("sk_live_my_real_secret_value"));
+    // The agent is not an admin.
+    let res = c.get(format!("http://{admin}/v1/audit")).bearer_auth(&agent_token).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let _ = child.kill();
+    let _ = child.wait();
+}
