@@ -55,10 +55,12 @@ fn stream(matcher: &Arc<Matcher>, body: &[u8], seed: u8) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let Some((entries, options, seed, body)) = parse(data) else { return };
-    let matcher = Arc::new(Matcher::build(entries.clone(), &options).expect("build"));
     let expected = oracle::replace(&entries, &options, body);
-    assert_eq!(matcher.replace(body).output, expected, "one-shot differs from the oracle");
-    assert_eq!(stream(&matcher, body, seed), expected, "stream differs from the oracle");
+    for matcher in [Matcher::build(entries.clone(), &options), Matcher::build_probed(entries.clone(), &options)] {
+        let matcher = Arc::new(matcher.expect("build"));
+        assert_eq!(matcher.replace(body).output, expected, "one-shot differs from the oracle");
+        assert_eq!(stream(&matcher, body, seed), expected, "stream differs from the oracle");
+    }
 
     let detecting = Arc::new(Matcher::build(entries, &MaskOptions { detectors: true, ..options }).expect("build"));
     assert_eq!(stream(&detecting, body, seed), detecting.replace(body).output, "detector stream differs from one-shot");

@@ -108,7 +108,16 @@ struct LongSet {
     /// Confirming automata, each over a shard of the long patterns with the global ids
     /// of its patterns. Large sets are split so the shards build in parallel.
     shards: Vec<(AhoCorasick, Vec<u32>)>,
+    /// For small sets with a short stride: one unanchored automaton with its own
+    /// prefilter, used instead of the probes.
+    direct: Option<(AhoCorasick, Vec<u32>)>,
 }
+
+/// Sets of at most this many long patterns whose stride is below [`DIRECT_MIN_STRIDE`]
+/// are searched by Aho-Corasick directly (measured: 10 secrets of 12 bytes, 4 GB/s
+/// direct against 1.9 GB/s probed).
+const DIRECT_MAX_PATTERNS: usize = 100;
+const DIRECT_MIN_STRIDE: usize = 16;
 
 /// Patterns per shard above which the long set is split (building the automaton is the
 /// bulk of the build time and is linear in the pattern bytes).
@@ -176,6 +185,21 @@ impl Matcher {
     /// form only; both are reported by [`Matcher::refused`]. When two entries share a
     /// form, the first one given wins. Fails only when the automaton cannot be built.
     pub fn build(entries: impl IntoIterator<Item = MaskEntry>, options: &MaskOptions) -> Result<Self, MaskError> {
+        Self::build_inner(entries, options, true)
+    }
+
+    /// [`Matcher::build`] that always uses the q-gram probes, even for small sets that
+    /// would be searched directly: lets tests and the fuzz target cover that path.
+    #[doc(hidden)]
+    pub fn build_probed(entries: impl IntoIterator<Item = MaskEntry>, options: &MaskOptions) -> Result<Self, MaskError> {
+        Self::build_inner(entries, options, false)
+    }
+
+    fn build_inner(
+        entries: impl IntoIterator<Item = MaskEntry>,
+        options: &MaskOptions,
+        allow_direct: bool,
+    ) -> Result<Self, MaskError> {
         let mut infos = Vec::new();
         let mut patterns: Vec<PatternInfo> = Vec::new();
         let mut bytes: Vec<Arc<[u8]>> = Vec::new();
@@ -259,7 +283,18 @@ impl Matcher {
                 }
                 (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
             });
-            Some(LongSet { filter, shards: shards? })
+            // A handful of short patterns: Aho-Corasick's own literal prefilter (Teddy)
+            // over the whole input beats probing every few bytes.
+            let direct = if allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
+                let ac = AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(long_ids.iter().map(|&i| &*bytes[i as usize]))
+                    .map_err(build_err)?;
+                Some((ac, long_ids.clone()))
+            } else {
+                None
+            };
+            Some(LongSet { filter, shards: shards?, direct })
         };
         let short = if short_ids.is_empty() {
             None
@@ -384,6 +419,13 @@ impl Matcher {
     /// The leftmost-longest long-pattern match starting at or after `pos`, ending by `end`.
     fn long_find(&self, hay: &[u8], pos: usize, end: usize) -> Option<RawMatch> {
         let long = self.long.as_ref()?;
+        if let Some((ac, ids)) = &long.direct {
+            return ac.find(Input::new(hay).span(pos..end)).map(|m| RawMatch {
+                pattern: ids[m.pattern().as_usize()],
+                start: m.start(),
+                end: m.end(),
+            });
+        }
         let s = long.filter.stride();
         let mut q = pos;
         let mut best: Option<RawMatch> = None;

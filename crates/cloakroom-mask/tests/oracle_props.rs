@@ -85,10 +85,13 @@ proptest! {
     ) {
         let entries = entries(&secrets);
         let options = no_detectors();
-        let matcher = Arc::new(Matcher::build(entries.clone(), &options).unwrap());
         let expected = oracle::replace(&entries, &options, &body);
-        prop_assert_eq!(&matcher.replace(&body).output, &expected);
-        prop_assert_eq!(&streamed(&matcher, &body, &cuts), &expected);
+        // Both search paths: small sets go to Aho-Corasick directly, others are probed.
+        for matcher in [Matcher::build(entries.clone(), &options), Matcher::build_probed(entries.clone(), &options)] {
+            let matcher = Arc::new(matcher.unwrap());
+            prop_assert_eq!(&matcher.replace(&body).output, &expected);
+            prop_assert_eq!(&streamed(&matcher, &body, &cuts), &expected);
+        }
     }
 
     #[test]
@@ -130,7 +133,7 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
         let entries = entries(&secrets);
-        let matcher = Arc::new(Matcher::build(entries, &no_detectors()).unwrap());
+        let matcher = Arc::new(Matcher::build_probed(entries, &no_detectors()).unwrap());
         for s in &secrets {
             let text = std::str::from_utf8(s).unwrap();
             let mut data = prefix.clone();
