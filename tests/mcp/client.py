@@ -36,6 +36,7 @@ async def main() -> None:
     out: dict = {}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
         async with Client(streamable_http_client(url, http_client=http)) as client:
+            out["protocol"] = client.protocol_version
             if scenario == "main":
                 placeholder = sys.argv[4]
                 tools = await client.list_tools()

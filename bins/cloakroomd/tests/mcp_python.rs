@@ -14,6 +14,9 @@ async fn the_python_sdk_lists_filtered_tools_calls_with_placeholders_and_streams
     let url = gw.url("/mcp/tools");
     let out = run_client(&[&url, AGENT_KEY, "main", &p]).await;
 
+    // The Python SDK speaks the stateless 2026-07-28 generation (Mcp-Method / Mcp-Name
+    // headers on every request); the TypeScript test covers the 2025-11-25 sessions.
+    assert_eq!(out["protocol"], "2026-07-28", "{out}");
     // tools/list: drop_db is not callable, so it is not listed.
     assert_eq!(out["tools"], json!(["echo", "refund", "slow"]), "{out}");
     // The tool received the secret; the caller got the placeholder back.
