@@ -148,6 +148,7 @@ pub fn seal_value(
     record.seq = seq;
     record.prev_hash = prev_hash;
     let Value::Object(map) = &mut value else { unreachable!("a record is an object") };
+    map.insert("chain_id".into(), Value::String(record.chain_id.clone()));
     map.insert("seq".into(), Value::from(seq));
     map.insert("prev_hash".into(), Value::String(record.prev_hash.clone()));
     // One canonical pass without `hash`; the stored text is the same with `"hash":"…"`

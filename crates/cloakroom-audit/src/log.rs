@@ -271,7 +271,7 @@ impl AuditLog {
             return Err(self.lost(1));
         }
         record.chain_id = inner.options.chain_id.clone();
-        let mut record = self.redact(record)?;
+        let value = self.redact(&mut record)?;
         let sync = inner.options.durability == Durability::Sync;
         let (ack, acked) = if sync {
             let (tx, rx) = oneshot::channel();
@@ -279,7 +279,6 @@ impl AuditLog {
         } else {
             (None, None)
         };
-        let value = serde_json::to_value(&record).map_err(CanonicalError::from)?;
         let appended = {
             let mut head = inner.head.lock().await;
             let text = chain::seal_value(&mut record, value, head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
@@ -321,10 +320,15 @@ impl AuditLog {
         AuditMetrics::add(&self.inner.metrics.calls_refused, 1);
     }
 
-    /// The redaction pass: each body's bytes, then the whole serialized record.
-    fn redact(&self, mut record: AuditRecord) -> Result<AuditRecord, AuditError> {
+    /// The redaction pass: each body's raw bytes (which covers bodies recorded as
+    /// base64), then every string of the serialized record, keys included (headers,
+    /// paths, bodies, messages…). Returns the record as a JSON value, ready to seal.
+    fn redact(&self, record: &mut AuditRecord) -> Result<serde_json::Value, AuditError> {
         let redactor = &*self.inner.redactor;
         for body in [&mut record.request.body, &mut record.response.body].into_iter().flatten() {
+            if body.encoding != "base64" {
+                continue; // text bodies are covered by the string pass below
+            }
             if let Some(bytes) = body.decoded() {
                 let redacted = redactor.redact(&bytes);
                 if redacted != bytes {
@@ -334,12 +338,9 @@ impl AuditLog {
                 }
             }
         }
-        let text = serde_json::to_vec(&record).map_err(CanonicalError::from)?;
-        let redacted = redactor.redact(&text);
-        if redacted == text {
-            return Ok(record);
-        }
-        serde_json::from_slice(&redacted).map_err(|e| AuditError::Redaction(e.to_string()))
+        let mut value = serde_json::to_value(&*record).map_err(CanonicalError::from)?;
+        redact_strings(&mut value, redactor)?;
+        Ok(value)
     }
 
     /// Waits until every record queued so far has been written (or given up on).
@@ -391,6 +392,46 @@ impl AuditLog {
         }
         Ok(raw.len() as u64)
     }
+}
+
+/// Runs the redactor over every string (and object key) of a JSON value.
+fn redact_strings(value: &mut serde_json::Value, redactor: &dyn Redactor) -> Result<(), AuditError> {
+    use serde_json::Value;
+    let redact = |s: &str| -> Result<Option<String>, AuditError> {
+        let out = redactor.redact(s.as_bytes());
+        if out == s.as_bytes() {
+            return Ok(None);
+        }
+        String::from_utf8(out).map(Some).map_err(|_| AuditError::Redaction("the redactor returned non-UTF-8".into()))
+    };
+    match value {
+        Value::String(s) => {
+            if let Some(r) = redact(s)? {
+                *s = r;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                redact_strings(item, redactor)?;
+            }
+        }
+        Value::Object(map) => {
+            let mut renamed = Vec::new();
+            for (key, v) in map.iter_mut() {
+                redact_strings(v, redactor)?;
+                if let Some(new) = redact(key)? {
+                    renamed.push((key.clone(), new));
+                }
+            }
+            for (old, new) in renamed {
+                if let Some(v) = map.remove(&old) {
+                    map.insert(new, v);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Verifies every chain of a store from its stored bytes and reports, per chain, the

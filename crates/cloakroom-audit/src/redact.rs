@@ -1,8 +1,10 @@
 //! The last masking pass before a record is written.
 //!
 //! The gateway plugs its response masker in as a [`Redactor`]; the audit log runs it over
-//! each captured body and then over the whole serialized record, so a secret that an
-//! inner layer failed to mask never reaches the store.
+//! the raw bytes of each binary (base64-recorded) body and then over every string of the
+//! serialized record — object keys included, so headers, paths, text bodies and error
+//! messages all pass through it — so a secret that an inner layer failed to mask never
+//! reaches the store.
 //!
 //! ```
 //! use cloakroom_audit::Redactor;
@@ -16,8 +18,9 @@
 //! ```
 
 /// Replaces every known secret in `bytes` (in every encoding it knows) by its
-/// placeholder or a redaction marker. The replacement must not contain `"` or `\`, so
-/// that JSON text stays JSON.
+/// placeholder or a redaction marker. It is called with raw content (a string's
+/// characters, not their JSON escapes; a binary body's bytes); for a string the result
+/// must stay UTF-8.
 pub trait Redactor: Send + Sync {
     /// The bytes with every known secret replaced.
     fn redact(&self, bytes: &[u8]) -> Vec<u8>;

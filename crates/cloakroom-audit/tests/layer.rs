@@ -482,3 +482,22 @@ async fn with_on_failure_continue_calls_go_through_and_losses_are_counted() {
     assert_eq!(log.records(&cloakroom_audit::RecordQuery::from_start(10)).await.unwrap().len(), 2);
     log.close().await;
 }
+
+#[tokio::test]
+async fn a_secret_in_a_binary_body_is_redacted_before_base64() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), &sync_config(), Arc::new(KnowsOneSecret)).await;
+    let mut raw = vec![0xff, 0xfe];
+    raw.extend_from_slice(b"sk_live_PLANTED_4242");
+    let mut r = AuditRecord::now(CallId::new());
+    r.response.body = Some(cloakroom_audit::RecordBody::capture(&raw, raw.len() as u64, 1024));
+    assert_eq!(r.response.body.as_ref().unwrap().encoding, "base64");
+    log.append(r).await.unwrap();
+    let stored = &log.records(&cloakroom_audit::RecordQuery::from_start(1)).await.unwrap()[0];
+    let body = stored.response.body.as_ref().unwrap();
+    assert_eq!(body.encoding, "base64");
+    let decoded = body.decoded().unwrap();
+    assert!(decoded.ends_with(b"[REDACTED:stripe_key]"));
+    assert_eq!(body.bytes, 22, "the original size is kept");
+    log.close().await;
+}
