@@ -229,3 +229,22 @@ async fn a_value_rotated_by_another_replica_reaches_this_replicas_masker_on_refr
     // The API binding stayed with the rotated value.
     assert_eq!(b.snapshot().by_name("rotating").unwrap().binding().unwrap().spec(), &binding());
 }
+
+#[tokio::test]
+async fn a_value_read_after_an_outside_rotation_is_masked_before_it_is_returned() {
+    let bao = OpenBao::start();
+    write_policy(&bao).await;
+    let tok = token(&bao, json!({ "ttl": "1h" })).await;
+    let c =
+        Catalog::new(Arc::new(connect(&bao, &tok).await), Key::generate(), &[], Some(Duration::ZERO)).await.unwrap();
+    let handle = cloakroom_mask::MaskHandle::empty();
+    c.attach_masker(handle.clone(), cloakroom_mask::MaskingConfig::default());
+    let p = c.put("k", Secret::from("before-outside-rotation"), Some(binding())).await.unwrap();
+    // An operator rotates the value with the bao CLI, behind the gateway's back.
+    bao.cli(&["kv", "patch", "-mount=secret", "cloakroom/k", "value=after-outside-rotation"]);
+    let snap = c.snapshot();
+    let got = c.value_of(snap.by_name("k").unwrap()).await.unwrap();
+    assert_eq!(got.expose(), b"after-outside-rotation");
+    let masked = handle.load().replace(b"x after-outside-rotation").output;
+    assert_eq!(masked, format!("x {p}").into_bytes());
+}

@@ -463,12 +463,25 @@ impl Catalog {
         }
         match self.vault.get(&entry.name).await? {
             Some(StoredSecret { value, .. }) => {
-                let old =
-                    entry.value.swap(Some(Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() })));
-                if old.as_ref().map(|o| &o.secret) != Some(&value) {
-                    // Rotated elsewhere: the masker learns the new value before it is used.
-                    self.rebuild(self.snapshot.load_full()).await;
+                let fresh = Arc::new(CachedValue { secret: value.clone(), fetched: Instant::now() });
+                let rotated = entry.value.load().as_ref().map(|o| &o.secret) != Some(&value);
+                if rotated {
+                    // Rotated elsewhere: the masker learns the new value before anyone can
+                    // substitute it, so build it from a snapshot holding the new value first.
+                    let snap = self.snapshot.load_full();
+                    let mut entries = snap.entries.clone();
+                    if let Some(&i) = snap.by_name.get(&entry.name) {
+                        entries[i] = Arc::new(CatalogEntry {
+                            name: entry.name.clone(),
+                            placeholder: entry.placeholder.clone(),
+                            binding: entry.binding.clone(),
+                            origin: entry.origin,
+                            value: ArcSwapOption::new(Some(fresh.clone())),
+                        });
+                    }
+                    self.rebuild(Arc::new(CatalogSnapshot::build(entries))).await;
                 }
+                entry.value.store(Some(fresh));
                 Ok(value)
             }
             None => {
