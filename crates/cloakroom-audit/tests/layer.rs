@@ -243,7 +243,19 @@ async fn short_circuit_errors_of_inner_layers_are_recorded() {
 struct KnowsOneSecret;
 impl Redactor for KnowsOneSecret {
     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
-        String::from_utf8_lossy(bytes).replace("sk_live_PLANTED_4242", "[REDACTED:stripe_key]").into_bytes()
+        const SECRET: &[u8] = b"sk_live_PLANTED_4242";
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(SECRET) {
+                out.extend_from_slice(b"[REDACTED:stripe_key]");
+                i += SECRET.len();
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
     }
 }
 
