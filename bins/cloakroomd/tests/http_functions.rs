@@ -306,3 +306,63 @@ async fn a_call_needing_approval_goes_ahead_once_an_approver_approves() {
     let again = call().header("cloakroom-approval", &id).send().await.unwrap();
     assert_eq!(again.status(), 403);
 }
+
+/// An upstream whose handler never finishes on its own and reports when hyper drops it.
+async fn hanging_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<&'static str>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    struct Dropped(tokio::sync::mpsc::UnboundedSender<&'static str>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send("started");
+                        let _guard = Dropped(tx);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok::<_, std::convert::Infallible>(http::Response::new(
+                            http_body_util::Empty::<bytes::Bytes>::new(),
+                        ))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn a_caller_that_goes_away_cancels_the_upstream_request() {
+    let (url, mut events) = hanging_upstream().await;
+    let gw = gateway_for(&url, "upstream_timeout = \"1h\"").await;
+    let request = client().get(gw.url("/fn/echo/wait")).bearer_auth(AGENT_KEY).send();
+    let caller = tokio::spawn(request);
+    assert_eq!(events.recv().await, Some("started"));
+    caller.abort();
+    let dropped = tokio::time::timeout(Duration::from_secs(20), events.recv()).await;
+    assert_eq!(dropped.expect("the upstream request was not cancelled"), Some("dropped"));
+    // The call is audited as aborted.
+    let mut aborted = false;
+    for _ in 0..100 {
+        let records = gw.admin_get("/v1/audit?limit=10").await;
+        if records["records"].as_array().unwrap().iter().any(|r| r["error"]["code"] == "aborted") {
+            aborted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(aborted, "the aborted call has no audit record saying so");
+}

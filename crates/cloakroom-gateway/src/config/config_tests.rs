@@ -130,3 +130,19 @@ fn syntax_errors_name_the_line() {
     let e = err("[server]\nlisten = \"127.0.0.1:1\n");
     assert_eq!(e.line(), Some(2), "{e}");
 }
+
+#[test]
+fn rules_and_secrets_must_name_configured_functions() {
+    let rule = format!(
+        "{GOOD}\n[[policy.rules]]\nname = \"r\"\neffect = \"allow\"\nfunctions = [\"payments\", \"paymnets/*\"]\n"
+    );
+    let e = err(&rule);
+    assert_eq!(e.key(), Some("policy.rules[0].functions[1]"), "{e}");
+    assert!(e.to_string().contains("paymnets"), "{e}");
+    let secret =
+        format!("{GOOD}\n[[secrets]]\nname = \"k\"\nfunctions = [\"tools/*\", \"nope\"]\nlocations = [\"body\"]\n");
+    assert_eq!(err(&secret).key(), Some("secrets[0].functions[1]"));
+    let globs =
+        format!("{GOOD}\n[[policy.rules]]\nname = \"r\"\neffect = \"deny\"\nfunctions = [\"**\", \"pay*/x\"]\n");
+    Config::from_toml_str("test.toml", &globs).unwrap();
+}

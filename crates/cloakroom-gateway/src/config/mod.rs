@@ -229,15 +229,11 @@ impl Config {
             if let Err(e) = secret.binding() {
                 return Err(at.error(&[Key("secrets"), Index(i)], e.to_string()));
             }
-            for (j, pattern) in secret.functions.iter().enumerate() {
-                let base = pattern.split('/').next().unwrap_or("");
-                let literal = !base.contains(['*', '?', '[', '{']);
-                if literal && !self.functions.iter().any(|f| f.name == base) {
-                    return Err(at.error(
-                        &[Key("secrets"), Index(i), Key("functions"), Index(j)],
-                        format!("no [[functions]] entry is named {base:?}"),
-                    ));
-                }
+            if let Some(j) = self.unknown_function(&secret.functions) {
+                return Err(at.error(
+                    &[Key("secrets"), Index(i), Key("functions"), Index(j)],
+                    format!("no [[functions]] entry is named {:?}", base_name(&secret.functions[j])),
+                ));
             }
         }
         if self.vault.backend == cloakroom_vault::BackendKind::Openbao && self.vault.openbao.is_none() {
@@ -249,6 +245,12 @@ impl Config {
             return Err(at.error(&[Key("identity")], e.to_string()));
         }
         for (i, rule) in self.policy.rules.iter().enumerate() {
+            if let Some(j) = self.unknown_function(&rule.functions) {
+                return Err(at.error(
+                    &[Key("policy"), Key("rules"), Index(i), Key("functions"), Index(j)],
+                    format!("no [[functions]] entry is named {:?}", base_name(&rule.functions[j])),
+                ));
+            }
             if rule.name.trim().is_empty() {
                 return Err(
                     at.error(&[Key("policy"), Key("rules"), Index(i), Key("name")], "expected a non-empty rule name")
@@ -257,6 +259,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// The index of the first pattern whose function part (before any `/`) is a literal
+    /// name that no `[[functions]]` entry has: a typo that would never match.
+    fn unknown_function(&self, patterns: &[String]) -> Option<usize> {
+        patterns.iter().position(|p| {
+            let base = base_name(p);
+            let literal = !base.contains(['*', '?', '[', '{', '\\']);
+            literal && !self.functions.iter().any(|f| f.name == base)
+        })
+    }
+}
+
+/// The function part of a pattern (`payments` of `payments/refund`).
+fn base_name(pattern: &str) -> &str {
+    pattern.split('/').next().unwrap_or("")
 }
 
 fn validate_name(name: &str) -> Result<(), String> {
