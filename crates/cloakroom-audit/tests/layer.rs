@@ -513,3 +513,93 @@ async fn a_secret_in_a_binary_body_is_redacted_before_base64() {
     assert_eq!(body.bytes, 22, "the original size is kept");
     log.close().await;
 }
+
+/// Serves `svc` on one loopback connection per request; returns the address.
+async fn serve<S>(svc: S) -> SocketAddr
+where
+    S: tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<cloakroom_audit::layer::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn get(addr: SocketAddr) -> (StatusCode, http::HeaderMap, Bytes) {
+    use hyper_util::rt::TokioIo;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let res = sender.send_request(Request::get("/x").body(Full::new(Bytes::new())).unwrap()).await.unwrap();
+    let (parts, body) = res.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test]
+async fn over_http_a_content_length_response_is_recorded_complete_before_the_caller_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sync_config();
+    let log = open(dir.path(), &config, Arc::new(NoRedaction)).await;
+    let svc = AuditLayer::new(log.clone(), &config).layer(service_fn(
+        |req: Request<cloakroom_audit::layer::RequestBody<hyper::body::Incoming>>| async move {
+            let id = req.extensions().get::<CallId>().unwrap().to_string();
+            let res = Response::builder()
+                .header("cloakroom-call-id", id)
+                .header("content-length", "5")
+                .body(Full::new(Bytes::from("hello")))
+                .unwrap();
+            Ok::<_, Infallible>(res)
+        },
+    ));
+    let addr = serve(svc).await;
+    let (status, headers, body) = get(addr).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"hello"[..]));
+    let id: CallId = headers["cloakroom-call-id"].to_str().unwrap().parse().unwrap();
+    // `sync`: the last bytes were held back until the record was durable.
+    let r = log.record(&id).await.unwrap().expect("recorded before the caller had the whole body");
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.response.body.unwrap().data, "hello");
+    log.close().await;
+}
+
+#[tokio::test]
+async fn over_http_an_empty_response_is_recorded_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sync_config();
+    let log = open(dir.path(), &config, Arc::new(NoRedaction)).await;
+    let svc = AuditLayer::new(log.clone(), &config).layer(service_fn(
+        |req: Request<cloakroom_audit::layer::RequestBody<hyper::body::Incoming>>| async move {
+            let id = req.extensions().get::<CallId>().unwrap().to_string();
+            let res =
+                Response::builder().status(204).header("cloakroom-call-id", id).body(Full::new(Bytes::new())).unwrap();
+            Ok::<_, Infallible>(res)
+        },
+    ));
+    let addr = serve(svc).await;
+    let (status, headers, _) = get(addr).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let id: CallId = headers["cloakroom-call-id"].to_str().unwrap().parse().unwrap();
+    let r = record_of(&log, &id).await;
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.response.status, Some(204));
+    log.close().await;
+}

@@ -67,6 +67,8 @@ pin_project! {
         sealer: Option<Sealer>,
         sealing: Option<SealFuture>,
         pending_error: Option<BoxError>,
+        // The last data frame, held back until the record is sealed.
+        pending_frame: Option<Frame<Bytes>>,
         done: bool,
     }
 }
@@ -81,11 +83,25 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     pub(crate) fn inner(body: B) -> Self {
-        Self { kind: Kind::Inner { body }, sealer: None, sealing: None, pending_error: None, done: false }
+        Self {
+            kind: Kind::Inner { body },
+            sealer: None,
+            sealing: None,
+            pending_error: None,
+            pending_frame: None,
+            done: false,
+        }
     }
 
     pub(crate) fn error(body: Full<Bytes>) -> Self {
-        Self { kind: Kind::Error { body }, sealer: None, sealing: None, pending_error: None, done: false }
+        Self {
+            kind: Kind::Error { body },
+            sealer: None,
+            sealing: None,
+            pending_error: None,
+            pending_frame: None,
+            done: false,
+        }
     }
 
     pub(crate) fn with_sealer(mut self, sealer: Sealer) -> Self {
@@ -122,24 +138,38 @@ where
                     // Fail closed: a caller must not see a clean end of a call that
                     // was not recorded (with `on_failure = "continue"` it does).
                     Err(_) if refusing && on_failure(this.sealer) == OnFailure::Refuse => {
+                        *this.pending_frame = None;
                         Poll::Ready(Some(Err(Box::new(AuditWriteFailed))))
                     }
-                    _ => Poll::Ready(None),
+                    _ => Poll::Ready(this.pending_frame.take().map(Ok)),
                 };
             }
             if *this.done {
                 return Poll::Ready(None);
             }
-            let frame = match this.kind.as_mut().project() {
-                KindProj::Inner { body } => ready!(body.poll_frame(cx)).map(|r| r.map_err(Into::into)),
-                KindProj::Error { body } => ready!(body.poll_frame(cx)).map(|r| r.map_err(|never| match never {})),
+            let (frame, ended) = match this.kind.as_mut().project() {
+                KindProj::Inner { mut body } => {
+                    let f = ready!(body.as_mut().poll_frame(cx)).map(|r| r.map_err(Into::into));
+                    (f, body.is_end_stream())
+                }
+                KindProj::Error { mut body } => {
+                    let f = ready!(body.as_mut().poll_frame(cx)).map(|r| r.map_err(|never| match never {}));
+                    (f, body.is_end_stream())
+                }
             };
             let outcome = match frame {
                 Some(Ok(frame)) => {
                     if let (Some(data), Some(s)) = (frame.data_ref(), this.sealer.as_mut()) {
                         s.capture(data);
                     }
-                    return Poll::Ready(Some(Ok(frame)));
+                    if !ended || this.sealer.is_none() {
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    // The last frame: hyper may drop the body right after writing it
+                    // (content-length reached), so seal now and release the frame once
+                    // the record is written.
+                    *this.pending_frame = Some(frame);
+                    Outcome::Complete
                 }
                 Some(Err(e)) => {
                     let msg = e.to_string();
@@ -154,6 +184,9 @@ where
                     *this.done = true;
                     if let Some(e) = this.pending_error.take() {
                         return Poll::Ready(Some(Err(e)));
+                    }
+                    if let Some(f) = this.pending_frame.take() {
+                        return Poll::Ready(Some(Ok(f)));
                     }
                 }
             }

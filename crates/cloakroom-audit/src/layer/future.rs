@@ -72,7 +72,8 @@ where
                 s.note.set_error(err);
             }
         }
-        sealer.respond(response.status(), response.headers());
+        let expected_len = response.body().size_hint().exact();
+        sealer.respond(response.status(), response.headers(), expected_len);
         Poll::Ready(Ok(response.map(|body| body.with_sealer(sealer))))
     }
 }

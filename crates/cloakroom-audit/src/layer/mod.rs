@@ -129,6 +129,9 @@ struct SealState {
     request_body: Arc<Mutex<BodyCapture>>,
     response_body: BodyCapture,
     responded: bool,
+    /// The response body's exact length, when known: a body dropped after exactly that
+    /// many bytes was complete (hyper drops a body once its `content-length` is sent).
+    expected_len: Option<u64>,
 }
 
 impl Sealer {
@@ -149,13 +152,15 @@ impl Sealer {
                 request_body,
                 response_body,
                 responded: false,
+                expected_len: None,
             }),
         }
     }
 
     /// Notes the response head.
-    pub(crate) fn respond(&mut self, status: StatusCode, headers: &HeaderMap) {
+    pub(crate) fn respond(&mut self, status: StatusCode, headers: &HeaderMap, expected_len: Option<u64>) {
         if let Some(s) = &mut self.state {
+            s.expected_len = expected_len;
             s.record.response.status = Some(status.as_u16());
             s.record.response.headers = record_headers(headers);
             s.responded = true;
@@ -213,7 +218,12 @@ impl SealState {
 
 impl Drop for Sealer {
     fn drop(&mut self) {
-        if let Some(fut) = self.finish(Outcome::Aborted) {
+        let complete = self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.responded && s.expected_len.is_some_and(|len| len == s.response_body.total));
+        let outcome = if complete { Outcome::Complete } else { Outcome::Aborted };
+        if let Some(fut) = self.finish(outcome) {
             // The caller is gone: nobody can wait for the write, so it happens in the
             // background. Without a runtime (shutting down) the record is lost and counted.
             match tokio::runtime::Handle::try_current() {
