@@ -287,6 +287,44 @@ mod tests {
         }
     }
 
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(|n| Value::from(n)),
+            "[a-z~/ \"\\\\\u{e9}]{0,6}".prop_map(Value::String),
+            "[a-z ]{0,3}".prop_map(|s| Value::String(format!("{s}XMARK{s}"))),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z~/\"\\\\]{0,4}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn expected(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => {
+                out.extend(std::iter::repeat_n(path.to_owned(), s.matches("XMARK").count()))
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    expected(x, &format!("{path}/{i}"), out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    expected(x, &format!("{path}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
         #[test]
@@ -294,6 +332,16 @@ mod tests {
             let ours = locate(doc.as_bytes(), &[]).is_some();
             let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&doc).is_ok();
             proptest::prop_assert_eq!(ours, theirs, "{}", doc);
+        }
+
+        #[test]
+        fn pointers_agree_with_a_walk_of_the_parsed_document(v in arb_json(), pretty in proptest::bool::ANY) {
+            let doc = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { serde_json::to_string(&v).unwrap() };
+            let ranges = at(&doc, "XMARK");
+            let mut want = Vec::new();
+            expected(&v, "", &mut want);
+            let got: Vec<String> = locate(doc.as_bytes(), &ranges).unwrap().into_iter().map(|p| p.unwrap()).collect();
+            proptest::prop_assert_eq!(got, want, "{}", doc);
         }
     }
 }
