@@ -326,3 +326,38 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_secret_whose_binding_names_approvers_needs_an_approval_for_every_use() {
+    let up = RecordingUpstream::echo().await;
+    let rest = format!(
+        "{}{}{}",
+        identity_section(),
+        function("pay", "http", &up.url(), "/fn/pay"),
+        allow("agents may pay", &["pay"], &["agents"]),
+    );
+    let gw = Cloakroomd::start("", &rest).await;
+    let c = reqwest::Client::new();
+    let res = c
+        .post(gw.admin_url("/v1/secrets"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({"name": "wire_key", "value": SECRET, "binding": {"functions": ["pay"], "locations": ["header:x-api-key"], "approvers": ["leads"]}}))
+        .send()
+        .await
+        .unwrap();
+    let p = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let call = || c.post(gw.url("/fn/pay/wire")).bearer_auth(AGENT_KEY).header("x-api-key", p.as_str()).body("{}");
+    let res = call().send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let id = res.json::<Value>().await.unwrap()["approval_id"].as_str().unwrap().to_owned();
+    assert!(up.requests().is_empty());
+    // A call without the secret needs no approval.
+    assert_eq!(c.post(gw.url("/fn/pay/x")).bearer_auth(AGENT_KEY).send().await.unwrap().status(), 200);
+    let res =
+        c.post(gw.admin_url(&format!("/v1/approvals/{id}/approve"))).bearer_auth(APPROVER_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = call().header("cloakroom-approval", &id).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let reqs = up.requests();
+    assert_eq!(reqs.last().unwrap().header("x-api-key").as_deref(), Some(SECRET));
+}
