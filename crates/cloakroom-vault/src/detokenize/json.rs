@@ -293,7 +293,7 @@ mod tests {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i32>().prop_map(|n| Value::from(n)),
+            any::<i32>().prop_map(Value::from),
             "[a-z~/ \"\\\\\u{e9}]{0,6}".prop_map(Value::String),
             "[a-z ]{0,3}".prop_map(|s| Value::String(format!("{s}XMARK{s}"))),
         ];
