@@ -192,3 +192,29 @@ async fn an_inserted_row_is_found() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn a_retried_batch_that_was_already_committed_counts_as_written_and_a_fork_is_refused() {
+    use cloakroom_audit::{AuditSink, SealedRecord};
+    let db = PgDatabase::create();
+    let sink = PostgresSink::connect(&db.url).await.unwrap();
+    let mut r = sample_record(1);
+    r.chain_id = "replica-a".into();
+    let text = cloakroom_audit::chain::seal(&mut r, None).unwrap();
+    let sealed = SealedRecord {
+        chain_id: r.chain_id.clone(),
+        seq: r.seq,
+        call_id: r.id.clone(),
+        time: r.time.clone(),
+        hash: r.hash.clone(),
+        text,
+    };
+    sink.append(std::slice::from_ref(&sealed)).await.unwrap();
+    sink.append(std::slice::from_ref(&sealed)).await.expect("the same batch again is a no-op");
+    // Another writer on the same chain position with different content is refused.
+    let mut other = sample_record(2);
+    other.chain_id = "replica-a".into();
+    let text = cloakroom_audit::chain::seal(&mut other, None).unwrap();
+    let fork = SealedRecord { hash: other.hash.clone(), call_id: other.id.clone(), text, ..sealed.clone() };
+    assert!(sink.append(&[fork]).await.is_err());
+}

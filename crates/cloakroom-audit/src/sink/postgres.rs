@@ -107,14 +107,35 @@ impl AuditSink for PostgresSink {
         let texts: Vec<&str> = batch.iter().map(|r| r.text.as_str()).collect();
         let client = self.client().await?;
         // One statement: atomic, and committed (durable) when it returns.
-        client
+        let res = client
             .execute(
                 "INSERT INTO cloakroom_audit_records (chain_id, seq, call_id, time, hash, record)
                  SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[])",
                 &[&chains, &seqs, &ids, &times, &hashes, &texts],
             )
-            .await?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // A retry of a batch whose commit succeeded but whose answer was lost: if
+            // exactly these records are stored, the batch is written.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                let stored: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM cloakroom_audit_records r
+                         JOIN UNNEST($1::text[], $2::int8[], $3::text[]) AS b(chain_id, seq, hash)
+                           ON r.chain_id = b.chain_id AND r.seq = b.seq AND r.hash = b.hash",
+                        &[&chains, &seqs, &hashes],
+                    )
+                    .await?
+                    .get(0);
+                if stored == batch.len() as i64 {
+                    Ok(())
+                } else {
+                    Err(e.into())
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
