@@ -218,3 +218,46 @@ async fn a_retried_batch_that_was_already_committed_counts_as_written_and_a_fork
     let fork = SealedRecord { hash: other.hash.clone(), call_id: other.id.clone(), text, ..sealed.clone() };
     assert!(sink.append(&[fork]).await.is_err());
 }
+
+#[tokio::test]
+async fn while_postgres_cannot_write_calls_are_refused_and_nothing_is_lost_once_it_recovers() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use tower::{service_fn, Layer, ServiceExt};
+
+    let db = PgDatabase::create();
+    let log = replica(&db, "replica-a", Durability::Sync).await;
+    log.append(sample_record(0)).await.unwrap();
+    let client = sql(&db).await;
+    client.batch_execute("ALTER TABLE cloakroom_audit_records RENAME TO parked").await.unwrap();
+    // The write of record 2 fails: the caller is told, and the log becomes unavailable.
+    assert!(matches!(log.append(sample_record(1)).await, Err(cloakroom_audit::AuditError::Unavailable)));
+    assert!(!log.is_available());
+    let svc = cloakroom_audit::AuditLayer::new(log.clone(), &AuditConfig::default()).layer(service_fn(
+        |_req: http::Request<cloakroom_audit::layer::RequestBody<Full<Bytes>>>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from("ran"))))
+        },
+    ));
+    let res = svc.clone().oneshot(http::Request::new(Full::new(Bytes::new()))).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("audit_unavailable"));
+
+    // The table comes back: the writer's retry lands and calls flow again.
+    client.batch_execute("ALTER TABLE parked RENAME TO cloakroom_audit_records").await.unwrap();
+    for _ in 0..1000 {
+        if log.is_available() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(log.is_available(), "the log recovers once PostgreSQL writes again");
+    let res = svc.oneshot(http::Request::new(Full::new(Bytes::new()))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "ran");
+    let report = log.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let seqs: Vec<u64> = log.records(&RecordQuery::from_start(10)).await.unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "the failed write was retried, the refused call was not chained");
+    log.close().await;
+}
