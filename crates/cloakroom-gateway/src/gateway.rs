@@ -24,6 +24,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
+use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 
 use crate::{
     call::{CallLayer, SecretScanner, ToolVisibility},
@@ -299,6 +300,17 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     let scanner: SecretScanner = Arc::new(move |parts, body| secrets_in_request(&catalog, parts, body));
     let max_body = config.server.max_body_bytes;
     let service = ServiceBuilder::new()
+        // Layer 1 of SPEC §2: credentials never reach a log line, every call gets a span
+        // carrying its call id (the request id, echoed as Cloakroom-Call-Id).
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<hyper::body::Incoming>| {
+            let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
+            tracing::info_span!("call", %call_id, method = %req.method(), path = %req.uri().path())
+        }))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
         .layer(CallLayer::new(max_body).with_tool_visibility(visibility).with_secret_scanner(scanner))
@@ -385,6 +397,16 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                     (None, None) => "none".to_owned(),
                 };
                 metrics.observe_call(&function, &decision, head_latency);
+                tracing::info!(
+                    call_id = %call_id,
+                    function = %function,
+                    decision = %decision,
+                    upstream_status = snap.upstream.map(|u| u.0),
+                    masked = snap.masked,
+                    secrets_used = snap.secrets_used.len(),
+                    head_ms = head_latency.as_millis() as u64,
+                    "call finished"
+                );
                 metrics.masked_matches.fetch_add(snap.masked, std::sync::atomic::Ordering::Relaxed);
                 if snap.error.as_ref().is_some_and(|e| e.code == ErrorCode::VaultUnavailable) {
                     metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
