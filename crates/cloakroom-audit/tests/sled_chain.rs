@@ -83,6 +83,11 @@ async fn queries_since_seq_and_time_and_by_call_id() {
     let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
     assert_eq!(lines.len(), 4);
     assert!(lines[3].contains(&id.to_string()));
+    // An export is checkable offline.
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(&file, &out).unwrap();
+    let report = cloakroom_audit::verify_jsonl(&file).unwrap();
+    assert!(report.is_ok() && report.chains[0].head_seq == 4, "{report:?}");
     log.close().await;
 }
 
