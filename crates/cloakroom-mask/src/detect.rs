@@ -19,6 +19,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 use bytes::Bytes;
@@ -149,6 +150,13 @@ impl Detectors {
             .expect("detector literals compile");
         let max_literal = literals.iter().map(|l| l.len()).max().unwrap_or(1);
         Self { list, starts, literals, max_literal }
+    }
+
+    /// The default set, compiled once per process (the PEM and JWT regexes take a few
+    /// milliseconds to compile; matchers are rebuilt on every secret change).
+    pub(crate) fn shared() -> Arc<Self> {
+        static SHARED: OnceLock<Arc<Detectors>> = OnceLock::new();
+        SHARED.get_or_init(|| Arc::new(Self::default_set())).clone()
     }
 
     /// Masks a whole haystack in one go.

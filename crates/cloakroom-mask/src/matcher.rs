@@ -146,7 +146,7 @@ pub struct Matcher {
     short: Option<ShortSet>,
     prefixes: PrefixIndex,
     max_len: usize,
-    detectors: Option<Detectors>,
+    detectors: Option<Arc<Detectors>>,
     refused: Vec<MaskError>,
 }
 
@@ -313,7 +313,7 @@ impl Matcher {
             short,
             prefixes: PrefixIndex::new(bytes),
             max_len,
-            detectors: options.detectors.then(Detectors::default_set),
+            detectors: options.detectors.then(Detectors::shared),
             refused,
         })
     }
@@ -408,7 +408,7 @@ impl Matcher {
     }
 
     pub(crate) fn detectors(&self) -> Option<&Detectors> {
-        self.detectors.as_ref()
+        self.detectors.as_deref()
     }
 
     /// Whether `tail` is a prefix of (or equal to) some pattern.
