@@ -134,6 +134,7 @@ struct PrefixIndex {
     sorted: Vec<Arc<[u8]>>,
     /// Bit `h(a, b, c, d)` is set when some pattern starts with the bytes `a b c d`.
     quads: Box<[u64]>,
+    quad_shift: u32,
 }
 
 /// The compiled set of secrets to mask. Build it off the request path (building for
@@ -543,31 +544,32 @@ impl Iterator for FindIter<'_, '_> {
 
 // === impl PrefixIndex ===
 
-const QUAD_BITS_LOG2: u32 = 20;
-
-fn quad_slot(p: &[u8]) -> usize {
+fn quad_slot(p: &[u8], shift: u32) -> usize {
     let x = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-    (x.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS_LOG2)) as usize
+    (x.wrapping_mul(0x9E37_79B1) >> shift) as usize
 }
 
 impl PrefixIndex {
     fn new(mut sorted: Vec<Arc<[u8]>>) -> Self {
         sorted.sort_unstable();
-        // 128 KiB: a tail of four bytes or more is rejected without a binary search
-        // unless one of the patterns' first four bytes hashes to the same bit.
-        let mut quads = vec![0u64; (1 << QUAD_BITS_LOG2) / 64].into_boxed_slice();
+        // ~64 bits per pattern, at most 128 KiB: a tail of four bytes or more is
+        // rejected without a binary search unless some pattern's first four bytes hash
+        // to the same bit.
+        let bits = (sorted.len() * 64).next_power_of_two().clamp(1 << 10, 1 << 20);
+        let quad_shift = 32 - bits.trailing_zeros();
+        let mut quads = vec![0u64; bits / 64].into_boxed_slice();
         for p in &sorted {
             if p.len() >= 4 {
-                let i = quad_slot(p);
+                let i = quad_slot(p, quad_shift);
                 quads[i / 64] |= 1 << (i % 64);
             }
         }
-        Self { sorted, quads }
+        Self { sorted, quads, quad_shift }
     }
 
     fn is_prefix(&self, tail: &[u8]) -> bool {
         if tail.len() >= 4 {
-            let i = quad_slot(tail);
+            let i = quad_slot(tail, self.quad_shift);
             if self.quads[i / 64] & (1 << (i % 64)) == 0 {
                 return false;
             }
