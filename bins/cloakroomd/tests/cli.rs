@@ -139,8 +139,9 @@ async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    let status = res.status();
     let echo: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{echo}");
     assert_eq!(echo["headers"]["x-api-key"], mine.as_str());
     assert_eq!(echo["headers_sha256"]["x-api-key"], sha256_hex("sk_live_my_real_secret_value"));
     let res = c

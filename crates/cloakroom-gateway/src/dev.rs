@@ -83,6 +83,7 @@ impl DevSetup {
             upstream: format!("http://{}", echo.addr),
             route: "/fn/echo".into(),
             preserve_host: false,
+            ca_file: None,
         });
         config.policy = toml::from_str(
             r#"

@@ -285,7 +285,10 @@ struct Parts<'a> {
 }
 
 fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError> {
-    let routes = Routes::new(&config.functions).map_err(|e| component("functions", e))?;
+    let routes = Routes::new(&config.functions)
+        .map_err(|e| component("functions", e))?
+        .with_clients(p.forwarder)
+        .map_err(|e| component("functions", e))?;
     let authenticator = Arc::new(Authenticator::new(&config.identity).map_err(|e| component("identity", e))?);
     let visible_policies = p.policies.clone();
     let visibility: ToolVisibility = Arc::new(move |identity, call| {

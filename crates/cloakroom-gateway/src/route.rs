@@ -4,7 +4,7 @@
 //! use cloakroom_gateway::{config::FunctionConfig, route::Routes};
 //! let f = |name: &str, route: &str| FunctionConfig {
 //!     name: name.into(), protocol: cloakroom_core::Protocol::Http,
-//!     upstream: "http://127.0.0.1:9".into(), route: route.into(), preserve_host: false,
+//!     upstream: "http://127.0.0.1:9".into(), route: route.into(), preserve_host: false, ca_file: None,
 //! };
 //! let routes = Routes::new(&[f("a", "/fn/a"), f("ab", "/fn/a/b")]).unwrap();
 //! let (func, rest) = routes.find("/fn/a/b/c?x=1").unwrap();
@@ -24,19 +24,22 @@ use crate::{
 };
 
 /// A configured function, ready to route to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Function {
     /// Its configuration.
     pub config: FunctionConfig,
     /// Its parsed upstream.
     pub upstream: Upstream,
+    /// Its own client, when it trusts a private CA (`ca_file`); else the forwarder's.
+    pub client: Option<crate::forward::UpstreamClient>,
 }
 
 impl Function {
-    /// Builds a function from its configuration.
+    /// Builds a function from its configuration (without its `ca_file` client; see
+    /// [`Routes::with_clients`]).
     pub fn new(config: FunctionConfig) -> Result<Self, UpstreamError> {
         let upstream = Upstream::parse(&config.upstream)?;
-        Ok(Self { config, upstream })
+        Ok(Self { config, upstream, client: None })
     }
 
     /// The function's name.
@@ -74,6 +77,17 @@ impl Routes {
             functions.iter().cloned().map(Function::new).map(|f| f.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         functions.sort_by_key(|f| std::cmp::Reverse(f.config.route.len()));
         Ok(Self { functions })
+    }
+
+    /// Gives every function with a `ca_file` its own client trusting that CA.
+    pub fn with_clients(mut self, forwarder: &crate::forward::Forwarder) -> Result<Self, crate::forward::TlsError> {
+        for f in &mut self.functions {
+            if let Some(ca) = &f.config.ca_file {
+                let client = forwarder.client_trusting(ca)?;
+                Arc::make_mut(f).client = Some(client);
+            }
+        }
+        Ok(self)
     }
 
     /// The function for `path_and_query`, and what remains below its route.

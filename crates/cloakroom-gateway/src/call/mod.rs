@@ -28,7 +28,7 @@
 //!
 //! let f = Function::new(FunctionConfig {
 //!     name: "payments".into(), protocol: cloakroom_core::Protocol::Http,
-//!     upstream: "http://127.0.0.1:9".into(), route: "/fn/payments".into(), preserve_host: false,
+//!     upstream: "http://127.0.0.1:9".into(), route: "/fn/payments".into(), preserve_host: false, ca_file: None,
 //! }).unwrap();
 //! let svc = ServiceBuilder::new().layer(CallLayer::new(1024)).service(service_fn(|req: Request<Full<Bytes>>| async move {
 //!     let call = req.extensions().get::<Call>().unwrap().clone();

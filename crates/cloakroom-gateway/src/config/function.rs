@@ -13,8 +13,8 @@ pub struct FunctionConfig {
     /// `http` (default) or `mcp`.
     #[serde(default = "default_protocol")]
     pub protocol: Protocol,
-    /// The upstream base URL, `http://host:port[/base]`. The path below the route is
-    /// appended to the base path.
+    /// The upstream base URL, `http://host:port[/base]` or `https://…`. The path below
+    /// the route is appended to the base path.
     pub upstream: String,
     /// The gateway path prefix, e.g. `/fn/payments`; stripped before forwarding.
     pub route: String,
@@ -22,6 +22,10 @@ pub struct FunctionConfig {
     /// authority. Default `false`.
     #[serde(default)]
     pub preserve_host: bool,
+    /// For an `https://` upstream with a private CA: a PEM file of CA certificates
+    /// trusted in addition to the public (webpki) roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_protocol() -> Protocol {

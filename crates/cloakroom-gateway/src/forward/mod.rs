@@ -24,6 +24,7 @@ use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity};
 use http::{header, HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt};
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
@@ -54,23 +55,86 @@ pub fn error_response(err: &Error, call_id: Option<&CallId>) -> Response<Gateway
     err.to_response(call_id).map(boxed)
 }
 
+/// The pooled HTTP/HTTPS client of the forwarder.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+
+/// Why a TLS trust configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The CA file could not be read.
+    #[error("cannot read CA file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The CA file holds no usable certificate.
+    #[error("CA file {0}: expected PEM certificates")]
+    Pem(String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(String),
+}
+
 /// Sends requests to the upstream of the function in their [`Routed`] extension.
 #[derive(Clone, Debug)]
 pub struct Forwarder {
-    client: Client<HttpConnector, GatewayBody>,
+    client: UpstreamClient,
+    connect_timeout: Duration,
     timeout: Duration,
 }
 
 impl Forwarder {
     /// A forwarder with `connect_timeout` for new connections and `timeout` for the
-    /// upstream's response head.
+    /// upstream's response head. `https://` upstreams are verified against the public
+    /// (webpki) roots.
     pub fn new(connect_timeout: Duration, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-        Self { client, timeout }
+        let client = build_client(connect_timeout, &[]).expect("the public roots always make a TLS configuration");
+        Self { client, connect_timeout, timeout }
     }
+
+    /// A client like this forwarder's that also trusts the PEM CA certificates in the
+    /// file at `ca_file` (for upstreams with a private CA).
+    pub fn client_trusting(&self, ca_file: &std::path::Path) -> Result<UpstreamClient, TlsError> {
+        let pem =
+            std::fs::read(ca_file).map_err(|source| TlsError::Read { path: ca_file.display().to_string(), source })?;
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|_| TlsError::Pem(ca_file.display().to_string()))?;
+        if certs.is_empty() {
+            return Err(TlsError::Pem(ca_file.display().to_string()));
+        }
+        build_client(self.connect_timeout, &certs)
+    }
+}
+
+fn build_client(
+    connect_timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<UpstreamClient, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in extra_roots {
+        roots.add(cert.clone()).map_err(|e| TlsError::Rustls(e.to_string()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
 }
 
 impl<B> tower::Service<Request<B>> for Forwarder
@@ -93,11 +157,7 @@ where
     }
 }
 
-async fn forward<B>(
-    client: Client<HttpConnector, GatewayBody>,
-    timeout: Duration,
-    req: Request<B>,
-) -> Response<GatewayBody>
+async fn forward<B>(client: UpstreamClient, timeout: Duration, req: Request<B>) -> Response<GatewayBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -114,6 +174,7 @@ where
         return fail(Error::new(ErrorCode::NotFound, "no function at this path"));
     };
     let subject = req.extensions().get::<Identity>().map(|i| i.subject.clone());
+    let client = routed.function.client.clone().unwrap_or(client);
     let (mut parts, body) = req.into_parts();
     // The path and query as they are now: inner layers (the detokenizer) may have
     // rewritten the query since routing.

@@ -2,7 +2,7 @@
 
 use http::uri::{Authority, Scheme, Uri};
 
-/// A function's upstream: `http://host:port` plus an optional base path.
+/// A function's upstream: `http(s)://host:port` plus an optional base path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     scheme: Scheme,
@@ -16,8 +16,8 @@ pub enum UpstreamError {
     /// Not a URL at all.
     #[error("expected an upstream URL like \"http://127.0.0.1:9000\", got {0:?}")]
     NotAUrl(String),
-    /// A scheme other than `http`.
-    #[error("expected an http:// upstream, got scheme {0:?} (https upstreams are not supported by this build)")]
+    /// A scheme other than `http` or `https`.
+    #[error("expected an http:// or https:// upstream, got scheme {0:?}")]
     Scheme(String),
     /// No host.
     #[error("expected an upstream URL with a host, got {0:?}")]
@@ -28,14 +28,14 @@ pub enum UpstreamError {
 }
 
 impl Upstream {
-    /// Parses `http://host[:port][/base]`.
+    /// Parses `http(s)://host[:port][/base]`.
     pub fn parse(url: &str) -> Result<Self, UpstreamError> {
         if url.contains('#') {
             return Err(UpstreamError::Query(url.to_owned()));
         }
         let uri: Uri = url.parse().map_err(|_| UpstreamError::NotAUrl(url.to_owned()))?;
         let scheme = uri.scheme().cloned().ok_or_else(|| UpstreamError::NotAUrl(url.to_owned()))?;
-        if scheme != Scheme::HTTP {
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(UpstreamError::Scheme(scheme.to_string()));
         }
         let authority = uri.authority().cloned().ok_or_else(|| UpstreamError::NoHost(url.to_owned()))?;
@@ -87,7 +87,8 @@ mod tests {
 
     #[test]
     fn only_plain_http_urls_are_upstreams() {
-        assert!(matches!(Upstream::parse("https://h"), Err(UpstreamError::Scheme(_))));
+        assert!(matches!(Upstream::parse("ftp://h"), Err(UpstreamError::Scheme(_))));
+        assert_eq!(Upstream::parse("https://h/v1").unwrap().uri_for("/x").unwrap().to_string(), "https://h/v1/x");
         assert!(Upstream::parse("h:1").is_err());
         assert!(matches!(Upstream::parse("http://h/?q=1"), Err(UpstreamError::Query(_))));
         assert!(matches!(Upstream::parse("not a url"), Err(UpstreamError::NotAUrl(_))));
