@@ -64,6 +64,8 @@ async fn the_python_sdk_lists_filtered_tools_calls_with_placeholders_and_streams
         assert!(functions.contains(&f), "{f} missing from {functions:?}");
     }
     assert_eq!(gw.admin_get("/v1/audit/verify").await["ok"], true);
+    assert_no_secret_in_files(&gw.dir.path().join("data").join("audit"), SECRET);
+    assert!(!gw.stderr().contains(SECRET));
 }
 
 #[tokio::test]

@@ -195,3 +195,57 @@ pub fn allow(name: &str, functions: &[&str], groups: &[&str]) -> String {
         "\n[[policy.rules]]\nname = \"{name}\"\neffect = \"allow\"\nfunctions = {functions:?}\ngroups = {groups:?}\n"
     )
 }
+
+/// `secret` in every encoding the masker knows: raw, JSON-escaped, percent-encoded,
+/// base64, base64url, hex.
+pub fn encodings(secret: &str) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    let json = serde_json::to_string(secret).unwrap();
+    let percent: String = secret
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    vec![
+        ("raw", secret.to_owned()),
+        ("json", json[1..json.len() - 1].to_owned()),
+        ("url", percent),
+        ("base64", base64::engine::general_purpose::STANDARD.encode(secret)),
+        ("base64url", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)),
+        ("hex", hex::encode(secret)),
+    ]
+}
+
+/// Panics if any file below `dir` holds `secret` in any encoding.
+pub fn assert_no_secret_in_files(dir: &std::path::Path, secret: &str) {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    assert!(!files.is_empty(), "no files below {}", dir.display());
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for (enc, form) in encodings(secret) {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                "{} contains the secret ({enc} encoded)",
+                file.display()
+            );
+        }
+    }
+}
