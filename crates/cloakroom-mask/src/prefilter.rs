@@ -153,8 +153,8 @@ impl QGramFilter {
 /// the patterns: open addressing, linear probing, at most three quarters full.
 #[derive(Debug)]
 struct WindowSet {
-    keys: Box<[u64]>,
-    offsets: Box<[u64]>,
+    /// (window, offsets mask) pairs, so a lookup touches one cache line.
+    slots: Box<[(u64, u64)]>,
     shift: u32,
     zero: u64,
 }
@@ -162,12 +162,7 @@ struct WindowSet {
 impl WindowSet {
     fn with_capacity(n: usize) -> Self {
         let cap = (n + n / 3 + 1).next_power_of_two().max(16);
-        Self {
-            keys: vec![0u64; cap].into_boxed_slice(),
-            offsets: vec![0u64; cap].into_boxed_slice(),
-            shift: 64 - cap.trailing_zeros(),
-            zero: 0,
-        }
+        Self { slots: vec![(0u64, 0u64); cap].into_boxed_slice(), shift: 64 - cap.trailing_zeros(), zero: 0 }
     }
 
     #[inline(always)]
@@ -181,13 +176,13 @@ impl WindowSet {
             self.zero |= bit;
             return;
         }
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.home(w);
-        while self.keys[i] != 0 && self.keys[i] != w {
+        while self.slots[i].0 != 0 && self.slots[i].0 != w {
             i = (i + 1) & mask;
         }
-        self.keys[i] = w;
-        self.offsets[i] |= bit;
+        self.slots[i].0 = w;
+        self.slots[i].1 |= bit;
     }
 
     #[inline]
@@ -195,12 +190,12 @@ impl WindowSet {
         if w == 0 {
             return self.zero;
         }
-        let mask = self.keys.len() - 1;
+        let mask = self.slots.len() - 1;
         let mut i = self.home(w);
         loop {
-            let k = self.keys[i];
+            let (k, offsets) = self.slots[i];
             if k == w {
-                return self.offsets[i];
+                return offsets;
             }
             if k == 0 {
                 return 0;
@@ -210,7 +205,7 @@ impl WindowSet {
     }
 
     fn heap_size(&self) -> usize {
-        self.keys.len() * 16
+        self.slots.len() * 16
     }
 }
 
