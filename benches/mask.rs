@@ -55,8 +55,26 @@ fn random_alnum(seed: u64) -> Vec<u8> {
 fn json_corpus(seed: u64) -> Vec<u8> {
     let mut r = Rng(seed);
     let words = [
-        "alpha", "order", "shipped", "pending", "customer", "invoice", "Berlin", "payment", "refund", "premium",
-        "the", "quick", "update", "service", "latency", "region", "eu-west-1", "status", "active", "note",
+        "alpha",
+        "order",
+        "shipped",
+        "pending",
+        "customer",
+        "invoice",
+        "Berlin",
+        "payment",
+        "refund",
+        "premium",
+        "the",
+        "quick",
+        "update",
+        "service",
+        "latency",
+        "region",
+        "eu-west-1",
+        "status",
+        "active",
+        "note",
     ];
     let mut out = Vec::with_capacity(INPUT + 4096);
     while out.len() < INPUT {

@@ -18,7 +18,9 @@ fn parse(data: &[u8]) -> Option<(Vec<MaskEntry>, MaskOptions, u8, &[u8])> {
     let (&head, mut rest) = data.split_first()?;
     let n = usize::from(head & 7);
     let mut encodings = vec![Encoding::Raw];
-    for (bit, enc) in [Encoding::Json, Encoding::Url, Encoding::Base64, Encoding::Base64Url, Encoding::Hex].into_iter().enumerate() {
+    for (bit, enc) in
+        [Encoding::Json, Encoding::Url, Encoding::Base64, Encoding::Base64Url, Encoding::Hex].into_iter().enumerate()
+    {
         if head & (8 << bit) != 0 || head & 0x80 != 0 {
             encodings.push(enc);
         }

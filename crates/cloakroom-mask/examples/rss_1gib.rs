@@ -36,9 +36,8 @@ fn main() {
     };
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut alnum = |n: usize| -> Vec<u8> { (0..n).map(|_| A[(next() % 62) as usize]).collect() };
-    let entries: Vec<MaskEntry> = (0..1000)
-        .map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(32)), format!("cloak_{i:026}")))
-        .collect();
+    let entries: Vec<MaskEntry> =
+        (0..1000).map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(32)), format!("cloak_{i:026}"))).collect();
     let options = MaskOptions::default();
     let forms = oracle::forms(&entries, &options);
     let matcher = Arc::new(Matcher::build(entries, &options).expect("build"));

@@ -18,7 +18,13 @@ fn aws_access_key_ids_are_redacted() {
 
 #[test]
 fn aws_near_misses_are_left_alone() {
-    for s in ["AKIAIOSFODNN7EXAMPL", "AKIAIOSFODNN7EXAMPLEX", "XAKIAIOSFODNN7EXAMPLE", "AKIAiosfodnn7example", "AKZAIOSFODNN7EXAMPLE"] {
+    for s in [
+        "AKIAIOSFODNN7EXAMPL",
+        "AKIAIOSFODNN7EXAMPLEX",
+        "XAKIAIOSFODNN7EXAMPLE",
+        "AKIAiosfodnn7example",
+        "AKZAIOSFODNN7EXAMPLE",
+    ] {
         assert_eq!(redact(s), s);
     }
 }
@@ -73,13 +79,15 @@ fn pem_private_key_blocks_are_redacted_whole() {
     let ossh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ==\n-----END OPENSSH PRIVATE KEY-----";
     assert_eq!(redact(ossh), "[REDACTED:private_key]");
     // Escaped inside JSON, newlines are `\n`: still one block.
-    let json = "{\"key\":\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n\"}";
+    let json =
+        "{\"key\":\"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n\"}";
     assert_eq!(redact(json), "{\"key\":\"[REDACTED:private_key]\\n\"}");
 }
 
 #[test]
 fn a_truncated_private_key_is_still_redacted() {
-    let out = redact("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49");
+    let out =
+        redact("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49");
     assert_eq!(out, "[REDACTED:private_key]");
 }
 
@@ -102,7 +110,12 @@ fn jwts_are_redacted() {
 
 #[test]
 fn jwt_near_misses_are_left_alone() {
-    for s in ["eyJhbGciOiJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9.notajwt", "eyJ.eyJ.x", "xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig"] {
+    for s in [
+        "eyJhbGciOiJIUzI1NiJ9",
+        "eyJhbGciOiJIUzI1NiJ9.notajwt",
+        "eyJ.eyJ.x",
+        "xeyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+    ] {
         assert_eq!(redact(s), s);
     }
 }

@@ -57,8 +57,7 @@ fn base64_cores_occur_in_every_alignment_padded_or_not() {
         for prefix in ["", "u", "us", "use", "user:"] {
             for suffix in ["", "x", "xy", "xyz"] {
                 let data = [prefix.as_bytes(), secret, suffix.as_bytes()].concat();
-                let encoded =
-                    if url_safe { URL_SAFE_NO_PAD.encode(&data) } else { STANDARD.encode(&data) };
+                let encoded = if url_safe { URL_SAFE_NO_PAD.encode(&data) } else { STANDARD.encode(&data) };
                 assert!(
                     forms.iter().any(|f| encoded.as_bytes().windows(f.len()).any(|w| w == &f[..])),
                     "no core found in base64 of prefix {prefix:?} + secret + {suffix:?}"

@@ -97,7 +97,8 @@ fn mask_headers(matcher: &Matcher, headers: &mut HeaderMap) -> u64 {
         let n = replaced.total();
         if n > 0 {
             total += n;
-            *value = HeaderValue::from_bytes(&replaced.output).unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
+            *value =
+                HeaderValue::from_bytes(&replaced.output).unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
         }
     }
     total

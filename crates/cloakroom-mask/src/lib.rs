@@ -69,8 +69,8 @@ mod stream;
 
 pub use body::MaskBody;
 pub use config::{Detectors, MaskingConfig, Replacement};
-pub use detect::DETECTOR_KINDS;
 pub use decode::{BoxError, ContentCoding, DecodeBody, UnsupportedCoding};
+pub use detect::DETECTOR_KINDS;
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;
 pub use error::MaskError;

@@ -192,7 +192,10 @@ impl Matcher {
     /// [`Matcher::build`] that always uses the q-gram probes, even for small sets that
     /// would be searched directly: lets tests and the fuzz target cover that path.
     #[doc(hidden)]
-    pub fn build_probed(entries: impl IntoIterator<Item = MaskEntry>, options: &MaskOptions) -> Result<Self, MaskError> {
+    pub fn build_probed(
+        entries: impl IntoIterator<Item = MaskEntry>,
+        options: &MaskOptions,
+    ) -> Result<Self, MaskError> {
         Self::build_inner(entries, options, false)
     }
 
@@ -261,7 +264,11 @@ impl Matcher {
             let build_shard = |ids: Vec<u32>| -> Result<(AhoCorasick, Vec<u32>), MaskError> {
                 let ac = AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
-                    .kind(if ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
+                    .kind(if ids.len() <= 64 {
+                        Some(AhoCorasickKind::DFA)
+                    } else {
+                        Some(AhoCorasickKind::ContiguousNFA)
+                    })
                     .start_kind(StartKind::Anchored)
                     .prefilter(false)
                     .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
@@ -498,7 +505,8 @@ impl<'m, 'h> Search<'m, 'h> {
 
     /// The leftmost-longest match starting at or after `pos`.
     pub(crate) fn next_from(&mut self, pos: usize) -> Option<RawMatch> {
-        let valid = |c: &Option<Option<RawMatch>>| matches!(c, Some(None)) || matches!(c, Some(Some(m)) if m.start >= pos);
+        let valid =
+            |c: &Option<Option<RawMatch>>| matches!(c, Some(None)) || matches!(c, Some(Some(m)) if m.start >= pos);
         if !valid(&self.long) {
             self.long = Some(self.matcher.long_find(self.hay, pos, self.end));
         }

@@ -21,7 +21,8 @@ const SECRET: &str = "sk_test_51Hxyz0123456789abcdef";
 
 fn handle() -> MaskHandle {
     MaskHandle::new(
-        Matcher::build([MaskEntry::new("stripe", Secret::from(SECRET), "cloak_stripe")], &MaskOptions::default()).unwrap(),
+        Matcher::build([MaskEntry::new("stripe", Secret::from(SECRET), "cloak_stripe")], &MaskOptions::default())
+            .unwrap(),
     )
 }
 
@@ -112,7 +113,10 @@ async fn deflate_br_and_zstd_bodies_are_decoded_before_masking() {
             let encoded = encoded.clone();
             async move {
                 Ok::<_, Infallible>(
-                    Response::builder().header(header::CONTENT_ENCODING, coding).body(Full::new(Bytes::from(encoded))).unwrap(),
+                    Response::builder()
+                        .header(header::CONTENT_ENCODING, coding)
+                        .body(Full::new(Bytes::from(encoded)))
+                        .unwrap(),
                 )
             }
         }));
@@ -127,7 +131,10 @@ async fn deflate_br_and_zstd_bodies_are_decoded_before_masking() {
 async fn an_unknown_content_encoding_is_refused_not_passed_unmasked() {
     let svc = MaskLayer::new(handle()).layer(service_fn(|_req: Request<()>| async {
         Ok::<_, Infallible>(
-            Response::builder().header(header::CONTENT_ENCODING, "compress").body(Full::new(Bytes::from(SECRET))).unwrap(),
+            Response::builder()
+                .header(header::CONTENT_ENCODING, "compress")
+                .body(Full::new(Bytes::from(SECRET)))
+                .unwrap(),
         )
     }));
     let res = svc.oneshot(Request::new(())).await.unwrap();

@@ -161,7 +161,8 @@ fn long_stretches_between_matches_are_sliced_not_copied() {
 
 #[test]
 fn hold_back_is_only_a_possible_match_prefix_and_never_a_whole_pattern() {
-    let m = matcher(&[("k", "abcdefgh12345678"), ("j", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")], MaskOptions::raw_only());
+    let m =
+        matcher(&[("k", "abcdefgh12345678"), ("j", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz")], MaskOptions::raw_only());
     let mut s = m.stream();
     assert_eq!(s.push(Bytes::from_static(b"data: {\"x\":1}\n\n")).concat(), b"data: {\"x\":1}\n\n");
     assert_eq!(s.held_back(), 0, "an SSE event must not wait");
@@ -212,9 +213,15 @@ fn nothing_secret_is_printed_by_debug_or_errors() {
 
 #[test]
 fn a_stream_keeps_the_matcher_it_started_with_while_the_handle_swaps() {
-    let handle = MaskHandle::new(Matcher::build([MaskEntry::new("old", Secret::from("oldsecret123"), "<old>")], &MaskOptions::raw_only()).unwrap());
+    let handle = MaskHandle::new(
+        Matcher::build([MaskEntry::new("old", Secret::from("oldsecret123"), "<old>")], &MaskOptions::raw_only())
+            .unwrap(),
+    );
     let mut s = handle.load().stream();
-    handle.store(Matcher::build([MaskEntry::new("new", Secret::from("newsecret123"), "<new>")], &MaskOptions::raw_only()).unwrap());
+    handle.store(
+        Matcher::build([MaskEntry::new("new", Secret::from("newsecret123"), "<new>")], &MaskOptions::raw_only())
+            .unwrap(),
+    );
     let mut out = s.push(Bytes::from_static(b"oldsecret123 newsecret123")).concat();
     out.extend(s.finish().concat());
     assert_eq!(out, b"<old> newsecret123");
@@ -236,7 +243,8 @@ fn detectors_run_after_known_secrets_and_only_when_enabled() {
 #[test]
 fn detector_matches_split_across_chunks_are_found() {
     let m = matcher(&[], MaskOptions::default());
-    let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    let jwt =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
     let body = format!("a AKIAIOSFODNN7EXAMPLE b {jwt} c ghp_1A2b3C4d5E6f7G8h9I0jKlMnOpQrStUvWxYz d");
     let out = assert_every_split(&m, body.as_bytes());
     assert_eq!(out, b"a [REDACTED:aws_access_key_id] b [REDACTED:jwt] c [REDACTED:github_token] d");
@@ -263,7 +271,13 @@ fn masking_config_parses_spec_section_and_defaults() {
 fn a_large_set_split_into_shards_still_matches_like_the_oracle() {
     // ~18,000 long patterns: more than one confirming automaton.
     let entries: Vec<MaskEntry> = (0..3000)
-        .map(|i| MaskEntry::new(format!("s{i}"), Secret::new(format!("secret-{i:05}-{}", i * 7919).into_bytes()), format!("<{i}>")))
+        .map(|i| {
+            MaskEntry::new(
+                format!("s{i}"),
+                Secret::new(format!("secret-{i:05}-{}", i * 7919).into_bytes()),
+                format!("<{i}>"),
+            )
+        })
         .collect();
     let options = MaskOptions { detectors: false, ..MaskOptions::default() };
     let m = Arc::new(Matcher::build(entries.clone(), &options).unwrap());
