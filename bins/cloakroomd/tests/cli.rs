@@ -85,13 +85,21 @@ async fn sighup_and_post_reload_apply_a_new_policy_and_a_bad_file_keeps_the_runn
 async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
     let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
     let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
-    let mut child = Command::new(binary())
+    // Killed on drop, also when an assertion fails.
+    struct Dev(std::process::Child);
+    impl Drop for Dev {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Dev(Command::new(binary())
         .args(["--dev", "--listen", &addr, "--admin-listen", &admin])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+        .unwrap());
+    let stdout = child.0.stdout.take().unwrap();
     // Keep reading stdout to the end: a closed pipe would fail cloakroomd's next print.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
@@ -169,6 +177,4 @@ async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
     // The agent is not an admin.
     let res = c.get(format!("http://{admin}/v1/audit")).bearer_auth(&agent_token).send().await.unwrap();
     assert_eq!(res.status(), 403);
-    let _ = child.kill();
-    let _ = child.wait();
 }
