@@ -1,0 +1,183 @@
+//! Helper program of the end-to-end load benchmark (`benches/load/run.sh`).
+//!
+//! - `load upstream ADDR`: the minimal upstream function. Every request gets the same
+//!   1 KiB JSON answer, except a path ending in `/stream`, which gets a 64 MiB body
+//!   streamed in 64 KiB chunks (`/stream?mib=N` for another size).
+//! - `load seed DATA_DIR N`: stores N random secrets (32 bytes each, so they all go into
+//!   the response masker) plus the benchmark's own `bench_key` (bound to the `bench`
+//!   function in the `X-Api-Key` header) into the embedded vault of a stopped
+//!   `cloakroomd`, with the keys from `CLOAKROOM_PLACEHOLDER_KEY` / `CLOAKROOM_VAULT_KEY`,
+//!   and prints `bench_key`'s placeholder. Seeding through the library instead of the
+//!   admin API avoids rebuilding the masker once per secret (1,000 rebuilds).
+//!
+//! Not a test and not a criterion bench: run.sh drives it.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use cloakroom_vault::{BindingSpec, Catalog, EmbeddedVault, Keys};
+use http::{header, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The fixed 1 KiB JSON answer.
+fn answer() -> Bytes {
+    let mut s = String::from(r#"{"status":"ok","function":"bench","items":["#);
+    let mut i = 0;
+    while s.len() < 1024 - 40 {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(r#"{{"id":{i},"name":"item-{i:04}"}}"#));
+        i += 1;
+    }
+    s.push_str(r#"],"pad":""#);
+    while s.len() < 1024 - 2 {
+        s.push('x');
+    }
+    s.push_str("\"}");
+    s.truncate(1024);
+    Bytes::from(s)
+}
+
+/// A body of `remaining` bytes in 64 KiB chunks, generated as it is read.
+struct Stream {
+    chunk: Bytes,
+    remaining: u64,
+}
+
+impl Body for Stream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(self.chunk.len() as u64);
+        self.remaining -= n;
+        let data = self.chunk.slice(..usize::try_from(n).unwrap_or(usize::MAX));
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+type UpstreamBody = Either<Full<Bytes>, Stream>;
+
+async fn handle(req: Request<Incoming>, body: Bytes, chunk: Bytes) -> Result<Response<UpstreamBody>, Infallible> {
+    if req.uri().path().ends_with("/stream") {
+        let mib =
+            req.uri().query().and_then(|q| q.strip_prefix("mib=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(64);
+        let res = Response::builder()
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Either::Right(Stream { chunk, remaining: mib << 20 }))
+            .expect("static response");
+        return Ok(res);
+    }
+    let res = Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Either::Left(Full::new(body)))
+        .expect("static response");
+    Ok(res)
+}
+
+async fn upstream(addr: SocketAddr) -> anyhow_like::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let body = answer();
+    assert_eq!(body.len(), 1024);
+    // Printable, secret-free filler for the streamed body.
+    let chunk = Bytes::from(b"0123456789abcdef".repeat(4096));
+    eprintln!("upstream listening on {addr}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (body, chunk) = (body.clone(), chunk.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(req, body.clone(), chunk.clone()));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn seed(dir: PathBuf, n: usize) -> anyhow_like::Result<()> {
+    use rand_like::hex_random;
+    let keys = Keys::load(None, true)?;
+    let store = EmbeddedVault::open(&dir.join("vault"), keys.vault_key().ok_or("CLOAKROOM_VAULT_KEY is not set")?)?;
+    let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[], None).await?;
+    for i in 0..n {
+        let spec = BindingSpec {
+            functions: vec!["other".into()],
+            locations: vec!["header:x-other".into()],
+            ..BindingSpec::default()
+        };
+        catalog.put(&format!("masked_{i:04}"), hex_random(16).into(), Some(spec)).await?;
+    }
+    let spec = BindingSpec {
+        functions: vec!["bench".into(), "bench/**".into()],
+        locations: vec!["header:x-api-key".into()],
+        groups: vec!["agents".into()],
+        ..BindingSpec::default()
+    };
+    let p = catalog.put("bench_key", hex_random(16).into(), Some(spec)).await?;
+    println!("{p}");
+    Ok(())
+}
+
+/// The few error-handling helpers this program needs, without another dependency.
+mod anyhow_like {
+    /// Any error.
+    pub(crate) type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Random hex strings from the OS (the secrets only need to be distinct and unguessable).
+mod rand_like {
+    use std::io::Read;
+
+    /// `n` random bytes as 2n hex characters.
+    pub(crate) fn hex_random(n: usize) -> String {
+        let mut buf = vec![0u8; n];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).expect("/dev/urandom");
+        buf.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["upstream", addr] => match addr.parse() {
+            Ok(addr) => rt.block_on(upstream(addr)),
+            Err(e) => Err(format!("bad address {addr}: {e}").into()),
+        },
+        ["seed", dir, n] => match n.parse() {
+            Ok(n) => rt.block_on(seed(PathBuf::from(dir), n)),
+            Err(e) => Err(format!("bad count {n}: {e}").into()),
+        },
+        _ => Err("usage: load upstream ADDR | load seed DATA_DIR N".into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("load: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

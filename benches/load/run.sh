@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark of Cloakroom (issue 8). Runs in one go, on 127.0.0.1 only,
+# with bounded durations; stops by itself and ends every process it started.
+#
+#   benches/load/run.sh            # full run: 20 s per measurement (~4 minutes)
+#   DURATION=5 benches/load/run.sh # shorter, for trying the script out
+#   SKIP_OHA=1 ...                 # do not build oha when it is missing (no fixed-rate run)
+#
+# Measures, with wrk (Debian) as the load generator:
+#   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
+#   (b) nginx (Debian) as a plain reverse proxy with keepalive to the upstream,
+#   (c) cloakroomd with every layer on: API-key identity, 50 policy rules, one
+#       placeholder substituted per call (X-Api-Key header), masking with 1,000 secrets,
+#       audit in batched mode (embedded sled store, bodies recorded);
+# then a fixed-rate run (oha -q, from crates.io) at half of (c)'s saturating rate against
+# (a) and (c) for the latency cloakroomd adds at p50/p99; then a 64 MiB streamed
+# response through a freshly started cloakroomd: MB/s and peak RSS (VmHWM).
+# Results go to stdout and to $OUT (default: target/load-bench/results.md).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DURATION="${DURATION:-20}"
+CONNECTIONS="${CONNECTIONS:-32}"
+SECRETS="${SECRETS:-1000}"
+RULES="${RULES:-50}"
+WORK="${WORK:-$ROOT/target/load-bench}"
+OUT="${OUT:-$WORK/results.md}"
+UP_PORT="${UP_PORT:-19101}"
+NGINX_PORT="${NGINX_PORT:-19102}"
+GW_PORT="${GW_PORT:-19103}"
+ADMIN_PORT="${ADMIN_PORT:-19104}"
+API_KEY="ck_load_bench_agent_key_0123456789"
+
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    done
+    if [ -f "$WORK/nginx/nginx.pid" ]; then
+        kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+# --- tools -------------------------------------------------------------------------
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    log "installing ${need_apt[*]} from Debian"
+    apt-get install -y "${need_apt[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${need_apt[@]}" >/dev/null; }
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+OHA="$(command -v oha || true)"
+[ -z "$OHA" ] && [ -x "$HOME/.cargo/bin/oha" ] && OHA="$HOME/.cargo/bin/oha"
+if [ -z "$OHA" ] && [ "${SKIP_OHA:-0}" != 1 ]; then
+    log "installing oha from crates.io (cargo install oha --locked)"
+    mkdir -p "$WORK"
+    if timeout 1200 cargo install oha --locked >"$WORK/oha-install.log" 2>&1; then
+        OHA="$HOME/.cargo/bin/oha"
+    else
+        log "oha did not build here (see $WORK/oha-install.log): the fixed-rate run is skipped"
+    fi
+fi
+
+# --- build -------------------------------------------------------------------------
+log "building release binaries (cloakroomd, load helper)"
+(cd "$ROOT" && cargo build --release -q -p cloakroomd && cargo build --release -q -p cloakroom-benches --example load)
+CLOAKROOMD="$ROOT/target/release/cloakroomd"
+LOAD="$ROOT/target/release/examples/load"
+
+rm -rf "$WORK/data" "$WORK/nginx"
+mkdir -p "$WORK/data" "$WORK/nginx/tmp"
+
+wait_http() { # url [pid]
+    for _ in $(seq 1 300); do
+        if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+            echo "process $2 exited while waiting for $1" >&2
+            return 1
+        fi
+        if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for $1" >&2
+    return 1
+}
+
+# --- upstream ------------------------------------------------------------------------
+"$LOAD" upstream "127.0.0.1:$UP_PORT" 2>"$WORK/upstream.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$UP_PORT/"
+
+# --- nginx -------------------------------------------------------------------------
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/tmp;
+    proxy_temp_path $WORK/nginx/tmp;
+    fastcgi_temp_path $WORK/nginx/tmp;
+    uwsgi_temp_path $WORK/nginx/tmp;
+    scgi_temp_path $WORK/nginx/tmp;
+    upstream fn { server 127.0.0.1:$UP_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://fn;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$NGINX_PORT/"
+
+# --- cloakroomd --------------------------------------------------------------------
+export CLOAKROOM_PLACEHOLDER_KEY CLOAKROOM_VAULT_KEY
+CLOAKROOM_PLACEHOLDER_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+CLOAKROOM_VAULT_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+log "seeding $SECRETS masked secrets + bench_key into the embedded vault"
+PLACEHOLDER="$("$LOAD" seed "$WORK/data" "$SECRETS")"
+KEY_SHA="$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)"
+{
+    cat <<EOF
+[server]
+listen = "127.0.0.1:$GW_PORT"
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+data_dir = "$WORK/data"
+
+[identity]
+admin_groups = ["admins"]
+
+[[identity.api_keys]]
+subject = "bench-agent"
+groups = ["agents"]
+sha256 = "$KEY_SHA"
+
+[[functions]]
+name = "bench"
+protocol = "http"
+upstream = "http://127.0.0.1:$UP_PORT"
+route = "/fn/bench"
+
+[masking]
+replacement = "placeholder"
+encodings = ["raw", "json", "url", "base64", "base64url", "hex"]
+detectors = "default"
+
+[audit]
+sink = "embedded"
+durability = "batched"
+record_bodies = true
+EOF
+    # RULES-1 rules about the same function for other groups (so none matches the
+    # caller; rules may only name configured functions), then the one that allows it.
+    for i in $(seq 1 $((RULES - 1))); do
+        cat <<EOF
+
+[[policy.rules]]
+name = "rule $i"
+effect = "$([ $((i % 3)) -eq 0 ] && echo deny || echo allow)"
+functions = ["bench", "bench/**"]
+groups = ["team$i"]
+EOF
+    done
+    cat <<EOF
+
+[[policy.rules]]
+name = "agents may call bench"
+effect = "allow"
+functions = ["bench", "bench/**"]
+groups = ["agents"]
+source_cidrs = ["127.0.0.0/8"]
+EOF
+} >"$WORK/cloakroom.toml"
+
+start_gateway() {
+    CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    GW_PID=$!
+    PIDS+=("$GW_PID")
+    wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
+}
+stop_gateway() {
+    kill "$GW_PID" 2>/dev/null || true
+    wait "$GW_PID" 2>/dev/null || true
+}
+start_gateway
+
+GW_URL="http://127.0.0.1:$GW_PORT/fn/bench/items"
+# Sanity: the call is allowed, the placeholder substituted, the body 1 KiB.
+status="$(curl -s -o "$WORK/probe.json" -w '%{http_code}' -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$GW_URL")"
+[ "$status" = 200 ] || { echo "probe through cloakroomd answered $status: $(cat "$WORK/probe.json")" >&2; exit 1; }
+denied="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" "$GW_URL")"
+[ "$denied" = 401 ] || { echo "a wrong key was not refused ($denied)" >&2; exit 1; }
+
+# --- saturating runs (wrk) -----------------------------------------------------------
+# Prints "rps p50_us p99_us" from wrk --latency output.
+parse_wrk() {
+    awk '
+    function us(v) {
+        if (v ~ /us$/) { sub(/us$/, "", v); return v + 0 }
+        if (v ~ /ms$/) { sub(/ms$/, "", v); return v * 1000 }
+        if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000000 }
+        return v + 0
+    }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    $1 == "Requests/sec:" { rps = $2 }
+    END { printf "%.0f %.0f %.0f\n", rps, p50, p99 }'
+}
+run_wrk() { # name url [headers...]
+    local name="$1" url="$2"
+    shift 2
+    local hdr=()
+    for h in "$@"; do hdr+=(-H "$h"); done
+    log "wrk: $name (${DURATION}s, $CONNECTIONS connections)"
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${hdr[@]}" "$url" >"$WORK/wrk-$name.txt"
+    if grep -q "Non-2xx" "$WORK/wrk-$name.txt"; then
+        echo "$name: non-2xx answers during the run:" >&2
+        cat "$WORK/wrk-$name.txt" >&2
+        exit 1
+    fi
+    parse_wrk <"$WORK/wrk-$name.txt"
+}
+
+LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+read -r A_RPS A_P50 A_P99 < <(run_wrk direct "http://127.0.0.1:$UP_PORT/items")
+read -r B_RPS B_P50 B_P99 < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/items")
+read -r C_RPS C_P50 C_P99 < <(run_wrk cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
+LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+CA="$(awk -v c="$C_RPS" -v a="$A_RPS" 'BEGIN { printf "%.2f", c / a }')"
+CB="$(awk -v c="$C_RPS" -v b="$B_RPS" 'BEGIN { printf "%.2f", c / b }')"
+
+# --- fixed rate (oha -q) -------------------------------------------------------------
+FIXED=""
+if [ -n "$OHA" ]; then
+    RATE=$((C_RPS / 2))
+    # Prints "rps p50_us p99_us" from oha's JSON output.
+    run_oha() { # name url [headers...]
+        local name="$1" url="$2"
+        shift 2
+        local hdr=()
+        for h in "$@"; do hdr+=(-H "$h"); done
+        log "oha: $name at $RATE req/s (${DURATION}s)"
+        "$OHA" --no-tui --json -z "${DURATION}s" -q "$RATE" -c "$CONNECTIONS" --latency-correction "${hdr[@]}" "$url" >"$WORK/oha-$name.json"
+        python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+bad = {k: v for k, v in codes.items() if k != "200"}
+if bad:
+    sys.exit("non-200 answers: %s" % bad)
+print("%.0f %.0f %.0f" % (d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
+' "$WORK/oha-$name.json"
+    }
+    read -r FA_RPS FA_P50 FA_P99 < <(run_oha direct "http://127.0.0.1:$UP_PORT/items")
+    read -r FC_RPS FC_P50 FC_P99 < <(run_oha cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
+    FIXED="| fixed rate $RATE req/s, oha -q | $FA_RPS / $FA_P50 / $FA_P99 | $FC_RPS / $FC_P50 / $FC_P99 | **+$((FC_P50 - FA_P50)) µs** at p50, **+$((FC_P99 - FA_P99)) µs** at p99 |"
+fi
+
+# --- 64 MiB stream ---------------------------------------------------------------------
+stream() { # url [header] -> MB/s
+    curl -fsS -o /dev/null ${2:+-H "$2"} -w '%{size_download} %{time_total}\n' "$1" |
+        awk '{ printf "%.0f %d\n", $1 / $2 / 1e6, $1 }'
+}
+log "64 MiB stream: direct"
+read -r S_DIRECT S_BYTES_DIRECT < <(stream "http://127.0.0.1:$UP_PORT/stream")
+log "64 MiB stream: through a freshly started cloakroomd"
+stop_gateway
+start_gateway
+RSS_START_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
+read -r S_GW S_BYTES_GW < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream" "Authorization: Bearer $API_KEY")
+RSS_PEAK_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
+RSS_NOW_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status")"
+[ "$S_BYTES_GW" = $((64 << 20)) ] || { echo "stream through cloakroomd delivered $S_BYTES_GW bytes" >&2; exit 1; }
+stop_gateway
+
+# --- report ------------------------------------------------------------------------------
+{
+    echo "Run at $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; load average before/after the saturating runs: $LOADAVG_BEFORE / $LOADAVG_AFTER."
+    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $SECRETS masked secrets, $RULES policy rules, audit batched."
+    echo
+    echo "| target | requests/s | p50 µs | p99 µs |"
+    echo "|---|---:|---:|---:|"
+    echo "| (a) upstream directly | $A_RPS | $A_P50 | $A_P99 |"
+    echo "| (b) nginx reverse proxy | $B_RPS | $B_P50 | $B_P99 |"
+    echo "| (c) cloakroomd, every layer on | $C_RPS | $C_P50 | $C_P99 |"
+    echo
+    echo "(c)/(a) = **$CA**, (c)/(b) = **$CB** (target: (c)/(b) >= 1.0)."
+    echo
+    if [ -n "$FIXED" ]; then
+        echo "| fixed-rate run | (a) direct: req/s / p50 µs / p99 µs | (c) cloakroomd: req/s / p50 µs / p99 µs | added by cloakroomd |"
+        echo "|---|---|---|---|"
+        echo "$FIXED"
+    else
+        echo "Fixed-rate run skipped: oha is not installed and did not build."
+    fi
+    echo
+    echo "64 MiB streamed response: upstream directly $S_DIRECT MB/s; through cloakroomd $S_GW MB/s."
+    echo "cloakroomd peak RSS (VmHWM): $((RSS_START_KB / 1024)) MiB after start (1,000-secret masker built), $((RSS_PEAK_KB / 1024)) MiB after the stream (VmRSS now $((RSS_NOW_KB / 1024)) MiB)."
+} | tee "$OUT"
