@@ -3,6 +3,9 @@
 //! callers (as a busy gateway has), each record durable at the end of the measurement.
 //!
 //! `source scripts/test-env.sh && cargo bench -p cloakroom-benches --bench audit -- --warm-up-time 1 --measurement-time 3`
+// criterion_group! generates an undocumented pub fn.
+#![allow(missing_docs)]
+
 use std::{sync::Arc, time::Instant};
 
 use cloakroom_audit::{

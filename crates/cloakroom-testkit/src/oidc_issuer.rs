@@ -151,7 +151,8 @@ impl OidcIssuer {
                 let state = state.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| serve(state.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });

@@ -5,9 +5,8 @@ use cloakroom_testkit::{OpenBao, PgDatabase, RecordingUpstream, Reply};
 #[tokio::test]
 async fn openbao_dev_server_starts_and_serves_kv_v2() {
     let bao = OpenBao::start();
-    let (status, _) = bao
-        .api("POST", "/v1/secret/data/harness", Some(serde_json::json!({"data": {"value": "harness-value"}})))
-        .await;
+    let (status, _) =
+        bao.api("POST", "/v1/secret/data/harness", Some(serde_json::json!({"data": {"value": "harness-value"}}))).await;
     assert_eq!(status, 200);
     let (status, body) = bao.api("GET", "/v1/secret/data/harness", None).await;
     assert_eq!(status, 200);
