@@ -24,6 +24,7 @@
 //! "#).unwrap();
 //! assert_eq!(f.policy.rules.len(), 1);
 //! assert_eq!(f.approvals.ttl, std::time::Duration::from_secs(900));
+//! assert_eq!(f.approvals.store, cloakroom_policy::ApprovalStoreKind::Embedded);
 //! ```
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
@@ -144,6 +145,32 @@ pub struct ApprovalsConfig {
     /// times and never delays the call.
     #[serde(default)]
     pub webhooks: Vec<String>,
+    /// Where approvals live: `embedded` (default; sled in `server.data_dir/approvals`,
+    /// one gateway only) or `postgres` (table `cloakroom_approvals`, shared by several
+    /// replicas: an approval requested on one can be decided and used on another, once).
+    #[serde(default)]
+    pub store: ApprovalStoreKind,
+    /// With `store = "postgres"`: the environment variable holding the PostgreSQL
+    /// connection string (a `postgres://` URL or libpq key=value). Default
+    /// `CLOAKROOM_POSTGRES_URL`. The string itself never goes in the file: it may hold a
+    /// password.
+    #[serde(default = "default_postgres_url_env")]
+    pub postgres_url_env: String,
+}
+
+/// `approvals.store`: which store holds approvals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStoreKind {
+    /// sled in `server.data_dir/approvals` (a single gateway).
+    #[default]
+    Embedded,
+    /// PostgreSQL, for several replicas sharing approvals.
+    Postgres,
+}
+
+fn default_postgres_url_env() -> String {
+    "CLOAKROOM_POSTGRES_URL".into()
 }
 
 impl std::fmt::Debug for ApprovalsConfig {
@@ -153,6 +180,8 @@ impl std::fmt::Debug for ApprovalsConfig {
             .field("wait", &self.wait)
             .field("ttl", &self.ttl)
             .field("webhooks", &format_args!("[{} redacted]", self.webhooks.len()))
+            .field("store", &self.store)
+            .field("postgres_url_env", &self.postgres_url_env)
             .finish()
     }
 }
@@ -163,6 +192,12 @@ fn default_ttl() -> Duration {
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        Self { wait: Duration::ZERO, ttl: default_ttl(), webhooks: Vec::new() }
+        Self {
+            wait: Duration::ZERO,
+            ttl: default_ttl(),
+            webhooks: Vec::new(),
+            store: ApprovalStoreKind::Embedded,
+            postgres_url_env: default_postgres_url_env(),
+        }
     }
 }

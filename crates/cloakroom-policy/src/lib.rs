@@ -53,7 +53,7 @@ pub use approval::{
     Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals, ArgumentRedactor, Claim, PostgresApprovalStore,
     Requester, SledApprovalStore, StoreError, Verdict, WebhookNotifier,
 };
-pub use config::{ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig};
+pub use config::{ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig};
 pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};
 pub use error::PolicyError;
 pub use explain::{Explanation, RuleKind, RuleReport};
