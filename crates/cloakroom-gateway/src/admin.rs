@@ -324,12 +324,20 @@ async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBo
 }
 
 async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
-    let audit_ok = gateway.audit().is_available();
+    // Each shared store is probed with a cheap read, so a replica whose PostgreSQL or
+    // OpenBao is unreachable leaves the load balancer's rotation.
+    let probe = std::time::Duration::from_secs(2);
+    let audit = gateway.audit();
+    let audit_store = audit.store().clone();
+    let audit_ok = audit.is_available()
+        && matches!(tokio::time::timeout(probe, audit_store.head(audit.chain_id())).await, Ok(Ok(_)));
     let vault = gateway.catalog().vault().clone();
-    let vault_ok = matches!(tokio::time::timeout(std::time::Duration::from_secs(2), vault.list()).await, Ok(Ok(_)));
+    let vault_ok = matches!(tokio::time::timeout(probe, vault.list()).await, Ok(Ok(_)));
+    let approvals = gateway.approvals().store().clone();
+    let approvals_ok = matches!(tokio::time::timeout(probe, approvals.get("readyz-probe")).await, Ok(Ok(_)));
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let checks = json!({ "audit": word(audit_ok), "vault": word(vault_ok) });
-    let ready = audit_ok && vault_ok;
+    let checks = json!({ "audit": word(audit_ok), "vault": word(vault_ok), "approvals": word(approvals_ok) });
+    let ready = audit_ok && vault_ok && approvals_ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_response(status, &json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))
 }

@@ -18,7 +18,10 @@ use cloakroom_audit::{AuditLayer, AuditLog};
 use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata};
 use cloakroom_mask::{MaskHandle, MaskLayer};
-use cloakroom_policy::{Approvals, Policies, PolicyInput, PolicyLayer, SledApprovalStore};
+use cloakroom_policy::{
+    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, PolicyInput, PolicyLayer,
+    PostgresApprovalStore, SledApprovalStore,
+};
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -57,6 +60,32 @@ pub enum GatewayError {
 
 fn component(component: &'static str, e: impl std::fmt::Display) -> GatewayError {
     GatewayError::Component { component, message: e.to_string() }
+}
+
+/// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
+/// PostgreSQL from the environment variable `approvals.postgres_url_env` (migrated on
+/// open), which several replicas share.
+async fn open_approval_store(
+    config: &ApprovalsConfig,
+    data_dir: &Path,
+) -> Result<Arc<dyn ApprovalStore>, GatewayError> {
+    match config.store {
+        ApprovalStoreKind::Embedded => {
+            let store = SledApprovalStore::open(&data_dir.join("approvals")).map_err(|e| component("approvals", e))?;
+            Ok(Arc::new(store))
+        }
+        ApprovalStoreKind::Postgres => {
+            let var = &config.postgres_url_env;
+            let url = std::env::var(var).map_err(|_| {
+                component("approvals", format!("store = \"postgres\" needs the environment variable {var}"))
+            })?;
+            // The error of a bad connection string may quote it: name the variable only.
+            let store = PostgresApprovalStore::connect(&url)
+                .await
+                .map_err(|e| component("approvals", format!("PostgreSQL from {var}: {e}")))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 type StackService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<GatewayBody>, Infallible>;
@@ -123,9 +152,9 @@ impl Gateway {
         let audit = AuditLog::open(&config.audit, &data_dir, Arc::new(MaskRedactor(mask.clone())))
             .await
             .map_err(|e| component("audit", e))?;
-        let store = SledApprovalStore::open(&data_dir.join("approvals")).map_err(|e| component("approvals", e))?;
+        let store = open_approval_store(&config.approvals, &data_dir).await?;
         let redactor_mask = mask.clone();
-        let approvals = Approvals::new(Arc::new(store), config.approvals.clone())
+        let approvals = Approvals::new(store, config.approvals.clone())
             .with_redactor(Arc::new(move |args: &serde_json::Value| redact_arguments(&redactor_mask, args)));
         let base = base_dir(config_path.as_deref());
         let set = policy_set(&config, &base, &catalog)?;

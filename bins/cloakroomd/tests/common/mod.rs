@@ -184,6 +184,48 @@ impl Cloakroomd {
     }
 }
 
+impl Cloakroomd {
+    /// Like [`Cloakroomd::start`], with `env` set for the process after the random keys,
+    /// so a given `CLOAKROOM_PLACEHOLDER_KEY` wins (replicas sharing one key), and with
+    /// the OpenBao token or PostgreSQL URL variables the configuration names.
+    pub async fn start_with_env(server_extra: &str, rest: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+        let config = format!(
+            "[server]\nlisten = \"{addr}\"\nadmin_listen = \"{admin}\"\ndata_dir = \"{}\"\n{server_extra}\n{rest}",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("cloakroom.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let mut command = Command::new(binary());
+        command
+            .arg("--config")
+            .arg(&config_path)
+            .env("CLOAKROOM_LOG", "info")
+            .env("CLOAKROOM_PLACEHOLDER_KEY", sha256_hex(&cloakroom_testkit::random_name(32)))
+            .env("CLOAKROOM_VAULT_KEY", sha256_hex(&cloakroom_testkit::random_name(32)));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+            .spawn()
+            .expect("spawn cloakroomd");
+        let mut me = Self { child, addr, admin, dir, config_path, stderr_path };
+        me.wait_ready().await;
+        me
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown, no flush) and reaps it.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().expect("SIGKILL cloakroomd");
+        let _ = self.child.wait();
+    }
+}
+
 /// A function entry.
 pub fn function(name: &str, protocol: &str, upstream: &str, route: &str) -> String {
     format!("\n[[functions]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\nupstream = \"{upstream}\"\nroute = \"{route}\"\n")
