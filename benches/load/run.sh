@@ -5,6 +5,7 @@
 #   benches/load/run.sh            # full run: 20 s per measurement (~4 minutes)
 #   DURATION=5 benches/load/run.sh # shorter, for trying the script out
 #   SKIP_OHA=1 ...                 # do not build oha when it is missing (no fixed-rate run)
+#   PROFILE=1 ...                  # perf record cloakroomd during its saturating run
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -23,6 +24,7 @@ DURATION="${DURATION:-20}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SECRETS="${SECRETS:-1000}"
 RULES="${RULES:-50}"
+RECORD_BODIES="${RECORD_BODIES:-true}"   # false: audit records without bodies (for comparison only)
 WORK="${WORK:-$ROOT/target/load-bench}"
 OUT="${OUT:-$WORK/results.md}"
 UP_PORT="${UP_PORT:-19101}"
@@ -161,7 +163,7 @@ detectors = "default"
 [audit]
 sink = "embedded"
 durability = "batched"
-record_bodies = true
+record_bodies = $RECORD_BODIES
 EOF
     # RULES-1 rules about the same function for other groups (so none matches the
     # caller; rules may only name configured functions), then the one that allows it.
@@ -238,7 +240,19 @@ run_wrk() { # name url [headers...]
 LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 read -r A_RPS A_P50 A_P99 < <(run_wrk direct "http://127.0.0.1:$UP_PORT/items")
 read -r B_RPS B_P50 B_P99 < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/items")
+PERF_PID=""
+if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
+    # Samples cloakroomd (call graphs from DWARF line tables) during its saturating run.
+    perf record -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    PERF_PID=$!
+fi
 read -r C_RPS C_P50 C_P99 < <(run_wrk cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
+if [ -n "$PERF_PID" ]; then
+    wait "$PERF_PID" || true
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-self.txt" || true
+    perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-children.txt" || true
+    log "profile: $WORK/perf-self.txt, $WORK/perf-children.txt"
+fi
 LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 CA="$(awk -v c="$C_RPS" -v a="$A_RPS" 'BEGIN { printf "%.2f", c / a }')"
 CB="$(awk -v c="$C_RPS" -v b="$B_RPS" 'BEGIN { printf "%.2f", c / b }')"
@@ -254,7 +268,7 @@ if [ -n "$OHA" ]; then
         local hdr=()
         for h in "$@"; do hdr+=(-H "$h"); done
         log "oha: $name at $RATE req/s (${DURATION}s)"
-        "$OHA" --no-tui --json -z "${DURATION}s" -q "$RATE" -c "$CONNECTIONS" --latency-correction "${hdr[@]}" "$url" >"$WORK/oha-$name.json"
+        "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$RATE" -c "$CONNECTIONS" --latency-correction "${hdr[@]}" "$url" >"$WORK/oha-$name.json"
         python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -291,7 +305,7 @@ stop_gateway
 # --- report ------------------------------------------------------------------------------
 {
     echo "Run at $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; load average before/after the saturating runs: $LOADAVG_BEFORE / $LOADAVG_AFTER."
-    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $SECRETS masked secrets, $RULES policy rules, audit batched."
+    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $SECRETS masked secrets, $RULES policy rules, audit batched (record_bodies = $RECORD_BODIES)."
     echo
     echo "| target | requests/s | p50 µs | p99 µs |"
     echo "|---|---:|---:|---:|"
