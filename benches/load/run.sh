@@ -298,8 +298,13 @@ start_gateway
 RSS_START_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
 read -r S_GW S_BYTES_GW < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream" "Authorization: Bearer $API_KEY")
 RSS_PEAK_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
-RSS_NOW_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status")"
 [ "$S_BYTES_GW" = $((64 << 20)) ] || { echo "stream through cloakroomd delivered $S_BYTES_GW bytes" >&2; exit 1; }
+# Four times the size: the peak must not grow with the response.
+log "256 MiB stream through the same cloakroomd"
+read -r S_GW256 S_BYTES_GW256 < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream?mib=256" "Authorization: Bearer $API_KEY")
+RSS_PEAK256_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
+RSS_NOW_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status")"
+[ "$S_BYTES_GW256" = $((256 << 20)) ] || { echo "256 MiB stream through cloakroomd delivered $S_BYTES_GW256 bytes" >&2; exit 1; }
 stop_gateway
 
 # --- report ------------------------------------------------------------------------------
@@ -324,5 +329,5 @@ stop_gateway
     fi
     echo
     echo "64 MiB streamed response: upstream directly $S_DIRECT MB/s; through cloakroomd $S_GW MB/s."
-    echo "cloakroomd peak RSS (VmHWM): $((RSS_START_KB / 1024)) MiB after start (1,000-secret masker built), $((RSS_PEAK_KB / 1024)) MiB after the stream (VmRSS now $((RSS_NOW_KB / 1024)) MiB)."
+    echo "cloakroomd peak RSS (VmHWM): $((RSS_START_KB / 1024)) MiB after start (1,000-secret masker built), $((RSS_PEAK_KB / 1024)) MiB after the 64 MiB stream, $((RSS_PEAK256_KB / 1024)) MiB after a further 256 MiB stream ($S_GW256 MB/s; VmRSS then $((RSS_NOW_KB / 1024)) MiB)."
 } | tee "$OUT"
