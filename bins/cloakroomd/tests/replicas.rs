@@ -186,6 +186,22 @@ async fn two_replicas_share_secrets_approvals_and_audit_and_survive_one_being_ki
     let state = psql(&pg.url, &format!("SELECT state FROM cloakroom_approvals WHERE id = '{id}'"));
     assert_eq!(state.trim(), "used");
 
+    // Presented on both replicas at the same moment, an approval is still used once.
+    let pending: Value = pay(&b).send().await.unwrap().json().await.unwrap();
+    let id = pending["approval_id"].as_str().unwrap().to_owned();
+    let res =
+        c.post(a.admin_url(&format!("/v1/approvals/{id}/approve"))).bearer_auth(APPROVER_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let forwarded_before = echo.requests().len();
+    let (on_a, on_b) = tokio::join!(
+        pay(&a).header("cloakroom-approval", &id).send(),
+        pay(&b).header("cloakroom-approval", &id).send()
+    );
+    let mut statuses = [on_a.unwrap().status().as_u16(), on_b.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 403]);
+    assert_eq!(echo.requests().len(), forwarded_before + 1);
+
     // --- Both audit chains verify, and both live in the one PostgreSQL table ----------
     for gw in [&a, &b] {
         let verify = gw.admin_get("/v1/audit/verify").await;
@@ -230,6 +246,19 @@ async fn two_replicas_share_secrets_approvals_and_audit_and_survive_one_being_ki
     // A's chain, cut off mid-call, still verifies from B.
     let verify = b.admin_get("/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
+
+    // --- /readyz follows the shared systems -----------------------------------------
+    let mut bao = bao;
+    bao.stop();
+    let (status, body) = readyz(&b).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"], json!({"audit": "ok", "vault": "unavailable", "approvals": "ok"}));
+    // Dropping the database terminates its connections (DROP DATABASE … WITH (FORCE)).
+    drop(pg);
+    let (status, body) = readyz(&b).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"], json!({"audit": "unavailable", "vault": "unavailable", "approvals": "unavailable"}));
+    assert_eq!(client().get(b.admin_url("/healthz")).send().await.unwrap().status(), 200);
 }
 
 #[test]
