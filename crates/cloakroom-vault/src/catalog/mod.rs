@@ -119,6 +119,18 @@ pub fn validate_name(name: &str) -> Result<(), CatalogError> {
 
 type Listener = Arc<dyn Fn(&CatalogSnapshot) + Send + Sync>;
 
+/// What the listeners (the masker) have been built from, behind one lock so that a
+/// listener registered while a writer is between its rebuild and its snapshot store
+/// still starts from that writer's snapshot, not the older visible one.
+#[derive(Default)]
+struct RebuildState {
+    /// Generation of the last rebuild that ran.
+    done: u64,
+    listeners: Vec<Listener>,
+    /// The snapshot of the last rebuild that ran: the visible one, or the one about to be.
+    latest: Option<Arc<CatalogSnapshot>>,
+}
+
 /// The secret catalog (see the module docs).
 pub struct Catalog {
     key: Key,
@@ -127,9 +139,8 @@ pub struct Catalog {
     snapshot: ArcSwap<CatalogSnapshot>,
     writer: tokio::sync::Mutex<()>,
     cache_ttl: Option<Duration>,
-    listeners: Mutex<Vec<Listener>>,
     rebuild_requested: AtomicU64,
-    rebuild_lock: Arc<Mutex<u64>>,
+    rebuild_state: Arc<Mutex<RebuildState>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -213,9 +224,8 @@ impl Catalog {
             snapshot: ArcSwap::from_pointee(CatalogSnapshot::default()),
             writer: tokio::sync::Mutex::new(()),
             cache_ttl,
-            listeners: Mutex::new(Vec::new()),
             rebuild_requested: AtomicU64::new(0),
-            rebuild_lock: Arc::new(Mutex::new(0)),
+            rebuild_state: Arc::new(Mutex::new(RebuildState::default())),
         });
         catalog.refresh().await?;
         Ok(catalog)
@@ -237,17 +247,26 @@ impl Catalog {
     }
 
     /// Registers a listener called (on a blocking thread) with the new snapshot on every
-    /// change, before the snapshot becomes visible to requests, and once now. The gateway uses it to rebuild the response masker
-    /// from [`CatalogSnapshot::value_patterns`].
+    /// change, before the snapshot becomes visible to requests, and once now, on the
+    /// calling thread, before this returns. The gateway uses it to rebuild the response
+    /// masker from [`CatalogSnapshot::value_patterns`].
+    ///
+    /// The first call and the registration happen under the lock the rebuilds take, so a
+    /// change made concurrently is never missed: either its rebuild already ran (and the
+    /// first call sees its snapshot) or it runs later with this listener.
     pub fn on_change(&self, listener: impl Fn(&CatalogSnapshot) + Send + Sync + 'static) {
         let listener: Listener = Arc::new(listener);
-        listener(&self.snapshot.load());
-        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(listener);
+        let mut state = self.rebuild_state.lock().unwrap_or_else(|p| p.into_inner());
+        let current = state.latest.clone().unwrap_or_else(|| self.snapshot.load_full());
+        listener(&current);
+        state.listeners.push(listener);
     }
 
-    /// Keeps `handle` holding a response masker for the current secrets: builds one now
-    /// and a new one (on a blocking thread) after every change, with the encodings and
-    /// replacement of `masking`.
+    /// Keeps `handle` holding a response masker for the current secrets: builds one and
+    /// stores it in `handle` before returning (so secrets loaded from the store at start
+    /// are masked from the first response), and a new one (on a blocking thread) on every
+    /// change, before [`Catalog::put`] / [`Catalog::delete`] / [`Catalog::refresh`]
+    /// return, with the encodings and replacement of `masking`.
     pub fn attach_masker(&self, handle: MaskHandle, masking: MaskingConfig) {
         let options = masking.options();
         self.on_change(move |snap| match Matcher::build(snap.mask_entries(&masking), &options) {
@@ -468,18 +487,35 @@ impl Catalog {
                 if rotated {
                     // Rotated elsewhere: the masker learns the new value before anyone can
                     // substitute it, so build it from a snapshot holding the new value first.
+                    // Under the writer lock: built from a snapshot a concurrent put/delete
+                    // is not about to replace, and the value stored into the current entry
+                    // before another writer's rebuild reads it.
+                    let _w = self.writer.lock().await;
                     let snap = self.snapshot.load_full();
                     let mut entries = snap.entries.clone();
                     if let Some(&i) = snap.by_name.get(&entry.name) {
+                        let current = &snap.entries[i];
                         entries[i] = Arc::new(CatalogEntry {
+                            name: current.name.clone(),
+                            placeholder: current.placeholder.clone(),
+                            binding: current.binding.clone(),
+                            origin: current.origin,
+                            value: ArcSwapOption::new(Some(fresh.clone())),
+                        });
+                        self.rebuild(Arc::new(CatalogSnapshot::build(entries))).await;
+                        current.value.store(Some(fresh.clone()));
+                    } else {
+                        // Gone from the catalog meanwhile (deleted and put again): still
+                        // mask the value being handed out.
+                        entries.push(Arc::new(CatalogEntry {
                             name: entry.name.clone(),
                             placeholder: entry.placeholder.clone(),
                             binding: entry.binding.clone(),
                             origin: entry.origin,
                             value: ArcSwapOption::new(Some(fresh.clone())),
-                        });
+                        }));
+                        self.rebuild(Arc::new(CatalogSnapshot::build(entries))).await;
                     }
-                    self.rebuild(Arc::new(CatalogSnapshot::build(entries))).await;
                 }
                 entry.value.store(Some(fresh));
                 Ok(value)
@@ -527,20 +563,28 @@ impl Catalog {
     /// Rebuilds are serialized; one superseded by a newer one before it starts is skipped.
     async fn rebuild(&self, snapshot: Arc<CatalogSnapshot>) {
         let generation = self.rebuild_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let listeners: Vec<Listener> = self.listeners.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if listeners.is_empty() {
-            return;
-        }
-        let lock = self.rebuild_lock.clone();
-        let run = move || {
-            let mut done = lock.lock().unwrap_or_else(|p| p.into_inner());
-            if *done > generation {
+        let state = self.rebuild_state.clone();
+        {
+            // No listener yet: only remember the snapshot (no thread needed).
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.listeners.is_empty() {
+                if s.done < generation {
+                    s.done = generation;
+                    s.latest = Some(snapshot);
+                }
                 return;
             }
-            for l in &listeners {
+        }
+        let run = move || {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.done > generation {
+                return;
+            }
+            for l in &s.listeners {
                 l(&snapshot);
             }
-            *done = generation;
+            s.done = generation;
+            s.latest = Some(snapshot);
         };
         if let Err(e) = tokio::task::spawn_blocking(run).await {
             tracing::error!(error = %e, "a catalog listener panicked");

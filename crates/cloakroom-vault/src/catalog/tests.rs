@@ -242,3 +242,70 @@ async fn apply_config_rebinds_a_secret_put_through_the_api() {
     assert_eq!(info[0].binding.as_ref().unwrap().locations, vec!["header:Authorization".to_string()]);
     assert!(info[0].has_value);
 }
+
+#[tokio::test]
+async fn attach_masker_masks_the_stored_secrets_before_it_returns() {
+    // The restart case: values come from the store, nothing changes afterwards, and the
+    // first response must already be masked.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let p = {
+        let c = open(dir.path(), &keys, &[]).await.unwrap();
+        c.put("api_token", Secret::from("tok-restart-0123456789"), None).await.unwrap()
+    };
+    let c = open(dir.path(), &keys, &[]).await.unwrap();
+    let handle = MaskHandle::empty();
+    assert_eq!(handle.load().replace(b"got tok-restart-0123456789").output, b"got tok-restart-0123456789");
+    c.attach_masker(handle.clone(), MaskingConfig::default());
+    assert_eq!(handle.load().replace(b"got tok-restart-0123456789").output, format!("got {p}").into_bytes());
+}
+
+#[tokio::test]
+async fn put_and_delete_return_with_the_new_masker_in_the_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[declared("stripe_key")]).await.unwrap();
+    let handle = MaskHandle::empty();
+    c.attach_masker(handle.clone(), MaskingConfig::default());
+    let masked = |s: &str| handle.load().replace(s.as_bytes()).output;
+    for round in 0..20 {
+        let value = format!("sk_live_round_{round:04}_abcdef");
+        let p = c.put("stripe_key", Secret::from(value.as_str()), None).await.unwrap();
+        assert_eq!(masked(&value), p.as_str().as_bytes(), "round {round}: put returned before the masker knew");
+        assert!(c.delete("stripe_key").await.unwrap());
+        assert_eq!(masked(&value), value.as_bytes(), "round {round}: delete returned with the value still masked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masker_attached_while_secrets_are_put_misses_none() {
+    // Attaching races with writers: whichever finishes first, once both are done the
+    // handle masks every value (the first build and the registration are ordered with
+    // the writers' rebuilds).
+    let dir = tempfile::tempdir().unwrap();
+    let c = open(dir.path(), &Keys::generate(), &[]).await.unwrap();
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            for i in 0..30 {
+                c.put(&format!("s{i}"), Secret::from(format!("value-{i:03}-0123456789").as_str()), None).await.unwrap();
+            }
+        })
+    };
+    let mut handles = Vec::new();
+    for _ in 0..30 {
+        let h = MaskHandle::empty();
+        let c2 = c.clone();
+        let h2 = h.clone();
+        tokio::task::spawn_blocking(move || c2.attach_masker(h2, MaskingConfig::default())).await.unwrap();
+        handles.push(h);
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    for (n, h) in handles.iter().enumerate() {
+        for i in 0..30 {
+            let value = format!("value-{i:03}-0123456789");
+            let out = h.load().replace(value.as_bytes()).output;
+            assert_ne!(out, value.as_bytes(), "handle {n} misses secret s{i}");
+        }
+    }
+}
