@@ -10,6 +10,10 @@
 //!   and prints `bench_key`'s placeholder. Seeding through the library instead of the
 //!   admin API avoids rebuilding the masker once per secret (1,000 rebuilds).
 //!
+//! - `load proxy LISTEN UPSTREAM`: a bare hyper reverse proxy (server + pooled legacy
+//!   client, no layers) — the floor of what any hyper-based gateway pays per call, to
+//!   tell the cost of Cloakroom's layers from the cost of proxying.
+//!
 //! Not a test and not a criterion bench: run.sh drives it.
 
 use std::{
@@ -141,6 +145,43 @@ async fn seed(dir: PathBuf, n: usize) -> anyhow_like::Result<()> {
     Ok(())
 }
 
+async fn proxy(listen: SocketAddr, upstream: String) -> anyhow_like::Result<()> {
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build_http();
+    let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+    eprintln!("bare proxy listening on {listen} -> {upstream}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (client, upstream) = (client.clone(), upstream.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                let (client, upstream) = (client.clone(), upstream.clone());
+                async move {
+                    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let uri: http::Uri = format!("{upstream}{pq}").parse().expect("upstream uri");
+                    *req.uri_mut() = uri;
+                    req.headers_mut().remove(header::HOST);
+                    match client.request(req).await {
+                        Ok(res) => Ok::<_, Infallible>(res.map(|b| b.boxed())),
+                        Err(e) => {
+                            let body = Full::new(Bytes::from(e.to_string())).map_err(|never| match never {}).boxed();
+                            let mut res = Response::new(body);
+                            *res.status_mut() = http::StatusCode::BAD_GATEWAY;
+                            Ok(res)
+                        }
+                    }
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 /// The few error-handling helpers this program needs, without another dependency.
 mod anyhow_like {
     /// Any error.
@@ -171,7 +212,11 @@ fn main() -> std::process::ExitCode {
             Ok(n) => rt.block_on(seed(PathBuf::from(dir), n)),
             Err(e) => Err(format!("bad count {n}: {e}").into()),
         },
-        _ => Err("usage: load upstream ADDR | load seed DATA_DIR N".into()),
+        ["proxy", listen, upstream] => match listen.parse() {
+            Ok(listen) => rt.block_on(proxy(listen, (*upstream).to_owned())),
+            Err(e) => Err(format!("bad address {listen}: {e}").into()),
+        },
+        _ => Err("usage: load upstream ADDR | load seed DATA_DIR N | load proxy LISTEN UPSTREAM_URL".into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

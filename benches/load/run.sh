@@ -10,6 +10,7 @@
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
 #   (b) nginx (Debian) as a plain reverse proxy with keepalive to the upstream,
+#   (reference) a bare hyper reverse proxy (load/load.rs), the floor of hyper proxying,
 #   (c) cloakroomd with every layer on: API-key identity, 50 policy rules, one
 #       placeholder substituted per call (X-Api-Key header), masking with 1,000 secrets,
 #       audit in batched mode (embedded sled store, bodies recorded);
@@ -31,6 +32,7 @@ UP_PORT="${UP_PORT:-19101}"
 NGINX_PORT="${NGINX_PORT:-19102}"
 GW_PORT="${GW_PORT:-19103}"
 ADMIN_PORT="${ADMIN_PORT:-19104}"
+BARE_PORT="${BARE_PORT:-19105}"
 API_KEY="ck_load_bench_agent_key_0123456789"
 
 PIDS=()
@@ -126,6 +128,11 @@ EOF
 "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$NGINX_PORT/"
+
+# --- a bare hyper proxy (reference: proxying without any layer) ---------------------
+"$LOAD" proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" 2>"$WORK/bare-proxy.log" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$BARE_PORT/"
 
 # --- cloakroomd --------------------------------------------------------------------
 export CLOAKROOM_PLACEHOLDER_KEY CLOAKROOM_VAULT_KEY
@@ -240,6 +247,7 @@ run_wrk() { # name url [headers...]
 LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 read -r A_RPS A_P50 A_P99 < <(run_wrk direct "http://127.0.0.1:$UP_PORT/items")
 read -r B_RPS B_P50 B_P99 < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/items")
+read -r H_RPS H_P50 H_P99 < <(run_wrk bare-hyper "http://127.0.0.1:$BARE_PORT/items")
 PERF_PID=""
 if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
     # Samples cloakroomd (call graphs from DWARF line tables) during its saturating run.
@@ -317,6 +325,7 @@ stop_gateway
     echo "| (a) upstream directly | $A_RPS | $A_P50 | $A_P99 |"
     echo "| (b) nginx reverse proxy | $B_RPS | $B_P50 | $B_P99 |"
     echo "| (c) cloakroomd, every layer on | $C_RPS | $C_P50 | $C_P99 |"
+    echo "| reference: bare hyper proxy, no layers | $H_RPS | $H_P50 | $H_P99 |"
     echo
     echo "(c)/(a) = **$CA**, (c)/(b) = **$CB** (target: (c)/(b) >= 1.0)."
     echo
