@@ -26,6 +26,7 @@
 //! ```
 
 mod function;
+mod keys;
 mod locate;
 mod server;
 
