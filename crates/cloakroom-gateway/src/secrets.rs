@@ -96,14 +96,14 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
     serde_json::from_slice(&masked).unwrap_or_else(|_| serde_json::Value::String("[REDACTED]".into()))
 }
 
-/// Builds the response masker for the catalog's current secrets and stores it in
-/// `handle`, now. The catalog also rebuilds it after every change, but on a blocking
-/// thread after the change is visible; calling this at start and after each admin
-/// change closes the window in which a fresh secret would come back unmasked.
+/// Formerly rebuilt the response masker here, to close a window in which the catalog
+/// rebuilt it only after a change was visible. The catalog now does it itself, ordered
+/// with every change: [`Catalog::attach_masker`] stores a masker before it returns and
+/// `put`/`delete` return only once the new one is in `handle`. Storing one built here
+/// would be unordered with concurrent changes (a masker built from an older snapshot
+/// could replace a newer one), so this no longer stores anything; kept so callers
+/// compile unchanged. `[masking]` changes need a restart, so `masking` is always the
+/// configuration the catalog's masker was attached with.
 pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
-    let snap = catalog.snapshot();
-    match cloakroom_mask::Matcher::build(snap.mask_entries(masking), &masking.options()) {
-        Ok(m) => handle.store(m),
-        Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
-    }
+    let _ = (catalog, handle, masking);
 }
