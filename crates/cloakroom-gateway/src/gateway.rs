@@ -19,7 +19,7 @@ use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata};
 use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{
-    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, PolicyInput, PolicyLayer,
+    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, Policy, PolicyInput, PolicyLayer,
     PostgresApprovalStore, SledApprovalStore,
 };
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
@@ -103,6 +103,8 @@ pub(crate) struct Shared {
     stack: ArcSwap<Stack>,
     pub(crate) audit: AuditLog,
     pub(crate) policies: Policies,
+    /// The custom policies of [`crate::GatewayBuilder::policy`], in every set built.
+    custom: Vec<Arc<dyn Policy>>,
     pub(crate) approvals: Approvals,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) mask: MaskHandle,
@@ -126,6 +128,7 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Opens the stores under `server.data_dir` and builds the data path. `config_path`
     /// is the file [`Gateway::reload`] reads again (and Datalog files are relative to).
+    /// [`Gateway::builder`] does the same and takes custom policies.
     pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Self, GatewayError> {
         Self::start_with_keys(config, config_path, None).await
     }
@@ -136,6 +139,16 @@ impl Gateway {
         config: Config,
         config_path: Option<PathBuf>,
         keys: Option<Keys>,
+    ) -> Result<Self, GatewayError> {
+        Self::launch(config, config_path, keys, Vec::new()).await
+    }
+
+    /// What [`crate::GatewayBuilder::start`] runs.
+    pub(crate) async fn launch(
+        config: Config,
+        config_path: Option<PathBuf>,
+        keys: Option<Keys>,
+        custom: Vec<Arc<dyn Policy>>,
     ) -> Result<Self, GatewayError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir)
@@ -157,7 +170,7 @@ impl Gateway {
         let approvals = Approvals::new(store, config.approvals.clone())
             .with_redactor(Arc::new(move |args: &serde_json::Value| redact_arguments(&redactor_mask, args)));
         let base = base_dir(config_path.as_deref());
-        let set = policy_set(&config, &base, &catalog)?;
+        let set = policy_set(&config, &base, &catalog, &custom)?;
         let policies = Policies::new(set);
         let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
         let metrics = Arc::new(Metrics::default());
@@ -177,6 +190,7 @@ impl Gateway {
                 stack: ArcSwap::from_pointee(stack),
                 audit,
                 policies,
+                custom,
                 approvals,
                 catalog,
                 mask,
@@ -214,7 +228,7 @@ impl Gateway {
             );
         }
         let base = base_dir(shared.config_path.as_deref());
-        let set = policy_set(&config, &base, &shared.catalog)?;
+        let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;
         let parts = Parts {
             audit: &shared.audit,
             policies: &shared.policies,
@@ -291,11 +305,15 @@ fn policy_set(
     config: &Config,
     base: &Path,
     catalog: &Arc<Catalog>,
+    custom: &[Arc<dyn Policy>],
 ) -> Result<cloakroom_policy::PolicySet, GatewayError> {
     let mut builder = cloakroom_policy::PolicySet::builder()
         .config(&config.policy)
         .base_dir(base)
         .custom(Arc::new(SecretApprovers::new(catalog.clone())));
+    for policy in custom {
+        builder = builder.custom(policy.clone());
+    }
     if let Some(b) = &config.identity.biscuit {
         builder = builder.biscuit_root_key_str(&b.root_public_key).map_err(|e| component("policy", e))?;
     }

@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
+pub mod builder;
 pub mod call;
 pub mod config;
 pub mod dev;
@@ -20,5 +21,6 @@ pub mod route;
 pub mod secrets;
 pub mod server;
 
+pub use builder::GatewayBuilder;
 pub use config::{Config, ConfigError};
 pub use gateway::{Gateway, GatewayError, GatewayService};

@@ -28,17 +28,27 @@
 //! let policies = Policies::new(set);
 //! policies.reload(&config).unwrap();
 //! ```
+//!
+//! In a running gateway, the policy is added with
+//! `cloakroom_gateway::Gateway::builder(config).policy(Arc::new(RefundHours::new(..)))`:
+//! see docs/policy.md, "Custom policies in your own gateway", and this crate's
+//! `tests/in_gateway.rs`.
 #![deny(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use cloakroom_core::{Decision, FunctionPatterns};
 use cloakroom_policy::{Policy, PolicyInput};
-use time::{UtcOffset, Weekday};
+use time::{OffsetDateTime, UtcOffset, Weekday};
+
+/// What time it is, for [`RefundHours::with_clock`].
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 /// Refunds whose `/amount` argument is above a threshold need approval when they are
 /// asked for outside business hours (Monday to Friday, 09:00 to 17:00 in a given offset).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RefundHours {
     functions: FunctionPatterns,
     threshold: i64,
@@ -46,6 +56,21 @@ pub struct RefundHours {
     offset: UtcOffset,
     open_hour: u8,
     close_hour: u8,
+    clock: Option<Clock>,
+}
+
+impl std::fmt::Debug for RefundHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefundHours")
+            .field("functions", &self.functions)
+            .field("threshold", &self.threshold)
+            .field("approvers", &self.approvers)
+            .field("offset", &self.offset)
+            .field("open_hour", &self.open_hour)
+            .field("close_hour", &self.close_hour)
+            .field("clock", &self.clock.as_ref().map_or("the call's time", |_| "custom"))
+            .finish()
+    }
 }
 
 impl RefundHours {
@@ -59,7 +84,19 @@ impl RefundHours {
             offset: UtcOffset::UTC,
             open_hour: 9,
             close_hour: 17,
+            clock: None,
         }
+    }
+
+    /// Which functions are refunds (function-name globs as in `[[policy.rules]]`), instead
+    /// of `payments/refund` (the `refund` tool of an MCP function `payments`), e.g. an
+    /// `http` function named `refunds`.
+    pub fn with_functions(
+        mut self,
+        patterns: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, cloakroom_core::FunctionPatternError> {
+        self.functions = FunctionPatterns::new(patterns)?;
+        Ok(self)
     }
 
     /// Business hours in another UTC offset (the finance team's local time).
@@ -68,8 +105,16 @@ impl RefundHours {
         self
     }
 
+    /// Judges calls by `clock` instead of the time each call was made (tests, and a
+    /// gateway whose host clock is not the one the business runs on).
+    pub fn with_clock(mut self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     fn in_business_hours(&self, input: &PolicyInput<'_>) -> bool {
-        let local = input.now.to_offset(self.offset);
+        let now = self.clock.as_ref().map_or(input.now, |clock| clock());
+        let local = now.to_offset(self.offset);
         let weekday = !matches!(local.weekday(), Weekday::Saturday | Weekday::Sunday);
         weekday && (self.open_hour..self.close_hour).contains(&local.hour())
     }
