@@ -1,7 +1,8 @@
 //! The `CallLayer` (SPEC §2, layer 4): which function, which arguments.
 //!
 //! It reads the whole request body (refusing bodies over `max_body_bytes` with 413
-//! before anything is forwarded), finds the function in the [`Routed`](crate::route::Routed)
+//! before anything is forwarded; on MCP functions the 413 carries a JSON-RPC error,
+//! code -32005 with id `null`), finds the function in the [`Routed`](crate::route::Routed)
 //! extension, and puts a [`Call`](cloakroom_core::Call) into the request extensions:
 //!
 //! - `http` functions: the function is the configured `name`, `detail` the first path

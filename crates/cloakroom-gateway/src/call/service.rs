@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     mcp::{
-        jsonrpc::{McpMessage, RpcError},
+        jsonrpc::{error_object, McpMessage, RpcError, TOO_LARGE},
         rescue,
     },
     route::Routed,
@@ -69,6 +69,18 @@ fn rpc_response<B>(
     res.map(Either::Left)
 }
 
+/// HTTP 413 with a JSON-RPC error (code [`TOO_LARGE`], id `null`, the SPEC §5 error
+/// object as `data`), for an MCP request whose body is over `max_body_bytes`.
+fn too_large_rpc<B>(err: &Error, note: Option<&AuditNote>, call_id: Option<&CallId>) -> Response<CallBody<B>> {
+    if let Some(note) = note {
+        note.set_error(err);
+    }
+    let body = error_object(&Value::Null, TOO_LARGE, &err.message, Some(err.to_json_value(call_id)));
+    let mut res = json_response(StatusCode::PAYLOAD_TOO_LARGE, &body);
+    res.extensions_mut().insert(err.clone());
+    res.map(Either::Left)
+}
+
 impl<S, B, ResBody> tower::Service<Request<B>> for CallService<S>
 where
     S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -104,11 +116,19 @@ where
             let Some(routed) = req.extensions().get::<Routed>().cloned() else {
                 return Ok(refuse(Error::new(ErrorCode::NotFound, "no function at this path")));
             };
+            let is_mcp = routed.function.protocol() == Protocol::Mcp;
             let too_large = || {
-                Error::new(
+                let err = Error::new(
                     ErrorCode::PayloadTooLarge,
                     format!("the request body is larger than {} bytes", layer.max_body_bytes),
-                )
+                );
+                if is_mcp {
+                    // MCP clients show JSON-RPC errors: the same 413, as one (id null, as
+                    // the body was not read).
+                    too_large_rpc(&err, note.as_ref(), call_id.as_ref())
+                } else {
+                    refuse(err)
+                }
             };
             let declared = req
                 .headers()
@@ -116,13 +136,13 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             if declared.is_some_and(|n| n > layer.max_body_bytes) {
-                return Ok(refuse(too_large()));
+                return Ok(too_large());
             }
             let (parts, body) = req.into_parts();
             let limit = usize::try_from(layer.max_body_bytes).unwrap_or(usize::MAX);
             let body = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Ok(refuse(too_large())),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Ok(too_large()),
                 Err(_) => return Ok(refuse(Error::new(ErrorCode::BadRequest, "the request body could not be read"))),
             };
             let identity = parts.extensions.get::<Identity>().cloned();

@@ -5,10 +5,13 @@
 //! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers both
 //! ways, sets `Cloakroom-Call-Id` and `Cloakroom-Subject`, sets `Host` to the upstream's
 //! authority unless the function preserves the caller's, and never follows redirects
-//! (a 3xx goes back to the caller, masked like any response). Dropping the response
+//! (a 3xx goes back to the caller, masked like any response; a `Location` at the
+//! upstream's own URL is rewritten to the gateway route, see [`gateway_location`]).
+//! `https://` upstreams are offered HTTP/2 and HTTP/1.1 by ALPN. Dropping the response
 //! future or body (the caller went away) drops the upstream request.
 
 mod headers;
+mod redirect;
 mod upstream;
 
 use std::{
@@ -31,6 +34,7 @@ use hyper_util::{
 };
 
 pub use headers::{remove_hop_by_hop, CALL_ID_HEADER, SUBJECT_HEADER};
+pub use redirect::gateway_location;
 pub use upstream::{Upstream, UpstreamError};
 
 use crate::route::Routed;
@@ -132,7 +136,8 @@ fn build_client(
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
-        .enable_http1()
+        // ALPN offers h2 and http/1.1 on https upstreams; plain http stays HTTP/1.1.
+        .enable_all_versions()
         .wrap_connector(connector);
     Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
 }
@@ -234,5 +239,13 @@ where
     }
     let (mut parts, body) = res.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
+    if let Some(rewritten) =
+        location.and_then(|l| gateway_location(&routed.function.upstream, &routed.function.config.route, l))
+    {
+        if let Ok(v) = HeaderValue::from_str(&rewritten) {
+            parts.headers.insert(header::LOCATION, v);
+        }
+    }
     Response::from_parts(parts, boxed(body))
 }

@@ -66,6 +66,16 @@ impl Upstream {
         pq.push_str(rest);
         Uri::builder().scheme(self.scheme.clone()).authority(self.authority.clone()).path_and_query(pq).build()
     }
+
+    /// The scheme (`http` or `https`).
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// The base path (no trailing `/`; empty for none).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
 }
 
 #[cfg(test)]

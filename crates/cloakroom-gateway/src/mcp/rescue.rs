@@ -174,6 +174,16 @@ mod tests {
     }
 
     #[test]
+    fn a_page_keeps_its_next_cursor_even_when_no_tool_is_left() {
+        let data = br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"drop_db"}],"nextCursor":"c/2=="}}"#;
+        let out = filter_tools_json(data, &|t| t != "drop_db").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["result"]["tools"], serde_json::json!([]));
+        assert_eq!(v["result"]["nextCursor"], "c/2==");
+        assert_eq!(v["id"], 3);
+    }
+
+    #[test]
     fn every_error_code_has_a_json_rpc_code() {
         for code in ErrorCode::ALL {
             assert!(rpc_code(code) < -32000 || rpc_code(code) <= -32600, "{code}");
