@@ -45,10 +45,12 @@
 //! ```
 
 mod digest;
+mod future;
 mod layer;
 mod parse;
 mod service;
 
 pub use digest::{call_digest, canonical_json};
+pub use future::ResponseFuture;
 pub use layer::{CallLayer, SecretScanner, ToolVisibility};
 pub use service::{CallBody, CallService};

@@ -1,27 +1,17 @@
 //! The [`CallService`].
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol};
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use serde_json::Value;
 
-use super::{
-    layer::CallLayer,
-    parse::{http_call, mcp_call, McpRefusal},
-};
+use super::{future::ResponseFuture, layer::CallLayer};
 use crate::{
-    mcp::{
-        jsonrpc::{error_object, McpMessage, RpcError, TOO_LARGE},
-        rescue,
-    },
+    mcp::jsonrpc::{error_object, McpMessage, RpcError, TOO_LARGE},
     route::Routed,
 };
 
@@ -54,7 +44,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     res
 }
 
-fn rpc_response<B>(
+pub(super) fn rpc_response<B>(
     status: StatusCode,
     err: &RpcError,
     note: Option<&AuditNote>,
@@ -69,15 +59,28 @@ fn rpc_response<B>(
     res.map(Either::Left)
 }
 
-/// HTTP 413 with a JSON-RPC error (code [`TOO_LARGE`], id `null`, the SPEC §5 error
-/// object as `data`), for an MCP request whose body is over `max_body_bytes`.
-fn too_large_rpc<B>(err: &Error, note: Option<&AuditNote>, call_id: Option<&CallId>) -> Response<CallBody<B>> {
+/// The 413 for a body over `max_body_bytes`: SPEC §5's error, or for an MCP function the
+/// same 413 with a JSON-RPC error (code [`TOO_LARGE`], id `null` as the body was not
+/// read, the SPEC §5 error object as `data`), since MCP clients show JSON-RPC errors.
+pub(super) fn too_large<B>(
+    routed: &Routed,
+    layer: &CallLayer,
+    call_id: Option<&CallId>,
+    note: Option<&AuditNote>,
+) -> Response<CallBody<B>> {
+    let err = Error::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the request body is larger than {} bytes", layer.max_body_bytes),
+    );
     if let Some(note) = note {
-        note.set_error(err);
+        note.set_error(&err);
+    }
+    if routed.function.protocol() != Protocol::Mcp {
+        return err.to_response(call_id).map(Either::Left);
     }
     let body = error_object(&Value::Null, TOO_LARGE, &err.message, Some(err.to_json_value(call_id)));
     let mut res = json_response(StatusCode::PAYLOAD_TOO_LARGE, &body);
-    res.extensions_mut().insert(err.clone());
+    res.extensions_mut().insert(err);
     res.map(Either::Left)
 }
 
@@ -93,94 +96,32 @@ where
 {
     type Response = Response<CallBody<ResBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<S, B, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let call_id = req.extensions().get::<CallId>().copied();
+        let note = req.extensions().get::<AuditNote>().cloned();
+        let Some(routed) = req.extensions().get::<Routed>().cloned() else {
+            let err = Error::new(ErrorCode::NotFound, "no function at this path");
+            if let Some(note) = &note {
+                note.set_error(&err);
+            }
+            return ResponseFuture::ready(err.to_response(call_id.as_ref()).map(Either::Left));
+        };
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.layer.max_body_bytes) {
+            return ResponseFuture::ready(too_large(&routed, &self.layer, call_id.as_ref(), note.as_ref()));
+        }
         // The clone is the ready one: take it, leave the fresh clone behind (tower idiom).
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let call_id = req.extensions().get::<CallId>().copied();
-            let note = req.extensions().get::<AuditNote>().cloned();
-            let refuse = |err: Error| {
-                if let Some(note) = &note {
-                    note.set_error(&err);
-                }
-                err.to_response(call_id.as_ref()).map(Either::Left)
-            };
-            let Some(routed) = req.extensions().get::<Routed>().cloned() else {
-                return Ok(refuse(Error::new(ErrorCode::NotFound, "no function at this path")));
-            };
-            let is_mcp = routed.function.protocol() == Protocol::Mcp;
-            let too_large = || {
-                let err = Error::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the request body is larger than {} bytes", layer.max_body_bytes),
-                );
-                if is_mcp {
-                    // MCP clients show JSON-RPC errors: the same 413, as one (id null, as
-                    // the body was not read).
-                    too_large_rpc(&err, note.as_ref(), call_id.as_ref())
-                } else {
-                    refuse(err)
-                }
-            };
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > layer.max_body_bytes) {
-                return Ok(too_large());
-            }
-            let (parts, body) = req.into_parts();
-            let limit = usize::try_from(layer.max_body_bytes).unwrap_or(usize::MAX);
-            let body = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Ok(too_large()),
-                Err(_) => return Ok(refuse(Error::new(ErrorCode::BadRequest, "the request body could not be read"))),
-            };
-            let identity = parts.extensions.get::<Identity>().cloned();
-            let (call, message) = match routed.function.protocol() {
-                Protocol::Http => (http_call(&routed, &parts, &body), None),
-                Protocol::Mcp => match mcp_call(&routed, &parts, &body) {
-                    Ok(parsed) => parsed,
-                    Err(McpRefusal::Malformed(e)) => {
-                        return Ok(rpc_response(StatusCode::BAD_REQUEST, &e, note.as_ref(), ErrorCode::BadRequest))
-                    }
-                    Err(McpRefusal::Answer(e)) => {
-                        return Ok(rpc_response(StatusCode::OK, &e, note.as_ref(), ErrorCode::BadRequest))
-                    }
-                },
-            };
-            if let Some(note) = &note {
-                note.set_call(&call);
-            }
-            let secrets = layer.secret_scanner.as_ref().map(|scan| scan(&parts, &body));
-            let mut req = Request::from_parts(parts, Full::new(body));
-            if let Some(names) = secrets {
-                req.extensions_mut().insert(cloakroom_policy::SecretsInCall(names));
-            }
-            req.extensions_mut().insert(call);
-            let res = inner.call(req).await?;
-            let Some(message) = message else {
-                return Ok(res.map(Either::Right));
-            };
-            Ok(rescue::rescue(
-                res,
-                &message,
-                call_id.as_ref(),
-                identity.as_ref(),
-                &routed,
-                layer.tool_visibility.as_ref(),
-            )
-            .await)
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        ResponseFuture::reading(inner, parts, body, routed, self.layer.clone(), call_id, note)
     }
 }
 

@@ -48,6 +48,17 @@ fn json_response<B>(status: StatusCode, value: &Value, error: Option<Error>) -> 
     res.map(Either::Left)
 }
 
+/// Whether [`rescue`] would change `res`: an error or a pending approval to answer as
+/// JSON-RPC, or a `tools/list` result to filter (`filtering`: a visibility check is
+/// configured). Everything else passes as it is.
+pub fn needs_rescue<B>(res: &Response<B>, message: &McpMessage, filtering: bool) -> bool {
+    res.extensions().get::<Error>().is_some()
+        || (res.extensions().get::<PendingApproval>().is_some() && message.request_id().is_some())
+        || (filtering
+            && res.status().is_success()
+            && matches!(message, McpMessage::Request { method, .. } if method == "tools/list"))
+}
+
 /// Re-renders `res` for the MCP `message` it answers (see the module docs).
 pub async fn rescue<B>(
     res: Response<B>,
@@ -61,6 +72,9 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<crate::forward::BoxError>,
 {
+    if !needs_rescue(&res, message, visibility.is_some()) {
+        return res.map(Either::Right);
+    }
     let id = message.request_id().cloned();
     if let Some(error) = res.extensions().get::<Error>().cloned() {
         let data = error.to_json_value(call_id);
@@ -181,6 +195,30 @@ mod tests {
         assert_eq!(v["result"]["tools"], serde_json::json!([]));
         assert_eq!(v["result"]["nextCursor"], "c/2==");
         assert_eq!(v["id"], 3);
+    }
+
+    #[test]
+    fn only_errors_pending_approvals_and_filtered_lists_need_the_rescue_step() {
+        let request =
+            |method: &str| McpMessage::Request { id: Value::from(1), method: method.into(), params: Value::Null };
+        let ok = || Response::new(());
+        let mut error = ok();
+        error.extensions_mut().insert(Error::new(ErrorCode::Forbidden, "denied"));
+        assert!(needs_rescue(&error, &request("tools/call"), false));
+        assert!(needs_rescue(&ok(), &request("tools/list"), true));
+        assert!(!needs_rescue(&ok(), &request("tools/list"), false));
+        assert!(!needs_rescue(&ok(), &request("tools/call"), true));
+        let mut failed = ok();
+        *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        assert!(!needs_rescue(&failed, &request("tools/list"), true));
+        let mut pending = ok();
+        pending.extensions_mut().insert(PendingApproval {
+            approval_id: "a".into(),
+            call_id: None,
+            status: "pending_approval".into(),
+        });
+        assert!(needs_rescue(&pending, &request("tools/call"), false));
+        assert!(!needs_rescue(&pending, &McpMessage::Notification { method: "x".into() }, false));
     }
 
     #[test]

@@ -1,0 +1,219 @@
+//! The [`ResponseFuture`] of the [`CallService`](super::CallService).
+//!
+//! A state machine instead of a boxed `async` block: reading the body, then calling the
+//! inner service, then (MCP only, and only when the answer needs re-rendering) the
+//! rescue step. Refusals found before the body is read are ready at once. The rescue
+//! step stays a boxed future: it reads a `tools/list` body and awaits one policy
+//! evaluation per tool, and it runs only for MCP refusals, pending approvals and
+//! `tools/list` results, not on the common path.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use bytes::Bytes;
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol};
+use http::{request::Parts, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{combinators::Collect, BodyExt, Either, Full, Limited};
+use pin_project_lite::pin_project;
+
+use super::{
+    layer::CallLayer,
+    parse::{http_call, mcp_call, McpRefusal},
+    service::{rpc_response, too_large},
+    CallBody,
+};
+use crate::{
+    forward::BoxError,
+    mcp::{jsonrpc::McpMessage, rescue},
+    route::Routed,
+};
+
+/// What the body-reading state carries into the call.
+struct Pending<S> {
+    inner: S,
+    parts: Parts,
+    routed: Routed,
+    layer: CallLayer,
+    call_id: Option<CallId>,
+    note: Option<AuditNote>,
+}
+
+/// What the rescue step needs once the inner service answered an MCP request.
+struct Rescue {
+    message: McpMessage,
+    call_id: Option<CallId>,
+    identity: Option<Identity>,
+    routed: Routed,
+    layer: CallLayer,
+}
+
+type BoxedRescue<ResBody> = Pin<Box<dyn Future<Output = Response<CallBody<ResBody>>> + Send>>;
+
+pin_project! {
+    /// The response future of [`CallService`](super::CallService).
+    pub struct ResponseFuture<S, B, ResBody>
+    where
+        S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, ResBody>
+    where
+        S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        /// Answered without calling the inner service.
+        Ready { res: Option<Response<CallBody<ResBody>>> },
+        /// Reading the request body.
+        Reading { #[pin] collect: Collect<Limited<B>>, pending: Option<Pending<S>> },
+        /// Waiting for the inner service.
+        Calling { #[pin] fut: S::Future, rescue: Option<Rescue> },
+        /// The MCP rescue step.
+        Rescuing { fut: BoxedRescue<ResBody> },
+    }
+}
+
+impl<S, B, ResBody> ResponseFuture<S, B, ResBody>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    /// Already answered.
+    pub(super) fn ready(res: Response<CallBody<ResBody>>) -> Self {
+        Self { state: State::Ready { res: Some(res) } }
+    }
+
+    /// Reads `body` (up to the layer's limit), then calls `inner`.
+    pub(super) fn reading(
+        inner: S,
+        parts: Parts,
+        body: B,
+        routed: Routed,
+        layer: CallLayer,
+        call_id: Option<CallId>,
+        note: Option<AuditNote>,
+    ) -> Self {
+        let limit = usize::try_from(layer.max_body_bytes).unwrap_or(usize::MAX);
+        let collect = Limited::new(body, limit).collect();
+        Self {
+            state: State::Reading { collect, pending: Some(Pending { inner, parts, routed, layer, call_id, note }) },
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<CallBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Ready { res } => {
+                    return Poll::Ready(Ok(res.take().expect("ResponseFuture polled after completion")));
+                }
+                StateProj::Reading { collect, pending } => {
+                    let collected = ready!(collect.poll(cx));
+                    let pending = pending.take().expect("ResponseFuture polled after completion");
+                    let next = match collected {
+                        Ok(c) => start_call(pending, c.to_bytes()),
+                        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                            let Pending { routed, layer, call_id, note, .. } = pending;
+                            Next::Ready(too_large(&routed, &layer, call_id.as_ref(), note.as_ref()))
+                        }
+                        Err(_) => {
+                            let err = Error::new(ErrorCode::BadRequest, "the request body could not be read");
+                            if let Some(note) = &pending.note {
+                                note.set_error(&err);
+                            }
+                            Next::Ready(err.to_response(pending.call_id.as_ref()).map(Either::Left))
+                        }
+                    };
+                    match next {
+                        Next::Ready(res) => state.set(State::Ready { res: Some(res) }),
+                        Next::Call(fut, rescue) => state.set(State::Calling { fut, rescue }),
+                    }
+                }
+                StateProj::Calling { fut, rescue } => {
+                    let res = ready!(fut.poll(cx))?;
+                    let Some(rescue) = rescue.take() else {
+                        return Poll::Ready(Ok(res.map(Either::Right)));
+                    };
+                    if !rescue::needs_rescue(&res, &rescue.message, rescue.layer.tool_visibility.is_some()) {
+                        return Poll::Ready(Ok(res.map(Either::Right)));
+                    }
+                    let fut: BoxedRescue<ResBody> = Box::pin(async move {
+                        let Rescue { message, call_id, identity, routed, layer } = rescue;
+                        rescue::rescue(
+                            res,
+                            &message,
+                            call_id.as_ref(),
+                            identity.as_ref(),
+                            &routed,
+                            layer.tool_visibility.as_ref(),
+                        )
+                        .await
+                    });
+                    state.set(State::Rescuing { fut });
+                }
+                StateProj::Rescuing { fut } => return fut.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+enum Next<F, ResBody> {
+    Ready(Response<CallBody<ResBody>>),
+    Call(F, Option<Rescue>),
+}
+
+/// Builds the call from the buffered request and calls the inner service.
+fn start_call<S, ResBody>(pending: Pending<S>, body: Bytes) -> Next<S::Future, ResBody>
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+{
+    let Pending { mut inner, parts, routed, layer, call_id, note } = pending;
+    let identity = parts.extensions.get::<Identity>().cloned();
+    let (call, message) = match routed.function.protocol() {
+        Protocol::Http => (http_call(&routed, &parts, &body), None),
+        Protocol::Mcp => match mcp_call(&routed, &parts, &body) {
+            Ok(parsed) => parsed,
+            Err(McpRefusal::Malformed(e)) => {
+                return Next::Ready(rpc_response(StatusCode::BAD_REQUEST, &e, note.as_ref(), ErrorCode::BadRequest))
+            }
+            Err(McpRefusal::Answer(e)) => {
+                return Next::Ready(rpc_response(StatusCode::OK, &e, note.as_ref(), ErrorCode::BadRequest))
+            }
+        },
+    };
+    if let Some(note) = &note {
+        note.set_call(&call);
+    }
+    let secrets = layer.secret_scanner.as_ref().map(|scan| scan(&parts, &body));
+    let mut req = Request::from_parts(parts, Full::new(body));
+    if let Some(names) = secrets {
+        req.extensions_mut().insert(cloakroom_policy::SecretsInCall(names));
+    }
+    req.extensions_mut().insert(call);
+    let rescue = message.map(|message| Rescue { message, call_id, identity, routed, layer });
+    Next::Call(inner.call(req), rescue)
+}
