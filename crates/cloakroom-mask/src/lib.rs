@@ -77,6 +77,8 @@ pub use error::MaskError;
 pub use future::ResponseFuture;
 pub use handle::MaskHandle;
 pub use layer::MaskLayer;
+#[doc(hidden)]
+pub use matcher::BuildTuning;
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
 pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Detectors;
 use crate::encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
-use crate::prefilter::{QGramFilter, Q};
+use crate::prefilter::{Cand, QGramFilter, Q};
 use crate::stream::StreamReplacer;
 use crate::{MaskEntry, MaskError};
 
@@ -106,8 +106,11 @@ struct EntryInfo {
 struct LongSet {
     filter: QGramFilter,
     /// Confirming automata, each over a shard of the long patterns with the global ids
-    /// of its patterns. Large sets are split so the shards build in parallel.
+    /// of its patterns. Large sets are split so the shards build in parallel. Used at a
+    /// candidate start with more than `compare_max` candidates.
     shards: Vec<(AhoCorasick, Vec<u32>)>,
+    /// At most this many candidates at one start are confirmed by comparing their bytes.
+    compare_max: usize,
     /// For small sets with a short stride: one unanchored automaton with its own
     /// prefilter, used instead of the probes.
     direct: Option<(AhoCorasick, Vec<u32>)>,
@@ -118,6 +121,32 @@ struct LongSet {
 /// direct against 1.9 GB/s probed).
 const DIRECT_MAX_PATTERNS: usize = 100;
 const DIRECT_MIN_STRIDE: usize = 16;
+
+/// A candidate start named by at most this many patterns (all the patterns whose
+/// window at that offset is the probed one, usually one) is confirmed by comparing those
+/// patterns' bytes, longest first; more (many secrets sharing a prefix) go to the
+/// anchored Aho-Corasick search. Measured: a compare costs one or two cache misses, an
+/// anchored search over a cold automaton about 1–2 µs.
+const COMPARE_MAX: usize = 8;
+
+/// How [`Matcher::build_tuned`] searches and confirms, so tests and the fuzz target can
+/// force each path. [`Matcher::build`] uses the default.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildTuning {
+    /// Whether small sets with short patterns may be searched by Aho-Corasick directly
+    /// instead of through the probes.
+    pub allow_direct: bool,
+    /// A candidate start with at most this many candidate patterns is confirmed by
+    /// comparing bytes, one with more by anchored Aho-Corasick (0: always Aho-Corasick).
+    pub compare_max: usize,
+}
+
+impl Default for BuildTuning {
+    fn default() -> Self {
+        Self { allow_direct: true, compare_max: COMPARE_MAX }
+    }
+}
 
 /// Patterns per shard above which the long set is split (building the automaton is the
 /// bulk of the build time and is linear in the pattern bytes).
@@ -132,6 +161,12 @@ struct ShortSet {
 /// Sorted patterns, to tell whether a buffer's tail could still begin a match.
 struct PrefixIndex {
     sorted: Vec<Arc<[u8]>>,
+    /// Bit `a` is set when some pattern starts with the byte `a` (exact).
+    ones: Box<[u64]>,
+    /// Bit `a << 8 | b` is set when some pattern starts with `a b` (exact).
+    twos: Box<[u64]>,
+    /// Bit `h(a, b, c)` is set when some pattern starts with `a b c`.
+    threes: Box<[u64]>,
     /// Bit `h(a, b, c, d)` is set when some pattern starts with the bytes `a b c d`.
     quads: Box<[u64]>,
     quad_shift: u32,
@@ -186,7 +221,7 @@ impl Matcher {
     /// form only; both are reported by [`Matcher::refused`]. When two entries share a
     /// form, the first one given wins. Fails only when the automaton cannot be built.
     pub fn build(entries: impl IntoIterator<Item = MaskEntry>, options: &MaskOptions) -> Result<Self, MaskError> {
-        Self::build_inner(entries, options, true)
+        Self::build_tuned(entries, options, BuildTuning::default())
     }
 
     /// [`Matcher::build`] that always uses the q-gram probes, even for small sets that
@@ -196,13 +231,16 @@ impl Matcher {
         entries: impl IntoIterator<Item = MaskEntry>,
         options: &MaskOptions,
     ) -> Result<Self, MaskError> {
-        Self::build_inner(entries, options, false)
+        Self::build_tuned(entries, options, BuildTuning { allow_direct: false, ..BuildTuning::default() })
     }
 
-    fn build_inner(
+    /// [`Matcher::build`] with the search and confirmation paths chosen by `tuning`
+    /// (for tests and the fuzz target; the output is the same for every tuning).
+    #[doc(hidden)]
+    pub fn build_tuned(
         entries: impl IntoIterator<Item = MaskEntry>,
         options: &MaskOptions,
-        allow_direct: bool,
+        tuning: BuildTuning,
     ) -> Result<Self, MaskError> {
         let mut infos = Vec::new();
         let mut patterns: Vec<PatternInfo> = Vec::new();
@@ -284,7 +322,7 @@ impl Matcher {
                         scope.spawn(move || build_shard(ids))
                     })
                     .collect();
-                let filter = QGramFilter::new(long_ids.iter().map(|&i| &*bytes_ref[i as usize]), stride);
+                let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes_ref[i as usize])), stride);
                 let mut shards = vec![build_shard(long_ids[..per_shard.min(long_ids.len())].to_vec())];
                 for h in handles {
                     shards.push(h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))));
@@ -293,7 +331,7 @@ impl Matcher {
             });
             // A handful of short patterns: Aho-Corasick's own literal prefilter (Teddy)
             // over the whole input beats probing every few bytes.
-            let direct = if allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
+            let direct = if tuning.allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
                 let ac = AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
                     .build(long_ids.iter().map(|&i| &*bytes[i as usize]))
@@ -302,7 +340,7 @@ impl Matcher {
             } else {
                 None
             };
-            Some(LongSet { filter, shards: shards?, direct })
+            Some(LongSet { filter: filter?, shards: shards?, direct, compare_max: tuning.compare_max })
         };
         let short = if short_ids.is_empty() {
             None
@@ -440,12 +478,17 @@ impl Matcher {
         // Probe windows must end by `limit`; once a match is found, only probes whose
         // candidates could start before it (hit + 1 - s < best.start) are still looked at.
         let mut limit = end;
-        while let Some((hit, mut offsets)) = long.filter.next_hit(hay, q, limit) {
-            // The window occurs at offset `o` of some pattern: an occurrence may start at
-            // hit - o. Try those starts leftmost first (highest offset first).
-            while offsets != 0 {
-                let o = 63 - offsets.leading_zeros() as usize;
-                offsets &= !(1u64 << o);
+        while let Some((hit, cands)) = long.filter.next_hit(hay, q, limit) {
+            // The window occurs at offset `o` of the candidates' patterns: an occurrence
+            // may start at hit - o. Candidates come grouped by offset, highest first, so
+            // starts are tried leftmost first; a group holds every pattern that can
+            // occur at its start, longest first.
+            let mut rest = cands.as_slice();
+            while let Some(first) = rest.first() {
+                let o = first.offset();
+                let n = rest.iter().position(|c| c.offset() != o).unwrap_or(rest.len());
+                let (group, tail) = rest.split_at(n);
+                rest = tail;
                 let Some(x) = hit.checked_sub(o) else { continue };
                 if x < pos {
                     continue;
@@ -453,7 +496,12 @@ impl Matcher {
                 if best.is_some_and(|b| x >= b.start) {
                     break;
                 }
-                if let Some(m) = Self::longest_at(long, hay, x, end) {
+                let found = if group.len() <= long.compare_max {
+                    Self::longest_among(long, group, hay, x, end)
+                } else {
+                    Self::longest_at(long, hay, x, end)
+                };
+                if let Some(m) = found {
                     best = Some(m);
                     limit = end.min(m.start + s + Q - 2);
                     break;
@@ -462,6 +510,17 @@ impl Matcher {
             q = hit + s;
         }
         best
+    }
+
+    /// The longest of `group` (candidates sorted longest first) occurring at exactly
+    /// `at` and ending by `end`, by comparing bytes.
+    #[inline]
+    fn longest_among(long: &LongSet, group: &[Cand], hay: &[u8], at: usize, end: usize) -> Option<RawMatch> {
+        group.iter().find_map(|&c| {
+            let (pattern, bytes) = long.filter.pattern(c);
+            let stop = at + bytes.len();
+            (stop <= end && hay[at..stop] == *bytes).then_some(RawMatch { pattern, start: at, end: stop })
+        })
     }
 
     /// The longest long pattern occurring at exactly `at` (anchored Aho-Corasick).
@@ -557,29 +616,70 @@ fn quad_slot(p: &[u8], shift: u32) -> usize {
     (x.wrapping_mul(0x9E37_79B1) >> shift) as usize
 }
 
+/// Bits of the three-byte prefix set.
+const THREE_BITS: u32 = 16;
+
+fn three_slot(p: &[u8]) -> usize {
+    let x = u32::from_le_bytes([p[0], p[1], p[2], 0]);
+    (x.wrapping_mul(0x9E37_79B1) >> (32 - THREE_BITS)) as usize
+}
+
+fn set_bit(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+fn has_bit(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
 impl PrefixIndex {
     fn new(mut sorted: Vec<Arc<[u8]>>) -> Self {
         sorted.sort_unstable();
         // ~64 bits per pattern, at most 128 KiB: a tail of four bytes or more is
         // rejected without a binary search unless some pattern's first four bytes hash
-        // to the same bit.
+        // to the same bit. Tails of one and two bytes are answered exactly by bitsets,
+        // of three bytes by an 8 KiB hashed one.
         let bits = (sorted.len() * 64).next_power_of_two().clamp(1 << 10, 1 << 20);
         let quad_shift = 32 - bits.trailing_zeros();
         let mut quads = vec![0u64; bits / 64].into_boxed_slice();
+        // An empty set (the empty matcher is built often) allocates none of them.
+        let words = |n: usize| vec![0u64; if sorted.is_empty() { 0 } else { n / 64 }].into_boxed_slice();
+        let (mut ones, mut twos, mut threes) = (words(256), words(1 << 16), words(1 << THREE_BITS));
         for p in &sorted {
+            if let Some(&a) = p.first() {
+                set_bit(&mut ones, usize::from(a));
+            }
+            if p.len() >= 2 {
+                set_bit(&mut twos, usize::from(p[0]) << 8 | usize::from(p[1]));
+            }
+            if p.len() >= 3 {
+                set_bit(&mut threes, three_slot(p));
+            }
             if p.len() >= 4 {
-                let i = quad_slot(p, quad_shift);
-                quads[i / 64] |= 1 << (i % 64);
+                set_bit(&mut quads, quad_slot(p, quad_shift));
             }
         }
-        Self { sorted, quads, quad_shift }
+        Self { sorted, ones, twos, threes, quads, quad_shift }
     }
 
     fn is_prefix(&self, tail: &[u8]) -> bool {
-        if tail.len() >= 4 {
-            let i = quad_slot(tail, self.quad_shift);
-            if self.quads[i / 64] & (1 << (i % 64)) == 0 {
-                return false;
+        if self.sorted.is_empty() {
+            return false;
+        }
+        match tail.len() {
+            0 => return true,
+            // Every pattern is at least one byte long: the bitsets are exact here.
+            1 => return has_bit(&self.ones, usize::from(tail[0])),
+            2 => return has_bit(&self.twos, usize::from(tail[0]) << 8 | usize::from(tail[1])),
+            3 => {
+                if !has_bit(&self.threes, three_slot(tail)) {
+                    return false;
+                }
+            }
+            _ => {
+                if !has_bit(&self.quads, quad_slot(tail, self.quad_shift)) {
+                    return false;
+                }
             }
         }
         let at = self.sorted.partition_point(|p| &p[..] < tail);

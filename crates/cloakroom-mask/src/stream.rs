@@ -38,6 +38,10 @@ use crate::matcher::{Matcher, Search};
 /// with many replacements does not turn into many tiny frames.
 const SLICE_MIN: usize = 512;
 
+/// The copied pieces of one push share buffers of at least this size, so a body with a
+/// replacement every few KiB costs one allocation per chunk, not one per replacement.
+const SMALL_CAPACITY: usize = 4096;
+
 /// Masked bytes ready to send: zero-copy slices of the input and small copied pieces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ready(Vec<Bytes>);
@@ -102,11 +106,14 @@ impl Out {
             self.flush();
             self.parts.push(src.slice(start..end));
         } else {
-            self.small.extend_from_slice(&src[start..end]);
+            self.bytes(&src[start..end]);
         }
     }
 
     pub(crate) fn bytes(&mut self, b: &[u8]) {
+        if self.small.capacity() - self.small.len() < b.len() {
+            self.small.reserve(b.len().max(SMALL_CAPACITY));
+        }
         self.small.extend_from_slice(b);
     }
 
