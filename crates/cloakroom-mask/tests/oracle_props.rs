@@ -7,7 +7,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use base64::Engine as _;
 use bytes::Bytes;
 use cloakroom_core::Secret;
-use cloakroom_mask::{oracle, Encoding, MaskEntry, MaskOptions, Matcher};
+use cloakroom_mask::{oracle, BuildTuning, Encoding, MaskEntry, MaskOptions, Matcher};
 use proptest::prelude::*;
 
 /// Streams `body` through `matcher` cut at `cuts` (positions, any order).
@@ -36,6 +36,24 @@ fn entries(secrets: &[Vec<u8>]) -> Vec<MaskEntry> {
 
 fn no_detectors() -> MaskOptions {
     MaskOptions { detectors: false, ..MaskOptions::default() }
+}
+
+/// Every search and confirmation path: the default build (small sets searched by
+/// Aho-Corasick directly), and the probes with candidates confirmed by comparing bytes
+/// (the default limit, and always), or always by anchored Aho-Corasick.
+fn every_path(entries: &[MaskEntry], options: &MaskOptions) -> Vec<Arc<Matcher>> {
+    let probed = |compare_max| BuildTuning { allow_direct: false, compare_max };
+    [BuildTuning::default(), probed(BuildTuning::default().compare_max), probed(usize::MAX), probed(0), probed(1)]
+        .into_iter()
+        .map(|t| Arc::new(Matcher::build_tuned(entries.to_vec(), options, t).unwrap()))
+        .collect()
+}
+
+/// Secrets sharing a prefix of at least 8 bytes, so probed windows name many candidate
+/// patterns at once, of different lengths.
+fn shared_prefix_secrets() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    ("[a-c]{8,10}", proptest::collection::vec("[a-c/\"]{0,6}", 2..24))
+        .prop_map(|(prefix, suffixes)| suffixes.into_iter().map(|s| format!("{prefix}{s}").into_bytes()).collect())
 }
 
 /// Secret values: printable ASCII with JSON/URL-special characters, a little UTF-8.
@@ -86,9 +104,21 @@ proptest! {
         let entries = entries(&secrets);
         let options = no_detectors();
         let expected = oracle::replace(&entries, &options, &body);
-        // Both search paths: small sets go to Aho-Corasick directly, others are probed.
-        for matcher in [Matcher::build(entries.clone(), &options), Matcher::build_probed(entries.clone(), &options)] {
-            let matcher = Arc::new(matcher.unwrap());
+        for matcher in every_path(&entries, &options) {
+            prop_assert_eq!(&matcher.replace(&body).output, &expected);
+            prop_assert_eq!(&streamed(&matcher, &body, &cuts), &expected);
+        }
+    }
+
+    #[test]
+    fn secrets_sharing_windows_stream_like_the_oracle_on_every_confirmation_path(
+        (secrets, body) in shared_prefix_secrets().prop_flat_map(body),
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let entries = entries(&secrets);
+        let options = no_detectors();
+        let expected = oracle::replace(&entries, &options, &body);
+        for matcher in every_path(&entries, &options) {
             prop_assert_eq!(&matcher.replace(&body).output, &expected);
             prop_assert_eq!(&streamed(&matcher, &body, &cuts), &expected);
         }
@@ -133,7 +163,7 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..6),
     ) {
         let entries = entries(&secrets);
-        let matcher = Arc::new(Matcher::build_probed(entries, &no_detectors()).unwrap());
+        for matcher in every_path(&entries, &no_detectors()) {
         for s in &secrets {
             let text = std::str::from_utf8(s).unwrap();
             let mut data = prefix.clone();
@@ -160,6 +190,7 @@ proptest! {
                 // run of characters fixed by the secret alone.
                 prop_assert!(!out.windows(e.len()).any(|w| w == &e[..]), "an encoded form survived");
             }
+        }
         }
     }
 }
