@@ -6,6 +6,8 @@
 #   DURATION=5 benches/load/run.sh # shorter, for trying the script out
 #   SKIP_OHA=1 ...                 # do not build oha when it is missing (no fixed-rate run)
 #   PROFILE=1 ...                  # perf record cloakroomd during its saturating run
+#   QUICK=1 ...                    # only (c)'s saturating run and its CPU per call
+#                                  # (for trying an optimisation; no table is written)
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -64,7 +66,7 @@ fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 OHA="$(command -v oha || true)"
 [ -z "$OHA" ] && [ -x "$HOME/.cargo/bin/oha" ] && OHA="$HOME/.cargo/bin/oha"
-if [ -z "$OHA" ] && [ "${SKIP_OHA:-0}" != 1 ]; then
+if [ -z "$OHA" ] && [ "${SKIP_OHA:-0}" != 1 ] && [ "${QUICK:-0}" != 1 ]; then
     log "installing oha from crates.io (cargo install oha --locked)"
     mkdir -p "$WORK"
     if timeout 1200 cargo install oha --locked >"$WORK/oha-install.log" 2>&1; then
@@ -77,8 +79,9 @@ fi
 # --- build -------------------------------------------------------------------------
 log "building release binaries (cloakroomd, load helper)"
 (cd "$ROOT" && cargo build --release -q -p cloakroomd && cargo build --release -q -p cloakroom-benches --example load)
-CLOAKROOMD="$ROOT/target/release/cloakroomd"
-LOAD="$ROOT/target/release/examples/load"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+CLOAKROOMD="$TARGET_DIR/release/cloakroomd"
+LOAD="$TARGET_DIR/release/examples/load"
 
 rm -rf "$WORK/data" "$WORK/nginx"
 mkdir -p "$WORK/data" "$WORK/nginx/tmp"
@@ -102,6 +105,7 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 
 # --- nginx -------------------------------------------------------------------------
+if [ "${QUICK:-0}" != 1 ]; then
 cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes auto;
 pid $WORK/nginx/nginx.pid;
@@ -133,6 +137,7 @@ wait_http "http://127.0.0.1:$NGINX_PORT/"
 "$LOAD" proxy "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$UP_PORT" 2>"$WORK/bare-proxy.log" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$BARE_PORT/"
+fi
 
 # --- cloakroomd --------------------------------------------------------------------
 export CLOAKROOM_PLACEHOLDER_KEY CLOAKROOM_VAULT_KEY
@@ -244,23 +249,40 @@ run_wrk() { # name url [headers...]
     parse_wrk <"$WORK/wrk-$name.txt"
 }
 
+# CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cloakroomd's CPU per answered call in µs during a saturating run: a figure that
+# depends far less on what else the machine is doing than requests/s does.
+gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
+    local t0 t1 hz rps p50 p99 perf_pid=""
+    hz="$(getconf CLK_TCK)"
+    if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
+        # Samples cloakroomd (call graphs from DWARF line tables) during the run.
+        perf record -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    t0="$(cpu_ticks "$GW_PID")"
+    read -r rps p50 p99 < <(run_wrk cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
+    t1="$(cpu_ticks "$GW_PID")"
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-self.txt" || true
+        perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-children.txt" || true
+        log "profile: $WORK/perf-self.txt, $WORK/perf-children.txt"
+    fi
+    echo "$rps $p50 $p99 $(awk -v d="$((t1 - t0))" -v hz="$hz" -v r="$rps" -v s="$DURATION" 'BEGIN { printf "%.0f", d / hz / (r * s) * 1e6 }')"
+}
+if [ "${QUICK:-0}" = 1 ]; then
+    read -r C_RPS C_P50 C_P99 C_CPU < <(gateway_run)
+    echo "(c) cloakroomd: $C_RPS req/s, p50 $C_P50 µs, p99 $C_P99 µs, $C_CPU µs of CPU per call"
+    exit 0
+fi
+
 LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 read -r A_RPS A_P50 A_P99 < <(run_wrk direct "http://127.0.0.1:$UP_PORT/items")
 read -r B_RPS B_P50 B_P99 < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/items")
 read -r H_RPS H_P50 H_P99 < <(run_wrk bare-hyper "http://127.0.0.1:$BARE_PORT/items")
-PERF_PID=""
-if [ "${PROFILE:-0}" = 1 ] && command -v perf >/dev/null; then
-    # Samples cloakroomd (call graphs from DWARF line tables) during its saturating run.
-    perf record -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
-    PERF_PID=$!
-fi
-read -r C_RPS C_P50 C_P99 < <(run_wrk cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
-if [ -n "$PERF_PID" ]; then
-    wait "$PERF_PID" || true
-    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-self.txt" || true
-    perf report -i "$WORK/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-children.txt" || true
-    log "profile: $WORK/perf-self.txt, $WORK/perf-children.txt"
-fi
+read -r C_RPS C_P50 C_P99 C_CPU < <(gateway_run)
 LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 CA="$(awk -v c="$C_RPS" -v a="$A_RPS" 'BEGIN { printf "%.2f", c / a }')"
 CB="$(awk -v c="$C_RPS" -v b="$B_RPS" 'BEGIN { printf "%.2f", c / b }')"
@@ -326,6 +348,8 @@ stop_gateway
     echo "| (b) nginx reverse proxy | $B_RPS | $B_P50 | $B_P99 |"
     echo "| (c) cloakroomd, every layer on | $C_RPS | $C_P50 | $C_P99 |"
     echo "| reference: bare hyper proxy, no layers | $H_RPS | $H_P50 | $H_P99 |"
+    echo
+    echo "cloakroomd used $C_CPU µs of CPU per call during (c)."
     echo
     echo "(c)/(a) = **$CA**, (c)/(b) = **$CB** (target: (c)/(b) >= 1.0)."
     echo

@@ -21,6 +21,11 @@
 /// placeholder or a redaction marker. It is called with raw content (a string's
 /// characters, not their JSON escapes; a binary body's bytes); for a string the result
 /// must stay UTF-8.
+///
+/// The log first runs it once over all of a record's strings joined by NUL bytes, and
+/// goes string by string only when that changes something. So a redactor must change
+/// an input whenever it would change a NUL-delimited part of it — true of any matcher
+/// that finds patterns (a NUL counting as a boundary), which is what a redactor is.
 pub trait Redactor: Send + Sync {
     /// The bytes with every known secret replaced.
     fn redact(&self, bytes: &[u8]) -> Vec<u8>;
