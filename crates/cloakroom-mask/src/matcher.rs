@@ -1,5 +1,8 @@
 //! The compiled pattern set: every enabled encoded form of every secret, found
-//! leftmost-longest by Aho-Corasick behind the q-gram prefilter.
+//! leftmost-longest behind the q-gram prefilter: a probe hit names its candidate
+//! patterns, confirmed by comparing their bytes or, when many share the probed window,
+//! by anchored Aho-Corasick (small sets and short patterns are searched by
+//! Aho-Corasick directly).
 //!
 //! ```
 //! use cloakroom_core::Secret;

@@ -102,7 +102,8 @@ impl QGramFilter {
     ) -> Result<Self, MaskError> {
         debug_assert!(stride >= 1);
         let windows: usize = patterns.clone().map(|(_, p)| (p.len() + 1 - Q).min(stride)).sum();
-        if u32::try_from(windows).is_err() {
+        // Run lengths and list positions must stay below `Entry::ONE`.
+        if windows >= Entry::ONE as usize {
             return Err(MaskError::Build("too many pattern windows for the prefilter".into()));
         }
         // Three bits in one 64-bit word per window: a false-positive rate near 0.5% at
