@@ -8,6 +8,9 @@
 #   PROFILE=1 ...                  # perf record cloakroomd during its saturating run
 #   QUICK=1 ...                    # only (c)'s saturating run and its CPU per call
 #                                  # (for trying an optimisation; no table is written)
+#   STAT=1 ...                     # perf stat cloakroomd during (c) (task-clock, and
+#                                  # instructions where the CPU exposes counters)
+#   GW_THREADS=N ...               # cloakroomd's tokio worker threads (default: cores)
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -201,7 +204,7 @@ EOF
 } >"$WORK/cloakroom.toml"
 
 start_gateway() {
-    CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    CLOAKROOM_LOG=warn TOKIO_WORKER_THREADS="${GW_THREADS:-}" "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
     wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
@@ -261,9 +264,19 @@ gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
         perf record -F 499 --call-graph dwarf,16384 -p "$GW_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
         perf_pid=$!
     fi
+    local stat_pid=""
+    if [ "${STAT:-0}" = 1 ] && command -v perf >/dev/null; then
+        # Instructions per call: steadier than CPU time on a shared machine.
+        perf stat -x, -e instructions,task-clock -p "$GW_PID" -o "$WORK/perf-stat.txt" -- sleep "$DURATION" >/dev/null 2>&1 &
+        stat_pid=$!
+    fi
     t0="$(cpu_ticks "$GW_PID")"
     read -r rps p50 p99 < <(run_wrk cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
     t1="$(cpu_ticks "$GW_PID")"
+    if [ -n "$stat_pid" ]; then
+        wait "$stat_pid" || true
+        awk -F, -v r="$rps" -v s="$DURATION" '$3 == "instructions" || $3 ~ /^instructions/ { printf "cloakroomd: %.0f instructions per call\n", $1 / (r * s) }' "$WORK/perf-stat.txt" >&2
+    fi
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -v '^$' | head -150 >"$WORK/perf-self.txt" || true
