@@ -204,7 +204,7 @@ EOF
 } >"$WORK/cloakroom.toml"
 
 start_gateway() {
-    CLOAKROOM_LOG=warn TOKIO_WORKER_THREADS="${GW_THREADS:-}" "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    env ${GW_THREADS:+TOKIO_WORKER_THREADS=$GW_THREADS} CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
     wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
