@@ -287,7 +287,7 @@ gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
 }
 if [ "${QUICK:-0}" = 1 ]; then
     read -r C_RPS C_P50 C_P99 C_CPU < <(gateway_run)
-    echo "(c) cloakroomd: $C_RPS req/s, p50 $C_P50 µs, p99 $C_P99 µs, $C_CPU µs of CPU per call"
+    echo "(c) cloakroomd: $C_RPS req/s, p50 $C_P50 µs, p99 $C_P99 µs, $C_CPU µs of CPU per call, peak RSS $(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$GW_PID/status") MiB"
     exit 0
 fi
 

@@ -17,13 +17,6 @@ use clap::Parser;
 use cloakroom_gateway::{dev::DevSetup, server::serve, Config, Gateway};
 use tokio::sync::watch;
 
-// Every call allocates many small, short-lived objects across the layers (header maps,
-// record strings, JSON values); mimalloc's thread-local free lists cost less than
-// glibc's malloc, which took about a quarter of cloakroomd's CPU in the load profile
-// (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The Cloakroom gateway.
 #[derive(Debug, Parser)]
 #[command(name = "cloakroomd", version, about)]
