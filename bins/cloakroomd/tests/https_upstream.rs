@@ -3,79 +3,10 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
-
 use common::*;
 use serde_json::{json, Value};
 
 const SECRET: &str = "sk_live_tls_upstream_0123456789";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA and a certificate for 127.0.0.1 signed by it.
-fn make_certs(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=cloakroom test CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-}
 
 const SERVER: &str = r#"
 import http.server, json, ssl, sys
@@ -96,44 +27,16 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 "#;
 
-struct Upstream(Child);
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn an_https_upstream_with_a_private_ca_gets_the_secret_and_an_untrusted_one_is_502() {
-    let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
-    let port = cloakroom_testkit::free_port();
-    let _up = Upstream(
-        Command::new("python3")
-            .arg("-c")
-            .arg(SERVER)
-            .arg(port.to_string())
-            .arg(dir.path().join("server.pem"))
-            .arg(dir.path().join("server.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let up = tls::TlsUpstream::start("python3", "-c", SERVER).await;
+    let port = up.port;
     let url = format!("https://127.0.0.1:{port}");
     let rest = format!(
         "{}{}ca_file = \"{}\"\n{}{}",
         identity_section(),
         function("tls", "http", &url, "/fn/tls"),
-        dir.path().join("ca.pem").display(),
+        up.ca_file().display(),
         function("untrusted", "http", &url, "/fn/untrusted"),
         allow("agents", &["tls", "untrusted"], &["agents"]),
     );

@@ -13,6 +13,7 @@ use std::{
 use sha2::{Digest, Sha256};
 
 pub mod mcp;
+pub mod tls;
 
 /// API keys the generated configurations accept: (key, subject, groups).
 pub const AGENT_KEY: &str = "ck_test_agent_key_0123456789";
