@@ -11,6 +11,7 @@
 #   STAT=1 ...                     # perf stat cloakroomd during (c) (task-clock, and
 #                                  # instructions where the CPU exposes counters)
 #   GW_THREADS=N ...               # cloakroomd's tokio worker threads (default: cores)
+#   QUICK=1 QUICK_RATE=R ...       # only a fixed-rate run of (c) at R req/s (oha)
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -285,6 +286,19 @@ gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
     fi
     echo "$rps $p50 $p99 $(awk -v d="$((t1 - t0))" -v hz="$hz" -v r="$rps" -v s="$DURATION" 'BEGIN { printf "%.0f", d / hz / (r * s) * 1e6 }')"
 }
+if [ "${QUICK:-0}" = 1 ] && [ -n "${QUICK_RATE:-}" ]; then
+    # Only a fixed-rate run of (c): latency at a given rate (oha -q).
+    log "oha: cloakroomd at $QUICK_RATE req/s (${DURATION}s)"
+    "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$QUICK_RATE" -c "$CONNECTIONS" --latency-correction \
+        -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$GW_URL" >"$WORK/oha-quick.json"
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["latencyPercentiles"]
+print("(c) cloakroomd at %.0f req/s: p50 %.0f µs, p99 %.0f µs" % (d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
+' "$WORK/oha-quick.json"
+    exit 0
+fi
 if [ "${QUICK:-0}" = 1 ]; then
     read -r C_RPS C_P50 C_P99 C_CPU < <(gateway_run)
     echo "(c) cloakroomd: $C_RPS req/s, p50 $C_P50 µs, p99 $C_P99 µs, $C_CPU µs of CPU per call, peak RSS $(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$GW_PID/status") MiB"
