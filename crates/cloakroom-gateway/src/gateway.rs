@@ -271,7 +271,9 @@ impl Gateway {
         &self.shared.catalog
     }
 
-    /// Rebuilds the response masker now (after a secret changed through the admin API).
+    /// Does nothing any more: the catalog rebuilds the response masker itself, in order
+    /// with every change, before `put`/`delete` return (`secrets::rebuild_masker`). Kept so
+    /// that embedders' code that calls it still compiles.
     pub fn rebuild_masker(&self) {
         rebuild_masker(&self.shared.catalog, &self.shared.mask, &self.config().masking);
     }
