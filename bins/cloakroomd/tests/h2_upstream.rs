@@ -39,14 +39,7 @@ async fn an_https_upstream_that_speaks_only_http2_is_reached_over_alpn_h2() {
     );
     let gw = Cloakroomd::start("", &rest).await;
     let c = reqwest::Client::new();
-    let res = c
-        .post(gw.admin_url("/v1/secrets"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "h2_key", "value": SECRET, "binding": {"functions": ["h2"], "locations": ["header:x-api-key"]}}))
-        .send()
-        .await
-        .unwrap();
-    let p = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let p = gw.put_secret("h2_key", SECRET, json!({"functions": ["h2"], "locations": ["header:x-api-key"]})).await;
     let res = c.get(gw.url("/fn/h2/hello?x=1")).bearer_auth(AGENT_KEY).header("x-api-key", &p).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", gw.stderr());
     let id = res.headers()["cloakroom-call-id"].to_str().unwrap().to_owned();

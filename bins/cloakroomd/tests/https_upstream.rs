@@ -42,14 +42,7 @@ async fn an_https_upstream_with_a_private_ca_gets_the_secret_and_an_untrusted_on
     );
     let gw = Cloakroomd::start("", &rest).await;
     let c = reqwest::Client::new();
-    let res = c
-        .post(gw.admin_url("/v1/secrets"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "tls_key", "value": SECRET, "binding": {"functions": ["tls"], "locations": ["header:x-api-key"]}}))
-        .send()
-        .await
-        .unwrap();
-    let p = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let p = gw.put_secret("tls_key", SECRET, json!({"functions": ["tls"], "locations": ["header:x-api-key"]})).await;
     let res = c.get(gw.url("/fn/tls/hello")).bearer_auth(AGENT_KEY).header("x-api-key", &p).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let id = res.headers()["cloakroom-call-id"].to_str().unwrap().to_owned();

@@ -5,7 +5,7 @@ mod common;
 
 use cloakroom_testkit::{RecordingUpstream, Reply};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SECRET: &str = "sk_live_redirect_0123456789abcdef";
 
@@ -34,16 +34,8 @@ async fn gateway_for(up: &RecordingUpstream) -> (Cloakroomd, String) {
         allow("agents may call redir", &["redir"], &["agents"]),
     );
     let gw = Cloakroomd::start("", &rest).await;
-    let res = reqwest::Client::new()
-        .post(gw.admin_url("/v1/secrets"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "redirect_key", "value": SECRET,
-                      "binding": {"functions": ["redir"], "locations": ["header:x-api-key"]}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let placeholder = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let placeholder =
+        gw.put_secret("redirect_key", SECRET, json!({"functions": ["redir"], "locations": ["header:x-api-key"]})).await;
     (gw, placeholder)
 }
 

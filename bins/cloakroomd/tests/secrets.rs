@@ -338,14 +338,13 @@ async fn a_secret_whose_binding_names_approvers_needs_an_approval_for_every_use(
     );
     let gw = Cloakroomd::start("", &rest).await;
     let c = reqwest::Client::new();
-    let res = c
-        .post(gw.admin_url("/v1/secrets"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&json!({"name": "wire_key", "value": SECRET, "binding": {"functions": ["pay"], "locations": ["header:x-api-key"], "approvers": ["leads"]}}))
-        .send()
-        .await
-        .unwrap();
-    let p = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let p = gw
+        .put_secret(
+            "wire_key",
+            SECRET,
+            json!({"functions": ["pay"], "locations": ["header:x-api-key"], "approvers": ["leads"]}),
+        )
+        .await;
     let call = || c.post(gw.url("/fn/pay/wire")).bearer_auth(AGENT_KEY).header("x-api-key", p.as_str()).body("{}");
     let res = call().send().await.unwrap();
     assert_eq!(res.status(), 202);

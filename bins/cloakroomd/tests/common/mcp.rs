@@ -90,16 +90,6 @@ pub async fn gateway(server: &McpServer) -> (Cloakroomd, String) {
         allow("agents may use the tools server", &["tools", "tools/echo", "tools/slow"], &["agents"]),
     );
     let gw = Cloakroomd::start("", &rest).await;
-    let res = reqwest::Client::new()
-        .post(gw.admin_url("/v1/secrets"))
-        .bearer_auth(ADMIN_KEY)
-        .json(
-            &json!({"name": "mcp_key", "value": SECRET, "binding": {"functions": ["tools/*"], "locations": ["body"]}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let placeholder = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let placeholder = gw.put_secret("mcp_key", SECRET, json!({"functions": ["tools/*"], "locations": ["body"]})).await;
     (gw, placeholder)
 }

@@ -183,6 +183,21 @@ impl Cloakroomd {
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.expect("admin json")
     }
+
+    /// Stores secret `name` with `value` and `binding` through the admin API, as the
+    /// admin, and returns its placeholder.
+    pub async fn put_secret(&self, name: &str, value: &str, binding: serde_json::Value) -> String {
+        let r = reqwest::Client::new()
+            .post(self.admin_url("/v1/secrets"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({"name": name, "value": value, "binding": binding}))
+            .send()
+            .await
+            .expect("admin request");
+        assert_eq!(r.status(), 200, "POST /v1/secrets {name}");
+        let v: serde_json::Value = r.json().await.expect("admin json");
+        v["placeholder"].as_str().expect("a placeholder").to_owned()
+    }
 }
 
 impl Cloakroomd {
