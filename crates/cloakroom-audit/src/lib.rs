@@ -4,7 +4,7 @@
 //! - [`AuditRecord`]: the record of SPEC §6 ([`record`]), canonical JSON and SHA-256
 //!   chain ([`chain`]).
 //! - [`AuditLog`]: redacts ([`Redactor`]), seals into this replica's chain and
-//!   group-commits to an [`AuditStore`] (sled or PostgreSQL) and an optional JSON-lines
+//!   group-commits to an [`AuditStore`] (segment files or PostgreSQL) and an optional JSON-lines
 //!   export; answers queries, `verify` and export.
 //! - [`AuditLayer`]: the tower layer that opens and seals a record for every request.
 //! - [`replay`]: re-runs today's policy ([`ReplayPolicy`]) on a recorded call.
@@ -55,6 +55,6 @@ pub use record::{
 pub use redact::{NoRedaction, Redactor};
 pub use replay::{replay, ReplayError, ReplayPolicy, ReplayReport};
 pub use sink::{
-    read_jsonl, verify_jsonl, AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, Since,
-    SinkError, SledSink,
+    read_jsonl, verify_jsonl, AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SegmentStore,
+    Since, SinkError, SledSink,
 };

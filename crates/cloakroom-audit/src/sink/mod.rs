@@ -1,6 +1,7 @@
 //! Where records go: the [`AuditSink`] and [`AuditStore`] traits and their backends.
 //!
-//! - [`SledSink`]: embedded sled in `data_dir` (the default store).
+//! - [`SegmentStore`]: append-only segment files in `<data_dir>/audit` (the default store).
+//! - [`SledSink`]: embedded sled, the previous default; kept to migrate from.
 //! - [`PostgresSink`]: one PostgreSQL table shared by replicas, a chain per replica.
 //! - [`JsonlSink`]: an append-only JSON-lines file for shipping to a SIEM (a sink only).
 //!
@@ -10,10 +11,12 @@
 
 mod jsonl;
 mod postgres;
+mod segment;
 mod sled;
 
 pub use self::jsonl::{read_jsonl, verify_jsonl, JsonlSink};
 pub use self::postgres::{PostgresSink, POSTGRES_TABLE};
+pub use self::segment::{decode_chain_id, encode_chain_id, SegmentStore, DEFAULT_SEGMENT_BYTES};
 pub use self::sled::{SledSink, RUN_LEN as SLED_RUN_LEN};
 
 use async_trait::async_trait;
@@ -39,7 +42,7 @@ pub struct SealedRecord {
 /// Why a sink could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    /// The embedded store failed.
+    /// The sled store failed.
     #[error("sled: {0}")]
     Sled(#[from] ::sled::Error),
     /// PostgreSQL failed.
@@ -54,6 +57,13 @@ pub enum SinkError {
     /// Stored data is not what the sink wrote (run `verify`).
     #[error("stored audit data is damaged: {0}")]
     Corrupt(String),
+    /// The batch cannot be stored as given (mixed chains, an empty chain id, records out
+    /// of order or not after the stored head of their chain, a raw newline in a text).
+    #[error("audit batch refused: {0}")]
+    Invalid(String),
+    /// The sled store could not be migrated to segment files; it is left as it was.
+    #[error("audit store migration: {0}")]
+    Migration(String),
     /// A blocking task was cancelled or panicked.
     #[error("sink task failed: {0}")]
     Task(String),
@@ -92,7 +102,7 @@ impl RecordQuery {
 /// Something records can be written to.
 #[async_trait]
 pub trait AuditSink: Send + Sync {
-    /// A short name for logs (`sled`, `postgres`, `jsonl`).
+    /// A short name for logs (`segment`, `sled`, `postgres`, `jsonl`).
     fn kind(&self) -> &'static str;
 
     /// Writes a batch of consecutive records durably: when this returns `Ok`, they
