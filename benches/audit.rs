@@ -1,6 +1,7 @@
 //! Audit log throughput: records/s appended with 1 KiB request and response bodies, for
-//! sled `batched` (target >= 50,000/s), sled `sync` and PostgreSQL, with 64 concurrent
-//! callers (as a busy gateway has), each record durable at the end of the measurement.
+//! the embedded segment store (the default) and sled (the previous default), each
+//! `batched` (target >= 50,000/s) and `sync`, and PostgreSQL, with 64 concurrent callers
+//! (as a busy gateway has), each record durable at the end of the measurement.
 //!
 //! `source scripts/test-env.sh && cargo bench -p cloakroom-benches --bench audit -- --warm-up-time 1 --measurement-time 3`
 // criterion_group! generates an undocumented pub fn.
@@ -9,7 +10,8 @@
 use std::{sync::Arc, time::Instant};
 
 use cloakroom_audit::{
-    AuditConfig, AuditLog, AuditRecord, Durability, LogOptions, NoRedaction, PostgresSink, RecordBody, SledSink,
+    AuditConfig, AuditLog, AuditRecord, AuditStore, Durability, LogOptions, NoRedaction, PostgresSink, RecordBody,
+    SegmentStore, SledSink,
 };
 use cloakroom_core::CallId;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -58,13 +60,21 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
 
-    for durability in [Durability::Batched, Durability::Sync] {
+    for (store, durability) in [
+        ("segment", Durability::Batched),
+        ("segment", Durability::Sync),
+        ("sled", Durability::Batched),
+        ("sled", Durability::Sync),
+    ] {
         let dir = std::env::temp_dir().join(format!("cloakroom-bench-audit-{}", CallId::new()));
         let log = rt.block_on(async {
-            let sink = SledSink::open(&dir).unwrap();
-            AuditLog::with_sinks(Arc::new(sink), None, options(durability), Arc::new(NoRedaction)).await.unwrap()
+            let sink: Arc<dyn AuditStore> = match store {
+                "segment" => Arc::new(SegmentStore::open(&dir).await.unwrap()),
+                _ => Arc::new(SledSink::open(&dir).unwrap()),
+            };
+            AuditLog::with_sinks(sink, None, options(durability), Arc::new(NoRedaction)).await.unwrap()
         });
-        let name = format!("sled_{durability:?}").to_lowercase();
+        let name = format!("{store}_{durability:?}").to_lowercase();
         group.bench_function(name, |b| b.iter_custom(|iters| rt.block_on(append_concurrently(&log, iters))));
         rt.block_on(log.close());
         drop(log);

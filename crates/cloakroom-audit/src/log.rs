@@ -44,7 +44,7 @@ use crate::{
     chain::{self, CanonicalError, ChainVerifier, VerifyReport},
     config::{AuditConfig, Durability, OnFailure, SinkKind},
     metrics::AuditMetrics,
-    sink::{AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SinkError, SledSink},
+    sink::{AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SegmentStore, SinkError},
     AuditRecord, RecordBody, Redactor,
 };
 
@@ -183,7 +183,7 @@ impl AuditLog {
             None => replica_id(data_dir)?,
         };
         let store: Arc<dyn AuditStore> = match config.sink {
-            SinkKind::Embedded => Arc::new(SledSink::open(&data_dir.join("audit"))?),
+            SinkKind::Embedded => Arc::new(SegmentStore::open(&data_dir.join("audit")).await?),
             SinkKind::Postgres => {
                 let var = config.postgres_url_env();
                 let url = std::env::var(var).map_err(|_| {

@@ -39,7 +39,7 @@ async fn sigkill_during_sync_appends_loses_no_acknowledged_record() {
         let acked = reader.join().unwrap();
         assert!(!acked.is_empty(), "round {round}: the child acknowledged nothing in {wait} ms");
 
-        let log = common::sled_log_with_replica_id(dir.path(), Durability::Sync).await;
+        let log = common::embedded_log_with_replica_id(dir.path(), Durability::Sync).await;
         let report = log.verify().await.unwrap();
         assert!(report.is_ok(), "round {round}: {report:?}");
         let records = log.records(&RecordQuery::from_start(usize::MAX)).await.unwrap();

@@ -4,7 +4,8 @@
 use std::{path::Path, sync::Arc};
 
 use cloakroom_audit::{
-    AuditConfig, AuditLog, AuditRecord, Durability, NoRedaction, RecordBody, RecordDecision, RecordIdentity,
+    AuditConfig, AuditLog, AuditRecord, Durability, LogOptions, NoRedaction, RecordBody, RecordDecision,
+    RecordIdentity, SledSink,
 };
 use cloakroom_core::{Decision, Protocol};
 
@@ -29,10 +30,18 @@ pub fn sample_record(i: usize) -> AuditRecord {
     r
 }
 
-/// Opens an embedded log in `dir`.
-pub async fn sled_log(dir: &Path, durability: Durability) -> AuditLog {
+/// Opens an embedded log (the default store, segment files in `<dir>/audit`) in `dir`.
+pub async fn embedded_log(dir: &Path, durability: Durability) -> AuditLog {
     let config = AuditConfig { durability, chain_id: Some("replica-a".into()), ..AuditConfig::default() };
     AuditLog::open(&config, dir, Arc::new(NoRedaction)).await.expect("open log")
+}
+
+/// Opens a log over a sled store in `<dir>/audit` (the previous embedded store).
+pub async fn sled_log(dir: &Path, durability: Durability) -> AuditLog {
+    let config = AuditConfig { durability, ..AuditConfig::default() };
+    let store = SledSink::open(&dir.join("audit")).expect("open sled");
+    let options = LogOptions::from_config(&config, "replica-a");
+    AuditLog::with_sinks(Arc::new(store), None, options, Arc::new(NoRedaction)).await.expect("open log")
 }
 
 /// Appends `n` sample records.
@@ -44,7 +53,7 @@ pub async fn append_n(log: &AuditLog, n: usize) {
 }
 
 /// Opens an embedded log in `dir` whose chain id comes from `<dir>/audit-replica-id`.
-pub async fn sled_log_with_replica_id(dir: &Path, durability: Durability) -> AuditLog {
+pub async fn embedded_log_with_replica_id(dir: &Path, durability: Durability) -> AuditLog {
     let config = AuditConfig { durability, ..AuditConfig::default() };
     AuditLog::open(&config, dir, Arc::new(NoRedaction)).await.expect("open log")
 }
