@@ -238,6 +238,16 @@ async fn a_hole_left_by_a_lost_batch_starts_a_new_segment() {
 }
 
 #[tokio::test]
+async fn a_store_is_open_in_one_place_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open_store(&dir).await;
+    let err = SegmentStore::open(&dir.path().join("audit")).await.unwrap_err();
+    assert!(err.to_string().contains("is open already"), "{err}");
+    drop(first);
+    open_store(&dir).await;
+}
+
+#[tokio::test]
 async fn chain_ids_of_any_text_are_stored_under_safe_names() {
     let dir = tempfile::tempdir().unwrap();
     let store = SegmentStore::open(&dir.path().join("audit")).await.unwrap();

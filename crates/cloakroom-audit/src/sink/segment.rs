@@ -30,6 +30,9 @@
 //! cut, trailing empty segments are removed, and the idx and calls entries are rewritten
 //! where they do not match the log's complete lines.
 //!
+//! `<dir>/LOCK` is `flock`ed exclusively while a store is open, so that a second process
+//! cannot append to the same chains.
+//!
 //! Migration: [`SegmentStore::open`] on a directory holding a sled database (the
 //! previous embedded store, see [`SledSink`]) copies it into segment files first; see
 //! docs/audit.md.
@@ -53,6 +56,8 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// The directory under the store's directory holding one directory per chain.
 const CHAINS: &str = "chains";
+/// The file locked while a process has the store open.
+const LOCK: &str = "LOCK";
 /// Bytes of one idx entry.
 const IDX_ENTRY: u64 = 8;
 /// Bytes of one calls entry: 16 bytes of the call id's hash, then the `seq`.
@@ -69,6 +74,9 @@ pub struct SegmentStore {
 struct Inner {
     dir: PathBuf,
     segment_bytes: u64,
+    /// `<dir>/LOCK`, exclusively `flock`ed while the store is open: a second process (a
+    /// second gateway on the same `data_dir`) would append to the same chains.
+    _lock: File,
     /// The open segment of each chain written to; a chain's entry is dropped after a
     /// failed write and rebuilt (with recovery) by the next append.
     writers: Mutex<HashMap<String, ChainWriter>>,
@@ -672,8 +680,26 @@ impl SegmentStore {
                 fsync_dir(parent)?;
             }
         }
-        let store =
-            Self { inner: Arc::new(Inner { dir: dir.to_owned(), segment_bytes, writers: Mutex::new(HashMap::new()) }) };
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK))?;
+        if let Err(e) = rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            let e = io::Error::from(e);
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                SinkError::Io(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("the audit store {} is open already (another gateway on this data_dir?)", dir.display()),
+                ))
+            } else {
+                e.into()
+            });
+        }
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                segment_bytes,
+                _lock: lock,
+                writers: Mutex::new(HashMap::new()),
+            }),
+        };
         let mut writers = HashMap::new();
         for chain_id in store.chain_ids_here()? {
             let writer = ChainWriter::open(&chain_id, store.chain_dir(&chain_id))?;
