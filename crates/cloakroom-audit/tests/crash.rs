@@ -47,6 +47,11 @@ async fn sigkill_during_sync_appends_loses_no_acknowledged_record() {
         for seq in &acked {
             assert!(stored.contains(seq), "round {round}: acknowledged seq {seq} is missing");
         }
+        // The call index was recovered with the log: records are found by call id.
+        for r in records.iter().step_by(97).chain(records.last()) {
+            let found = log.record(&r.call_id().unwrap()).await.unwrap();
+            assert_eq!(found.map(|f| f.seq), Some(r.seq), "round {round}: record {} by its call id", r.seq);
+        }
         // The chain continues after the crash.
         let next = log.append(common::sample_record(0)).await.unwrap();
         assert_eq!(next.seq, report.chains[0].head_seq + 1);
