@@ -105,7 +105,8 @@ pub fn encode_chain_id(chain_id: &str) -> String {
     out
 }
 
-/// The chain id of a directory name made by [`encode_chain_id`]; `None` for any other name.
+/// The chain id whose directory name is `name` (as [`encode_chain_id`] makes it); `None`
+/// for any other name.
 pub fn decode_chain_id(name: &str) -> Option<String> {
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -123,10 +124,10 @@ pub fn decode_chain_id(name: &str) -> Option<String> {
             return None;
         }
     }
-    if out.is_empty() {
-        return None;
-    }
-    String::from_utf8(out).ok()
+    let id = String::from_utf8(out).ok().filter(|id| !id.is_empty())?;
+    // Only the one name `encode_chain_id` gives (`%2E`, not `%2e`), so that the chain's
+    // directory is found again from its id.
+    (encode_chain_id(&id) == name).then_some(id)
 }
 
 /// The 16 bytes a call id is indexed by.
@@ -1098,6 +1099,8 @@ mod tests {
         assert_eq!(encode_chain_id(".."), "%2E%2E");
         assert_eq!(decode_chain_id("a.b"), None);
         assert_eq!(decode_chain_id("%2"), None);
+        assert_eq!(decode_chain_id("%2e%2E"), None, "not the name the id is stored under");
+        assert_eq!(decode_chain_id("%61"), None);
         assert_eq!(decode_chain_id(""), None);
     }
 
