@@ -99,7 +99,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
-fn write_string(s: &str, out: &mut String) {
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();

@@ -37,6 +37,7 @@ mod log;
 mod metrics;
 pub mod record;
 mod redact;
+mod render;
 mod replay;
 pub mod sink;
 

@@ -44,6 +44,7 @@ use crate::{
     chain::{self, CanonicalError, ChainVerifier, VerifyReport},
     config::{AuditConfig, Durability, OnFailure, SinkKind},
     metrics::AuditMetrics,
+    render::Rendered,
     sink::{AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SegmentStore, SinkError},
     AuditRecord, RecordBody, Redactor,
 };
@@ -125,6 +126,14 @@ enum Job {
     Record { record: SealedRecord, queued: Instant, ack: Option<oneshot::Sender<Result<(), AuditError>>> },
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
+}
+
+/// A redacted record, ready to be sealed under the chain lock.
+enum Prepared {
+    /// No string held a secret: the record's text, rendered directly.
+    Rendered(Rendered),
+    /// Something was redacted: the record as a JSON value.
+    Value(serde_json::Value),
 }
 
 /// The audit log of one replica. Cheap to clone; every clone shares one chain and writer.
@@ -271,7 +280,7 @@ impl AuditLog {
             return Err(self.lost(1));
         }
         record.chain_id = inner.options.chain_id.clone();
-        let value = self.redact(&mut record)?;
+        let prepared = self.redact(&mut record)?;
         let sync = inner.options.durability == Durability::Sync;
         let (ack, acked) = if sync {
             let (tx, rx) = oneshot::channel();
@@ -281,7 +290,20 @@ impl AuditLog {
         };
         let appended = {
             let mut head = inner.head.lock().await;
-            let text = chain::seal_value(&mut record, value, head.as_ref().map(|(s, h)| (*s, h.as_str())))?;
+            let prev = head.as_ref().map(|(s, h)| (*s, h.as_str()));
+            let text = match prepared {
+                Prepared::Rendered(rendered) => {
+                    #[cfg(debug_assertions)]
+                    let reference = chain::seal(&mut record.clone(), prev)?;
+                    let text = rendered.seal(&mut record, prev);
+                    // Debug builds (every test) check the direct text against the
+                    // serde_json::Value path that `verify` is built on.
+                    #[cfg(debug_assertions)]
+                    assert_eq!(text, reference, "render.rs and chain::seal disagree");
+                    text
+                }
+                Prepared::Value(value) => chain::seal_value(&mut record, value, prev)?,
+            };
             let sealed = SealedRecord {
                 chain_id: record.chain_id.clone(),
                 seq: record.seq,
@@ -321,9 +343,14 @@ impl AuditLog {
     }
 
     /// The redaction pass: each body's raw bytes (which covers bodies recorded as
-    /// base64), then every string of the serialized record, keys included (headers,
-    /// paths, bodies, messages…). Returns the record as a JSON value, ready to seal.
-    fn redact(&self, record: &mut AuditRecord) -> Result<serde_json::Value, AuditError> {
+    /// base64), then every string of the record, keys included (headers, paths, bodies,
+    /// messages…).
+    ///
+    /// Nearly every record holds no secret: one redactor pass over all its strings
+    /// joined tells so (see [`Rendered::strings`]), and the record goes on as the text
+    /// rendered for it. Only when the pass finds something is each string of the
+    /// record's JSON value redacted on its own, and the value sealed.
+    fn redact(&self, record: &mut AuditRecord) -> Result<Prepared, AuditError> {
         let redactor = &*self.inner.redactor;
         for body in [&mut record.request.body, &mut record.response.body].into_iter().flatten() {
             if body.encoding != "base64" {
@@ -338,14 +365,13 @@ impl AuditLog {
                 }
             }
         }
-        let mut value = serde_json::to_value(&*record).map_err(CanonicalError::from)?;
-        // Nearly every record holds no secret: one redactor pass over all its strings
-        // joined tells so, at the cost of one scan instead of one per string. Only when it
-        // finds something is each string redacted on its own (exactly as before).
-        if holds_secret(&value, redactor) {
-            redact_strings(&mut value, redactor)?;
+        let rendered = Rendered::new(record);
+        if !holds_secret(&rendered, redactor) {
+            return Ok(Prepared::Rendered(rendered));
         }
-        Ok(value)
+        let mut value = serde_json::to_value(&*record).map_err(CanonicalError::from)?;
+        redact_strings(&mut value, redactor)?;
+        Ok(Prepared::Value(value))
     }
 
     /// Waits until every record queued so far has been written (or given up on).
@@ -399,7 +425,7 @@ impl AuditLog {
     }
 }
 
-/// Whether the redactor finds anything in any string (or object key) of `value`.
+/// Whether the redactor finds anything in any string (or object key) of the record.
 ///
 /// The strings are joined with NUL bytes and scanned once. Every occurrence inside one
 /// string is an occurrence in the joined bytes, and a NUL is no word character, so the
@@ -407,27 +433,9 @@ impl AuditLog {
 /// that spans two strings only makes this answer `true`, which costs the per-string
 /// pass and nothing else. So `false` means no string would be changed by
 /// [`redact_strings`].
-fn holds_secret(value: &serde_json::Value, redactor: &dyn Redactor) -> bool {
-    fn collect(value: &serde_json::Value, out: &mut Vec<u8>) {
-        use serde_json::Value;
-        match value {
-            Value::String(s) => {
-                out.extend_from_slice(s.as_bytes());
-                out.push(0);
-            }
-            Value::Array(items) => items.iter().for_each(|item| collect(item, out)),
-            Value::Object(map) => {
-                for (key, v) in map {
-                    out.extend_from_slice(key.as_bytes());
-                    out.push(0);
-                    collect(v, out);
-                }
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
-    let mut joined = Vec::with_capacity(4096);
-    collect(value, &mut joined);
+fn holds_secret(rendered: &Rendered, redactor: &dyn Redactor) -> bool {
+    let mut joined = Vec::with_capacity(rendered.len());
+    rendered.strings(&mut joined);
     redactor.redact(&joined) != joined
 }
 
@@ -633,21 +641,37 @@ mod tests {
         String::from_utf8_lossy(bytes).replace("hunter2!", "cloak_pw").into_bytes()
     }
 
+    fn record() -> AuditRecord {
+        let mut r = AuditRecord::new(CallId::new(), time::OffsetDateTime::UNIX_EPOCH);
+        r.function = Some("echo".into());
+        r.request.method = "POST".into();
+        r.request.path = "/fn/echo?q=1".into();
+        r.request.headers.insert("x-note".into(), vec!["nothing \"quoted\"\n".into()]);
+        r.request.body = Some(RecordBody::capture(b"{\"a\":\"here\"}", 12, 1024));
+        r
+    }
+
     #[test]
     fn a_clean_record_needs_no_per_string_pass() {
-        let value = serde_json::json!({"a": "nothing", "b": ["here", {"c": "either"}], "n": 4});
-        assert!(!holds_secret(&value, &knows_hunter2));
+        assert!(!holds_secret(&Rendered::new(&record()), &knows_hunter2));
     }
 
     #[test]
     fn a_secret_in_any_string_or_key_is_found_by_the_joined_scan() {
-        for value in [
-            serde_json::json!({"a": "x", "b": ["y", {"c": "pw=hunter2!"}]}),
-            serde_json::json!({"headers": {"hunter2!": ["v"]}}),
-            serde_json::json!(["hunter2!"]),
-        ] {
-            assert!(holds_secret(&value, &knows_hunter2), "{value}");
-            let mut redacted = value.clone();
+        type Plant = fn(&mut AuditRecord);
+        let plants: [Plant; 5] = [
+            |r| r.request.path = "/fn/echo?pw=hunter2!".into(),
+            |r| drop(r.request.headers.insert("hunter2!".into(), vec!["v".into()])),
+            |r| r.response.body = Some(RecordBody::capture(b"{\"pw\":\"hunter2!\"}", 17, 1024)),
+            // Escaped in the text: the scan sees the unescaped string.
+            |r| r.request.headers.get_mut("x-note").unwrap().push("\"hunter2!\"\t".into()),
+            |r| r.source_ip = Some("hunter2!".into()),
+        ];
+        for plant in plants {
+            let mut r = record();
+            plant(&mut r);
+            assert!(holds_secret(&Rendered::new(&r), &knows_hunter2), "{r:?}");
+            let mut redacted = serde_json::to_value(&r).unwrap();
             redact_strings(&mut redacted, &knows_hunter2).unwrap();
             assert!(!redacted.to_string().contains("hunter2"), "{redacted}");
         }
