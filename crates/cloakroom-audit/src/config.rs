@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
-    /// sled in `server.data_dir` (`<data_dir>/audit`): one chain, this gateway's.
+    /// Segment files in `server.data_dir` (`<data_dir>/audit`): one chain, this gateway's.
     #[default]
     Embedded,
     /// A PostgreSQL table shared by every replica, one chain per replica.
@@ -58,7 +58,7 @@ pub enum OnFailure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// `embedded` (sled in `data_dir`, the default) or `postgres`.
+    /// `embedded` (segment files in `data_dir`, the default) or `postgres`.
     #[serde(default)]
     pub sink: SinkKind,
     /// `sync` (the default: on disk before the response completes) or `batched`

@@ -182,7 +182,7 @@ pub fn replica_id(data_dir: &Path) -> Result<String, AuditError> {
 // === impl AuditLog ===
 
 impl AuditLog {
-    /// Opens the log `config` describes: the store (sled in `<data_dir>/audit`, or
+    /// Opens the log `config` describes: the store (segment files in `<data_dir>/audit`, or
     /// PostgreSQL from the environment variable `postgres_url_env`, migrated), the
     /// optional JSON-lines export, and this replica's chain.
     pub async fn open(config: &AuditConfig, data_dir: &Path, redactor: Arc<dyn Redactor>) -> Result<Self, AuditError> {
