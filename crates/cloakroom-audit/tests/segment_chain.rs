@@ -8,19 +8,16 @@ use cloakroom_audit::{
     verify_store, AuditConfig, AuditLog, AuditRecord, AuditSink, AuditStore, BreakKind, Durability, LogOptions,
     NoRedaction, RecordQuery, SealedRecord, SegmentStore, Since, SledSink,
 };
-use common::{append_n, embedded_log, sample_record, sled_log};
+use common::{
+    append_n, embedded_log, sample_record, sled_log,
+    store_behaviour::{self as behaviour, first_break, LineEdit, CHAIN},
+};
 use proptest::prelude::*;
-
-const CHAIN: &str = "replica-a";
 
 /// Writes `n` records through the default embedded store in a fresh data directory,
 /// closes the log and returns the directory.
 async fn written(n: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let log = embedded_log(dir.path(), Durability::Batched).await;
-    append_n(&log, n).await;
-    log.close().await;
-    dir
+    behaviour::written::<SegmentStore>(n).await
 }
 
 /// A log over a segment store in `<dir>/audit` with segments of `segment_bytes`.
@@ -30,6 +27,16 @@ async fn small_segment_log(dir: &Path, segment_bytes: u64) -> (AuditLog, Segment
         LogOptions::from_config(&AuditConfig { durability: Durability::Sync, ..AuditConfig::default() }, CHAIN);
     let log = AuditLog::with_sinks(Arc::new(store.clone()), None, options, Arc::new(NoRedaction)).await.unwrap();
     (log, store)
+}
+
+/// Writes `n` records through a log over segments of `segment_bytes` in `dir`, closes
+/// and drops the log and returns its store.
+async fn written_in_segments_of(dir: &Path, segment_bytes: u64, n: usize) -> SegmentStore {
+    let (log, store) = small_segment_log(dir, segment_bytes).await;
+    append_n(&log, n).await;
+    log.close().await;
+    drop(log);
+    store
 }
 
 async fn open_store(dir: &tempfile::TempDir) -> SegmentStore {
@@ -43,21 +50,17 @@ fn only_log(store: &SegmentStore) -> std::path::PathBuf {
     logs[0].clone()
 }
 
-/// Edits the stored lines of a `.log` file (without their `\n`) in place, as an
-/// attacker with write access to the files would; the idx and calls files are left.
-fn edit_lines(log: &Path, f: impl FnOnce(&mut Vec<Vec<u8>>)) {
-    let bytes = std::fs::read(log).unwrap();
+/// Edits the stored lines of the chain's one `.log` file (without their `\n`) in place,
+/// as an attacker with write access to the files would; the idx and calls files are left.
+fn edit_log_file(store: &SegmentStore, edit: LineEdit<'_>) {
+    let log = only_log(store);
+    let bytes = std::fs::read(&log).unwrap();
     let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     assert_eq!(lines.pop(), Some(Vec::new()), "the log ends with a newline");
-    f(&mut lines);
+    edit(&mut lines);
     let mut out = lines.join(&b'\n');
     out.push(b'\n');
-    std::fs::write(log, out).unwrap();
-}
-
-fn first_break(report: &cloakroom_audit::VerifyReport) -> &cloakroom_audit::ChainBreak {
-    assert_eq!(report.chains.len(), 1);
-    report.chains[0].first_break.as_ref().expect("a break is reported")
+    std::fs::write(&log, out).unwrap();
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -71,24 +74,8 @@ fn lines_of(log: &Path) -> u64 {
 
 #[tokio::test]
 async fn records_chain_and_verify_and_survive_reopening() {
-    let dir = written(5).await;
-    let log = embedded_log(dir.path(), Durability::Sync).await;
-    assert_eq!(log.store().kind(), "segment", "the embedded default is the segment store");
-    let appended = log.append(sample_record(99)).await.unwrap();
-    assert_eq!(appended.seq, 6, "the chain continues after a restart");
-    let records = log.records(&RecordQuery::from_start(100)).await.unwrap();
-    assert_eq!(records.len(), 6);
-    for w in records.windows(2) {
-        assert_eq!(w[1].prev_hash, w[0].hash);
-        assert_eq!(w[1].seq, w[0].seq + 1);
-    }
-    let report = log.verify().await.unwrap();
-    assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.chains[0].head_seq, 6);
-    assert_eq!(report.chains[0].head_hash, appended.hash);
-    assert_eq!(log.store().head(CHAIN).await.unwrap(), Some((6, appended.hash.clone())));
-    log.close().await;
-    drop(log);
+    // The log opened as the gateway does (`embedded_log`) is over the segment store.
+    let dir = behaviour::records_chain_and_verify_and_survive_reopening::<SegmentStore>().await;
 
     // The layout: one segment named by its first seq, an idx entry and a calls entry per record.
     let chain_dir = dir.path().join("audit/chains/replica-a");
@@ -103,37 +90,7 @@ async fn records_chain_and_verify_and_survive_reopening() {
 
 #[tokio::test]
 async fn queries_since_seq_and_time_and_by_call_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = embedded_log(dir.path(), Durability::Sync).await;
-    append_n(&log, 3).await;
-    let t = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(5);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let last = sample_record(7);
-    let id = last.call_id().unwrap();
-    log.append(last).await.unwrap();
-
-    let q = |since, limit| RecordQuery { chain_id: None, since, limit };
-    let after2 = log.records(&q(Since::Seq(2), 10)).await.unwrap();
-    assert_eq!(after2.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
-    let limited = log.records(&q(Since::Start, 2)).await.unwrap();
-    assert_eq!(limited.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
-    let recent = log.records(&q(Since::Time(t), 10)).await.unwrap();
-    assert_eq!(recent.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
-    assert_eq!(log.record(&id).await.unwrap().unwrap().seq, 4);
-    assert!(log.record(&cloakroom_core::CallId::new()).await.unwrap().is_none());
-    let other_chain = RecordQuery { chain_id: Some("replica-b".into()), since: Since::Start, limit: 10 };
-    assert!(log.records(&other_chain).await.unwrap().is_empty());
-
-    let mut out = Vec::new();
-    assert_eq!(log.export_jsonl(&q(Since::Start, 10), &mut out).await.unwrap(), 4);
-    let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
-    assert_eq!(lines.len(), 4);
-    assert!(lines[3].contains(&id.to_string()));
-    let file = dir.path().join("export.jsonl");
-    std::fs::write(&file, &out).unwrap();
-    let report = cloakroom_audit::verify_jsonl(&file).unwrap();
-    assert!(report.is_ok() && report.chains[0].head_seq == 4, "{report:?}");
-    log.close().await;
+    behaviour::queries_since_seq_and_time_and_by_call_id::<SegmentStore>().await;
 }
 
 #[tokio::test]
@@ -270,19 +227,7 @@ async fn chain_ids_of_any_text_are_stored_under_safe_names() {
 
 #[tokio::test]
 async fn altered_record_bytes_are_found() {
-    let dir = written(5).await;
-    let store = open_store(&dir).await;
-    edit_lines(&only_log(&store), |lines| {
-        let stored = String::from_utf8(lines[2].clone()).unwrap();
-        let edited = stored.replace("\"subject\":\"alice\"", "\"subject\":\"mallory\"");
-        assert_ne!(stored, edited);
-        lines[2] = edited.into_bytes();
-    });
-    let report = verify_store(&store).await.unwrap();
-    let b = first_break(&report);
-    assert!(matches!(b.kind, BreakKind::Altered { .. }), "{b:?}");
-    assert_eq!(b.expected_seq, 3);
-    assert_eq!(report.chains[0].head_seq, 2);
+    behaviour::altered_record_bytes_are_found(edit_log_file).await;
 }
 
 #[tokio::test]
@@ -307,68 +252,33 @@ async fn one_changed_byte_is_found_and_reopening_keeps_it() {
 
 #[tokio::test]
 async fn garbage_bytes_are_found() {
-    let dir = written(3).await;
-    let store = open_store(&dir).await;
-    edit_lines(&only_log(&store), |lines| lines[1] = b"{not json".to_vec());
-    let report = verify_store(&store).await.unwrap();
-    assert!(matches!(first_break(&report).kind, BreakKind::Altered { .. }));
+    behaviour::garbage_bytes_are_found(edit_log_file).await;
 }
 
 #[tokio::test]
 async fn removed_record_is_found() {
-    let dir = written(5).await;
-    let store = open_store(&dir).await;
-    edit_lines(&only_log(&store), |lines| {
-        lines.remove(2);
-    });
-    let report = verify_store(&store).await.unwrap();
-    assert_eq!(first_break(&report).kind, BreakKind::Removed { from: 3, to: 3 });
+    behaviour::removed_record_is_found(edit_log_file).await;
 }
 
 #[tokio::test]
 async fn removed_first_record_is_found() {
-    let dir = written(3).await;
-    let store = open_store(&dir).await;
-    edit_lines(&only_log(&store), |lines| {
-        lines.remove(0);
-    });
-    let report = verify_store(&store).await.unwrap();
-    assert_eq!(first_break(&report).kind, BreakKind::Removed { from: 1, to: 1 });
+    behaviour::removed_first_record_is_found(edit_log_file).await;
 }
 
 #[tokio::test]
 async fn reordered_records_are_found() {
-    let dir = written(5).await;
-    let store = open_store(&dir).await;
-    edit_lines(&only_log(&store), |lines| lines.swap(1, 2));
-    let report = verify_store(&store).await.unwrap();
-    assert_eq!(first_break(&report).kind, BreakKind::Reordered { expected: 2, found: 3 });
+    behaviour::reordered_records_are_found(edit_log_file).await;
 }
 
 #[tokio::test]
 async fn inserted_record_is_found() {
-    let dir = written(4).await;
-    let store = open_store(&dir).await;
-    let mut forged = sample_record(42);
-    forged.chain_id = CHAIN.into();
-    edit_lines(&only_log(&store), |lines| {
-        let prev: AuditRecord = serde_json::from_slice(&lines[1]).unwrap();
-        let text = cloakroom_audit::chain::seal(&mut forged, Some((prev.seq, prev.hash.as_str()))).unwrap();
-        lines.insert(2, text.into_bytes());
-    });
-    let report = verify_store(&store).await.unwrap();
-    let b = first_break(&report);
-    assert!(matches!(b.kind, BreakKind::Inserted { .. }), "{b:?}");
-    assert_eq!(b.position, 3, "the forged record links; the next original does not");
+    behaviour::inserted_record_is_found(edit_log_file).await;
 }
 
 #[tokio::test]
 async fn a_truncated_closed_segment_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, store) = small_segment_log(dir.path(), 2000).await;
-    append_n(&log, 20).await;
-    log.close().await;
-    drop(log);
+    let store = written_in_segments_of(dir.path(), 2000, 20).await;
     let logs = store.segment_logs(CHAIN).unwrap();
     assert!(logs.len() >= 3);
     // Cut the first segment's last record and a half.
@@ -411,11 +321,7 @@ async fn a_truncated_last_segment_shortens_the_chain_which_only_an_anchor_shows(
 
 #[tokio::test]
 async fn untouched_store_verifies() {
-    let dir = written(10).await;
-    let store = open_store(&dir).await;
-    let report = verify_store(&store).await.unwrap();
-    assert!(report.is_ok());
-    assert_eq!(report.chains[0].records, 10);
+    behaviour::untouched_store_verifies::<SegmentStore>().await;
 }
 
 /// Recovery: a crash leaves a partial line in the log and idx/calls files that are
@@ -479,10 +385,7 @@ async fn reopening_after_a_crash_cuts_partial_writes_and_rebuilds_the_indexes() 
 #[tokio::test]
 async fn a_segment_holding_only_a_partial_batch_is_removed_on_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, store) = small_segment_log(dir.path(), 1).await;
-    append_n(&log, 3).await;
-    log.close().await;
-    drop((log, store));
+    drop(written_in_segments_of(dir.path(), 1, 3).await);
     // A crash right after the fourth segment was created and half its batch written.
     let chain_dir = dir.path().join("audit/chains/replica-a");
     append_bytes(&chain_dir.join("00000000000000000004.log"), b"{\"chain_id\":");

@@ -1,6 +1,8 @@
 //! Shared test helpers: sample records and logs.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod store_behaviour;
+
 use std::{path::Path, sync::Arc};
 
 use cloakroom_audit::{
