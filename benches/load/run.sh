@@ -11,7 +11,10 @@
 #   STAT=1 ...                     # perf stat cloakroomd during (c) (task-clock, and
 #                                  # instructions where the CPU exposes counters)
 #   GW_THREADS=N ...               # cloakroomd's tokio worker threads (default: cores)
-#   QUICK=1 QUICK_RATE=R ...       # only a fixed-rate run of (c) at R req/s (oha)
+#   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha)
+#   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
+#   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
+#   CLOAKROOMD_BIN=path ...        # run this cloakroomd binary (A/B runs) instead of the build
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -19,9 +22,9 @@
 #   (reference) a bare hyper reverse proxy (load/load.rs), the floor of hyper proxying,
 #   (c) cloakroomd with every layer on: API-key identity, 50 policy rules, one
 #       placeholder substituted per call (X-Api-Key header), masking with 1,000 secrets,
-#       audit in batched mode (embedded sled store, bodies recorded);
+#       audit in batched mode (embedded segment store, bodies recorded);
 # then a fixed-rate run (oha -q, from crates.io) at half of (c)'s saturating rate against
-# (a) and (c) for the latency cloakroomd adds at p50/p99; then a 64 MiB streamed
+# (a), (b) and (c) for the latency cloakroomd adds at p50/p99; then a 64 MiB streamed
 # response through a freshly started cloakroomd: MB/s and peak RSS (VmHWM).
 # Results go to stdout and to $OUT (default: target/load-bench/results.md).
 set -euo pipefail
@@ -84,7 +87,7 @@ fi
 log "building release binaries (cloakroomd, load helper)"
 (cd "$ROOT" && cargo build --release -q -p cloakroomd && cargo build --release -q -p cloakroom-benches --example load)
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-CLOAKROOMD="$TARGET_DIR/release/cloakroomd"
+CLOAKROOMD="${CLOAKROOMD_BIN:-$TARGET_DIR/release/cloakroomd}"
 LOAD="$TARGET_DIR/release/examples/load"
 
 rm -rf "$WORK/data" "$WORK/nginx"
@@ -286,17 +289,41 @@ gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
     fi
     echo "$rps $p50 $p99 $(awk -v d="$((t1 - t0))" -v hz="$hz" -v r="$rps" -v s="$DURATION" 'BEGIN { printf "%.0f", d / hz / (r * s) * 1e6 }')"
 }
+if [ "${QUICK:-0}" = 1 ] && [ "${QUICK_C1:-0}" = 1 ]; then
+    # Only one connection, one call at a time: the latency each call pays, without queueing.
+    for target in "direct http://127.0.0.1:$UP_PORT/items" "cloakroomd $GW_URL"; do
+        set -- $target
+        wrk -t1 -c1 -d"${DURATION}s" --latency -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$2" >"$WORK/wrk-c1-$1.txt"
+        echo "$1, one connection: $(parse_wrk <"$WORK/wrk-c1-$1.txt" | awk '{ printf "%s req/s, p50 %s µs, p99 %s µs", $1, $2, $3 }')"
+    done
+    exit 0
+fi
+if [ "${QUICK:-0}" = 1 ] && [ "${QUICK_STREAM:-0}" = 1 ]; then
+    # Only the streamed responses through the freshly started cloakroomd: MB/s and peak RSS.
+    rss_hwm() { awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$GW_PID/status"; }
+    start_mib="$(rss_hwm)"
+    for mib in 64 256; do
+        read -r mbs bytes < <(curl -fsS -o /dev/null -H "Authorization: Bearer $API_KEY" -w '%{size_download} %{time_total}\n' \
+            "http://127.0.0.1:$GW_PORT/fn/bench/stream?mib=$mib" | awk '{ printf "%.0f %d\n", $1 / $2 / 1e6, $1 }')
+        [ "$bytes" = $((mib << 20)) ] || { echo "stream of $mib MiB delivered $bytes bytes" >&2; exit 1; }
+        echo "(c) cloakroomd: $mib MiB stream at $mbs MB/s, peak RSS $(rss_hwm) MiB (after start: $start_mib MiB)"
+    done
+    exit 0
+fi
 if [ "${QUICK:-0}" = 1 ] && [ -n "${QUICK_RATE:-}" ]; then
-    # Only a fixed-rate run of (c): latency at a given rate (oha -q).
-    log "oha: cloakroomd at $QUICK_RATE req/s (${DURATION}s)"
-    "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$QUICK_RATE" -c "$CONNECTIONS" --latency-correction \
-        -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$GW_URL" >"$WORK/oha-quick.json"
-    python3 -c '
+    # Only fixed-rate runs of (a) and (c): the latency cloakroomd adds at a given rate (oha -q).
+    for target in "direct http://127.0.0.1:$UP_PORT/items" "cloakroomd $GW_URL"; do
+        set -- $target
+        log "oha: $1 at $QUICK_RATE req/s (${DURATION}s)"
+        "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$QUICK_RATE" -c "$CONNECTIONS" --latency-correction \
+            -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$2" >"$WORK/oha-quick-$1.json"
+        python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
-print("(c) cloakroomd at %.0f req/s: p50 %.0f µs, p99 %.0f µs" % (d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
-' "$WORK/oha-quick.json"
+print("%s at %.0f req/s: p50 %.0f µs, p99 %.0f µs" % (sys.argv[2], d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
+' "$WORK/oha-quick-$1.json" "$1"
+    done
     exit 0
 fi
 if [ "${QUICK:-0}" = 1 ]; then
@@ -338,8 +365,10 @@ print("%.0f %.0f %.0f" % (d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99
 ' "$WORK/oha-$name.json"
     }
     read -r FA_RPS FA_P50 FA_P99 < <(run_oha direct "http://127.0.0.1:$UP_PORT/items")
+    # nginx at the same rate: what a proxy doing nothing but forwarding adds here.
+    read -r FB_RPS FB_P50 FB_P99 < <(run_oha nginx "http://127.0.0.1:$NGINX_PORT/items")
     read -r FC_RPS FC_P50 FC_P99 < <(run_oha cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
-    FIXED="| fixed rate $RATE req/s, oha -q | $FA_RPS / $FA_P50 / $FA_P99 | $FC_RPS / $FC_P50 / $FC_P99 | **+$((FC_P50 - FA_P50)) µs** at p50, **+$((FC_P99 - FA_P99)) µs** at p99 |"
+    FIXED="| fixed rate $RATE req/s, oha -q | $FA_RPS / $FA_P50 / $FA_P99 | $FB_RPS / $FB_P50 / $FB_P99 (+$((FB_P50 - FA_P50)) / +$((FB_P99 - FA_P99))) | $FC_RPS / $FC_P50 / $FC_P99 | **+$((FC_P50 - FA_P50)) µs** at p50, **+$((FC_P99 - FA_P99)) µs** at p99 |"
 fi
 
 # --- 64 MiB stream ---------------------------------------------------------------------
@@ -381,8 +410,8 @@ stop_gateway
     echo "(c)/(a) = **$CA**, (c)/(b) = **$CB** (target: (c)/(b) >= 1.0)."
     echo
     if [ -n "$FIXED" ]; then
-        echo "| fixed-rate run | (a) direct: req/s / p50 µs / p99 µs | (c) cloakroomd: req/s / p50 µs / p99 µs | added by cloakroomd |"
-        echo "|---|---|---|---|"
+        echo "| fixed-rate run | (a) direct: req/s / p50 µs / p99 µs | (b) nginx: req/s / p50 / p99 (added) | (c) cloakroomd: req/s / p50 µs / p99 µs | added by cloakroomd |"
+        echo "|---|---|---|---|---|"
         echo "$FIXED"
     else
         echo "Fixed-rate run skipped: oha is not installed and did not build."
