@@ -67,17 +67,22 @@ async fn sighup_and_post_reload_apply_a_new_policy_and_a_bad_file_keeps_the_runn
     // A broken file: SIGHUP and POST /v1/reload refuse it, the running config stays.
     std::fs::write(&gw.config_path, format!("{server_part}\n{base}\n[[policy.rules]]\nname = 5\n")).unwrap();
     gw.sighup();
+    // The SIGHUP is handled asynchronously: wait for its reload to be over, else it can
+    // still be reading the file while it is rewritten below, and a half-written (say,
+    // empty) file is a valid configuration without any API key.
+    gw.wait_for_log("SIGHUP: reload refused", 1).await;
     let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 400, "{}", gw.stderr());
     let v: Value = res.json().await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().contains("policy.rules[0].name"), "{v}");
     assert_eq!(call().await.unwrap().status(), 403);
 
     // Agents get access back through the admin API.
     std::fs::write(&gw.config_path, format!("{server_part}\n{base}{}", allow_echo_for("agents"))).unwrap();
-    assert_eq!(c.post(gw.admin_url("/v1/reload")).bearer_auth(AGENT_KEY).send().await.unwrap().status(), 403);
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(AGENT_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 403, "{}", gw.stderr());
     let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
     assert_eq!(call().await.unwrap().status(), 200);
 }
 
@@ -137,8 +142,10 @@ async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let mine = res.json::<Value>().await.unwrap()["placeholder"].as_str().unwrap().to_owned();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let mine = body["placeholder"].as_str().unwrap().to_owned();
     // Line 2: the echo function gets the secret, the caller the placeholder.
     let res = c
         .get(format!("http://{addr}/fn/echo/hello"))

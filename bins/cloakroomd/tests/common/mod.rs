@@ -132,6 +132,18 @@ impl Cloakroomd {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Waits until cloakroomd has logged `needle` at least `count` times (at most 30 s).
+    /// A SIGHUP is handled asynchronously: this is how a test knows its reload is over.
+    pub async fn wait_for_log(&self, needle: &str, count: usize) {
+        for _ in 0..1500 {
+            if self.stderr().matches(needle).count() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("cloakroomd did not log {needle:?} {count} time(s): {}", self.stderr());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
