@@ -80,6 +80,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Before anything listens: from then on a SIGHUP (reload) or SIGTERM must not meet
+    // the default action, which ends the process. Signals that arrive while starting
+    // are handled once the gateway runs.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut dev = None;
     let (mut config, path) = if args.dev {
         let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -128,8 +133,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin =
         tokio::spawn(serve(admin_listener, move |peer| g.admin_service(Some(peer)), stopped(stop_rx.clone()), grace));
 
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = hup.recv() => match gateway.reload().await {

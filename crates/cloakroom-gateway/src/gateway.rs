@@ -101,6 +101,9 @@ struct Stack {
 pub(crate) struct Shared {
     config_path: Option<PathBuf>,
     stack: ArcSwap<Stack>,
+    /// Held while a configuration is read and applied, so that overlapping reloads
+    /// (SIGHUP and `POST /v1/reload`) apply in the order their files were read.
+    reloading: tokio::sync::Mutex<()>,
     pub(crate) audit: AuditLog,
     pub(crate) policies: Policies,
     /// The custom policies of [`crate::GatewayBuilder::policy`], in every set built.
@@ -188,6 +191,7 @@ impl Gateway {
             shared: Arc::new(Shared {
                 config_path,
                 stack: ArcSwap::from_pointee(stack),
+                reloading: tokio::sync::Mutex::new(()),
                 audit,
                 policies,
                 custom,
@@ -207,16 +211,37 @@ impl Gateway {
         let Some(path) = &self.shared.config_path else {
             return Err(component("reload", "this gateway was not started from a configuration file"));
         };
+        let _order = self.shared.reloading.lock().await;
         let config = Config::load(path)?;
-        self.apply(config).await
+        self.apply_locked(config).await
     }
 
     /// Applies `config`'s functions, identity and policies; in-flight calls finish
     /// on the configuration they started with. `[server]`, `[vault]`, `[masking]`,
     /// `[audit]` and `[approvals]` changes need a restart (a warning is logged).
+    ///
+    /// A configuration that accepts no credential at all (no API key, OIDC issuer or
+    /// Biscuit root key) is refused when the running one accepts some: that is what an
+    /// empty or cut-off file looks like (a file rewritten in place while the gateway
+    /// reads it), and applying it would lock every caller and admin out. Start the
+    /// gateway with such a file if that is really meant.
     pub async fn apply(&self, config: Config) -> Result<(), GatewayError> {
+        let _order = self.shared.reloading.lock().await;
+        self.apply_locked(config).await
+    }
+
+    async fn apply_locked(&self, config: Config) -> Result<(), GatewayError> {
         let shared = &self.shared;
         let current = shared.stack.load();
+        let accepts_credentials =
+            |c: &Config| !c.identity.api_keys.is_empty() || !c.identity.oidc.is_empty() || c.identity.biscuit.is_some();
+        if !accepts_credentials(&config) && accepts_credentials(&current.config) {
+            return Err(component(
+                "identity",
+                "the new configuration accepts no credential at all (no [identity] api_keys, oidc or biscuit); \
+                 refusing to lock every caller out (an empty or cut-off file?). Restart with it if that is meant",
+            ));
+        }
         if config.server != current.config.server
             || config.audit != current.config.audit
             || config.approvals != current.config.approvals

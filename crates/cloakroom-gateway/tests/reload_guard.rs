@@ -1,0 +1,65 @@
+//! A reload that would accept no credential at all — what an empty or cut-off file looks
+//! like — is refused and the running configuration stays in force; a real change of
+//! credentials is applied.
+
+use std::path::Path;
+
+use cloakroom_gateway::{Config, Gateway};
+use cloakroom_vault::Keys;
+use sha2::{Digest, Sha256};
+
+fn with_key(data_dir: &Path, subject: &str) -> String {
+    format!(
+        "[server]\ndata_dir = {:?}\n\n[[identity.api_keys]]\nsubject = \"{subject}\"\ngroups = [\"agents\"]\nsha256 = \"{}\"\n",
+        data_dir.display().to_string(),
+        hex::encode(Sha256::digest(format!("ck_test_{subject}_key_0123456789").as_bytes())),
+    )
+}
+
+fn subjects(gateway: &Gateway) -> Vec<String> {
+    gateway.config().identity.api_keys.iter().map(|k| k.subject.clone()).collect()
+}
+
+async fn start(text: &str, dir: &Path) -> (Gateway, std::path::PathBuf) {
+    let path = dir.join("cloakroom.toml");
+    std::fs::write(&path, text).unwrap();
+    let gateway =
+        Gateway::builder(Config::load(&path).unwrap()).config_path(&path).keys(Keys::generate()).start().await;
+    (gateway.unwrap(), path)
+}
+
+#[tokio::test]
+async fn an_empty_or_cut_off_file_does_not_lock_everyone_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (gateway, path) = start(&with_key(&data, "alice"), dir.path()).await;
+
+    // Rewritten in place and read while still empty, or cut off before [identity].
+    for text in [String::new(), format!("[server]\ndata_dir = {:?}\n", data.display().to_string())] {
+        std::fs::write(&path, &text).unwrap();
+        let err = gateway.reload().await.unwrap_err().to_string();
+        assert!(err.contains("accepts no credential at all"), "{err}");
+        assert_eq!(subjects(&gateway), ["alice"], "the running configuration stays in force");
+    }
+
+    // A real change of credentials applies.
+    std::fs::write(&path, with_key(&data, "bob")).unwrap();
+    gateway.reload().await.unwrap();
+    assert_eq!(subjects(&gateway), ["bob"]);
+    gateway.audit().close().await;
+}
+
+#[tokio::test]
+async fn a_gateway_started_without_credentials_still_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bare = format!("[server]\ndata_dir = {:?}\n", data.display().to_string());
+    let (gateway, path) = start(&bare, dir.path()).await;
+    std::fs::write(&path, format!("{bare}\n[identity]\nadmin_groups = [\"ops\"]\n")).unwrap();
+    gateway.reload().await.unwrap();
+    assert_eq!(gateway.config().identity.admin_groups, ["ops"]);
+    std::fs::write(&path, with_key(&data, "carol")).unwrap();
+    gateway.reload().await.unwrap();
+    assert_eq!(subjects(&gateway), ["carol"]);
+    gateway.audit().close().await;
+}
