@@ -62,6 +62,24 @@ fn component(component: &'static str, e: impl std::fmt::Display) -> GatewayError
     GatewayError::Component { component, message: e.to_string() }
 }
 
+/// Creates `data_dir` (and missing parents) readable by this user only: it holds the
+/// audit records and the embedded vault. An existing directory others can read is used
+/// as it is, with a warning.
+fn create_data_dir(data_dir: &Path) -> Result<(), GatewayError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |e: std::io::Error| component("data_dir", format!("{}: {e}", data_dir.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(data_dir).map_err(err)?;
+    let mode = std::fs::metadata(data_dir).map_err(err)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            data_dir = %data_dir.display(),
+            mode = format_args!("{mode:o}"),
+            "server.data_dir can be read by other users; it holds the audit records and the vault (chmod 700)"
+        );
+    }
+    Ok(())
+}
+
 /// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
 /// PostgreSQL from the environment variable `approvals.postgres_url_env` (migrated on
 /// open), which several replicas share.
@@ -154,8 +172,7 @@ impl Gateway {
         custom: Vec<Arc<dyn Policy>>,
     ) -> Result<Self, GatewayError> {
         let data_dir = config.server.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| component("data_dir", format!("{}: {e}", data_dir.display())))?;
+        create_data_dir(&data_dir)?;
         let catalog = match &keys {
             Some(keys) => Catalog::open_with_keys(&config.vault, &config.secrets, &data_dir, keys).await,
             None => Catalog::open(&config.vault, &config.secrets, &data_dir).await,

@@ -1,6 +1,7 @@
-//! A reload that would accept no credential at all — what an empty or cut-off file looks
-//! like — is refused and the running configuration stays in force; a real change of
-//! credentials is applied.
+//! Operating mistakes the gateway guards against: a reload that would accept no credential
+//! at all — what an empty or cut-off file looks like — is refused and the running
+//! configuration stays in force (a real change of credentials is applied); a data
+//! directory the gateway creates is private to its user.
 
 use std::path::Path;
 
@@ -61,5 +62,18 @@ async fn a_gateway_started_without_credentials_still_reloads() {
     std::fs::write(&path, with_key(&data, "carol")).unwrap();
     gateway.reload().await.unwrap();
     assert_eq!(subjects(&gateway), ["carol"]);
+    gateway.audit().close().await;
+}
+
+#[tokio::test]
+async fn a_new_data_dir_is_private_to_the_gateway_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("var").join("cloakroom");
+    let (gateway, _) = start(&with_key(&data, "alice"), dir.path()).await;
+    for created in [&data, &dir.path().join("var")] {
+        let mode = std::fs::metadata(created).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", created.display());
+    }
     gateway.audit().close().await;
 }
