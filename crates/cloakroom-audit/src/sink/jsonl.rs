@@ -12,7 +12,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{AuditSink, SealedRecord, SinkError};
+use super::{blocking, AuditSink, SealedRecord, SinkError};
 use crate::{
     chain::{ChainVerifier, VerifyReport},
     AuditRecord,
@@ -51,7 +51,7 @@ impl AuditSink for JsonlSink {
             buf.push(b'\n');
         }
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
             let before = f.metadata().map(|m| m.len()).ok();
             let res = f.write_all(&buf).and_then(|()| f.sync_data());
@@ -64,7 +64,6 @@ impl AuditSink for JsonlSink {
             res.map_err(SinkError::from)
         })
         .await
-        .map_err(|e| SinkError::Task(e.to_string()))?
     }
 }
 

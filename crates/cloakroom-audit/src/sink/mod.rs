@@ -69,6 +69,13 @@ pub enum SinkError {
     Task(String),
 }
 
+/// Runs blocking file or database work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
+) -> Result<T, SinkError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SinkError::Task(e.to_string()))?
+}
+
 /// Where to start reading records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {

@@ -51,7 +51,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError, SledSink};
+use super::{blocking, AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError, SledSink};
 
 /// The default size at which a segment's `.log` is closed and a new segment started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -148,14 +148,14 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn not_found(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
-) -> Result<T, SinkError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SinkError::Task(e.to_string()))?
+/// `Ok(None)` for a file or directory that is not there (never made, or removed by
+/// recovery meanwhile).
+fn if_exists<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The fields of a stored record the store itself reads.
@@ -197,11 +197,7 @@ impl Segment {
 
 /// The segments of a chain (those with a `.log`), oldest first.
 fn list_segments(chain_dir: &Path) -> io::Result<Vec<Segment>> {
-    let entries = match fs::read_dir(chain_dir) {
-        Ok(e) => e,
-        Err(e) if not_found(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+    let Some(entries) = if_exists(fs::read_dir(chain_dir))? else { return Ok(Vec::new()) };
     let mut segments = Vec::new();
     for entry in entries {
         let name = entry?.file_name();
@@ -222,11 +218,7 @@ fn list_segments(chain_dir: &Path) -> io::Result<Vec<Segment>> {
 /// edited log) reading starts at the segment's first line.
 fn seek_point(seg: &Segment, log: &File, k: u64) -> io::Result<(u64, u64)> {
     let start = (seg.first, 0);
-    let mut idx = match File::open(seg.path("idx")) {
-        Ok(f) => f,
-        Err(e) if not_found(&e) => return Ok(start),
-        Err(e) => return Err(e),
-    };
+    let Some(mut idx) = if_exists(File::open(seg.path("idx")))? else { return Ok(start) };
     let entries = idx.metadata()?.len() / IDX_ENTRY;
     if entries == 0 || k == 0 {
         return Ok(start);
@@ -260,11 +252,7 @@ fn visit_lines(
     let mut line = Vec::with_capacity(8192);
     for (i, seg) in segments.iter().enumerate().skip(start) {
         let last = i + 1 == segments.len();
-        let log = match File::open(seg.path("log")) {
-            Ok(f) => f,
-            Err(e) if not_found(&e) => continue, // removed by recovery meanwhile
-            Err(e) => return Err(e.into()),
-        };
+        let Some(log) = if_exists(File::open(seg.path("log")))? else { continue };
         let (mut pos, offset) =
             if from > seg.first { seek_point(seg, &log, from - seg.first)? } else { (seg.first, 0) };
         let mut reader = BufReader::with_capacity(256 << 10, log);
@@ -448,10 +436,7 @@ impl ChainWriter {
                 None => {
                     // Nothing but a partial batch: remove the segment.
                     for ext in ["log", "idx", "calls"] {
-                        match fs::remove_file(last.path(ext)) {
-                            Err(e) if !not_found(&e) => return Err(e.into()),
-                            _ => {}
-                        }
+                        if_exists(fs::remove_file(last.path(ext)))?;
                     }
                     fsync_dir(&dir)?;
                     segments.pop();
@@ -632,14 +617,10 @@ fn recover_segment(chain_id: &str, seg: &Segment) -> Result<Option<(u64, Option<
     let mut created = false;
     for (ext, want) in [("idx", &idx), ("calls", &calls)] {
         let path = seg.path(ext);
-        let have = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if not_found(&e) => {
-                created = true;
-                Vec::new()
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let have = if_exists(fs::read(&path))?.unwrap_or_else(|| {
+            created = true;
+            Vec::new()
+        });
         if have != *want || created {
             tracing::info!(chain = chain_id, segment = %segment_name(seg.first), file = ext, "rebuilding an audit index from its log");
             let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
@@ -733,11 +714,7 @@ impl SegmentStore {
     }
 
     fn chain_ids_here(&self) -> Result<Vec<String>, SinkError> {
-        let entries = match fs::read_dir(self.inner.dir.join(CHAINS)) {
-            Ok(e) => e,
-            Err(e) if not_found(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let Some(entries) = if_exists(fs::read_dir(self.inner.dir.join(CHAINS)))? else { return Ok(Vec::new()) };
         let mut ids = Vec::new();
         for entry in entries {
             let entry = entry?;
@@ -826,11 +803,7 @@ impl AuditStore for SegmentStore {
         self.read(chain_id, move |dir| {
             let segments = list_segments(dir)?;
             for (i, seg) in segments.iter().enumerate().rev() {
-                let log = match File::open(seg.path("log")) {
-                    Ok(f) => f,
-                    Err(e) if not_found(&e) => continue,
-                    Err(e) => return Err(e.into()),
-                };
+                let Some(log) = if_exists(File::open(seg.path("log")))? else { continue };
                 let Some(line) = last_line(&log, i + 1 == segments.len())? else { continue };
                 let head: Head = serde_json::from_slice(&line).map_err(|e| {
                     SinkError::Corrupt(format!(
@@ -940,11 +913,7 @@ fn is_record_of(line: &[u8], call_id: &str) -> bool {
 fn find_in_chain(dir: &Path, call_id: &str, wanted: &[u8; 16]) -> Result<Option<Vec<u8>>, SinkError> {
     let segments = list_segments(dir)?;
     for (i, seg) in segments.iter().enumerate().rev() {
-        let calls = match fs::read(seg.path("calls")) {
-            Ok(b) => b,
-            Err(e) if not_found(&e) => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let Some(calls) = if_exists(fs::read(seg.path("calls")))? else { continue };
         let mut candidates = calls.chunks_exact(CALLS_ENTRY).rev().filter(|e| e[..16] == wanted[..]).peekable();
         if candidates.peek().is_none() {
             continue;

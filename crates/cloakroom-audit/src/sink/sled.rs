@@ -11,7 +11,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use super::{AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError};
+use super::{blocking, AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError};
 use crate::AuditRecord;
 
 const TREE_PREFIX: &str = "chain:";
@@ -44,12 +44,6 @@ fn seq_of_key(key: &[u8]) -> Result<u64, SinkError> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| SinkError::Corrupt(format!("record key of {} bytes", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
-) -> Result<T, SinkError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SinkError::Task(e.to_string()))?
 }
 
 impl SledSink {
