@@ -153,6 +153,26 @@ pub fn seal(record: &mut AuditRecord, prev: Option<(u64, &str)>) -> Result<Strin
     seal_value(record, value, prev)
 }
 
+/// The `seq` and `prev_hash` of the record that follows `prev`, a record's `(seq, hash)`
+/// (`None`: the first record of a chain).
+pub(crate) fn next_link(prev: Option<(u64, &str)>) -> (u64, &str) {
+    prev.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS_HASH))
+}
+
+/// Hashes `unsealed`, a record's canonical text without `hash`, and returns the hash and
+/// the stored text: the same text with `,"hash":"…"` spliced in at byte `at` (before the
+/// first key that sorts after `hash`).
+pub(crate) fn splice_hash(unsealed: &str, at: usize) -> (String, String) {
+    let hash = hex::encode(Sha256::digest(unsealed.as_bytes()));
+    let mut stored = String::with_capacity(unsealed.len() + hash.len() + 10);
+    stored.push_str(&unsealed[..at]);
+    stored.push_str(",\"hash\":\"");
+    stored.push_str(&hash);
+    stored.push('"');
+    stored.push_str(&unsealed[at..]);
+    (hash, stored)
+}
+
 /// [`seal`] for a record already converted with `serde_json::to_value` (which the log
 /// does before taking the chain lock, to keep the time under the lock short).
 pub fn seal_value(
@@ -160,9 +180,9 @@ pub fn seal_value(
     mut value: Value,
     prev: Option<(u64, &str)>,
 ) -> Result<String, CanonicalError> {
-    let (seq, prev_hash) = prev.map(|(s, h)| (s + 1, h.to_owned())).unwrap_or((1, GENESIS_HASH.to_owned()));
+    let (seq, prev_hash) = next_link(prev);
     record.seq = seq;
-    record.prev_hash = prev_hash;
+    record.prev_hash = prev_hash.to_owned();
     let Value::Object(map) = &mut value else { unreachable!("a record is an object") };
     map.insert("chain_id".into(), Value::String(record.chain_id.clone()));
     map.insert("seq".into(), Value::from(seq));
@@ -189,15 +209,9 @@ pub fn seal_value(
         write_canonical(&map[key], &mut out)?;
     }
     out.push('}');
-    record.hash = hex::encode(Sha256::digest(out.as_bytes()));
     // A record always has keys before and after "hash" ("function", "id").
-    let at = splice.unwrap_or(out.len() - 1);
-    let mut stored = String::with_capacity(out.len() + 80);
-    stored.push_str(&out[..at]);
-    stored.push_str(",\"hash\":\"");
-    stored.push_str(&record.hash);
-    stored.push('"');
-    stored.push_str(&out[at..]);
+    let (hash, stored) = splice_hash(&out, splice.unwrap_or(out.len() - 1));
+    record.hash = hash;
     Ok(stored)
 }
 

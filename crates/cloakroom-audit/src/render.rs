@@ -16,14 +16,12 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use cloakroom_core::{ApprovalRef, SecretUse};
-use sha2::{Digest, Sha256};
-
 use crate::{
-    chain::write_string,
+    chain::{next_link, splice_hash, write_string},
     record::{RecordBody, RecordDecision, RecordError, RecordIdentity, RecordRequest, RecordResponse, RecordUpstream},
-    AuditRecord, GENESIS_HASH,
+    AuditRecord,
 };
+use cloakroom_core::{ApprovalRef, SecretUse};
 
 /// A record's canonical text before sealing; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,37 +113,29 @@ impl Rendered {
         }
     }
 
+    /// The length of the text (an upper bound for the joined strings).
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+
     /// Seals the text after a record whose `(seq, hash)` is `prev` (`None` for the first
     /// of a chain): sets `record`'s `seq`, `prev_hash` and `hash` and returns the stored
     /// text, exactly as [`chain::seal`](crate::chain::seal) would.
     pub(crate) fn seal(self, record: &mut AuditRecord, prev: Option<(u64, &str)>) -> String {
-        let (seq, prev_hash) = prev.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS_HASH));
+        let (seq, prev_hash) = next_link(prev);
         let t = &self.text;
-        let digits = itoa_buf(seq);
-        let mut unsealed = String::with_capacity(t.len() + prev_hash.len() + digits.len());
+        let mut unsealed = String::with_capacity(t.len() + prev_hash.len() + 20);
         unsealed.push_str(&t[..self.prev_hash_at]);
         unsealed.push_str(prev_hash);
         unsealed.push_str(&t[self.prev_hash_at..self.seq_at]);
-        unsealed.push_str(&digits);
+        num(&mut unsealed, seq);
         unsealed.push_str(&t[self.seq_at..]);
-        let hash = hex::encode(Sha256::digest(unsealed.as_bytes()));
-        let mut stored = String::with_capacity(unsealed.len() + hash.len() + 10);
-        stored.push_str(&unsealed[..self.hash_at]);
-        stored.push_str(",\"hash\":\"");
-        stored.push_str(&hash);
-        stored.push('"');
-        stored.push_str(&unsealed[self.hash_at..]);
+        let (hash, stored) = splice_hash(&unsealed, self.hash_at);
         record.seq = seq;
         record.prev_hash = prev_hash.to_owned();
         record.hash = hash;
         stored
     }
-}
-
-fn itoa_buf(n: u64) -> String {
-    let mut s = String::with_capacity(20);
-    let _ = write!(s, "{n}");
-    s
 }
 
 /// Decodes the escape at the start of `b` (a backslash) into `out`; returns its length.
@@ -330,13 +320,6 @@ fn upstream(u: &RecordUpstream, o: &mut String) {
     key(o, "status", false);
     num(o, u64::from(u.status));
     o.push('}');
-}
-
-impl Rendered {
-    /// The length of the text (an upper bound for the joined strings).
-    pub(crate) fn len(&self) -> usize {
-        self.text.len()
-    }
 }
 
 #[cfg(test)]
