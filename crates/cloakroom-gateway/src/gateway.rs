@@ -250,9 +250,7 @@ impl Gateway {
     async fn apply_locked(&self, config: Config) -> Result<(), GatewayError> {
         let shared = &self.shared;
         let current = shared.stack.load();
-        let accepts_credentials =
-            |c: &Config| !c.identity.api_keys.is_empty() || !c.identity.oidc.is_empty() || c.identity.biscuit.is_some();
-        if !accepts_credentials(&config) && accepts_credentials(&current.config) {
+        if !config.identity.accepts_any_credential() && current.config.identity.accepts_any_credential() {
             return Err(component(
                 "identity",
                 "the new configuration accepts no credential at all (no [identity] api_keys, oidc or biscuit); \

@@ -155,6 +155,12 @@ pub struct ApiKeyConfig {
 }
 
 impl IdentityConfig {
+    /// Whether any credential can authenticate: an OIDC issuer, a Biscuit root key or an
+    /// API key is configured.
+    pub fn accepts_any_credential(&self) -> bool {
+        !self.oidc.is_empty() || self.biscuit.is_some() || !self.api_keys.is_empty()
+    }
+
     /// Whether `identity` belongs to one of [`IdentityConfig::admin_groups`].
     pub fn is_admin(&self, identity: &cloakroom_core::Identity) -> bool {
         identity.in_any_group(&self.admin_groups)
@@ -164,6 +170,20 @@ impl IdentityConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_one_kind_of_credential_is_enough_to_accept_credentials() {
+        assert!(!IdentityConfig::default().accepts_any_credential());
+        assert!(!toml::from_str::<IdentityConfig>("admin_groups = [\"ops\"]").unwrap().accepts_any_credential());
+        for one in [
+            "[[oidc]]\nissuer = \"https://idp.example.com\"\naudiences = [\"c\"]",
+            "[biscuit]\nroot_public_key = \"ed25519/00\"",
+            "[[api_keys]]\nsubject = \"a\"\nsha256 = \"00\"",
+        ] {
+            let c: IdentityConfig = toml::from_str(one).unwrap_or_else(|e| panic!("{one}: {e}"));
+            assert!(c.accepts_any_credential(), "{one}");
+        }
+    }
 
     #[test]
     fn spec_example_parses_with_defaults() {
