@@ -10,7 +10,7 @@
 #                                  # (for trying an optimisation; no table is written)
 #   STAT=1 ...                     # perf stat cloakroomd during (c) (task-clock, and
 #                                  # instructions where the CPU exposes counters)
-#   GW_THREADS=N ...               # cloakroomd's tokio worker threads (default: cores)
+#   GW_THREADS=N ...               # cloakroomd's serving threads, server.workers (default: cores)
 #   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha)
 #   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
 #   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
@@ -159,6 +159,7 @@ KEY_SHA="$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)"
 listen = "127.0.0.1:$GW_PORT"
 admin_listen = "127.0.0.1:$ADMIN_PORT"
 data_dir = "$WORK/data"
+workers = ${GW_THREADS:-0}
 
 [identity]
 admin_groups = ["admins"]
@@ -208,7 +209,7 @@ EOF
 } >"$WORK/cloakroom.toml"
 
 start_gateway() {
-    env ${GW_THREADS:+TOKIO_WORKER_THREADS=$GW_THREADS} CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    env CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
     wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }

@@ -14,7 +14,11 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser;
-use cloakroom_gateway::{dev::DevSetup, server::serve, Config, Gateway};
+use cloakroom_gateway::{
+    dev::DevSetup,
+    server::{serve, ServingThreads},
+    Config, Gateway,
+};
 use tokio::sync::watch;
 
 /// jemalloc: a quarter less CPU per call than glibc's malloc under load (every layer
@@ -63,7 +67,10 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Calls are served on their own threads (`server.workers`, ServingThreads); this
+    // runtime accepts, serves the admin API and runs the background work (audit writer,
+    // renewals, reloads), for which one worker thread is plenty.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cloakroomd: cannot start the runtime: {e}");
@@ -107,6 +114,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let admin_listen = config.server.admin_listen;
     let grace = config.server.shutdown_grace;
+    let threads = config.server.serving_threads();
     let keys = dev.as_ref().map(|d| d.keys.clone());
     let gateway = Gateway::start_with_keys(config, path, keys).await?;
     if let Some(dev) = &mut dev {
@@ -115,7 +123,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let gw_listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let admin_listener =
         tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
-    tracing::info!(%listen, %admin_listen, "cloakroomd listening");
+    let g = gateway.clone();
+    let serving = ServingThreads::start(threads, move |peer| g.service(Some(peer)), grace)
+        .context("starting the serving threads")?;
+    tracing::info!(%listen, %admin_listen, threads, "cloakroomd listening");
     if let Some(dev) = &dev {
         // Not println!: a closed stdout must not bring the gateway down.
         use std::io::Write as _;
@@ -127,8 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let g = gateway.clone();
-    let gw = tokio::spawn(serve(gw_listener, move |peer| g.service(Some(peer)), stopped(stop_rx.clone()), grace));
+    let gw = tokio::spawn(serving.serve(gw_listener, stopped(stop_rx.clone())));
     let g = gateway.clone();
     let admin =
         tokio::spawn(serve(admin_listener, move |peer| g.admin_service(Some(peer)), stopped(stop_rx.clone()), grace));

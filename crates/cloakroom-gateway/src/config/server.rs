@@ -33,6 +33,23 @@ pub struct ServerConfig {
     /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight calls. Default `"30s"`.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Threads serving calls in `cloakroomd`, each running its own single-threaded
+    /// runtime; a connection stays on the thread that accepted it, with all of its calls.
+    /// `0`, the default, means one per CPU the process may use. The admin API and the
+    /// background work (audit writer, renewals) run on one further thread.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// The number of serving threads `workers` asks for: itself, or for `0` the CPUs
+    /// this process may use (at least one).
+    pub fn serving_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -45,6 +62,7 @@ impl Default for ServerConfig {
             upstream_timeout: default_upstream_timeout(),
             connect_timeout: default_connect_timeout(),
             shutdown_grace: default_shutdown_grace(),
+            workers: 0,
         }
     }
 }

@@ -59,8 +59,47 @@ pub fn error_response(err: &Error, call_id: Option<&CallId>) -> Response<Gateway
     err.to_response(call_id).map(boxed)
 }
 
-/// The pooled HTTP/HTTPS client of the forwarder.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+/// hyper-util's pooled client over the forwarder's connector.
+type PoolClient = Client<HttpsConnector<HttpConnector>, GatewayBody>;
+
+/// The pooled HTTP/HTTPS client of the forwarder, with one connection pool per thread.
+///
+/// A pooled connection is driven by a task on the runtime that opened it. With one pool
+/// shared by the [`ServingThreads`](crate::server::ServingThreads),
+/// a call served on one thread would often be sent through a connection driven by
+/// another, paying two cross-thread wake-ups per call; with a pool per thread each call
+/// stays on its thread. Clones share the TLS configuration and the pools.
+#[derive(Clone)]
+pub struct UpstreamClient(std::sync::Arc<PerThread>);
+
+struct PerThread {
+    connector: HttpsConnector<HttpConnector>,
+    pools: thread_local::ThreadLocal<PoolClient>,
+}
+
+impl UpstreamClient {
+    fn new(connector: HttpsConnector<HttpConnector>) -> Self {
+        Self(std::sync::Arc::new(PerThread { connector, pools: thread_local::ThreadLocal::new() }))
+    }
+
+    /// The client of the calling thread's pool, created on first use.
+    fn here(&self) -> PoolClient {
+        self.0
+            .pools
+            .get_or(|| {
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(self.0.connector.clone())
+            })
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient").finish_non_exhaustive()
+    }
+}
 
 /// Why a TLS trust configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +178,7 @@ fn build_client(
         // ALPN offers h2 and http/1.1 on https upstreams; plain http stays HTTP/1.1.
         .enable_all_versions()
         .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(https))
+    Ok(UpstreamClient::new(https))
 }
 
 impl<B> tower::Service<Request<B>> for Forwarder
@@ -217,7 +256,7 @@ where
     }
     let upstream_req = Request::from_parts(parts, boxed(body));
     let started = Instant::now();
-    let res = match tokio::time::timeout(timeout, client.request(upstream_req)).await {
+    let res = match tokio::time::timeout(timeout, client.here().request(upstream_req)).await {
         Err(_) => {
             return fail(Error::new(
                 ErrorCode::UpstreamTimeout,

@@ -1,0 +1,162 @@
+//! `ServingThreads`: connections spread over the serving threads, least-loaded first;
+//! every call of a connection is served on the thread that took the connection; graceful
+//! shutdown lets in-flight calls finish and then ends every thread.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use cloakroom_gateway::{
+    config::ServerConfig,
+    forward::{boxed, GatewayBody},
+    server::ServingThreads,
+};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, sync::oneshot};
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("unnamed").to_owned()
+}
+
+/// A service answering with the name of the thread that served the call, after `delay`.
+fn answer_thread(
+    delay: Duration,
+) -> impl Fn(SocketAddr) -> tower::util::BoxCloneSyncService<Request<Incoming>, Response<GatewayBody>, Infallible>
+       + Send
+       + Sync
+       + 'static {
+    move |_peer| {
+        tower::util::BoxCloneSyncService::new(tower::service_fn(move |_req: Request<Incoming>| async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, Infallible>(Response::new(boxed(Full::new(Bytes::from(thread_name())))))
+        }))
+    }
+}
+
+/// One client connection on which calls can be made one after another.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(conn);
+        Self { sender }
+    }
+
+    /// Makes a call and returns the body: the serving thread's name.
+    async fn call(&mut self) -> String {
+        self.sender.ready().await.expect("connection ready");
+        let req = Request::builder().uri("/").header("host", "gateway").body(Full::new(Bytes::new())).unwrap();
+        let res = self.sender.send_request(req).await.expect("call answered");
+        assert_eq!(res.status(), 200);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8(body.to_vec()).expect("utf-8")
+    }
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().unwrap();
+    (l, a)
+}
+
+#[tokio::test]
+async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() {
+    let (listener, addr) = listener().await;
+    let made_on: Arc<Mutex<Vec<String>>> = Arc::default();
+    let made = made_on.clone();
+    let answer = answer_thread(Duration::ZERO);
+    let threads = ServingThreads::start(
+        2,
+        move |peer| {
+            made.lock().unwrap().push(thread_name());
+            answer(peer)
+        },
+        Duration::from_secs(5),
+    )
+    .expect("threads start");
+    assert_eq!(threads.len(), 2);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(threads.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut conns = Vec::new();
+    let mut served_on = Vec::new();
+    for _ in 0..4 {
+        let mut conn = Conn::open(addr).await;
+        let first = conn.call().await;
+        for _ in 0..3 {
+            assert_eq!(conn.call().await, first, "a connection's calls all run on the thread that took it");
+        }
+        served_on.push(first);
+        conns.push(conn);
+    }
+    // Open connections 0 and 1 went to the two idle threads, 2 and 3 to the one with fewer.
+    assert!(served_on.iter().all(|t| t.starts_with("cloakroom-serve-")), "{served_on:?}");
+    assert_ne!(served_on[0], served_on[1], "{served_on:?}");
+    assert_eq!(served_on[2], served_on[0], "{served_on:?}");
+    assert_eq!(served_on[3], served_on[1], "{served_on:?}");
+    assert_eq!(*made_on.lock().unwrap(), served_on, "each connection's service is built on its thread");
+
+    drop(conns);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends after shutdown").unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_call_in_flight_finish_then_stops_accepting() {
+    let (listener, addr) = listener().await;
+    let threads = ServingThreads::start(2, answer_thread(Duration::from_millis(400)), Duration::from_secs(10)).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(threads.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut conn = Conn::open(addr).await;
+    let in_flight = tokio::spawn(async move { conn.call().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("call answered").unwrap();
+    assert!(answer.starts_with("cloakroom-serve-"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends").unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
+}
+
+#[tokio::test]
+async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
+    let (listener, addr) = listener().await;
+    let threads = ServingThreads::start(1, answer_thread(Duration::from_secs(60)), Duration::from_millis(200)).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(threads.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let mut conn = Conn::open(addr).await;
+    let in_flight = tokio::spawn(async move {
+        conn.sender.ready().await.unwrap();
+        let req = Request::builder().uri("/").body(Full::new(Bytes::new())).unwrap();
+        conn.sender.send_request(req).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends after the grace period").unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("the call ends").unwrap();
+    assert!(cut.is_err(), "the call was cut, not answered");
+}
+
+#[test]
+fn workers_zero_means_one_thread_per_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(ServerConfig::default().workers, 0);
+    assert_eq!(ServerConfig::default().serving_threads(), cpus);
+    assert_eq!(ServerConfig { workers: 3, ..ServerConfig::default() }.serving_threads(), 3);
+}
