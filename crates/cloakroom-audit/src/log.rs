@@ -436,7 +436,7 @@ impl AuditLog {
 fn holds_secret(rendered: &Rendered, redactor: &dyn Redactor) -> bool {
     let mut joined = Vec::with_capacity(rendered.len());
     rendered.strings(&mut joined);
-    redactor.redact(&joined) != joined
+    redactor.finds(&joined)
 }
 
 /// Runs the redactor over every string (and object key) of a JSON value.

@@ -29,6 +29,14 @@
 pub trait Redactor: Send + Sync {
     /// The bytes with every known secret replaced.
     fn redact(&self, bytes: &[u8]) -> Vec<u8>;
+
+    /// Whether [`redact`](Self::redact) could change `bytes`: `false` only when it
+    /// would return them unchanged. The audit log asks this of every record first and
+    /// redacts only when it is `true`. The default redacts and compares; a redactor
+    /// that can search without building the output should say so more cheaply.
+    fn finds(&self, bytes: &[u8]) -> bool {
+        self.redact(bytes) != bytes
+    }
 }
 
 /// A redactor that changes nothing, for embeddings without a vault.
@@ -38,6 +46,10 @@ pub struct NoRedaction;
 impl Redactor for NoRedaction {
     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
         bytes.to_vec()
+    }
+
+    fn finds(&self, _bytes: &[u8]) -> bool {
+        false
     }
 }
 

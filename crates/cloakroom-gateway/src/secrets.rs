@@ -87,6 +87,12 @@ impl cloakroom_audit::Redactor for MaskRedactor {
     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
         self.0.load().replace(bytes).output
     }
+
+    /// A search that stops at the first match, without building the masked copy: the
+    /// audit log asks this of every record, and almost every record holds no secret.
+    fn finds(&self, bytes: &[u8]) -> bool {
+        self.0.load().finds(bytes)
+    }
 }
 
 /// The masker applied to arguments shown to approvers.
@@ -106,4 +112,38 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
 /// configuration the catalog's masker was attached with.
 pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
     let _ = (catalog, handle, masking);
+}
+
+#[cfg(test)]
+mod tests {
+    use cloakroom_audit::Redactor as _;
+    use cloakroom_mask::{MaskEntry, MaskHandle, MaskingConfig, Matcher};
+
+    use super::MaskRedactor;
+
+    #[test]
+    fn finds_exactly_where_redact_changes_something() {
+        let secret = "sk_live_0123456789abcdefABCDEF";
+        let entry = MaskEntry::new("stripe", secret.into(), "cloak_stripe");
+        let matcher = Matcher::build([entry], &MaskingConfig::default().options()).unwrap();
+        let redactor = MaskRedactor(MaskHandle::new(matcher));
+        let b64 = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(secret)
+        };
+        let cases = [
+            "nothing to see here".to_owned(),
+            String::new(),
+            format!("key={secret}&x=1"),
+            format!("{{\"auth\":\"{b64}\"}}"),
+            "AKIAIOSFODNN7EXAMPLE is a detector hit".to_owned(),
+            secret[..secret.len() - 1].to_owned(),
+        ];
+        for case in &cases {
+            let changes = redactor.redact(case.as_bytes()) != case.as_bytes();
+            assert_eq!(redactor.finds(case.as_bytes()), changes, "{case:?}");
+        }
+        assert!(redactor.finds(format!("key={secret}").as_bytes()));
+        assert!(!redactor.finds(b"nothing to see here"));
+    }
 }

@@ -167,6 +167,22 @@ impl Detectors {
         (out.finish().concat(), state.kinds)
     }
 
+    /// Whether [`replace_all`](Self::replace_all) would replace anything in `hay`: the
+    /// same search, stopped at its first match, without building the output.
+    pub(crate) fn finds(&self, hay: &[u8]) -> bool {
+        let mut from = 0;
+        while from < hay.len() {
+            let Some(found) = self.starts.find(Input::new(hay).span(from..hay.len())) else { return false };
+            let y = found.start();
+            let prev = y.checked_sub(1).map(|p| hay[p]);
+            if let Decision::Match { .. } = self.decide(hay, y, prev, true) {
+                return true;
+            }
+            from = y + 1;
+        }
+        false
+    }
+
     fn decide(&self, buf: &[u8], y: usize, prev: Option<u8>, last: bool) -> Decision {
         let n = buf.len();
         for (i, d) in self.list.iter().enumerate() {

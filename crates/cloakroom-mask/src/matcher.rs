@@ -443,6 +443,13 @@ impl Matcher {
         replaced
     }
 
+    /// Whether [`replace`](Self::replace) would replace anything in `haystack` (a known
+    /// secret in any encoding, or a detector hit): the same searches, stopped at the
+    /// first match, without building the masked copy.
+    pub fn finds(&self, haystack: &[u8]) -> bool {
+        self.find_iter(haystack).next().is_some() || self.detectors.as_ref().is_some_and(|d| d.finds(haystack))
+    }
+
     /// A streaming replacer over this matcher (push chunks, then finish).
     pub fn stream(self: &Arc<Self>) -> StreamReplacer {
         StreamReplacer::new(self.clone())

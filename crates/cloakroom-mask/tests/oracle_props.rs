@@ -157,6 +157,37 @@ proptest! {
     }
 
     #[test]
+    fn finds_is_true_exactly_when_replace_changes_something(
+        (secrets, mut body) in proptest::collection::vec(secret(), 1..3).prop_flat_map(body),
+        extra in proptest::sample::select(vec![
+            &b""[..], b"AKIAIOSFODNN7EXAMPLE", b"AKIAIOSFODNN7EXAMPL", b"xAKIAIOSFODNN7EXAMPLE",
+            b"ghp_abcdefghijklmnopqrstuvwxyz0123456789", b"ghp_short",
+            b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", b"eyJhbGciOiJIUzI1NiJ9",
+            b"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----", b"-----BEGIN PRIVATE KEY-----",
+            b"xoxb-123456789012-abcdefghijkl", b"sk_live_abcdefghijklmnopqrstuvwx", b"sk_live_",
+        ]),
+        at in any::<usize>(),
+        keep_secrets in any::<bool>(),
+    ) {
+        let at = at % (body.len() + 1);
+        body.splice(at..at, extra.iter().copied());
+        if !keep_secrets {
+            // Mostly bodies without a known secret, where only the detectors decide.
+            for s in &secrets {
+                for _ in 0..64 {
+                    let Some(i) = body.windows(s.len()).position(|w| w == &s[..]) else { break };
+                    body[i] ^= 0x20;
+                }
+            }
+        }
+        for options in [MaskOptions::default(), no_detectors()] {
+            let matcher = Matcher::build(entries(&secrets), &options).unwrap();
+            let changes = matcher.replace(&body).output != body;
+            prop_assert_eq!(matcher.finds(&body), changes);
+        }
+    }
+
+    #[test]
     fn no_secret_survives_in_any_encoding(
         secrets in proptest::collection::vec("[ -~]{8,24}".prop_map(String::into_bytes), 1..4),
         prefix in proptest::collection::vec(any::<u8>(), 0..3),
