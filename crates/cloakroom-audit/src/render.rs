@@ -88,24 +88,25 @@ impl Rendered {
     pub(crate) fn strings(&self, out: &mut Vec<u8>) {
         let b = self.text.as_bytes();
         let mut i = 0;
-        while i < b.len() {
-            if b[i] != b'"' {
-                i += 1;
-                continue;
-            }
-            i += 1;
-            while i < b.len() {
-                match b[i] {
-                    b'"' => {
-                        i += 1;
+        // From one opening quote to the next; runs without a quote or backslash are
+        // copied whole (the record's bodies are most of its text).
+        while let Some(open) = memchr::memchr(b'"', &b[i..]) {
+            i += open + 1;
+            loop {
+                match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                    None => {
+                        out.extend_from_slice(&b[i..]);
+                        i = b.len();
                         break;
                     }
-                    b'\\' => {
+                    Some(k) => {
+                        out.extend_from_slice(&b[i..i + k]);
+                        i += k;
+                        if b[i] == b'"' {
+                            i += 1;
+                            break;
+                        }
                         i += unescape(&b[i..], out);
-                    }
-                    c => {
-                        out.push(c);
-                        i += 1;
                     }
                 }
             }
