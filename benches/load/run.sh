@@ -15,6 +15,7 @@
 #   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
 #   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
 #   CLOAKROOMD_BIN=path ...        # run this cloakroomd binary (A/B runs) instead of the build
+#                                  # (builds before server.workers: leave GW_THREADS unset)
 #
 # Measures, with wrk (Debian) as the load generator:
 #   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
@@ -159,7 +160,7 @@ KEY_SHA="$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)"
 listen = "127.0.0.1:$GW_PORT"
 admin_listen = "127.0.0.1:$ADMIN_PORT"
 data_dir = "$WORK/data"
-workers = ${GW_THREADS:-0}
+${GW_THREADS:+workers = $GW_THREADS}
 
 [identity]
 admin_groups = ["admins"]
