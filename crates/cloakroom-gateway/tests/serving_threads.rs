@@ -64,15 +64,33 @@ impl Conn {
     }
 }
 
-async fn listener() -> (TcpListener, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let a = l.local_addr().unwrap();
-    (l, a)
+/// Serving threads on a fresh 127.0.0.1 port, serving until `stop` is sent.
+struct Serving {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    async fn start(threads: ServingThreads) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(threads.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, stop, served }
+    }
+
+    /// Signals shutdown; the returned handle resolves when `serve` has ended.
+    fn shut_down(self) -> tokio::task::JoinHandle<()> {
+        self.stop.send(()).unwrap();
+        self.served
+    }
 }
 
 #[tokio::test]
 async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() {
-    let (listener, addr) = listener().await;
     let made_on: Arc<Mutex<Vec<String>>> = Arc::default();
     let made = made_on.clone();
     let answer = answer_thread(Duration::ZERO);
@@ -86,15 +104,12 @@ async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() 
     )
     .expect("threads start");
     assert_eq!(threads.len(), 2);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(threads.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let serving = Serving::start(threads).await;
 
     let mut conns = Vec::new();
     let mut served_on = Vec::new();
     for _ in 0..4 {
-        let mut conn = Conn::open(addr).await;
+        let mut conn = Conn::open(serving.addr).await;
         let first = conn.call().await;
         for _ in 0..3 {
             assert_eq!(conn.call().await, first, "a connection's calls all run on the thread that took it");
@@ -110,22 +125,21 @@ async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() 
     assert_eq!(*made_on.lock().unwrap(), served_on, "each connection's service is built on its thread");
 
     drop(conns);
-    stop.send(()).unwrap();
+    let served = serving.shut_down();
     tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends after shutdown").unwrap();
 }
 
 #[tokio::test]
 async fn shutdown_lets_the_call_in_flight_finish_then_stops_accepting() {
-    let (listener, addr) = listener().await;
-    let threads = ServingThreads::start(2, answer_thread(Duration::from_millis(400)), Duration::from_secs(10)).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(threads.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let serving = Serving::start(
+        ServingThreads::start(2, answer_thread(Duration::from_millis(400)), Duration::from_secs(10)).unwrap(),
+    )
+    .await;
+    let addr = serving.addr;
     let mut conn = Conn::open(addr).await;
     let in_flight = tokio::spawn(async move { conn.call().await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.send(()).unwrap();
+    let served = serving.shut_down();
     let answer = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("call answered").unwrap();
     assert!(answer.starts_with("cloakroom-serve-"), "{answer}");
     tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends").unwrap();
@@ -134,12 +148,11 @@ async fn shutdown_lets_the_call_in_flight_finish_then_stops_accepting() {
 
 #[tokio::test]
 async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
-    let (listener, addr) = listener().await;
-    let threads = ServingThreads::start(1, answer_thread(Duration::from_secs(60)), Duration::from_millis(200)).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let served = tokio::spawn(threads.serve(listener, async move {
-        let _ = stopped.await;
-    }));
+    let serving = Serving::start(
+        ServingThreads::start(1, answer_thread(Duration::from_secs(60)), Duration::from_millis(200)).unwrap(),
+    )
+    .await;
+    let addr = serving.addr;
     let mut conn = Conn::open(addr).await;
     let in_flight = tokio::spawn(async move {
         conn.sender.ready().await.unwrap();
@@ -147,7 +160,7 @@ async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
         conn.sender.send_request(req).await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.send(()).unwrap();
+    let served = serving.shut_down();
     tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends after the grace period").unwrap();
     let cut = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("the call ends").unwrap();
     assert!(cut.is_err(), "the call was cut, not answered");
