@@ -55,13 +55,33 @@ impl Conn {
 
     /// Makes a call and returns the body: the serving thread's name.
     async fn call(&mut self) -> String {
-        self.sender.ready().await.expect("connection ready");
-        let req = Request::builder().uri("/").header("host", "gateway").body(Full::new(Bytes::new())).unwrap();
-        let res = self.sender.send_request(req).await.expect("call answered");
+        let res = self.send().await.expect("call answered");
         assert_eq!(res.status(), 200);
         let body = res.into_body().collect().await.expect("body").to_bytes();
         String::from_utf8(body.to_vec()).expect("utf-8")
     }
+
+    /// Makes a call; an error when the connection closed before an answer.
+    async fn send(&mut self) -> hyper::Result<Response<Incoming>> {
+        self.sender.ready().await?;
+        let req = Request::builder().uri("/").header("host", "gateway").body(Full::new(Bytes::new())).unwrap();
+        self.sender.send_request(req).await
+    }
+}
+
+/// Starts `threads` serving threads answering after `delay`, makes one call, and signals
+/// shutdown while it is in flight: the call's outcome, the serve task, and the address.
+async fn shut_down_during_a_call(
+    threads: usize,
+    delay: Duration,
+    grace: Duration,
+) -> (tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>, tokio::task::JoinHandle<()>, SocketAddr) {
+    let serving = Serving::start(ServingThreads::start(threads, answer_thread(delay), grace).unwrap()).await;
+    let addr = serving.addr;
+    let mut conn = Conn::open(addr).await;
+    let in_flight = tokio::spawn(async move { conn.send().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    (in_flight, serving.shut_down(), addr)
 }
 
 /// Serving threads on a fresh 127.0.0.1 port, serving until `stop` is sent.
@@ -131,36 +151,18 @@ async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() 
 
 #[tokio::test]
 async fn shutdown_lets_the_call_in_flight_finish_then_stops_accepting() {
-    let serving = Serving::start(
-        ServingThreads::start(2, answer_thread(Duration::from_millis(400)), Duration::from_secs(10)).unwrap(),
-    )
-    .await;
-    let addr = serving.addr;
-    let mut conn = Conn::open(addr).await;
-    let in_flight = tokio::spawn(async move { conn.call().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let served = serving.shut_down();
-    let answer = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("call answered").unwrap();
-    assert!(answer.starts_with("cloakroom-serve-"), "{answer}");
+    let (in_flight, served, addr) =
+        shut_down_during_a_call(2, Duration::from_millis(400), Duration::from_secs(10)).await;
+    let res = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("call ends").unwrap();
+    let body = res.expect("call answered").into_body().collect().await.expect("body").to_bytes();
+    assert!(body.starts_with(b"cloakroom-serve-"), "{body:?}");
     tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends").unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens after shutdown");
 }
 
 #[tokio::test]
 async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
-    let serving = Serving::start(
-        ServingThreads::start(1, answer_thread(Duration::from_secs(60)), Duration::from_millis(200)).unwrap(),
-    )
-    .await;
-    let addr = serving.addr;
-    let mut conn = Conn::open(addr).await;
-    let in_flight = tokio::spawn(async move {
-        conn.sender.ready().await.unwrap();
-        let req = Request::builder().uri("/").body(Full::new(Bytes::new())).unwrap();
-        conn.sender.send_request(req).await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let served = serving.shut_down();
+    let (in_flight, served, _) = shut_down_during_a_call(1, Duration::from_secs(60), Duration::from_millis(200)).await;
     tokio::time::timeout(Duration::from_secs(10), served).await.expect("serve ends after the grace period").unwrap();
     let cut = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("the call ends").unwrap();
     assert!(cut.is_err(), "the call was cut, not answered");
