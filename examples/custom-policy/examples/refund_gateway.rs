@@ -5,7 +5,10 @@
 use std::{path::PathBuf, sync::Arc};
 
 use cloakroom_example_custom_policy::RefundHours;
-use cloakroom_gateway::{server::serve, Config, Gateway};
+use cloakroom_gateway::{
+    server::{serve, ServingThreads},
+    Config, Gateway,
+};
 use tokio::{
     net::TcpListener,
     signal::unix::{signal, SignalKind},
@@ -18,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(&path)?;
     let (listen, admin_listen, grace) =
         (config.server.listen, config.server.admin_listen, config.server.shutdown_grace);
+    let threads = config.server.serving_threads();
 
     // What cloakroomd cannot do: add a policy written in Rust. It is kept across reloads.
     let gateway = Gateway::builder(config)
@@ -32,8 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let g = gateway.clone();
+    let serving = ServingThreads::start(threads, move |peer| g.service(Some(peer)), grace)?;
     let calls = TcpListener::bind(listen).await?;
-    let calls = tokio::spawn(serve(calls, move |peer| g.service(Some(peer)), stopped(stop_rx.clone()), grace));
+    let calls = tokio::spawn(serving.serve(calls, stopped(stop_rx.clone())));
     let g = gateway.clone();
     let admin = TcpListener::bind(admin_listen).await?;
     let admin = tokio::spawn(serve(admin, move |peer| g.admin_service(Some(peer)), stopped(stop_rx.clone()), grace));
