@@ -148,14 +148,7 @@ impl ServingThreads {
                             continue;
                         }
                     };
-                    let worker = workers.iter().min_by_key(|w| w.open.load(Ordering::Relaxed)).expect("at least one thread");
-                    worker.open.fetch_add(1, Ordering::Relaxed);
-                    if worker.tx.send((stream, peer)).is_err() {
-                        // The thread has ended, which it only does after a panic: the
-                        // connection is closed by the drop, the other threads serve on.
-                        worker.open.fetch_sub(1, Ordering::Relaxed);
-                        tracing::error!(%peer, "a serving thread has ended; connection closed");
-                    }
+                    hand_on(&workers, stream, peer);
                 }
                 () = &mut shutdown => break,
             }
@@ -172,6 +165,36 @@ impl ServingThreads {
         .await;
     }
 }
+
+/// Gives a connection to the live serving thread with the fewest open. A thread whose
+/// channel is closed has ended (only a panic ends one early): it is marked dead, with an
+/// error logged, and the connection goes to the next; with no thread left the connection
+/// is closed.
+fn hand_on(workers: &[Worker], stream: std::net::TcpStream, peer: SocketAddr) {
+    let mut job = (stream, peer);
+    loop {
+        let Some(worker) = workers
+            .iter()
+            .filter(|w| w.open.load(Ordering::Relaxed) != DEAD)
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            tracing::error!(%peer, "no serving thread is left; connection closed");
+            return;
+        };
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        match worker.tx.send(job) {
+            Ok(()) => return,
+            Err(returned) => {
+                worker.open.store(DEAD, Ordering::Relaxed);
+                tracing::error!(thread = %worker.thread.thread().name().unwrap_or("?"), "a serving thread has ended; its connections are closed");
+                job = returned.0;
+            }
+        }
+    }
+}
+
+/// The open-connection count of a serving thread that has ended.
+const DEAD: usize = usize::MAX;
 
 /// The next accepted connection, with `TCP_NODELAY` set. An accept error (too many open
 /// files, a connection reset before it was accepted) is logged and retried after 50 ms.

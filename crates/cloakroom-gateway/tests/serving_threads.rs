@@ -168,6 +168,35 @@ async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
     assert!(cut.is_err(), "the call was cut, not answered");
 }
 
+#[tokio::test]
+async fn a_thread_that_ended_gets_no_more_connections() {
+    // The first service built on cloakroom-serve-0 panics, which ends that thread.
+    let answer = answer_thread(Duration::ZERO);
+    let threads = ServingThreads::start(
+        2,
+        move |peer| {
+            assert!(thread_name() != "cloakroom-serve-0", "a service constructor that panics");
+            answer(peer)
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let serving = Serving::start(threads).await;
+    // Connection 0 goes to thread 0, which dies with it.
+    let mut first = Conn::open(serving.addr).await;
+    assert!(first.send().await.is_err(), "the connection on the thread that panicked is closed");
+    // Every later connection is served by thread 1, including the ones that would have
+    // gone to thread 0 by its count of open connections.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        let mut conn = Conn::open(serving.addr).await;
+        assert_eq!(conn.call().await, "cloakroom-serve-1");
+        conns.push(conn);
+    }
+    drop(conns);
+    tokio::time::timeout(Duration::from_secs(10), serving.shut_down()).await.expect("serve ends").unwrap();
+}
+
 #[test]
 fn workers_zero_means_one_thread_per_cpu() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
