@@ -40,6 +40,23 @@ fn storage(e: sled::Error) -> VaultError {
     VaultError::Unavailable(format!("embedded store: {e}"))
 }
 
+/// `sled::open`, retrying a held directory lock for up to two seconds.
+fn open_sled(dir: &Path) -> Result<sled::Db, VaultError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::open(dir) {
+            // sled 0.34 reports a held lock as an `Other` I/O error with this text (the
+            // tests below fail if that changes).
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other.map_err(storage),
+        }
+    }
+}
+
 fn aad(name: &str) -> Vec<u8> {
     let mut a = b"cloakroom-vault/v1/".to_vec();
     a.extend_from_slice(name.as_bytes());
@@ -49,8 +66,13 @@ fn aad(name: &str) -> Vec<u8> {
 impl EmbeddedVault {
     /// Opens (or creates) the store in directory `dir` with encryption key `key`.
     /// Fails with [`VaultError::WrongKey`] when the store was created with another key.
+    ///
+    /// sled locks the directory; a handle of this process that was just dropped can hold
+    /// the lock for a moment longer (sled's background writes finish first), so a lock
+    /// conflict is retried for up to two seconds before it is an error. Another process
+    /// holding the store still fails, after those two seconds, naming the lock.
     pub fn open(dir: &Path, key: &Key) -> Result<Self, VaultError> {
-        let db = sled::open(dir).map_err(storage)?;
+        let db = open_sled(dir)?;
         let secrets = db.open_tree("secrets").map_err(storage)?;
         let meta = db.open_tree("meta").map_err(storage)?;
         let cipher = XChaCha20Poly1305::new(key.expose().into());
@@ -178,5 +200,35 @@ impl Vault for EmbeddedVault {
                     .map_err(|_| VaultError::Malformed { name: "?".into(), reason: "name is not UTF-8".into() })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{EmbeddedVault, VaultError};
+    use crate::keys::Key;
+
+    #[test]
+    fn a_store_held_open_elsewhere_is_refused_naming_the_lock_after_the_retry_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::generate();
+        let _held = EmbeddedVault::open(dir.path(), &key).unwrap();
+        let started = Instant::now();
+        let Err(err) = EmbeddedVault::open(dir.path(), &key) else { panic!("a second handle opened a locked store") };
+        assert!(started.elapsed() >= Duration::from_secs(2), "retried for two seconds first");
+        assert!(matches!(err, VaultError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("lock"), "{err}");
+    }
+
+    #[test]
+    fn a_store_just_closed_opens_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::generate();
+        for _ in 0..20 {
+            let store = EmbeddedVault::open(dir.path(), &key).unwrap();
+            drop(store);
+        }
     }
 }
