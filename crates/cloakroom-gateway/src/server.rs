@@ -167,16 +167,13 @@ impl ServingThreads {
 }
 
 /// Gives a connection to the live serving thread with the fewest open. A thread whose
-/// channel is closed has ended (only a panic ends one early): it is marked dead, with an
-/// error logged, and the connection goes to the next; with no thread left the connection
-/// is closed.
+/// channel is closed has ended (only a panic ends one early) and is passed over; one that
+/// ends between the choice and the hand-off gives the connection back, with an error
+/// logged, and the next is tried. With no thread left the connection is closed.
 fn hand_on(workers: &[Worker], stream: std::net::TcpStream, peer: SocketAddr) {
     let mut job = (stream, peer);
     loop {
-        let Some(worker) = workers
-            .iter()
-            .filter(|w| w.open.load(Ordering::Relaxed) != DEAD)
-            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        let Some(worker) = workers.iter().filter(|w| !w.tx.is_closed()).min_by_key(|w| w.open.load(Ordering::Relaxed))
         else {
             tracing::error!(%peer, "no serving thread is left; connection closed");
             return;
@@ -185,16 +182,12 @@ fn hand_on(workers: &[Worker], stream: std::net::TcpStream, peer: SocketAddr) {
         match worker.tx.send(job) {
             Ok(()) => return,
             Err(returned) => {
-                worker.open.store(DEAD, Ordering::Relaxed);
                 tracing::error!(thread = %worker.thread.thread().name().unwrap_or("?"), "a serving thread has ended; its connections are closed");
                 job = returned.0;
             }
         }
     }
 }
-
-/// The open-connection count of a serving thread that has ended.
-const DEAD: usize = usize::MAX;
 
 /// The next accepted connection, with `TCP_NODELAY` set. An accept error (too many open
 /// files, a connection reset before it was accepted) is logged and retried after 50 ms.
