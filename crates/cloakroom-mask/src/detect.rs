@@ -171,16 +171,30 @@ impl Detectors {
     /// same search, stopped at its first match, without building the output.
     pub(crate) fn finds(&self, hay: &[u8]) -> bool {
         let mut from = 0;
-        while from < hay.len() {
-            let Some(found) = self.starts.find(Input::new(hay).span(from..hay.len())) else { return false };
-            let y = found.start();
-            let prev = y.checked_sub(1).map(|p| hay[p]);
-            if let Decision::Match { .. } = self.decide(hay, y, prev, true) {
+        while let Some((y, decision)) = self.next_candidate(hay, from, |y| y.checked_sub(1).map(|p| hay[p]), true) {
+            if let Decision::Match { .. } = decision {
                 return true;
             }
             from = y + 1;
         }
         false
+    }
+
+    /// The next candidate start at or after `from` (a literal found by the Aho-Corasick
+    /// finder) and the regexes' decision there; `prev(y)` is the byte before `y`, the
+    /// left boundary. `None` when no literal starts in `buf[from..]`.
+    fn next_candidate(
+        &self,
+        buf: &[u8],
+        from: usize,
+        prev: impl Fn(usize) -> Option<u8>,
+        last: bool,
+    ) -> Option<(usize, Decision)> {
+        if from >= buf.len() {
+            return None;
+        }
+        let y = self.starts.find(Input::new(buf).span(from..buf.len()))?.start();
+        Some((y, self.decide(buf, y, prev(y), last)))
     }
 
     fn decide(&self, buf: &[u8], y: usize, prev: Option<u8>, last: bool) -> Decision {
@@ -242,11 +256,10 @@ impl DetectState {
         let mut pos = 0;
         let mut from = 0;
         let mut hold = n;
-        while from < n {
-            let Some(found) = det.starts.find(Input::new(&buf[..]).span(from..n)) else { break };
-            let y = found.start();
-            let prev = if y > pos { Some(buf[y - 1]) } else { self.prev };
-            match det.decide(&buf, y, prev, last) {
+        loop {
+            let prev = |y: usize| if y > pos { Some(buf[y - 1]) } else { self.prev };
+            let Some((y, decision)) = det.next_candidate(&buf, from, prev, last) else { break };
+            match decision {
                 Decision::Match { end, detector } => {
                     out.slice(&buf, pos, y);
                     let d = &det.list[detector];
