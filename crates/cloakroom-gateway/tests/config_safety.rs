@@ -9,10 +9,16 @@ use cloakroom_gateway::{Config, Gateway};
 use cloakroom_vault::Keys;
 use sha2::{Digest, Sha256};
 
+/// A configuration with only `[server]`, which accepts no credential.
+fn bare(data_dir: &Path) -> String {
+    format!("[server]\ndata_dir = {:?}\n", data_dir.display().to_string())
+}
+
+/// `bare` plus one API key for `subject`.
 fn with_key(data_dir: &Path, subject: &str) -> String {
     format!(
-        "[server]\ndata_dir = {:?}\n\n[[identity.api_keys]]\nsubject = \"{subject}\"\ngroups = [\"agents\"]\nsha256 = \"{}\"\n",
-        data_dir.display().to_string(),
+        "{}\n[[identity.api_keys]]\nsubject = \"{subject}\"\ngroups = [\"agents\"]\nsha256 = \"{}\"\n",
+        bare(data_dir),
         hex::encode(Sha256::digest(format!("ck_test_{subject}_key_0123456789").as_bytes())),
     )
 }
@@ -36,7 +42,7 @@ async fn an_empty_or_cut_off_file_does_not_lock_everyone_out() {
     let (gateway, path) = start(&with_key(&data, "alice"), dir.path()).await;
 
     // Rewritten in place and read while still empty, or cut off before [identity].
-    for text in [String::new(), format!("[server]\ndata_dir = {:?}\n", data.display().to_string())] {
+    for text in [String::new(), bare(&data)] {
         std::fs::write(&path, &text).unwrap();
         let err = gateway.reload().await.unwrap_err().to_string();
         assert!(err.contains("accepts no credential at all"), "{err}");
@@ -54,9 +60,8 @@ async fn an_empty_or_cut_off_file_does_not_lock_everyone_out() {
 async fn a_gateway_started_without_credentials_still_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let bare = format!("[server]\ndata_dir = {:?}\n", data.display().to_string());
-    let (gateway, path) = start(&bare, dir.path()).await;
-    std::fs::write(&path, format!("{bare}\n[identity]\nadmin_groups = [\"ops\"]\n")).unwrap();
+    let (gateway, path) = start(&bare(&data), dir.path()).await;
+    std::fs::write(&path, format!("{}\n[identity]\nadmin_groups = [\"ops\"]\n", bare(&data))).unwrap();
     gateway.reload().await.unwrap();
     assert_eq!(gateway.config().identity.admin_groups, ["ops"]);
     std::fs::write(&path, with_key(&data, "carol")).unwrap();
