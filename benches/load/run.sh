@@ -14,6 +14,9 @@
 #   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha)
 #   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
 #   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
+#   CALLGRIND=1 ...                # cloakroomd (one serving thread) under valgrind's callgrind for
+#                                  # CALLS calls (default 3000) on one connection: instructions
+#                                  # per call, repeatable whatever else the machine is doing
 #   CLOAKROOMD_BIN=path ...        # run this cloakroomd binary (A/B runs) instead of the build
 #                                  # (builds before server.workers: leave GW_THREADS unset)
 #
@@ -32,6 +35,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DURATION="${DURATION:-20}"
+[ "${CALLGRIND:-0}" = 1 ] && GW_THREADS="${GW_THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SECRETS="${SECRETS:-1000}"
 RULES="${RULES:-50}"
@@ -95,7 +99,7 @@ rm -rf "$WORK/data" "$WORK/nginx"
 mkdir -p "$WORK/data" "$WORK/nginx/tmp"
 
 wait_http() { # url [pid]
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 "${WAIT_TRIES:-300}"); do
         if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
             echo "process $2 exited while waiting for $1" >&2
             return 1
@@ -209,11 +213,18 @@ source_cidrs = ["127.0.0.0/8"]
 EOF
 } >"$WORK/cloakroom.toml"
 
+GW_WRAP=()
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
+    # Counting starts only when the calls start (callgrind_control -i on below), so start-up
+    # (the vault, 1,000 secrets into the masker's automaton) is not in the figures.
+    GW_WRAP=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out")
+fi
 start_gateway() {
-    env CLOAKROOM_LOG=warn "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    env CLOAKROOM_LOG=warn "${GW_WRAP[@]}" "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
+    WAIT_TRIES=3000 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
 }
 stop_gateway() {
     kill "$GW_PID" 2>/dev/null || true
@@ -291,6 +302,32 @@ gateway_run() { # prints "rps p50 p99 cpu_us_per_call"
     fi
     echo "$rps $p50 $p99 $(awk -v d="$((t1 - t0))" -v hz="$hz" -v r="$rps" -v s="$DURATION" 'BEGIN { printf "%.0f", d / hz / (r * s) * 1e6 }')"
 }
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    # A fixed number of calls, one at a time, each through every layer; counted by callgrind.
+    CALLS="${CALLS:-3000}"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do curl -fsS -o /dev/null -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$GW_URL"; done
+    callgrind_control -i on "$GW_PID" >&2
+    python3 - "$GW_PORT" "$CALLS" "$API_KEY" "$PLACEHOLDER" <<'PY'
+import http.client, sys
+port, calls, key, placeholder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(calls):
+    conn.request("GET", "/fn/bench/items", headers={"Authorization": "Bearer " + key, "X-Api-Key": placeholder})
+    res = conn.getresponse()
+    body = res.read()
+    if res.status != 200 or len(body) < 1024:
+        sys.exit("call answered %d with %d bytes" % (res.status, len(body)))
+PY
+    callgrind_control -i off "$GW_PID" >&2
+    stop_gateway
+    callgrind_annotate --inclusive=yes "$WORK"/callgrind.out* >"$WORK/callgrind-inclusive.txt" 2>/dev/null || true
+    callgrind_annotate "$WORK"/callgrind.out* >"$WORK/callgrind-self.txt" 2>/dev/null || true
+    total="$(awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }' "$WORK/callgrind-self.txt")"
+    case "$total" in ''|*[!0-9]*) echo "callgrind counted nothing (see $WORK/cloakroomd.log)" >&2; exit 1 ;; esac
+    echo "(c) cloakroomd under callgrind: $CALLS calls, $((total / CALLS)) instructions per call (all threads)"
+    echo "per function: $WORK/callgrind-self.txt, $WORK/callgrind-inclusive.txt"
+    exit 0
+fi
 if [ "${QUICK:-0}" = 1 ] && [ "${QUICK_C1:-0}" = 1 ]; then
     # Only one connection, one call at a time: the latency each call pays, without queueing.
     for target in "direct http://127.0.0.1:$UP_PORT/items" "cloakroomd $GW_URL"; do

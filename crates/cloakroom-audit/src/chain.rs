@@ -108,23 +108,31 @@ pub(crate) fn write_string(s: &str, out: &mut String) {
         if !NEEDS_ESCAPE[b as usize] {
             continue;
         }
-        // Clean runs are copied whole; only the bytes that need escaping are rewritten.
-        out.push_str(&s[start..i]);
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
+        // Clean runs are copied whole; only the bytes that need escaping are rewritten,
+        // a char at a time (a JSON text recorded as a string has a `"` every few bytes,
+        // and a two-byte copy per escape cost more than the escape).
+        if start < i {
+            out.push_str(&s[start..i]);
+        }
+        let short = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            0x08 => 'b',
+            0x0c => 'f',
+            b'\n' => 'n',
+            b'\r' => 'r',
+            b'\t' => 't',
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\u00");
                 out.push(char::from(HEX[usize::from(b >> 4)]));
                 out.push(char::from(HEX[usize::from(b & 0xf)]));
+                start = i + 1;
+                continue;
             }
-        }
+        };
+        out.push('\\');
+        out.push(short);
         start = i + 1;
     }
     out.push_str(&s[start..]);

@@ -434,9 +434,7 @@ impl AuditLog {
 /// pass and nothing else. So `false` means no string would be changed by
 /// [`redact_strings`].
 fn holds_secret(rendered: &Rendered, redactor: &dyn Redactor) -> bool {
-    let mut joined = Vec::with_capacity(rendered.len());
-    rendered.strings(&mut joined);
-    redactor.finds(&joined)
+    redactor.finds(rendered.strings())
 }
 
 /// Runs the redactor over every string (and object key) of a JSON value.

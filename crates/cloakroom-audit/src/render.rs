@@ -27,6 +27,8 @@ use cloakroom_core::{ApprovalRef, SecretUse};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rendered {
     text: String,
+    /// Every string of the text, unescaped, each followed by a NUL; see [`Self::strings`].
+    strings: Vec<u8>,
     /// Where `,"hash":"…"` goes: after the `function` value, before `,"id"`.
     hash_at: usize,
     /// Inside the quotes of `"prev_hash":""`.
@@ -35,16 +37,51 @@ pub(crate) struct Rendered {
     seq_at: usize,
 }
 
+/// The text being written, and the strings written into it so far (as they were before
+/// escaping), which the redaction scan reads: collected while writing, they cost one
+/// copy, where reading them back out of the escaped text cost a search and a copy per
+/// escape (a JSON body recorded as a string has a `\"` every few bytes).
+struct Out {
+    text: String,
+    strings: Vec<u8>,
+}
+
+impl Out {
+    /// A JSON string, escaped, whose unescaped bytes the scan sees.
+    fn string(&mut self, s: &str) {
+        write_string(s, &mut self.text);
+        self.strings.extend_from_slice(s.as_bytes());
+        self.strings.push(0);
+    }
+
+    fn push(&mut self, c: char) {
+        self.text.push(c);
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+}
+
+/// [`Out::string`] in the argument order of the other writers.
+fn string(s: &str, o: &mut Out) {
+    o.string(s);
+}
+
 impl Rendered {
     /// Renders `record`, ignoring its chain fields other than `chain_id`.
     pub(crate) fn new(record: &AuditRecord) -> Self {
         let bodies = [&record.request.body, &record.response.body].into_iter().flatten().map(|b| b.data.len());
-        let mut o = String::with_capacity(1024 + bodies.sum::<usize>() * 9 / 8);
+        let body_bytes = bodies.sum::<usize>();
+        let mut o = Out {
+            text: String::with_capacity(1024 + body_bytes * 9 / 8),
+            strings: Vec::with_capacity(512 + body_bytes),
+        };
         o.push('{');
         key(&mut o, "approval", true);
         opt(&mut o, record.approval.as_ref(), approval);
         key(&mut o, "chain_id", false);
-        write_string(&record.chain_id, &mut o);
+        o.string(&record.chain_id);
         key(&mut o, "decision", false);
         opt(&mut o, record.decision.as_ref(), decision);
         key(&mut o, "duration_ms", false);
@@ -52,18 +89,19 @@ impl Rendered {
         key(&mut o, "error", false);
         opt(&mut o, record.error.as_ref(), error);
         key(&mut o, "function", false);
-        opt(&mut o, record.function.as_deref(), write_string);
-        let hash_at = o.len();
+        opt(&mut o, record.function.as_deref(), string);
+        let hash_at = o.text.len();
         key(&mut o, "id", false);
-        write_string(&record.id, &mut o);
+        o.string(&record.id);
         key(&mut o, "identity", false);
         opt(&mut o, record.identity.as_ref(), identity);
         key(&mut o, "prev_hash", false);
-        o.push('"');
-        let prev_hash_at = o.len();
-        o.push('"');
+        // An empty string until sealed; the scan sees it as one, as a walk of the
+        // record's value (with `prev_hash` still empty) would.
+        o.string("");
+        let prev_hash_at = o.text.len() - 1;
         key(&mut o, "protocol", false);
-        opt(&mut o, record.protocol.map(|p| p.as_str()), write_string);
+        opt(&mut o, record.protocol.map(|p| p.as_str()), string);
         key(&mut o, "request", false);
         request(&record.request, &mut o);
         key(&mut o, "response", false);
@@ -71,52 +109,22 @@ impl Rendered {
         key(&mut o, "secrets_used", false);
         array(&mut o, &record.secrets_used, secret_use);
         key(&mut o, "seq", false);
-        let seq_at = o.len();
+        let seq_at = o.text.len();
         key(&mut o, "source_ip", false);
-        opt(&mut o, record.source_ip.as_deref(), write_string);
+        opt(&mut o, record.source_ip.as_deref(), string);
         key(&mut o, "time", false);
-        write_string(&record.time, &mut o);
+        o.string(&record.time);
         key(&mut o, "upstream", false);
         opt(&mut o, record.upstream.as_ref(), upstream);
         o.push('}');
-        Self { text: o, hash_at, prev_hash_at, seq_at }
+        Self { text: o.text, strings: o.strings, hash_at, prev_hash_at, seq_at }
     }
 
     /// Every string of the record (object keys included), unescaped, each followed by a
     /// NUL: what the redaction scan looks at. The same strings, in the same order, as a
     /// walk of the record's `serde_json::Value` would give.
-    pub(crate) fn strings(&self, out: &mut Vec<u8>) {
-        let b = self.text.as_bytes();
-        let mut i = 0;
-        // From one opening quote to the next; runs without a quote or backslash are
-        // copied whole (the record's bodies are most of its text).
-        while let Some(open) = memchr::memchr(b'"', &b[i..]) {
-            i += open + 1;
-            loop {
-                match memchr::memchr2(b'"', b'\\', &b[i..]) {
-                    None => {
-                        out.extend_from_slice(&b[i..]);
-                        i = b.len();
-                        break;
-                    }
-                    Some(k) => {
-                        out.extend_from_slice(&b[i..i + k]);
-                        i += k;
-                        if b[i] == b'"' {
-                            i += 1;
-                            break;
-                        }
-                        i += unescape(&b[i..], out);
-                    }
-                }
-            }
-            out.push(0);
-        }
-    }
-
-    /// The length of the text (an upper bound for the joined strings).
-    pub(crate) fn len(&self) -> usize {
-        self.text.len()
+    pub(crate) fn strings(&self) -> &[u8] {
+        &self.strings
     }
 
     /// Seals the text after a record whose `(seq, hash)` is `prev` (`None` for the first
@@ -129,7 +137,7 @@ impl Rendered {
         unsealed.push_str(&t[..self.prev_hash_at]);
         unsealed.push_str(prev_hash);
         unsealed.push_str(&t[self.prev_hash_at..self.seq_at]);
-        num(&mut unsealed, seq);
+        let _ = write!(unsealed, "{seq}");
         unsealed.push_str(&t[self.seq_at..]);
         let (hash, stored) = splice_hash(&unsealed, self.hash_at);
         record.seq = seq;
@@ -139,36 +147,7 @@ impl Rendered {
     }
 }
 
-/// Decodes the escape at the start of `b` (a backslash) into `out`; returns its length.
-fn unescape(b: &[u8], out: &mut Vec<u8>) -> usize {
-    let Some(&e) = b.get(1) else {
-        return 1;
-    };
-    let byte = match e {
-        b'"' => b'"',
-        b'\\' => b'\\',
-        b'/' => b'/',
-        b'b' => 0x08,
-        b'f' => 0x0c,
-        b'n' => b'\n',
-        b'r' => b'\r',
-        b't' => b'\t',
-        b'u' => {
-            // The writer only emits `\u00xx` (control characters).
-            let code =
-                b.get(2..6).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok());
-            let c = code.and_then(char::from_u32).unwrap_or(char::REPLACEMENT_CHARACTER);
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            return 6.min(b.len());
-        }
-        other => other,
-    };
-    out.push(byte);
-    2
-}
-
-fn key(o: &mut String, name: &str, first: bool) {
+fn key(o: &mut Out, name: &str, first: bool) {
     if !first {
         o.push(',');
     }
@@ -176,20 +155,22 @@ fn key(o: &mut String, name: &str, first: bool) {
     o.push('"');
     o.push_str(name);
     o.push_str("\":");
+    o.strings.extend_from_slice(name.as_bytes());
+    o.strings.push(0);
 }
 
-fn num(o: &mut String, n: u64) {
-    let _ = write!(o, "{n}");
+fn num(o: &mut Out, n: u64) {
+    let _ = write!(o.text, "{n}");
 }
 
-fn opt<T>(o: &mut String, value: Option<T>, write: impl FnOnce(T, &mut String)) {
+fn opt<T>(o: &mut Out, value: Option<T>, write: impl FnOnce(T, &mut Out)) {
     match value {
         Some(v) => write(v, o),
         None => o.push_str("null"),
     }
 }
 
-fn array<T>(o: &mut String, items: &[T], write: impl Fn(&T, &mut String)) {
+fn array<T>(o: &mut Out, items: &[T], write: impl Fn(&T, &mut Out)) {
     o.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -200,97 +181,97 @@ fn array<T>(o: &mut String, items: &[T], write: impl Fn(&T, &mut String)) {
     o.push(']');
 }
 
-fn strings(items: &[String], o: &mut String) {
-    array(o, items, |s, o| write_string(s, o));
+fn strings(items: &[String], o: &mut Out) {
+    array(o, items, |s, o| o.string(s));
 }
 
-fn headers(map: &BTreeMap<String, Vec<String>>, o: &mut String) {
+fn headers(map: &BTreeMap<String, Vec<String>>, o: &mut Out) {
     // A BTreeMap<String, _> iterates in byte order: the canonical order.
     o.push('{');
     for (i, (name, values)) in map.iter().enumerate() {
         if i > 0 {
             o.push(',');
         }
-        write_string(name, o);
+        o.string(name);
         o.push(':');
         strings(values, o);
     }
     o.push('}');
 }
 
-fn approval(a: &ApprovalRef, o: &mut String) {
+fn approval(a: &ApprovalRef, o: &mut Out) {
     o.push('{');
     key(o, "decided_at", true);
-    opt(o, a.decided_at.as_deref(), write_string);
+    opt(o, a.decided_at.as_deref(), string);
     key(o, "decided_by", false);
-    opt(o, a.decided_by.as_deref(), write_string);
+    opt(o, a.decided_by.as_deref(), string);
     key(o, "id", false);
-    write_string(&a.id, o);
+    o.string(&a.id);
     key(o, "requested_by", false);
-    write_string(&a.requested_by, o);
+    o.string(&a.requested_by);
     o.push('}');
 }
 
-fn decision(d: &RecordDecision, o: &mut String) {
+fn decision(d: &RecordDecision, o: &mut Out) {
     o.push('{');
     key(o, "effect", true);
-    write_string(d.effect.as_str(), o);
+    o.string(d.effect.as_str());
     key(o, "reason", false);
-    write_string(&d.reason, o);
+    o.string(&d.reason);
     key(o, "rule", false);
-    opt(o, d.rule.as_deref(), write_string);
+    opt(o, d.rule.as_deref(), string);
     o.push('}');
 }
 
-fn error(e: &RecordError, o: &mut String) {
+fn error(e: &RecordError, o: &mut Out) {
     o.push('{');
     key(o, "code", true);
-    write_string(&e.code, o);
+    o.string(&e.code);
     key(o, "message", false);
-    write_string(&e.message, o);
+    o.string(&e.message);
     o.push('}');
 }
 
-fn identity(id: &RecordIdentity, o: &mut String) {
+fn identity(id: &RecordIdentity, o: &mut Out) {
     o.push('{');
     key(o, "groups", true);
     strings(&id.groups, o);
     key(o, "issuer", false);
-    write_string(&id.issuer, o);
+    o.string(&id.issuer);
     key(o, "method", false);
-    write_string(&id.method, o);
+    o.string(&id.method);
     key(o, "subject", false);
-    write_string(&id.subject, o);
+    o.string(&id.subject);
     o.push('}');
 }
 
-fn body(b: &RecordBody, o: &mut String) {
+fn body(b: &RecordBody, o: &mut Out) {
     o.push('{');
     key(o, "bytes", true);
     num(o, b.bytes);
     key(o, "data", false);
-    write_string(&b.data, o);
+    o.string(&b.data);
     key(o, "encoding", false);
-    write_string(&b.encoding, o);
+    o.string(&b.encoding);
     key(o, "truncated", false);
     o.push_str(if b.truncated { "true" } else { "false" });
     o.push('}');
 }
 
-fn request(r: &RecordRequest, o: &mut String) {
+fn request(r: &RecordRequest, o: &mut Out) {
     o.push('{');
     key(o, "body", true);
     opt(o, r.body.as_ref(), body);
     key(o, "headers", false);
     headers(&r.headers, o);
     key(o, "method", false);
-    write_string(&r.method, o);
+    o.string(&r.method);
     key(o, "path", false);
-    write_string(&r.path, o);
+    o.string(&r.path);
     o.push('}');
 }
 
-fn response(r: &RecordResponse, o: &mut String) {
+fn response(r: &RecordResponse, o: &mut Out) {
     o.push('{');
     key(o, "body", true);
     opt(o, r.body.as_ref(), body);
@@ -303,18 +284,18 @@ fn response(r: &RecordResponse, o: &mut String) {
     o.push('}');
 }
 
-fn secret_use(s: &SecretUse, o: &mut String) {
+fn secret_use(s: &SecretUse, o: &mut Out) {
     o.push('{');
     key(o, "location", true);
-    write_string(&s.location, o);
+    o.string(&s.location);
     key(o, "name", false);
-    write_string(&s.name, o);
+    o.string(&s.name);
     key(o, "placeholder", false);
-    write_string(s.placeholder.as_str(), o);
+    o.string(s.placeholder.as_str());
     o.push('}');
 }
 
-fn upstream(u: &RecordUpstream, o: &mut String) {
+fn upstream(u: &RecordUpstream, o: &mut Out) {
     o.push('{');
     key(o, "duration_ms", true);
     num(o, u.duration_ms);
@@ -405,8 +386,8 @@ mod tests {
                 _ => {}
             }
         }
-        let mut got = Vec::new();
-        Rendered::new(r).strings(&mut got);
+        let rendered = Rendered::new(r);
+        let got = rendered.strings();
         let mut value = serde_json::to_value(r).unwrap();
         if let serde_json::Value::Object(map) = &mut value {
             // Rendered leaves `hash` out and `prev_hash` empty until it is sealed.
@@ -415,7 +396,7 @@ mod tests {
         }
         let mut want = Vec::new();
         walk(&value, &mut want);
-        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+        assert_eq!(String::from_utf8_lossy(got), String::from_utf8_lossy(&want));
     }
 
     #[test]
