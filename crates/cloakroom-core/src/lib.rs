@@ -29,6 +29,8 @@ mod function_pattern;
 mod identity;
 mod placeholder;
 mod secret;
+#[cfg(feature = "sled")]
+pub mod sled_open;
 
 pub use audit_note::{ApprovalRef, AuditNote, AuditNoteSnapshot, SecretUse};
 pub use call::{Call, Protocol};

@@ -47,10 +47,13 @@ fn seq_of_key(key: &[u8]) -> Result<u64, SinkError> {
 }
 
 impl SledSink {
-    /// Opens (creating) the store in directory `dir`.
+    /// Opens (creating) the store in directory `dir`, waiting up to two seconds for a
+    /// directory lock that a handle just closed may still hold
+    /// ([`cloakroom_core::sled_open`]).
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
         // `append` flushes itself; sled's own periodic flush would only add fsyncs.
-        let db = sled::Config::new().path(dir).flush_every_ms(None).mode(sled::Mode::HighThroughput).open()?;
+        let config = sled::Config::new().path(dir).flush_every_ms(None).mode(sled::Mode::HighThroughput);
+        let db = cloakroom_core::sled_open::open(&config)?;
         Ok(Self { db })
     }
 

@@ -16,9 +16,11 @@ pub struct SledApprovalStore {
 }
 
 impl SledApprovalStore {
-    /// Opens (or creates) the store in directory `path`.
+    /// Opens (or creates) the store in directory `path`, waiting up to two seconds for a
+    /// directory lock that a handle just closed may still hold
+    /// ([`cloakroom_core::sled_open`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(path)?;
+        let db = cloakroom_core::sled_open::open(&sled::Config::new().path(path))?;
         Self::with_db(db)
     }
 
