@@ -249,6 +249,31 @@ impl From<&Decision> for RecordDecision {
 /// so that the strings sort like the times.
 pub fn format_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
+    let Ok(year) = u16::try_from(t.year()) else { return format_time_slow(t) };
+    if year > 9999 {
+        return format_time_slow(t);
+    }
+    // Every call's record has a time stamp: digits by hand, not through `format!`
+    // (a tenth of the cost; the test below compares the two over the whole range).
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u16| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u16::from(u8::from(t.month())));
+    put(8, 2, u16::from(t.day()));
+    put(11, 2, u16::from(t.hour()));
+    put(14, 2, u16::from(t.minute()));
+    put(17, 2, u16::from(t.second()));
+    put(20, 3, t.millisecond());
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+/// [`format_time`] for years outside 0..=9999.
+fn format_time_slow(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -369,5 +394,15 @@ mod tests {
     fn time_format_is_fixed_width_utc() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_764_106_200_123_456_789).unwrap();
         assert_eq!(format_time(t), "2025-11-25T21:30:00.123Z");
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_000_000).unwrap().to_offset(time::macros::offset!(+5:30));
+        assert_eq!(format_time(t), "1970-01-01T00:00:00.001Z", "converted to UTC");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_written_time_format_is_the_format_one(nanos in -62_167_219_200_000_000_000i128..253_402_300_800_000_000_000i128) {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap();
+            proptest::prop_assert_eq!(format_time(t), format_time_slow(t));
+        }
     }
 }

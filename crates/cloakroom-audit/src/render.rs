@@ -12,12 +12,15 @@
 //!
 //! The chain fields are decided later, under the chain lock: the text is rendered
 //! without `hash` and with empty `prev_hash` and `seq` values whose places are kept, so
-//! [`Rendered::seal`] is two splices, one SHA-256 and a third splice for `hash`.
+//! [`Rendered::seal`] hashes the text with those values filled in, piece by piece, and
+//! copies it once into the stored text with `hash` spliced in.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
+use sha2::{Digest, Sha256};
+
 use crate::{
-    chain::{next_link, splice_hash, write_string},
+    chain::{next_link, write_string},
     record::{RecordBody, RecordDecision, RecordError, RecordIdentity, RecordRequest, RecordResponse, RecordUpstream},
     AuditRecord,
 };
@@ -131,16 +134,24 @@ impl Rendered {
     /// of a chain): sets `record`'s `seq`, `prev_hash` and `hash` and returns the stored
     /// text, exactly as [`chain::seal`](crate::chain::seal) would.
     pub(crate) fn seal(self, record: &mut AuditRecord, prev: Option<(u64, &str)>) -> String {
-        let (seq, prev_hash) = next_link(prev);
+        let (seq_number, prev_hash) = next_link(prev);
         let t = &self.text;
-        let mut unsealed = String::with_capacity(t.len() + prev_hash.len() + 20);
-        unsealed.push_str(&t[..self.prev_hash_at]);
-        unsealed.push_str(prev_hash);
-        unsealed.push_str(&t[self.prev_hash_at..self.seq_at]);
-        let _ = write!(unsealed, "{seq}");
-        unsealed.push_str(&t[self.seq_at..]);
-        let (hash, stored) = splice_hash(&unsealed, self.hash_at);
-        record.seq = seq;
+        let seq = seq_number.to_string();
+        // The text with the chain fields filled in, as pieces: hashed as they are, then
+        // copied once into the stored text with `hash` spliced in before them.
+        let tail = [prev_hash, &t[self.prev_hash_at..self.seq_at], &seq, &t[self.seq_at..]];
+        let mut hasher = Sha256::new();
+        hasher.update(&t[..self.prev_hash_at]);
+        tail.iter().for_each(|piece| hasher.update(piece));
+        let hash = hex::encode(hasher.finalize());
+        let mut stored = String::with_capacity(t.len() + prev_hash.len() + seq.len() + hash.len() + 10);
+        stored.push_str(&t[..self.hash_at]);
+        stored.push_str(",\"hash\":\"");
+        stored.push_str(&hash);
+        stored.push('"');
+        stored.push_str(&t[self.hash_at..self.prev_hash_at]);
+        tail.iter().for_each(|piece| stored.push_str(piece));
+        record.seq = seq_number;
         record.prev_hash = prev_hash.to_owned();
         record.hash = hash;
         stored
