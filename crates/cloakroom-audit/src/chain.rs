@@ -167,17 +167,23 @@ pub(crate) fn next_link(prev: Option<(u64, &str)>) -> (u64, &str) {
     prev.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS_HASH))
 }
 
-/// Hashes `unsealed`, a record's canonical text without `hash`, and returns the hash and
-/// the stored text: the same text with `,"hash":"…"` spliced in at byte `at` (before the
-/// first key that sorts after `hash`).
-pub(crate) fn splice_hash(unsealed: &str, at: usize) -> (String, String) {
-    let hash = hex::encode(Sha256::digest(unsealed.as_bytes()));
-    let mut stored = String::with_capacity(unsealed.len() + hash.len() + 10);
-    stored.push_str(&unsealed[..at]);
+/// Hashes a record's canonical text without `hash`, given as `head` followed by the
+/// `tail` pieces, and returns the hash and the stored text: the same text, copied once,
+/// with `,"hash":"…"` spliced in at byte `at` of `head` (before the first key that sorts
+/// after `hash`).
+pub(crate) fn splice_hash(head: &str, at: usize, tail: &[&str]) -> (String, String) {
+    let mut hasher = Sha256::new();
+    hasher.update(head);
+    tail.iter().for_each(|piece| hasher.update(piece));
+    let hash = hex::encode(hasher.finalize());
+    let len = head.len() + tail.iter().map(|piece| piece.len()).sum::<usize>();
+    let mut stored = String::with_capacity(len + hash.len() + 10);
+    stored.push_str(&head[..at]);
     stored.push_str(",\"hash\":\"");
     stored.push_str(&hash);
     stored.push('"');
-    stored.push_str(&unsealed[at..]);
+    stored.push_str(&head[at..]);
+    tail.iter().for_each(|piece| stored.push_str(piece));
     (hash, stored)
 }
 
@@ -218,7 +224,7 @@ pub fn seal_value(
     }
     out.push('}');
     // A record always has keys before and after "hash" ("function", "id").
-    let (hash, stored) = splice_hash(&out, splice.unwrap_or(out.len() - 1));
+    let (hash, stored) = splice_hash(&out, splice.unwrap_or(out.len() - 1), &[]);
     record.hash = hash;
     Ok(stored)
 }

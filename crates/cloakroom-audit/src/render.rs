@@ -17,10 +17,8 @@
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
-use sha2::{Digest, Sha256};
-
 use crate::{
-    chain::{next_link, write_string},
+    chain::{next_link, splice_hash, write_string},
     record::{RecordBody, RecordDecision, RecordError, RecordIdentity, RecordRequest, RecordResponse, RecordUpstream},
     AuditRecord,
 };
@@ -137,20 +135,10 @@ impl Rendered {
         let (seq_number, prev_hash) = next_link(prev);
         let t = &self.text;
         let seq = seq_number.to_string();
-        // The text with the chain fields filled in, as pieces: hashed as they are, then
-        // copied once into the stored text with `hash` spliced in before them.
+        // The text with the chain fields filled in, as pieces: hashed as they are and
+        // copied once, with `hash` spliced in before them.
         let tail = [prev_hash, &t[self.prev_hash_at..self.seq_at], &seq, &t[self.seq_at..]];
-        let mut hasher = Sha256::new();
-        hasher.update(&t[..self.prev_hash_at]);
-        tail.iter().for_each(|piece| hasher.update(piece));
-        let hash = hex::encode(hasher.finalize());
-        let mut stored = String::with_capacity(t.len() + prev_hash.len() + seq.len() + hash.len() + 10);
-        stored.push_str(&t[..self.hash_at]);
-        stored.push_str(",\"hash\":\"");
-        stored.push_str(&hash);
-        stored.push('"');
-        stored.push_str(&t[self.hash_at..self.prev_hash_at]);
-        tail.iter().for_each(|piece| stored.push_str(piece));
+        let (hash, stored) = splice_hash(&t[..self.prev_hash_at], self.hash_at, &tail);
         record.seq = seq_number;
         record.prev_hash = prev_hash.to_owned();
         record.hash = hash;
