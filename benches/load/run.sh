@@ -12,6 +12,9 @@
 #                                  # instructions where the CPU exposes counters)
 #   GW_THREADS=N ...               # cloakroomd's serving threads, server.workers (default: cores)
 #   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha)
+#   ... OHA_DB=1                   # with QUICK_RATE: keep every request's times (oha --db-url)
+#                                  # and split the latency into waiting and service
+#                                  # (benches/load/oha_tail.py)
 #   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
 #   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
 #   CALLGRIND=1 ...                # cloakroomd (one serving thread) under valgrind's callgrind for
@@ -354,7 +357,8 @@ if [ "${QUICK:-0}" = 1 ] && [ -n "${QUICK_RATE:-}" ]; then
     for target in "direct http://127.0.0.1:$UP_PORT/items" "cloakroomd $GW_URL"; do
         set -- $target
         log "oha: $1 at $QUICK_RATE req/s (${DURATION}s)"
-        "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$QUICK_RATE" -c "$CONNECTIONS" --latency-correction \
+        rm -f "$WORK/oha-quick-$1.db"
+        "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$QUICK_RATE" -c "$CONNECTIONS" --latency-correction ${OHA_DB:+--db-url "$WORK/oha-quick-$1.db"} \
             -H "Authorization: Bearer $API_KEY" -H "X-Api-Key: $PLACEHOLDER" "$2" >"$WORK/oha-quick-$1.json"
         python3 -c '
 import json, sys
@@ -362,6 +366,7 @@ d = json.load(open(sys.argv[1]))
 p = d["latencyPercentiles"]
 print("%s at %.0f req/s: p50 %.0f µs, p99 %.0f µs" % (sys.argv[2], d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
 ' "$WORK/oha-quick-$1.json" "$1"
+        if [ -n "${OHA_DB:-}" ]; then python3 "$ROOT/benches/load/oha_tail.py" "$WORK/oha-quick-$1.db" "$1"; fi
     done
     exit 0
 fi
