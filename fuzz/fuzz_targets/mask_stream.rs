@@ -1,6 +1,7 @@
 //! Streams fuzzer-chosen bodies through fuzzer-chosen secret sets and chunkings, and
 //! checks the output against the one-shot oracle (plain Aho-Corasick, no prefilter, no
-//! streaming), plus the detector stage against its own one-shot run.
+//! streaming) for every search and confirmation path of the matcher, plus the detector
+//! stage against its own one-shot run.
 //!
 //! Input layout: byte 0 = number of secrets (0..=7) and encoding mask; then per secret
 //! a length byte (1..=40) and the bytes; then a byte of chunking seed; the rest is the
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cloakroom_core::Secret;
-use cloakroom_mask::{oracle, Encoding, MaskEntry, MaskOptions, Matcher};
+use cloakroom_mask::{oracle, BuildTuning, Encoding, MaskEntry, MaskOptions, Matcher};
 use libfuzzer_sys::fuzz_target;
 
 fn parse(data: &[u8]) -> Option<(Vec<MaskEntry>, MaskOptions, u8, &[u8])> {
@@ -61,7 +62,15 @@ fn stream(matcher: &Arc<Matcher>, body: &[u8], seed: u8) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let Some((entries, options, seed, body)) = parse(data) else { return };
     let expected = oracle::replace(&entries, &options, body);
-    for matcher in [Matcher::build(entries.clone(), &options), Matcher::build_probed(entries.clone(), &options)] {
+    // Every search and confirmation path: the default build (direct search for small
+    // sets), the q-gram probes, and the probes with every candidate confirmed by
+    // anchored Aho-Corasick instead of byte comparison.
+    let always_ac = BuildTuning { allow_direct: false, compare_max: 0 };
+    for matcher in [
+        Matcher::build(entries.clone(), &options),
+        Matcher::build_probed(entries.clone(), &options),
+        Matcher::build_tuned(entries.clone(), &options, always_ac),
+    ] {
         let matcher = Arc::new(matcher.expect("build"));
         assert_eq!(matcher.replace(body).output, expected, "one-shot differs from the oracle");
         assert_eq!(stream(&matcher, body, seed), expected, "stream differs from the oracle");
