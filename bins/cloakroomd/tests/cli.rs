@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use cloakroom_testkit::RecordingUpstream;
+use cloakroom_testkit::{RecordingUpstream, Reply};
 use common::*;
 use serde_json::Value;
 
@@ -84,6 +84,46 @@ async fn sighup_and_post_reload_apply_a_new_policy_and_a_bad_file_keeps_the_runn
     let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", gw.stderr());
     assert_eq!(call().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_reload_applies_new_masking_settings_to_the_next_response() {
+    use base64::Engine as _;
+    const SECRET: &str = "tok_reload_masking_0123456789x"; // 30 bytes: base64 without padding
+    const LATER: &str = "tok_put_after_the_reload_9876543210";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let leaked = format!("raw={SECRET} b64={b64} later={LATER}");
+    let up = RecordingUpstream::start(move |_| Reply::chunks(vec![bytes::Bytes::from(leaked.clone())])).await;
+    let base = format!(
+        "{}{}{}",
+        identity_section(),
+        function("leaky", "http", &up.url(), "/fn/leaky"),
+        allow("leaky rule", &["leaky"], &["agents"])
+    );
+    let gw = Cloakroomd::start("", &format!("{base}\n[masking]\nencodings = [\"raw\"]\n")).await;
+    let placeholder =
+        gw.put_secret("leaky_key", SECRET, serde_json::json!({"functions": ["leaky"], "locations": ["body"]})).await;
+    let c = reqwest::Client::new();
+    let call = || async {
+        let res = c.get(gw.url("/fn/leaky/x")).bearer_auth(AGENT_KEY).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
+    };
+    // Only the raw form is searched: the base64 form passes.
+    assert_eq!(call().await, format!("raw={placeholder} b64={b64} later={LATER}"));
+
+    // Every encoding, and a redaction instead of the placeholder.
+    let server_head = std::fs::read_to_string(&gw.config_path).unwrap();
+    let server_part = &server_head[..server_head.find("\n[identity]").unwrap()];
+    std::fs::write(&gw.config_path, format!("{server_part}\n{base}\n[masking]\nreplacement = \"redact\"\n")).unwrap();
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
+    assert_eq!(call().await, format!("raw=[REDACTED:leaky_key] b64=[REDACTED:leaky_key] later={LATER}"));
+    assert!(!gw.stderr().contains("next restart"), "[masking] is applied, not deferred: {}", gw.stderr());
+
+    // A secret put after the reload is masked with the new settings too.
+    gw.put_secret("later_key", LATER, serde_json::json!({"functions": ["leaky"], "locations": ["body"]})).await;
+    assert_eq!(call().await, "raw=[REDACTED:leaky_key] b64=[REDACTED:leaky_key] later=[REDACTED:later_key]");
 }
 
 #[tokio::test]

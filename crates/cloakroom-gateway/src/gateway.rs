@@ -180,7 +180,6 @@ impl Gateway {
         .map_err(|e| component("vault", e))?;
         let mask = MaskHandle::empty();
         catalog.attach_masker(mask.clone(), config.masking.clone());
-        rebuild_masker(&catalog, &mask, &config.masking);
         let inflight = InFlight::new(catalog.clone());
         let audit = AuditLog::open(&config.audit, &data_dir, Arc::new(MaskRedactor(mask.clone())))
             .await
@@ -233,8 +232,9 @@ impl Gateway {
         self.apply_locked(config).await
     }
 
-    /// Applies `config`'s functions, identity and policies; in-flight calls finish
-    /// on the configuration they started with. `[server]`, `[vault]`, `[masking]`,
+    /// Applies `config`'s functions, identity, policies, secret bindings and masking;
+    /// in-flight calls finish on the configuration they started with, their responses
+    /// masked by the masker in force when they arrived. `[server]`, `[vault]`,
     /// `[audit]` and `[approvals]` changes need a restart (a warning is logged).
     ///
     /// A configuration that accepts no credential at all (no API key, OIDC issuer or
@@ -261,11 +261,8 @@ impl Gateway {
             || config.audit != current.config.audit
             || config.approvals != current.config.approvals
             || config.vault != current.config.vault
-            || config.masking != current.config.masking
         {
-            tracing::warn!(
-                "[server], [vault], [masking], [audit] and [approvals] changes take effect at the next restart"
-            );
+            tracing::warn!("[server], [vault], [audit] and [approvals] changes take effect at the next restart");
         }
         let base = base_dir(shared.config_path.as_deref());
         let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;
@@ -280,6 +277,10 @@ impl Gateway {
         };
         let stack = build_stack(Arc::new(config), &parts)?;
         shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
+        if stack.config.masking != current.config.masking {
+            // After the last step that can fail, so a refused reload changes nothing.
+            shared.catalog.set_masking(stack.config.masking.clone()).await;
+        }
         shared.policies.store(set);
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");

@@ -108,8 +108,7 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
 /// `put`/`delete` return only once the new one is in `handle`. Storing one built here
 /// would be unordered with concurrent changes (a masker built from an older snapshot
 /// could replace a newer one), so this no longer stores anything; kept so callers
-/// compile unchanged. `[masking]` changes need a restart, so `masking` is always the
-/// configuration the catalog's masker was attached with.
+/// compile unchanged. A reload's `[masking]` goes to [`Catalog::set_masking`].
 pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
     let _ = (catalog, handle, masking);
 }

@@ -141,6 +141,8 @@ pub struct Catalog {
     cache_ttl: Option<Duration>,
     rebuild_requested: AtomicU64,
     rebuild_state: Arc<Mutex<RebuildState>>,
+    /// The `[masking]` settings attached maskers are built with.
+    masking: Arc<ArcSwap<MaskingConfig>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -226,6 +228,7 @@ impl Catalog {
             cache_ttl,
             rebuild_requested: AtomicU64::new(0),
             rebuild_state: Arc::new(Mutex::new(RebuildState::default())),
+            masking: Arc::new(ArcSwap::from_pointee(MaskingConfig::default())),
         });
         catalog.refresh().await?;
         Ok(catalog)
@@ -266,18 +269,42 @@ impl Catalog {
     /// stores it in `handle` before returning (so secrets loaded from the store at start
     /// are masked from the first response), and a new one (on a blocking thread) on every
     /// change, before [`Catalog::put`] / [`Catalog::delete`] / [`Catalog::refresh`]
-    /// return, with the encodings and replacement of `masking`.
+    /// return, with the encodings, replacement and detectors of `masking`.
+    ///
+    /// A catalog has one set of masking settings, used by every masker attached to it:
+    /// the last given here or to [`Catalog::set_masking`].
     pub fn attach_masker(&self, handle: MaskHandle, masking: MaskingConfig) {
-        let options = masking.options();
-        self.on_change(move |snap| match Matcher::build(snap.mask_entries(&masking), &options) {
-            Ok(m) => {
-                for refused in m.refused() {
-                    tracing::warn!(%refused, "secret only partly masked");
+        self.masking.store(Arc::new(masking));
+        let settings = self.masking.clone();
+        self.on_change(move |snap| {
+            let masking = settings.load();
+            match Matcher::build(snap.mask_entries(&masking), &masking.options()) {
+                Ok(m) => {
+                    for refused in m.refused() {
+                        tracing::warn!(%refused, "secret only partly masked");
+                    }
+                    handle.store(m);
                 }
-                handle.store(m);
+                Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
             }
-            Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
         });
+    }
+
+    /// Replaces the masking settings (a configuration reload of `[masking]`): every
+    /// attached masker is rebuilt with them before this returns. Ordered with
+    /// [`Catalog::put`], [`Catalog::delete`] and [`Catalog::refresh`], so the rebuilt
+    /// maskers hold every secret those have stored.
+    pub async fn set_masking(&self, masking: MaskingConfig) {
+        let _w = self.writer.lock().await;
+        self.masking.store(Arc::new(masking));
+        // Under the writer lock the visible snapshot is the newest: no change is between
+        // its rebuild and its publication.
+        self.rebuild(self.snapshot.load_full()).await;
+    }
+
+    /// The masking settings attached maskers are built with.
+    pub fn masking(&self) -> Arc<MaskingConfig> {
+        self.masking.load_full()
     }
 
     fn entry(&self, name: &str, binding: Option<Arc<Binding>>, origin: Origin, value: Option<Secret>) -> CatalogEntry {
