@@ -127,6 +127,52 @@ async fn a_reload_applies_new_masking_settings_to_the_next_response() {
 }
 
 #[tokio::test]
+async fn a_reload_applies_new_approval_webhooks() {
+    let up = RecordingUpstream::echo().await;
+    let hook = RecordingUpstream::start(|_| Reply::json(serde_json::json!({"ok": true}))).await;
+    let base = format!(
+        "{}{}\n[[policy.rules]]\nname = \"echo needs a lead\"\neffect = \"approve\"\nfunctions = [\"echo\"]\ngroups = [\"agents\"]\napprovers = [\"leads\"]\n",
+        identity_section(),
+        function("echo", "http", &up.url(), "/fn/echo"),
+    );
+    let gw = Cloakroomd::start("", &base).await;
+    let c = &reqwest::Client::new();
+    let gw = &gw;
+    let request_approval = |amount: u32| async move {
+        let res = c
+            .post(gw.url("/fn/echo/refund"))
+            .bearer_auth(AGENT_KEY)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"amount": {amount}}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        res.json::<Value>().await.unwrap()["approval_id"].as_str().unwrap().to_owned()
+    };
+    request_approval(1).await;
+
+    let server_head = std::fs::read_to_string(&gw.config_path).unwrap();
+    let server_part = &server_head[..server_head.find("\n[identity]").unwrap()];
+    let hooked = format!("{server_part}\n{base}\n[approvals]\nwebhooks = [\"{}/hook\"]\n", hook.url());
+    std::fs::write(&gw.config_path, hooked).unwrap();
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
+    let id = request_approval(2).await;
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got = hook.requests();
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(got.len(), 1, "only the approval requested after the reload is announced");
+    assert!(got[0].body_text().contains(&id), "{}", got[0].body_text());
+    assert!(!gw.stderr().contains("next restart"), "[approvals] webhooks are applied: {}", gw.stderr());
+}
+
+#[tokio::test]
 async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
     let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
     let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());

@@ -232,10 +232,11 @@ impl Gateway {
         self.apply_locked(config).await
     }
 
-    /// Applies `config`'s functions, identity, policies, secret bindings and masking;
-    /// in-flight calls finish on the configuration they started with, their responses
-    /// masked by the masker in force when they arrived. `[server]`, `[vault]`,
-    /// `[audit]` and `[approvals]` changes need a restart (a warning is logged).
+    /// Applies `config`'s functions, identity, policies, secret bindings, masking and
+    /// approval settings (`wait`, `ttl`, `webhooks`); in-flight calls finish on the
+    /// configuration they started with, their responses masked by the masker in force
+    /// when they arrived. `[server]`, `[vault]`, `[audit]`, `approvals.store` and
+    /// `approvals.postgres_url_env` changes need a restart (a warning is logged).
     ///
     /// A configuration that accepts no credential at all (no API key, OIDC issuer or
     /// Biscuit root key) is refused when the running one accepts some: that is what an
@@ -257,12 +258,17 @@ impl Gateway {
                  refusing to lock every caller out (an empty or cut-off file?). Restart with it if that is meant",
             ));
         }
+        let (new, old) = (&config.approvals, &current.config.approvals);
         if config.server != current.config.server
             || config.audit != current.config.audit
-            || config.approvals != current.config.approvals
             || config.vault != current.config.vault
+            || new.store != old.store
+            || new.postgres_url_env != old.postgres_url_env
         {
-            tracing::warn!("[server], [vault], [audit] and [approvals] changes take effect at the next restart");
+            tracing::warn!(
+                "[server], [vault], [audit], approvals.store and approvals.postgres_url_env changes take effect \
+                 at the next restart"
+            );
         }
         let base = base_dir(shared.config_path.as_deref());
         let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;
@@ -277,9 +283,12 @@ impl Gateway {
         };
         let stack = build_stack(Arc::new(config), &parts)?;
         shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
+        // After the last step that can fail, so a refused reload changes nothing.
         if stack.config.masking != current.config.masking {
-            // After the last step that can fail, so a refused reload changes nothing.
             shared.catalog.set_masking(stack.config.masking.clone()).await;
+        }
+        if stack.config.approvals != current.config.approvals {
+            shared.approvals.apply_config(&stack.config.approvals);
         }
         shared.policies.store(set);
         shared.stack.store(Arc::new(stack));

@@ -99,3 +99,39 @@ fn webhook_urls_never_appear_in_debug_output() {
     assert!(!format!("{config:?}").contains("very-secret-token"));
     assert!(!format!("{:?}", WebhookNotifier::new(vec![url])).contains("very-secret-token"));
 }
+
+#[tokio::test]
+async fn apply_config_changes_webhooks_and_ttl_for_every_clone_and_keeps_the_store() {
+    let old_hook = RecordingUpstream::start(|_| Reply::json(json!({"ok": true}))).await;
+    let new_hook = RecordingUpstream::start(|_| Reply::json(json!({"ok": true}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledApprovalStore::open(dir.path()).unwrap());
+    let config = ApprovalsConfig { webhooks: vec![old_hook.url()], ..Default::default() };
+    let a = Approvals::new(store, config);
+    let serving = a.clone(); // what the policy layer holds
+    let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
+    let first = serving.request(&who("alice", &[]), &call("f", json!(1)), &decision, None).await.unwrap();
+    assert_eq!(first.expires_at - first.created_at, time::Duration::minutes(15));
+    received(&old_hook, 1).await;
+
+    a.apply_config(&ApprovalsConfig {
+        webhooks: vec![new_hook.url()],
+        ttl: Duration::from_secs(120),
+        wait: Duration::from_secs(3),
+        store: cloakroom_policy::ApprovalStoreKind::Postgres,
+        postgres_url_env: "ELSEWHERE".into(),
+    });
+    let config = serving.config();
+    assert_eq!((config.ttl, config.wait), (Duration::from_secs(120), Duration::from_secs(3)));
+    assert_eq!(config.store, cloakroom_policy::ApprovalStoreKind::Embedded, "the store needs a restart");
+    assert_eq!(config.postgres_url_env, "CLOAKROOM_POSTGRES_URL");
+
+    let second = serving.request(&who("bob", &[]), &call("f", json!(2)), &decision, None).await.unwrap();
+    assert_eq!(second.expires_at - second.created_at, time::Duration::minutes(2));
+    let got = received(&new_hook, 1).await;
+    assert!(String::from_utf8_lossy(&got[0].body).contains(&second.id));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(old_hook.requests().len(), 1, "the removed webhook hears nothing more");
+    // The approval requested before keeps its expiry.
+    assert_eq!(serving.get(&first.id).await.unwrap().expires_at, first.expires_at);
+}

@@ -38,6 +38,7 @@ mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use cloakroom_core::{ApprovalRef, Call, CallId, Decision, Error, ErrorCode, Identity};
 use serde::{Deserialize, Serialize};
@@ -308,18 +309,26 @@ impl ApprovalError {
 
 /// The approvals service: creates, decides and redeems approvals over a store, enforcing
 /// separation of duties, and notifies webhooks of new requests.
+///
+/// Clones share one store and one set of settings: [`Approvals::apply_config`] on any
+/// clone changes them for every clone.
 #[derive(Clone)]
 pub struct Approvals {
     store: Arc<dyn ApprovalStore>,
-    config: ApprovalsConfig,
+    settings: Arc<ArcSwap<Settings>>,
     redactor: Option<Arc<dyn ArgumentRedactor>>,
-    notifier: Option<WebhookNotifier>,
     decided: Arc<tokio::sync::Notify>,
+}
+
+/// The `[approvals]` settings in force and the notifier built from their webhooks.
+struct Settings {
+    config: Arc<ApprovalsConfig>,
+    notifier: Option<WebhookNotifier>,
 }
 
 impl std::fmt::Debug for Approvals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Approvals").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Approvals").field("config", &self.config()).finish_non_exhaustive()
     }
 }
 
@@ -329,11 +338,21 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Most approvals [`Approvals::list`] returns.
 const LIST_LIMIT: usize = 1000;
 
+fn notifier_for(webhooks: &[String]) -> Option<WebhookNotifier> {
+    (!webhooks.is_empty()).then(|| WebhookNotifier::new(webhooks.to_vec()))
+}
+
 impl Approvals {
     /// A service over `store` with `config` (webhooks from `config.webhooks`).
     pub fn new(store: Arc<dyn ApprovalStore>, config: ApprovalsConfig) -> Self {
-        let notifier = (!config.webhooks.is_empty()).then(|| WebhookNotifier::new(config.webhooks.clone()));
-        Self { store, config, redactor: None, notifier, decided: Arc::new(tokio::sync::Notify::new()) }
+        let notifier = notifier_for(&config.webhooks);
+        let settings = Settings { config: Arc::new(config), notifier };
+        Self {
+            store,
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
+            redactor: None,
+            decided: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     /// Uses `redactor` on the arguments shown to approvers.
@@ -342,15 +361,38 @@ impl Approvals {
         self
     }
 
-    /// Uses `notifier` instead of one built from `config.webhooks`.
-    pub fn with_notifier(mut self, notifier: WebhookNotifier) -> Self {
-        self.notifier = Some(notifier);
+    /// Uses `notifier` instead of one built from `config.webhooks` (until a reload
+    /// changes the webhooks).
+    pub fn with_notifier(self, notifier: WebhookNotifier) -> Self {
+        let config = self.config();
+        self.settings.store(Arc::new(Settings { config, notifier: Some(notifier) }));
         self
     }
 
-    /// The `[approvals]` settings.
-    pub fn config(&self) -> &ApprovalsConfig {
-        &self.config
+    /// The `[approvals]` settings in force.
+    pub fn config(&self) -> Arc<ApprovalsConfig> {
+        self.settings.load().config.clone()
+    }
+
+    /// Applies a reload's `wait`, `ttl` and `webhooks`, for every clone of this service.
+    /// Approvals already requested or granted keep the expiry they were given. `store`
+    /// and `postgres_url_env` stay as they are: the store is opened once, at start (the
+    /// gateway warns that they need a restart).
+    pub fn apply_config(&self, config: &ApprovalsConfig) {
+        let current = self.settings.load_full();
+        let notifier = if config.webhooks == current.config.webhooks {
+            current.notifier.clone()
+        } else {
+            notifier_for(&config.webhooks)
+        };
+        let config = ApprovalsConfig {
+            wait: config.wait,
+            ttl: config.ttl,
+            webhooks: config.webhooks.clone(),
+            store: current.config.store,
+            postgres_url_env: current.config.postgres_url_env.clone(),
+        };
+        self.settings.store(Arc::new(Settings { config: Arc::new(config), notifier }));
     }
 
     /// The store.
@@ -368,6 +410,7 @@ impl Approvals {
         call_id: Option<&CallId>,
     ) -> Result<Approval, ApprovalError> {
         let now = now();
+        let settings = self.settings.load_full();
         let arguments = match &self.redactor {
             Some(r) => r.redact(&call.arguments),
             None => call.arguments.clone(),
@@ -385,7 +428,7 @@ impl Approvals {
             call_id: call_id.map(|c| c.to_string()),
             rule: decision.rule.clone(),
             created_at: now,
-            expires_at: now + self.config.ttl,
+            expires_at: now + settings.config.ttl,
             approvers: decision.approvers.clone(),
             state: ApprovalState::Pending,
             decided_by: None,
@@ -395,7 +438,7 @@ impl Approvals {
         };
         self.store.insert(&approval).await?;
         tracing::info!(approval = %approval.id, function = %approval.function, requester = %approval.requester.subject, "approval requested");
-        if let Some(n) = &self.notifier {
+        if let Some(n) = &settings.notifier {
             n.notify(&approval);
         }
         Ok(approval)
@@ -453,7 +496,7 @@ impl Approvals {
             return Err(ApprovalError::NotPending { id: id.to_owned(), state: current.state });
         }
         let verdict =
-            Verdict { state, decided_by: approver.subject.clone(), reason, expires_at: now + self.config.ttl };
+            Verdict { state, decided_by: approver.subject.clone(), reason, expires_at: now + self.config().ttl };
         match self.store.decide(id, &verdict, now).await? {
             Some(a) => {
                 tracing::info!(approval = %id, decided_by = %approver.subject, state = %a.state, "approval decided");
