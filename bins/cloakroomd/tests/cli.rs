@@ -124,6 +124,15 @@ async fn a_reload_applies_new_masking_settings_to_the_next_response() {
     // A secret put after the reload is masked with the new settings too.
     gw.put_secret("later_key", LATER, serde_json::json!({"functions": ["leaky"], "locations": ["body"]})).await;
     assert_eq!(call().await, "raw=[REDACTED:leaky_key] b64=[REDACTED:leaky_key] later=[REDACTED:later_key]");
+
+    // A key a reload cannot apply is named in the warning, and the rest still applies.
+    let text = format!("{server_part}\nupstream_timeout = \"7s\"\n{base}\n[masking]\nreplacement = \"placeholder\"\n");
+    std::fs::write(&gw.config_path, text).unwrap();
+    let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", gw.stderr());
+    gw.wait_for_log("server.upstream_timeout", 1).await;
+    assert!(gw.stderr().contains("take effect at the next restart"), "{}", gw.stderr());
+    assert!(call().await.starts_with(&format!("raw={placeholder} ")), "the masking change still applied");
 }
 
 #[tokio::test]

@@ -232,11 +232,9 @@ impl Gateway {
         self.apply_locked(config).await
     }
 
-    /// Applies `config`'s functions, identity, policies, secret bindings, masking and
-    /// approval settings (`wait`, `ttl`, `webhooks`); in-flight calls finish on the
-    /// configuration they started with, their responses masked by the masker in force
-    /// when they arrived. `[server]`, `[vault]`, `[audit]`, `approvals.store` and
-    /// `approvals.postgres_url_env` changes need a restart (a warning is logged).
+    /// Applies `config`; in-flight calls finish on the configuration they started
+    /// with, their responses masked by the masker in force when they arrived. The keys
+    /// [`Config::restart_changes`] names need a restart (a warning names them).
     ///
     /// A configuration that accepts no credential at all (no API key, OIDC issuer or
     /// Biscuit root key) is refused when the running one accepts some: that is what an
@@ -258,17 +256,9 @@ impl Gateway {
                  refusing to lock every caller out (an empty or cut-off file?). Restart with it if that is meant",
             ));
         }
-        let (new, old) = (&config.approvals, &current.config.approvals);
-        if config.server != current.config.server
-            || config.audit != current.config.audit
-            || config.vault != current.config.vault
-            || new.store != old.store
-            || new.postgres_url_env != old.postgres_url_env
-        {
-            tracing::warn!(
-                "[server], [vault], [audit], approvals.store and approvals.postgres_url_env changes take effect \
-                 at the next restart"
-            );
+        let deferred = current.config.restart_changes(&config);
+        if !deferred.is_empty() {
+            tracing::warn!(keys = %deferred.join(", "), "these changes take effect at the next restart");
         }
         let base = base_dir(shared.config_path.as_deref());
         let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;

@@ -146,3 +146,39 @@ fn rules_and_secrets_must_name_configured_functions() {
         format!("{GOOD}\n[[policy.rules]]\nname = \"r\"\neffect = \"deny\"\nfunctions = [\"**\", \"pay*/x\"]\n");
     Config::from_toml_str("test.toml", &globs).unwrap();
 }
+
+#[test]
+fn restart_changes_names_exactly_the_keys_a_reload_cannot_apply() {
+    let old = Config::from_toml_str("test.toml", GOOD).unwrap();
+    let edit = |extra: &str, replace: (&str, &str)| {
+        Config::from_toml_str("test.toml", &format!("{}{extra}", GOOD.replace(replace.0, replace.1))).unwrap()
+    };
+    let none = ("", "");
+    // What a reload applies.
+    for applied in [
+        edit("", ("max_body_bytes = 1024", "max_body_bytes = 2048")),
+        edit("\n[audit]\nrecord_bodies = false\nmax_body_record_bytes = 100\n", none),
+        edit("\n[approvals]\nwait = \"3s\"\nttl = \"2m\"\nwebhooks = [\"http://127.0.0.1:9/h\"]\n", none),
+        edit("\n[masking]\nreplacement = \"redact\"\nencodings = [\"raw\"]\ndetectors = \"none\"\n", none),
+        edit("", ("route = \"/fn/payments\"", "route = \"/fn/pay\"")),
+    ] {
+        assert_eq!(old.restart_changes(&applied), Vec::<&str>::new());
+    }
+    // What needs a restart, each named.
+    let cases = [
+        (edit("", ("listen = \"127.0.0.1:18080\"", "listen = \"127.0.0.1:18090\"")), vec!["server.listen"]),
+        (
+            edit("", ("upstream_timeout = \"2s\"", "upstream_timeout = \"3s\"\nworkers = 1")),
+            vec!["server.upstream_timeout", "server.workers"],
+        ),
+        (
+            edit("\n[audit]\nsink = \"postgres\"\ndurability = \"batched\"\non_failure = \"continue\"\n", none),
+            vec!["audit.sink", "audit.durability", "audit.on_failure"],
+        ),
+        (edit("\n[approvals]\nstore = \"postgres\"\n", none), vec!["approvals.store"]),
+        (edit("\n[vault]\nkeys_file = \"/etc/cloakroom/keys\"\n", none), vec!["[vault]"]),
+    ];
+    for (new, keys) in cases {
+        assert_eq!(old.restart_changes(&new), keys);
+    }
+}

@@ -263,6 +263,39 @@ impl Config {
 }
 
 impl Config {
+    /// The keys changed from `self` to `new` that a reload cannot apply: they take
+    /// effect at the next restart. Everything else — functions, identity, policy,
+    /// secret bindings, masking, `server.max_body_bytes`, `audit.record_bodies`,
+    /// `audit.max_body_record_bytes`, `approvals.wait`/`ttl`/`webhooks` — a reload applies.
+    pub fn restart_changes(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |changed: bool, key: &'static str| {
+            if changed {
+                out.push(key);
+            }
+        };
+        let (s, n) = (&self.server, &new.server);
+        check(s.listen != n.listen, "server.listen");
+        check(s.admin_listen != n.admin_listen, "server.admin_listen");
+        check(s.data_dir != n.data_dir, "server.data_dir");
+        check(s.upstream_timeout != n.upstream_timeout, "server.upstream_timeout");
+        check(s.connect_timeout != n.connect_timeout, "server.connect_timeout");
+        check(s.shutdown_grace != n.shutdown_grace, "server.shutdown_grace");
+        check(s.workers != n.workers, "server.workers");
+        check(self.vault != new.vault, "[vault]");
+        let (a, n) = (&self.audit, &new.audit);
+        check(a.sink != n.sink, "audit.sink");
+        check(a.durability != n.durability, "audit.durability");
+        check(a.postgres_url_env != n.postgres_url_env, "audit.postgres_url_env");
+        check(a.export_jsonl != n.export_jsonl, "audit.export_jsonl");
+        check(a.chain_id != n.chain_id, "audit.chain_id");
+        check(a.on_failure != n.on_failure, "audit.on_failure");
+        let (a, n) = (&self.approvals, &new.approvals);
+        check(a.store != n.store, "approvals.store");
+        check(a.postgres_url_env != n.postgres_url_env, "approvals.postgres_url_env");
+        out
+    }
+
     /// The index of the first pattern whose function part (before any `/`) is a literal
     /// name that no `[[functions]]` entry has: a typo that would never match.
     fn unknown_function(&self, patterns: &[String]) -> Option<usize> {
