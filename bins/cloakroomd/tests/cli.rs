@@ -125,14 +125,30 @@ async fn a_reload_applies_new_masking_settings_to_the_next_response() {
     gw.put_secret("later_key", LATER, serde_json::json!({"functions": ["leaky"], "locations": ["body"]})).await;
     assert_eq!(call().await, "raw=[REDACTED:leaky_key] b64=[REDACTED:leaky_key] later=[REDACTED:later_key]");
 
-    // A key a reload cannot apply is named in the warning, and the rest still applies.
-    let text = format!("{server_part}\nupstream_timeout = \"7s\"\n{base}\n[masking]\nreplacement = \"placeholder\"\n");
+    // A key a reload cannot apply is named in the warning, and the rest still applies:
+    // here the masking and audit.record_bodies.
+    let recorded_body = |c: &reqwest::Client| {
+        let c = c.clone();
+        let gw = &gw;
+        async move {
+            let res = c.get(gw.url("/fn/leaky/x")).bearer_auth(AGENT_KEY).send().await.unwrap();
+            let id = res.headers()["cloakroom-call-id"].to_str().unwrap().to_owned();
+            res.bytes().await.unwrap();
+            gw.admin_get(&format!("/v1/audit/{id}")).await["response"]["body"].clone()
+        }
+    };
+    assert!(!recorded_body(&c).await.is_null(), "bodies are recorded by default");
+    let text = format!(
+        "{server_part}\nupstream_timeout = \"7s\"\n{base}\n[masking]\nreplacement = \"placeholder\"\n\n[audit]\nrecord_bodies = false\n"
+    );
     std::fs::write(&gw.config_path, text).unwrap();
     let res = c.post(gw.admin_url("/v1/reload")).bearer_auth(ADMIN_KEY).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", gw.stderr());
     gw.wait_for_log("server.upstream_timeout", 1).await;
     assert!(gw.stderr().contains("take effect at the next restart"), "{}", gw.stderr());
+    assert!(!gw.stderr().contains("audit.record_bodies"), "applied, not deferred: {}", gw.stderr());
     assert!(call().await.starts_with(&format!("raw={placeholder} ")), "the masking change still applied");
+    assert!(recorded_body(&c).await.is_null(), "audit.record_bodies = false applied by the reload");
 }
 
 #[tokio::test]
