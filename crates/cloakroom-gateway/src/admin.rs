@@ -189,7 +189,6 @@ async fn handle(
         (&Method::DELETE, ["secrets", name]) => {
             require_admin()?;
             let existed = gateway.catalog().delete(name).await.map_err(|e| e.to_error())?;
-            gateway.rebuild_masker();
             if !existed {
                 return Err(Error::new(ErrorCode::NotFound, format!("no value is stored for secret {name:?}")));
             }
@@ -220,7 +219,6 @@ async fn put_secret(gateway: &Gateway, body: &[u8]) -> Result<Response<GatewayBo
     })?;
     let value = cloakroom_core::Secret::from(req.value);
     let placeholder = gateway.catalog().put(&req.name, value, req.binding).await.map_err(|e| e.to_error())?;
-    gateway.rebuild_masker();
     Ok(json_response(StatusCode::OK, &json!({ "name": req.name, "placeholder": placeholder.as_str() })))
 }
 

@@ -123,9 +123,8 @@ impl DevSetup {
             .put(DEMO_SECRET, value.into(), Some(binding))
             .await
             .map_err(|e| DevError(format!("storing {DEMO_SECRET}: {e}")))?;
-        // Not needed for masking: `put` returned only once the catalog had stored the
-        // masker that knows the demo secret. `rebuild_masker` is a no-op kept for callers.
-        gateway.rebuild_masker();
+        // `put` returned only once the catalog had stored the masker that knows the demo
+        // secret: responses are masked from here on.
         self.demo_placeholder = Some(p.to_string());
         Ok(())
     }

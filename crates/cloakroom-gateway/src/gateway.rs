@@ -36,7 +36,7 @@ use crate::{
     metrics::Metrics,
     on_end::OnEnd,
     route::{Routed, Routes},
-    secrets::{rebuild_masker, redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
+    secrets::{redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -312,11 +312,10 @@ impl Gateway {
     }
 
     /// Does nothing any more: the catalog rebuilds the response masker itself, in order
-    /// with every change, before `put`/`delete` return (`secrets::rebuild_masker`). Kept so
-    /// that embedders' code that calls it still compiles.
-    pub fn rebuild_masker(&self) {
-        rebuild_masker(&self.shared.catalog, &self.shared.mask, &self.config().masking);
-    }
+    /// with every change, before `put`/`delete`/`set_masking` return. Kept so that
+    /// embedders' code that calls it still compiles.
+    #[deprecated(note = "the catalog rebuilds the masker itself before put/delete return; remove the call")]
+    pub fn rebuild_masker(&self) {}
 
     /// The in-flight call registry (function-side redemption).
     pub fn inflight(&self) -> &InFlight {

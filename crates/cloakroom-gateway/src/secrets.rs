@@ -109,6 +109,7 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
 /// would be unordered with concurrent changes (a masker built from an older snapshot
 /// could replace a newer one), so this no longer stores anything; kept so callers
 /// compile unchanged. A reload's `[masking]` goes to [`Catalog::set_masking`].
+#[deprecated(note = "the catalog rebuilds the masker itself before put/delete return; remove the call")]
 pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
     let _ = (catalog, handle, masking);
 }
