@@ -28,6 +28,7 @@ mod error;
 mod function_pattern;
 mod identity;
 mod placeholder;
+mod scope;
 mod secret;
 #[cfg(feature = "sled")]
 pub mod sled_open;
@@ -41,4 +42,5 @@ pub use error::{Error, ErrorCode};
 pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};
+pub use scope::{ApprovalLookup, CallScope, ConsumedApproval, LookupFuture, PlaceholderUse};
 pub use secret::Secret;

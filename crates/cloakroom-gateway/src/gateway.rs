@@ -36,7 +36,7 @@ use crate::{
     metrics::Metrics,
     on_end::OnEnd,
     route::{Routed, Routes},
-    secrets::{redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
+    secrets::{secrets_in_request, ApproverRedactor, MaskRedactor, SecretApprovers},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -185,9 +185,8 @@ impl Gateway {
             .await
             .map_err(|e| component("audit", e))?;
         let store = open_approval_store(&config.approvals, &data_dir).await?;
-        let redactor_mask = mask.clone();
-        let approvals = Approvals::new(store, config.approvals.clone())
-            .with_redactor(Arc::new(move |args: &serde_json::Value| redact_arguments(&redactor_mask, args)));
+        let approvals =
+            Approvals::new(store, config.approvals.clone()).with_redactor(Arc::new(ApproverRedactor(mask.clone())));
         let base = base_dir(config_path.as_deref());
         let set = policy_set(&config, &base, &catalog, &custom)?;
         let policies = Policies::new(set);
@@ -409,7 +408,8 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         .layer(
             DetokenizeLayer::new(p.catalog.clone())
                 .max_body_bytes(usize::try_from(max_body).unwrap_or(usize::MAX))
-                .inflight(p.inflight.clone()),
+                .inflight(p.inflight.clone())
+                .approvals(Arc::new(p.approvals.clone())),
         )
         .layer(MaskLayer::new(p.mask.clone()))
         .service(p.forwarder.clone());

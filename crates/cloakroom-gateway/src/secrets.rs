@@ -5,31 +5,36 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cloakroom_core::Decision;
+use cloakroom_core::{Decision, PlaceholderUse};
 use cloakroom_mask::MaskHandle;
 use cloakroom_policy::{Policy, PolicyInput};
 use cloakroom_vault::Catalog;
 
-/// The names of the known secrets whose placeholders appear in the request's header
-/// values, query string or body (the `SecretsInCall` the policy layer reads).
-pub fn secrets_in_request(catalog: &Catalog, parts: &http::request::Parts, body: &[u8]) -> Vec<String> {
+/// The known placeholders in the request's header values, query string and body, with
+/// where each was found (`header:NAME` lowercase, `query:NAME` percent-decoded, `body`)
+/// and its secret's name: what policy (`SecretsInCall`) and the call's scope see.
+pub fn secrets_in_request(catalog: &Catalog, parts: &http::request::Parts, body: &[u8]) -> Vec<PlaceholderUse> {
     let snap = catalog.snapshot();
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |haystack: &[u8]| {
+    let mut uses: Vec<PlaceholderUse> = Vec::new();
+    let mut add = |haystack: &[u8], location: &dyn Fn() -> String| {
         for (_, entry) in snap.find(haystack) {
-            if !names.iter().any(|n| n == entry.name()) {
-                names.push(entry.name().to_owned());
+            let u = PlaceholderUse::new(entry.placeholder().as_str(), Some(entry.name()), location());
+            if !uses.contains(&u) {
+                uses.push(u);
             }
         }
     };
-    for value in parts.headers.values() {
-        add(value.as_bytes());
+    for (name, value) in &parts.headers {
+        add(value.as_bytes(), &|| format!("header:{}", name.as_str()));
     }
     if let Some(q) = parts.uri.query() {
-        add(q.as_bytes());
+        for pair in q.split('&') {
+            let key = pair.split('=').next().unwrap_or("");
+            add(pair.as_bytes(), &|| format!("query:{}", cloakroom_vault::percent_decode_lossy(key)));
+        }
     }
-    add(body);
-    names
+    add(body, &|| "body".to_owned());
+    uses
 }
 
 /// A policy requiring approval for every call that uses a secret whose binding names
@@ -92,6 +97,19 @@ impl cloakroom_audit::Redactor for MaskRedactor {
     /// audit log asks this of every record, and almost every record holds no secret.
     fn finds(&self, bytes: &[u8]) -> bool {
         self.0.load().finds(bytes)
+    }
+}
+
+/// The masker applied to what approvers are shown: the arguments and the query string.
+pub struct ApproverRedactor(pub MaskHandle);
+
+impl cloakroom_policy::ArgumentRedactor for ApproverRedactor {
+    fn redact(&self, arguments: &serde_json::Value) -> serde_json::Value {
+        redact_arguments(&self.0, arguments)
+    }
+
+    fn redact_text(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.0.load().replace(text.as_bytes()).output).into_owned()
     }
 }
 

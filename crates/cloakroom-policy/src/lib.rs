@@ -50,8 +50,9 @@ mod rule;
 mod set;
 
 pub use approval::{
-    Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals, ArgumentRedactor, Claim, PostgresApprovalStore,
-    Requester, SledApprovalStore, StoreError, Verdict, WebhookNotifier,
+    requirements as approval_requirements, Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals,
+    ArgumentRedactor, Grant, PostgresApprovalStore, Requester, Requirement, SledApprovalStore, StoreError,
+    WebhookNotifier,
 };
 pub use config::{ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig};
 pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};

@@ -200,11 +200,10 @@ impl PolicySet {
             }
             match rule.effect() {
                 Effect::Deny => return Decision::deny(rule.name(), "denied by rule"),
-                Effect::Approve => {
-                    if !matches!(best, Some(Decision { effect: Effect::Approve, .. })) {
-                        best = Some(Decision::approve(rule.name(), "approval required", rule.approvers().to_vec()));
-                    }
-                }
+                Effect::Approve => require_approval(
+                    &mut best,
+                    Decision::approve(rule.name(), "approval required", rule.approvers().to_vec()),
+                ),
                 Effect::Allow => {
                     if best.is_none() {
                         best = Some(Decision::allow(rule.name(), "allowed by rule"));
@@ -306,6 +305,31 @@ impl PolicySet {
     }
 }
 
+/// Adds an approve decision to the running best. Requirements compose: the call needs
+/// the approver groups of every approve decision (their union), not just the first's, so
+/// a secret's `approvers` cannot be satisfied by a rule's approver group alone. The
+/// first approve decision names the rule; the reason names every source.
+fn require_approval(best: &mut Option<Decision>, d: Decision) {
+    match best {
+        Some(b) if b.effect == Effect::Approve => {
+            for g in d.approvers {
+                if !b.approvers.contains(&g) {
+                    b.approvers.push(g);
+                }
+            }
+            let source = format!("{}: {}", d.rule.as_deref().unwrap_or("policy"), d.reason);
+            if !b.reason.contains(&source) {
+                b.reason = format!("{}; {source}", b.reason);
+            }
+        }
+        _ => {
+            let mut d = d;
+            d.reason = format!("{}: {}", d.rule.as_deref().unwrap_or("policy"), d.reason);
+            *best = Some(d);
+        }
+    }
+}
+
 /// Folds one decision into the running best; returns the deny that ends evaluation.
 fn fold(best: &mut Option<Decision>, d: Decision) -> Option<Decision> {
     // A decision without a rule is "no opinion".
@@ -313,9 +337,7 @@ fn fold(best: &mut Option<Decision>, d: Decision) -> Option<Decision> {
     match d.effect {
         Effect::Deny => Some(d),
         Effect::Approve => {
-            if !matches!(best, Some(Decision { effect: Effect::Approve, .. })) {
-                *best = Some(d);
-            }
+            require_approval(best, d);
             None
         }
         Effect::Allow => {

@@ -89,6 +89,9 @@ fn request(id: Option<&Identity>, c: Option<&Call>, note: &AuditNote, call_id: C
     if let Some(c) = c {
         req.extensions_mut().insert(c.clone());
     }
+    if let (Some(id), Some(c)) = (id, c) {
+        req.extensions_mut().insert(scope_for(id, c));
+    }
     req.extensions_mut().insert(note.clone());
     req.extensions_mut().insert(call_id);
     req
@@ -163,6 +166,20 @@ async fn missing_identity_or_call_fails_closed() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     let (status, _, _) = send(&h, request(Some(&id), None, &note, CallId::new())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(h.forwarded.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_call_needing_approval_without_a_call_scope_is_refused_and_asks_nothing() {
+    // Without the scope there is nothing to bind an approval to: refuse, do not ask.
+    let h = harness(Duration::ZERO);
+    let (id, c) = (who("alice", &["ops"]), call("payments/refund", json!({"amount": 900})));
+    let mut req = request(Some(&id), Some(&c), &AuditNote::new(CallId::new()), CallId::new());
+    req.extensions_mut().remove::<cloakroom_core::CallScope>();
+    let (status, body, _) = send(&h, req).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("scope"), "{body}");
+    assert!(h.approvals.list(None).await.unwrap().is_empty());
     assert_eq!(h.forwarded.load(Ordering::SeqCst), 0);
 }
 

@@ -41,7 +41,8 @@ async fn a_new_approval_posts_a_slack_compatible_summary_without_arguments() {
     let a = approvals(&dir, vec![format!("{}/services/T0/B0/x", hook.url())]);
     let c = call("payments/refund", json!({"card": "4111111111111111", "amount": 900}));
     let decision = Decision::approve("refunds", "approval required", vec!["finance".into()]);
-    let req = a.request(&who("alice", &["ops"]), &c, &decision, None).await.unwrap();
+    let alice = who("alice", &["ops"]);
+    let req = a.request(&alice, &scope_for(&alice, &c), &c.arguments, &decision, None).await.unwrap();
 
     let got = received(&hook, 1).await;
     assert_eq!(got[0].method, "POST");
@@ -71,7 +72,15 @@ async fn failed_deliveries_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let a = approvals(&dir, vec![hook.url()]);
     let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
-    a.request(&who("alice", &[]), &call("f", json!(null)), &decision, None).await.unwrap();
+    a.request(
+        &who("alice", &[]),
+        &scope_for(&who("alice", &[]), &call("f", json!(null))),
+        &json!(null),
+        &decision,
+        None,
+    )
+    .await
+    .unwrap();
     let got = received(&hook, 3).await;
     assert_eq!(got[0].body, got[2].body, "the same message is retried");
     // Successful on the third attempt: no fourth.
@@ -87,7 +96,15 @@ async fn an_unreachable_webhook_does_not_delay_or_fail_the_request() {
     let hook = RecordingUpstream::start(|_| Reply::json(json!({}))).await;
     let a = approvals(&dir, vec![dead, hook.url()]);
     let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
-    let req = a.request(&who("alice", &[]), &call("f", json!(null)), &decision, None).await;
+    let req = a
+        .request(
+            &who("alice", &[]),
+            &scope_for(&who("alice", &[]), &call("f", json!(null))),
+            &json!(null),
+            &decision,
+            None,
+        )
+        .await;
     assert!(req.is_ok());
     received(&hook, 1).await;
 }
@@ -110,7 +127,10 @@ async fn apply_config_changes_webhooks_and_ttl_for_every_clone_and_keeps_the_sto
     let a = Approvals::new(store, config);
     let serving = a.clone(); // what the policy layer holds
     let decision = Decision::approve("r", "approval required", vec!["finance".into()]);
-    let first = serving.request(&who("alice", &[]), &call("f", json!(1)), &decision, None).await.unwrap();
+    let first = serving
+        .request(&who("alice", &[]), &scope_for(&who("alice", &[]), &call("f", json!(1))), &json!(1), &decision, None)
+        .await
+        .unwrap();
     assert_eq!(first.expires_at - first.created_at, time::Duration::minutes(15));
     received(&old_hook, 1).await;
 
@@ -126,7 +146,10 @@ async fn apply_config_changes_webhooks_and_ttl_for_every_clone_and_keeps_the_sto
     assert_eq!(config.store, cloakroom_policy::ApprovalStoreKind::Embedded, "the store needs a restart");
     assert_eq!(config.postgres_url_env, "CLOAKROOM_POSTGRES_URL");
 
-    let second = serving.request(&who("bob", &[]), &call("f", json!(2)), &decision, None).await.unwrap();
+    let second = serving
+        .request(&who("bob", &[]), &scope_for(&who("bob", &[]), &call("f", json!(2))), &json!(2), &decision, None)
+        .await
+        .unwrap();
     assert_eq!(second.expires_at - second.created_at, time::Duration::minutes(2));
     let got = received(&new_hook, 1).await;
     assert!(String::from_utf8_lossy(&got[0].body).contains(&second.id));

@@ -6,7 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cloakroom_core::{ApprovalRef, Effect, ErrorCode, Placeholder, Secret};
+use cloakroom_core::{
+    ApprovalLookup, ApprovalRef, CallId, CallScope, ConsumedApproval, Effect, ErrorCode, LookupFuture, Placeholder,
+    PlaceholderUse, Secret,
+};
 use cloakroom_testkit::RecordingUpstream;
 use cloakroom_vault::{BindingSpec, Catalog, DetokenizeLayer, EmbeddedVault, InFlight, Keys};
 use common::{gateway, send, with_context};
@@ -229,25 +232,87 @@ async fn a_body_over_the_limit_is_refused_before_forwarding() {
     assert!(f.upstream.requests().is_empty());
 }
 
+/// An approval store stand-in: the records it holds, as the detokenizer reads them.
+struct Records(Vec<ConsumedApproval>);
+
+impl ApprovalLookup for Records {
+    fn consumed_by(&self, id: &str, call_id: CallId) -> LookupFuture<'_> {
+        let found = self.0.iter().find(|a| a.id == id && a.call_id == call_id).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+fn scope_with(placeholder: &Placeholder) -> CallScope {
+    CallScope {
+        issuer: "api_key".into(),
+        subject: "alice".into(),
+        function: "wire".into(),
+        method: "POST".into(),
+        path: "/".into(),
+        query: String::new(),
+        content_type: Some("text/plain".into()),
+        placeholders: vec![PlaceholderUse::new(placeholder.as_str(), Some("wire_key"), "body")],
+        body_sha256: CallScope::body_digest(placeholder.as_str().as_bytes()),
+    }
+}
+
 #[tokio::test]
-async fn a_binding_with_approvers_needs_a_granted_approval() {
+async fn a_binding_with_approvers_needs_the_approval_record_to_cover_this_exact_use() {
     let f = fixture().await;
     let mut b = spec(&["wire"], &["body"], &[]);
     b.approvers = vec!["finance-leads".into()];
     let p = f.put("wire_key", "value-approval-123", b).await;
+    let other = f.put("other_key", "value-other-123", spec(&["wire"], &["body"], &[])).await;
     assert_denied(&f, post("/", "text/plain", p.to_string()), "wire", &[]).await;
 
-    let svc = gateway(&f.layer(), f.upstream.url());
-    let (mut req, _, _) = with_context(post("/", "text/plain", p.to_string()), "wire", &[]);
-    req.extensions_mut().insert(ApprovalRef {
+    let reference = ApprovalRef {
         id: "ap-1".into(),
         requested_by: "alice".into(),
         decided_by: Some("bob".into()),
         decided_at: Some("2026-11-25T00:00:00Z".into()),
-    });
-    let (status, _) = send(&svc, req).await;
-    assert_eq!(status, 200);
-    assert_eq!(f.upstream.requests()[0].body_text(), "value-approval-123");
+    };
+    // A request claiming an approval, with no approval records to check it: refused.
+    let svc = gateway(&f.layer(), f.upstream.url());
+    let (mut req, _, _) = with_context(post("/", "text/plain", p.to_string()), "wire", &[]);
+    req.extensions_mut().insert(reference.clone());
+    req.extensions_mut().insert(scope_with(&p));
+    assert_eq!(send(&svc, req).await.0, 403);
+
+    // The record decides. Each way it can fail to cover the use is a refusal.
+    let good = |call_id: CallId| ConsumedApproval {
+        id: "ap-1".into(),
+        call_id,
+        scope_digest: scope_with(&p).digest(),
+        placeholders: scope_with(&p).placeholders,
+        groups_met: vec!["finance-leads".into()],
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut ConsumedApproval, &mut CallScope)>, u16)> = vec![
+        ("used by another call", Box::new(|c, _| c.call_id = CallId::new()), 403),
+        ("for another scope", Box::new(|c, _| c.scope_digest = "0".repeat(64)), 403),
+        ("the request's scope differs", Box::new(|_, s| s.method = "PUT".into()), 403),
+        ("the placeholder was not approved", Box::new(|c, _| c.placeholders.clear()), 403),
+        (
+            "approved for the placeholder elsewhere",
+            Box::new(|c, _| c.placeholders[0].location = "header:x-key".into()),
+            403,
+        ),
+        ("another placeholder was approved", Box::new(|c, _| c.placeholders[0].placeholder = other.to_string()), 403),
+        ("the binding's group was not met", Box::new(|c, _| c.groups_met = vec!["leads".into()]), 403),
+        ("everything holds", Box::new(|_, _| {}), 200),
+    ];
+    for (what, change, want) in cases {
+        let (mut req, _, call_id) = with_context(post("/", "text/plain", p.to_string()), "wire", &[]);
+        let mut consumed = good(call_id);
+        let mut scope = scope_with(&p);
+        change(&mut consumed, &mut scope);
+        let svc = gateway(&f.layer().approvals(Arc::new(Records(vec![consumed]))), f.upstream.url());
+        req.extensions_mut().insert(reference.clone());
+        req.extensions_mut().insert(scope);
+        assert_eq!(send(&svc, req).await.0, want, "{what}");
+    }
+    let got = f.upstream.requests();
+    assert_eq!(got.len(), 1, "only the covered use was forwarded");
+    assert_eq!(got[0].body_text(), "value-approval-123");
 }
 
 #[tokio::test]

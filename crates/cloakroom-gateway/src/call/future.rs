@@ -23,6 +23,7 @@ use pin_project_lite::pin_project;
 use super::{
     layer::CallLayer,
     parse::{http_call, mcp_call, McpRefusal},
+    scope::call_scope,
     service::{rpc_response, too_large},
     CallBody,
 };
@@ -208,10 +209,24 @@ where
     if let Some(note) = &note {
         note.set_call(&call);
     }
-    let secrets = layer.secret_scanner.as_ref().map(|scan| scan(&parts, &body));
+    let uses = layer.secret_scanner.as_ref().map(|scan| scan(&parts, &body));
+    let scope = identity
+        .as_ref()
+        .map(|id| call_scope(id, &call, &parts, &body, message.as_ref(), uses.clone().unwrap_or_default()));
     let mut req = Request::from_parts(parts, Full::new(body));
-    if let Some(names) = secrets {
+    if let Some(uses) = uses {
+        let mut names: Vec<String> = Vec::new();
+        for u in uses {
+            if let Some(name) = u.secret {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
         req.extensions_mut().insert(cloakroom_policy::SecretsInCall(names));
+    }
+    if let Some(scope) = scope {
+        req.extensions_mut().insert(scope);
     }
     req.extensions_mut().insert(call);
     let rescue = message.map(|message| Rescue { message, call_id, identity, routed, layer });

@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
-use cloakroom_core::{Call, Identity};
+use cloakroom_core::{Call, Identity, PlaceholderUse};
 
 use super::CallService;
 
@@ -11,8 +11,10 @@ use super::CallService;
 pub type ToolVisibility =
     Arc<dyn Fn(Option<Identity>, Call) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
-/// Names the secrets a buffered request refers to (its placeholders), for policy.
-pub type SecretScanner = Arc<dyn Fn(&http::request::Parts, &[u8]) -> Vec<String> + Send + Sync>;
+/// Finds the known placeholders of a buffered request with their locations (`header:NAME`,
+/// `query:NAME`, `body`) and the names of their secrets: for policy (`SecretsInCall`)
+/// and for the call's scope, which approvals bind.
+pub type SecretScanner = Arc<dyn Fn(&http::request::Parts, &[u8]) -> Vec<PlaceholderUse> + Send + Sync>;
 
 /// Parses calls; see the [module docs](crate::call).
 #[derive(Clone)]
@@ -37,7 +39,8 @@ impl CallLayer {
         Self { max_body_bytes, tool_visibility: None, secret_scanner: None }
     }
 
-    /// Puts `cloakroom_policy::SecretsInCall` with the names `scan` finds on every call.
+    /// Puts `cloakroom_policy::SecretsInCall` with the secrets `scan` finds on every call,
+    /// and their uses into the call's scope.
     pub fn with_secret_scanner(mut self, scan: SecretScanner) -> Self {
         self.secret_scanner = Some(scan);
         self

@@ -13,6 +13,11 @@
 //!   with the method as `detail`. Malformed JSON gets -32700, `Mcp-Method`/`Mcp-Name`
 //!   headers that disagree with the body get 400 and -32020 — before policy runs.
 //!
+//! With an [`Identity`](cloakroom_core::Identity) on the request it also puts the call's
+//! [`CallScope`](cloakroom_core::CallScope) there: everything an approval binds (caller,
+//! function, method, path, query, content type, every placeholder with its location, body
+//! digest), built here once so that policy and the detokenizer bind the same call.
+//!
 //! For MCP functions it is also the rescue step: an error response from an inner layer
 //! (policy, detokenizer, forwarder) becomes a JSON-RPC error for the caller's request
 //! id, and a `tools/list` result is filtered to the tools the caller may call.
@@ -48,6 +53,7 @@ mod digest;
 mod future;
 mod layer;
 mod parse;
+mod scope;
 mod service;
 
 pub use digest::{call_digest, canonical_json};

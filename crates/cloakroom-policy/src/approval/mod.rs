@@ -1,16 +1,21 @@
 //! Just-in-time approvals: requests, decisions by approvers, one-time redemption.
 //!
-//! A call whose decision is `approve` creates an [`Approval`] (pending). A member of one
-//! of its approver groups — never the requester themself — approves or denies it. An
-//! approved request is valid for `approvals.ttl`, for that caller, that function and that
-//! argument digest only, and is consumed by its first use. Every state change is one
-//! atomic compare-and-set in the store, so two gateway replicas sharing a PostgreSQL
-//! store can never both consume one approval.
+//! A call whose decision is `approve` creates an [`Approval`] (pending) bound to the
+//! call's whole [`CallScope`]: the caller, the function, the method, the path and query,
+//! the content type, every placeholder with its location, and the body digest. It
+//! carries one [`Requirement`] per approver group the call needs (every matching
+//! `approve` rule's approvers and every used secret's `approvers`); each must be met by
+//! a distinct person in that group who is not the requester ([`approval_requirements`]
+//! (crate::approval_requirements)). Once every requirement is met the approval is
+//! granted, valid for `approvals.ttl`, for a call with exactly that scope, and consumed
+//! by its first use. Every change is a compare-and-set on the record's revision, so two
+//! gateway replicas sharing a PostgreSQL store can never both consume one approval, and
+//! two approvers deciding at once never lose a grant.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use cloakroom_core::{AuthMethod, Call, Decision, Identity, Protocol};
+//! use cloakroom_core::{AuthMethod, CallId, CallScope, Decision, Identity};
 //! use cloakroom_policy::{ApprovalState, Approvals, ApprovalsConfig, SledApprovalStore};
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -18,21 +23,27 @@
 //! let approvals = Approvals::new(store, ApprovalsConfig::default());
 //! let who = |s: &str, g: &str| Identity { subject: s.into(), issuer: "api_key".into(),
 //!     method: AuthMethod::ApiKey, groups: vec![g.into()], source_ip: None, biscuit: None };
-//! let call = Call { function: "payments/refund".into(), protocol: Protocol::Http,
-//!     arguments: serde_json::json!({"amount": 900}), detail: None, method: "POST".into(),
-//!     digest: "d1".into() };
+//! let scope = CallScope { issuer: "api_key".into(), subject: "alice".into(),
+//!     function: "payments/refund".into(), method: "POST".into(), path: "/refund".into(),
+//!     query: String::new(), content_type: Some("application/json".into()), placeholders: vec![],
+//!     body_sha256: CallScope::body_digest(br#"{"amount": 900}"#) };
 //! let decision = Decision::approve("big refunds", "approval required", vec!["finance".into()]);
 //!
-//! let a = approvals.request(&who("alice", "ops"), &call, &decision, None).await.unwrap();
+//! let args = serde_json::json!({"amount": 900});
+//! let a = approvals.request(&who("alice", "ops"), &scope, &args, &decision, None).await.unwrap();
 //! assert!(approvals.approve(&a.id, &who("alice", "finance"), None).await.is_err()); // own request
 //! approvals.approve(&a.id, &who("carol", "finance"), None).await.unwrap();
-//! let used = approvals.redeem(&a.id, &who("alice", "ops"), &call).await.unwrap();
+//! let mut other = scope.clone();
+//! other.method = "DELETE".into();
+//! assert!(approvals.redeem(&a.id, &who("alice", "ops"), &other, CallId::new()).await.is_err()); // another call
+//! let used = approvals.redeem(&a.id, &who("alice", "ops"), &scope, CallId::new()).await.unwrap();
 //! assert_eq!(used.state, ApprovalState::Used);
-//! assert!(approvals.redeem(&a.id, &who("alice", "ops"), &call).await.is_err()); // used once
+//! assert!(approvals.redeem(&a.id, &who("alice", "ops"), &scope, CallId::new()).await.is_err()); // used once
 //! # });
 //! ```
 
 mod postgres;
+pub mod requirements;
 mod sled_store;
 mod webhook;
 
@@ -40,11 +51,15 @@ use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use cloakroom_core::{ApprovalRef, Call, CallId, Decision, Error, ErrorCode, Identity};
+use cloakroom_core::{
+    ApprovalLookup, ApprovalRef, CallId, CallScope, ConsumedApproval, Decision, Error, ErrorCode, Identity,
+    LookupFuture,
+};
 use serde::{Deserialize, Serialize};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 pub use postgres::PostgresApprovalStore;
+pub use requirements::{Grant, Requirement};
 pub use sled_store::SledApprovalStore;
 pub use webhook::WebhookNotifier;
 
@@ -54,9 +69,9 @@ use crate::ApprovalsConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalState {
-    /// Waiting for an approver.
+    /// Waiting for approvers: not every requirement is met yet.
     Pending,
-    /// Granted; usable once until it expires.
+    /// Every requirement met; usable once until it expires.
     Approved,
     /// Refused by an approver.
     Denied,
@@ -117,38 +132,59 @@ pub struct Approval {
     pub requester: Requester,
     /// The function called.
     pub function: String,
-    /// `Call::digest`: the canonical JSON arguments (or the raw body) the approval is for.
+    /// [`CallScope::digest`] of the call the approval is for: a call is accepted under it
+    /// only when its own scope has exactly this digest.
     pub digest: String,
-    /// The arguments as shown to approvers, after the caller's redaction hook.
+    /// The call as approvers see it: method, path, query (masked), content type, secrets
+    /// by name and location, body digest. `None` only in records written before scopes.
+    #[serde(default)]
+    pub scope: Option<CallScope>,
+    /// The arguments as shown to approvers, after the gateway's redaction.
     pub arguments: serde_json::Value,
     /// The id of the call that asked.
     #[serde(default)]
     pub call_id: Option<String>,
-    /// The rule that required approval.
+    /// The rule that required approval (the first; `reason` names every source).
     #[serde(default)]
     pub rule: Option<String>,
+    /// Why approval is required: every rule and secret that asked for it.
+    #[serde(default)]
+    pub why: Option<String>,
     /// When it was asked for.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Until when it may be decided (pending) or used (approved).
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
-    /// Groups whose members may decide.
+    /// The approver groups the call needs, one requirement each.
     pub approvers: Vec<String>,
+    /// Each requirement and whether a distinct approver meets it.
+    #[serde(default)]
+    pub requirements: Vec<Requirement>,
+    /// Everyone who approved, in order.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
     /// Where it is in its life.
     pub state: ApprovalState,
-    /// The approver's subject, once decided.
+    /// Who decided: the approvers who met the requirements (comma-separated), or the
+    /// approver who denied.
     #[serde(default)]
     pub decided_by: Option<String>,
-    /// When it was decided.
+    /// When it was decided (every requirement met, or denied).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub decided_at: Option<OffsetDateTime>,
-    /// The approver's reason, if they gave one.
+    /// The denying approver's reason, if they gave one.
     #[serde(default)]
     pub reason: Option<String>,
     /// When the approved call used it.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub used_at: Option<OffsetDateTime>,
+    /// The call that used it.
+    #[serde(default)]
+    pub used_by_call: Option<String>,
+    /// Bumped by every change; the store's compare-and-set compares it.
+    #[serde(default)]
+    pub revision: i64,
 }
 
 impl Approval {
@@ -175,32 +211,32 @@ impl Approval {
             decided_at: self.decided_at.and_then(|t| t.format(&Rfc3339).ok()),
         }
     }
-}
 
-/// An approver's verdict, applied by [`ApprovalStore::decide`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// [`ApprovalState::Approved`] or [`ApprovalState::Denied`].
-    pub state: ApprovalState,
-    /// The approver's subject.
-    pub decided_by: String,
-    /// The approver's reason.
-    pub reason: Option<String>,
-    /// The new expiry: an approved request is usable until then.
-    pub expires_at: OffsetDateTime,
-}
+    /// Whether `identity` may decide this approval: not the requester (by subject, from
+    /// any issuer) and a member of at least one required group.
+    fn may_decide(&self, identity: &Identity) -> Result<(), ApprovalError> {
+        if identity.subject == self.requester.subject {
+            return Err(ApprovalError::Forbidden(
+                "separation of duties: the requester cannot decide their own approval".into(),
+            ));
+        }
+        if !identity.in_any_group(&self.approvers) {
+            return Err(ApprovalError::Forbidden(format!(
+                "only members of {:?} may decide this approval",
+                self.approvers
+            )));
+        }
+        Ok(())
+    }
 
-/// What a call presenting an approval must match, applied by [`ApprovalStore::consume`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claim<'a> {
-    /// The caller's subject.
-    pub subject: &'a str,
-    /// The caller's issuer.
-    pub issuer: &'a str,
-    /// The function called.
-    pub function: &'a str,
-    /// The call's digest.
-    pub digest: &'a str,
+    /// The groups whose requirement a distinct approver meets.
+    pub fn groups_met(&self) -> Vec<String> {
+        requirements::requirements(&self.approvers, &self.grants)
+            .into_iter()
+            .filter(|r| r.met)
+            .map(|r| r.group)
+            .collect()
+    }
 }
 
 /// A failure of the approval store itself (not a refusal).
@@ -220,8 +256,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Where approvals live. Implementations make [`decide`](Self::decide) and
-/// [`consume`](Self::consume) atomic compare-and-set operations.
+/// Where approvals live. Every change goes through [`replace`](Self::replace), a
+/// compare-and-set on the record's revision, so the rules of what may change live in
+/// one place ([`Approvals`]) for every store.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
     /// Stores a new approval.
@@ -239,20 +276,22 @@ pub trait ApprovalStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Approval>, StoreError>;
 
-    /// Pending and not expired at `now` -> the verdict's state, atomically. `None` when
-    /// the approval is unknown, no longer pending, or expired.
-    async fn decide(&self, id: &str, verdict: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError>;
-
-    /// Approved, not expired at `now`, and for exactly this claim -> used, atomically.
-    /// `None` otherwise.
-    async fn consume(&self, id: &str, claim: &Claim<'_>, now: OffsetDateTime) -> Result<Option<Approval>, StoreError>;
+    /// Stores `new` (whose `revision` is `current.revision + 1`) in place of the record
+    /// `current.id` if its stored revision is still `current.revision`, atomically.
+    /// `Ok(false)` when another writer changed it first.
+    async fn replace(&self, current: &Approval, new: &Approval) -> Result<bool, StoreError>;
 }
 
-/// Redacts arguments before approvers see them. The gateway plugs its masker in; the
-/// default keeps arguments as they are (at this point they carry placeholders, not secrets).
+/// Redacts what approvers are shown. The gateway plugs its masker in; the default keeps
+/// arguments as they are (at this point they carry placeholders, not secrets).
 pub trait ArgumentRedactor: Send + Sync {
     /// The arguments as approvers may read them.
     fn redact(&self, arguments: &serde_json::Value) -> serde_json::Value;
+
+    /// A piece of text (the query string) as approvers may read it.
+    fn redact_text(&self, text: &str) -> String {
+        text.to_owned()
+    }
 }
 
 impl<F> ArgumentRedactor for F
@@ -281,6 +320,9 @@ pub enum ApprovalError {
         /// Its state.
         state: ApprovalState,
     },
+    /// The approver already approved, or every requirement they could meet is met.
+    #[error("{0}")]
+    Conflict(String),
     /// The approval does not allow this call (unknown, expired, used, or for another call).
     #[error("{0}")]
     Invalid(String),
@@ -295,7 +337,7 @@ impl ApprovalError {
         let code = match self {
             ApprovalError::NotFound(_) => ErrorCode::NotFound,
             ApprovalError::Forbidden(_) => ErrorCode::Forbidden,
-            ApprovalError::NotPending { .. } => ErrorCode::Conflict,
+            ApprovalError::NotPending { .. } | ApprovalError::Conflict(_) => ErrorCode::Conflict,
             ApprovalError::Invalid(_) => ErrorCode::ApprovalInvalid,
             ApprovalError::Store(_) => ErrorCode::Internal,
         };
@@ -308,7 +350,8 @@ impl ApprovalError {
 }
 
 /// The approvals service: creates, decides and redeems approvals over a store, enforcing
-/// separation of duties, and notifies webhooks of new requests.
+/// the scope binding, the requirements and separation of duties, and notifies webhooks
+/// of new requests.
 ///
 /// Clones share one store and one set of settings: [`Approvals::apply_config`] on any
 /// clone changes them for every clone.
@@ -338,9 +381,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Most approvals [`Approvals::list`] returns.
 const LIST_LIMIT: usize = 1000;
 
+/// How many times a change is retried when other writers keep changing the record.
+const MAX_CAS_ATTEMPTS: usize = 64;
+
 fn notifier_for(webhooks: &[String]) -> Option<WebhookNotifier> {
     (!webhooks.is_empty()).then(|| WebhookNotifier::new(webhooks.to_vec()))
 }
+
+/// What a change to a record decided: store this, or refuse with that.
+type Change = Result<Approval, ApprovalError>;
 
 impl Approvals {
     /// A service over `store` with `config` (webhooks from `config.webhooks`).
@@ -355,7 +404,7 @@ impl Approvals {
         }
     }
 
-    /// Uses `redactor` on the arguments shown to approvers.
+    /// Uses `redactor` on the arguments and query shown to approvers.
     pub fn with_redactor(mut self, redactor: Arc<dyn ArgumentRedactor>) -> Self {
         self.redactor = Some(redactor);
         self
@@ -400,21 +449,37 @@ impl Approvals {
         &self.store
     }
 
-    /// Creates a pending approval for `call` by `identity`, as `decision` requires, and
-    /// notifies the webhooks (in the background).
+    /// Creates a pending approval for the call `scope` by `identity`, as `decision`
+    /// requires (one requirement per distinct group in `decision.approvers`), and
+    /// notifies the webhooks (in the background). `arguments` are shown to approvers
+    /// after redaction.
     pub async fn request(
         &self,
         identity: &Identity,
-        call: &Call,
+        scope: &CallScope,
+        arguments: &serde_json::Value,
         decision: &Decision,
         call_id: Option<&CallId>,
     ) -> Result<Approval, ApprovalError> {
         let now = now();
         let settings = self.settings.load_full();
         let arguments = match &self.redactor {
-            Some(r) => r.redact(&call.arguments),
-            None => call.arguments.clone(),
+            Some(r) => r.redact(arguments),
+            None => arguments.clone(),
         };
+        let mut shown = scope.clone();
+        shown.normalize();
+        if let Some(r) = &self.redactor {
+            shown.query = r.redact_text(&shown.query);
+        }
+        let groups = requirements::requirement_groups(&decision.approvers);
+        if groups.is_empty() {
+            // An approve decision nobody can satisfy would hold the call forever.
+            return Err(ApprovalError::Forbidden(format!(
+                "approval required by {} but it names no approver group",
+                decision.rule.as_deref().unwrap_or("policy")
+            )));
+        }
         let approval = Approval {
             id: uuid::Uuid::now_v7().to_string(),
             requester: Requester {
@@ -422,19 +487,25 @@ impl Approvals {
                 issuer: identity.issuer.clone(),
                 groups: identity.groups.clone(),
             },
-            function: call.function.clone(),
-            digest: call.digest.clone(),
+            function: scope.function.clone(),
+            digest: scope.digest(),
+            scope: Some(shown),
             arguments,
             call_id: call_id.map(|c| c.to_string()),
             rule: decision.rule.clone(),
+            why: Some(decision.reason.clone()),
             created_at: now,
             expires_at: now + settings.config.ttl,
-            approvers: decision.approvers.clone(),
+            requirements: requirements::requirements(&groups, &[]),
+            approvers: groups,
+            grants: Vec::new(),
             state: ApprovalState::Pending,
             decided_by: None,
             decided_at: None,
             reason: None,
             used_at: None,
+            used_by_call: None,
+            revision: 0,
         };
         self.store.insert(&approval).await?;
         tracing::info!(approval = %approval.id, function = %approval.function, requester = %approval.requester.subject, "approval requested");
@@ -455,92 +526,145 @@ impl Approvals {
         Ok(self.store.list(state, now(), LIST_LIMIT).await?)
     }
 
-    /// `approver` grants approval `id`.
+    /// Applies `change` to the record `id` as a compare-and-set, retrying when another
+    /// writer changed it in between. `change` sees the record with its state as of now.
+    async fn update(&self, id: &str, change: impl Fn(&Approval, OffsetDateTime) -> Change) -> Change {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let now = now();
+            let Some(current) = self.store.get(id).await? else {
+                return Err(ApprovalError::NotFound(id.to_owned()));
+            };
+            let mut new = change(&current.clone().at(now), now)?;
+            new.revision = current.revision + 1;
+            if self.store.replace(&current, &new).await? {
+                return Ok(new);
+            }
+        }
+        Err(ApprovalError::Conflict(format!("approval {id:?} is being changed by others; try again")))
+    }
+
+    /// `approver` approves `id`: their grant meets one requirement (of a group they are
+    /// in and no one else's grant is needed for). Once every requirement is met the
+    /// approval is granted and usable for `approvals.ttl`.
     pub async fn approve(
         &self,
         id: &str,
         approver: &Identity,
         reason: Option<String>,
     ) -> Result<Approval, ApprovalError> {
-        self.decide(id, approver, ApprovalState::Approved, reason).await
+        let ttl = self.config().ttl;
+        let a = self
+            .update(id, |a, now| {
+                a.may_decide(approver)?;
+                if a.state != ApprovalState::Pending {
+                    return Err(ApprovalError::NotPending { id: id.to_owned(), state: a.state });
+                }
+                if a.grants.iter().any(|g| g.subject == approver.subject) {
+                    return Err(ApprovalError::Conflict(format!(
+                        "{} has already approved {id}; each requirement needs a distinct approver",
+                        approver.subject
+                    )));
+                }
+                let before = requirements::met_count(&a.approvers, &a.grants);
+                let mut new = a.clone();
+                new.grants.push(Grant {
+                    subject: approver.subject.clone(),
+                    issuer: approver.issuer.clone(),
+                    groups: a.approvers.iter().filter(|g| approver.in_group(g)).cloned().collect(),
+                    at: now,
+                    reason: reason.clone(),
+                });
+                let after = requirements::met_count(&new.approvers, &new.grants);
+                if after == before {
+                    return Err(ApprovalError::Conflict(format!(
+                        "every requirement {} can meet is already met by another approver",
+                        approver.subject
+                    )));
+                }
+                new.requirements = requirements::requirements(&new.approvers, &new.grants);
+                if after == new.approvers.len() {
+                    new.state = ApprovalState::Approved;
+                    new.decided_at = Some(now);
+                    new.decided_by =
+                        Some(new.requirements.iter().filter_map(|r| r.met_by.clone()).collect::<Vec<_>>().join(","));
+                    new.expires_at = now + ttl;
+                }
+                Ok(new)
+            })
+            .await?;
+        tracing::info!(approval = %id, approver = %approver.subject, state = %a.state, "approval granted by one approver");
+        self.decided.notify_waiters();
+        Ok(a)
     }
 
-    /// `approver` refuses approval `id`.
+    /// `approver` refuses approval `id`: one eligible approver's no is final.
     pub async fn deny(&self, id: &str, approver: &Identity, reason: Option<String>) -> Result<Approval, ApprovalError> {
-        self.decide(id, approver, ApprovalState::Denied, reason).await
+        let a = self
+            .update(id, |a, now| {
+                a.may_decide(approver)?;
+                if a.state != ApprovalState::Pending {
+                    return Err(ApprovalError::NotPending { id: id.to_owned(), state: a.state });
+                }
+                let mut new = a.clone();
+                new.state = ApprovalState::Denied;
+                new.decided_by = Some(approver.subject.clone());
+                new.decided_at = Some(now);
+                new.reason = reason.clone();
+                Ok(new)
+            })
+            .await?;
+        tracing::info!(approval = %id, decided_by = %approver.subject, "approval denied");
+        self.decided.notify_waiters();
+        Ok(a)
     }
 
-    async fn decide(
+    /// Consumes approval `id` for call `call_id`, whose scope is `scope`, by `identity`;
+    /// refuses with a reason when it is unknown, undecided, denied, expired, used, or for
+    /// another call (any field of the scope differs).
+    pub async fn redeem(
         &self,
         id: &str,
-        approver: &Identity,
-        state: ApprovalState,
-        reason: Option<String>,
+        identity: &Identity,
+        scope: &CallScope,
+        call_id: CallId,
     ) -> Result<Approval, ApprovalError> {
-        let now = now();
-        let current = self.get(id).await?;
-        // Requester and approver groups never change after creation, so checking them
-        // before the atomic state change is safe.
-        if approver.subject == current.requester.subject {
-            return Err(ApprovalError::Forbidden(
-                "separation of duties: the requester cannot decide their own approval".into(),
-            ));
-        }
-        if !approver.in_any_group(&current.approvers) {
-            return Err(ApprovalError::Forbidden(format!(
-                "only members of {:?} may decide this approval",
-                current.approvers
-            )));
-        }
-        if current.state != ApprovalState::Pending {
-            return Err(ApprovalError::NotPending { id: id.to_owned(), state: current.state });
-        }
-        let verdict =
-            Verdict { state, decided_by: approver.subject.clone(), reason, expires_at: now + self.config().ttl };
-        match self.store.decide(id, &verdict, now).await? {
-            Some(a) => {
-                tracing::info!(approval = %id, decided_by = %approver.subject, state = %a.state, "approval decided");
-                self.decided.notify_waiters();
+        let digest = scope.digest();
+        let result = self
+            .update(id, |a, now| {
+                if a.requester.subject != identity.subject || a.requester.issuer != identity.issuer {
+                    return Err(ApprovalError::Invalid("the approval is for another caller".into()));
+                }
+                if a.digest != digest {
+                    return Err(ApprovalError::Invalid(format!(
+                        "the approval is for another call ({} differs)",
+                        differing_fields(a.scope.as_ref(), scope)
+                    )));
+                }
+                if a.state != ApprovalState::Approved {
+                    let missing: Vec<&str> =
+                        a.requirements.iter().filter(|r| !r.met).map(|r| r.group.as_str()).collect();
+                    return Err(ApprovalError::Invalid(match a.state {
+                        ApprovalState::Pending => {
+                            format!("the approval is pending: still needs an approver from {missing:?}")
+                        }
+                        s => format!("the approval is {s}"),
+                    }));
+                }
+                let mut new = a.clone();
+                new.state = ApprovalState::Used;
+                new.used_at = Some(now);
+                new.used_by_call = Some(call_id.to_string());
+                Ok(new)
+            })
+            .await;
+        match result {
+            Ok(a) => {
+                tracing::info!(approval = %id, call_id = %call_id, "approval used");
                 Ok(a)
             }
-            None => {
-                // Someone else decided it, or it expired, in between.
-                let state = self.get(id).await?.state;
-                Err(ApprovalError::NotPending { id: id.to_owned(), state })
-            }
+            Err(ApprovalError::NotFound(_)) => Err(ApprovalError::Invalid("unknown approval".into())),
+            Err(e) => Err(e),
         }
-    }
-
-    /// Consumes approval `id` for this exact call by `identity`; refuses with a reason
-    /// when it is unknown, undecided, denied, expired, used, or for another call.
-    pub async fn redeem(&self, id: &str, identity: &Identity, call: &Call) -> Result<Approval, ApprovalError> {
-        let now = now();
-        let claim = Claim {
-            subject: &identity.subject,
-            issuer: &identity.issuer,
-            function: &call.function,
-            digest: &call.digest,
-        };
-        if let Some(a) = self.store.consume(id, &claim, now).await? {
-            tracing::info!(approval = %id, "approval used");
-            return Ok(a);
-        }
-        let why = match self.store.get(id).await? {
-            None => "unknown approval".to_owned(),
-            Some(a) => {
-                let a = a.at(now);
-                if a.requester.subject != identity.subject || a.requester.issuer != identity.issuer {
-                    "the approval is for another caller".to_owned()
-                } else if a.function != call.function {
-                    "the approval is for another function".to_owned()
-                } else if a.digest != call.digest {
-                    "the approval is for other arguments".to_owned()
-                } else {
-                    format!("the approval is {}", a.state)
-                }
-            }
-        };
-        Err(ApprovalError::Invalid(why))
     }
 
     /// Waits up to `wait` for approval `id` to be decided (approved, denied or expired);
@@ -561,6 +685,69 @@ impl Approvals {
             let nap = (deadline - now).min(POLL_INTERVAL);
             let _ = tokio::time::timeout(nap, notified).await;
         }
+    }
+}
+
+/// The names of the scope fields that differ between what was approved (as shown to
+/// approvers) and the call presented, for the refusal message. Names only: values may
+/// be sensitive.
+fn differing_fields(approved: Option<&CallScope>, presented: &CallScope) -> String {
+    let Some(a) = approved else { return "the call".into() };
+    let mut out: Vec<&str> = Vec::new();
+    if a.function != presented.function {
+        out.push("function");
+    }
+    if a.method != presented.method {
+        out.push("method");
+    }
+    if a.path != presented.path {
+        out.push("path");
+    }
+    if a.content_type != presented.content_type {
+        out.push("content type");
+    }
+    let uses = |s: &CallScope| {
+        let mut v: Vec<(String, String)> =
+            s.placeholders.iter().map(|u| (u.placeholder.clone(), u.location.clone())).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    if uses(a) != uses(presented) {
+        out.push("placeholders");
+    }
+    if a.body_sha256 != presented.body_sha256 {
+        out.push("body");
+    }
+    if out.is_empty() {
+        // The query is shown masked, so it cannot be compared here; it is what is left.
+        out.push("query");
+    }
+    out.join(", ")
+}
+
+impl ApprovalLookup for Approvals {
+    fn consumed_by(&self, id: &str, call_id: CallId) -> LookupFuture<'_> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let Some(a) = self.store.get(&id).await.map_err(|e| {
+                tracing::warn!(error = %e, "approval store unavailable while checking a secret's approval");
+                Error::new(ErrorCode::Internal, "the approval store is unavailable")
+            })?
+            else {
+                return Ok(None);
+            };
+            if a.state != ApprovalState::Used || a.used_by_call.as_deref() != Some(call_id.to_string().as_str()) {
+                return Ok(None);
+            }
+            Ok(Some(ConsumedApproval {
+                id: a.id.clone(),
+                call_id,
+                scope_digest: a.digest.clone(),
+                placeholders: a.scope.as_ref().map(|s| s.placeholders.clone()).unwrap_or_default(),
+                groups_met: a.groups_met(),
+            }))
+        })
     }
 }
 

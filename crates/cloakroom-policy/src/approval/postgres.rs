@@ -1,9 +1,11 @@
 //! The PostgreSQL approval store, for several gateway replicas sharing approvals.
 //!
 //! Migrations are applied when the store opens (under an advisory lock, so replicas
-//! starting together do not race). Every state change is a single
-//! `UPDATE … WHERE id = $1 AND state = '…' AND … RETURNING …`: the row lock makes it
-//! atomic, so of two replicas consuming one approval exactly one gets the row back.
+//! starting together do not race). Every change is a single
+//! `UPDATE … WHERE id = $1 AND revision = $2`: the row lock makes it a compare-and-set,
+//! so of two replicas consuming one approval exactly one updates the row. The whole
+//! scope, the requirements and the grants are stored, so an approval granted through one
+//! replica is checked with the same binding on every other.
 
 use std::str::FromStr;
 
@@ -12,10 +14,11 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use time::OffsetDateTime;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Approval, ApprovalState, ApprovalStore, Claim, Requester, StoreError, Verdict};
+use super::{Approval, ApprovalState, ApprovalStore, Requester, StoreError};
 
 /// The schema, one entry per version; applied in order, each once.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE cloakroom_approvals (
     id                TEXT PRIMARY KEY,
     requester_subject TEXT NOT NULL,
@@ -36,13 +39,24 @@ CREATE TABLE cloakroom_approvals (
     used_at           TIMESTAMPTZ
 );
 CREATE INDEX cloakroom_approvals_created ON cloakroom_approvals (created_at DESC);
-"#];
+"#,
+    r#"
+ALTER TABLE cloakroom_approvals
+    ADD COLUMN scope        JSONB,
+    ADD COLUMN why          TEXT,
+    ADD COLUMN requirements JSONB NOT NULL DEFAULT '[]',
+    ADD COLUMN grants       JSONB NOT NULL DEFAULT '[]',
+    ADD COLUMN used_by_call TEXT,
+    ADD COLUMN revision     BIGINT NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Arbitrary but fixed: the advisory lock that serialises migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x636c_6f61_6b72_6d01;
 
 const COLUMNS: &str = "id, requester_subject, requester_issuer, requester_groups, function, digest, arguments, \
-                       call_id, rule, created_at, expires_at, approvers, state, decided_by, decided_at, reason, used_at";
+                       call_id, rule, created_at, expires_at, approvers, state, decided_by, decided_at, reason, used_at, \
+                       scope, why, requirements, grants, used_by_call, revision";
 
 /// Approvals in PostgreSQL (table `cloakroom_approvals`).
 #[derive(Clone)]
@@ -127,20 +141,36 @@ fn from_row(row: &Row) -> Result<Approval, StoreError> {
         decided_at: row.try_get("decided_at")?,
         reason: row.try_get("reason")?,
         used_at: row.try_get("used_at")?,
+        scope: match row.try_get::<_, Option<serde_json::Value>>("scope")? {
+            None => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|_| corrupt("scope"))?),
+        },
+        why: row.try_get("why")?,
+        requirements: serde_json::from_value(row.try_get("requirements")?).map_err(|_| corrupt("requirements"))?,
+        grants: serde_json::from_value(row.try_get("grants")?).map_err(|_| corrupt("grants"))?,
+        used_by_call: row.try_get("used_by_call")?,
+        revision: row.try_get("revision")?,
     })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[async_trait]
 impl ApprovalStore for PostgresApprovalStore {
     async fn insert(&self, a: &Approval) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let groups = serde_json::to_value(&a.requester.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let approvers = serde_json::to_value(&a.approvers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let groups = to_json(&a.requester.groups)?;
+        let approvers = to_json(&a.approvers)?;
+        let scope = a.scope.as_ref().map(to_json).transpose()?;
+        let (requirements, grants) = (to_json(&a.requirements)?, to_json(&a.grants)?);
         client
             .execute(
                 &format!(
                     "INSERT INTO cloakroom_approvals ({COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $19, $20, $21, $22, $23)"
                 ),
                 &[
                     &a.id,
@@ -160,6 +190,12 @@ impl ApprovalStore for PostgresApprovalStore {
                     &a.decided_at,
                     &a.reason,
                     &a.used_at,
+                    &scope,
+                    &a.why,
+                    &requirements,
+                    &grants,
+                    &a.used_by_call,
+                    &a.revision,
                 ],
             )
             .await?;
@@ -203,35 +239,31 @@ impl ApprovalStore for PostgresApprovalStore {
         rows.iter().map(|r| from_row(r).map(|a| a.at(now))).collect()
     }
 
-    async fn decide(&self, id: &str, v: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
+    async fn replace(&self, current: &Approval, a: &Approval) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "UPDATE cloakroom_approvals \
-                     SET state = $2, decided_by = $3, decided_at = $4, reason = $5, expires_at = $6 \
-                     WHERE id = $1 AND state = 'pending' AND expires_at > $4 \
-                     RETURNING {COLUMNS}"
-                ),
-                &[&id, &v.state.as_str(), &v.decided_by, &now, &v.reason, &v.expires_at],
+        let (requirements, grants) = (to_json(&a.requirements)?, to_json(&a.grants)?);
+        let n = client
+            .execute(
+                "UPDATE cloakroom_approvals \
+                 SET state = $3, decided_by = $4, decided_at = $5, reason = $6, used_at = $7, expires_at = $8, \
+                     requirements = $9, grants = $10, used_by_call = $11, revision = $12 \
+                 WHERE id = $1 AND revision = $2",
+                &[
+                    &current.id,
+                    &current.revision,
+                    &a.state.as_str(),
+                    &a.decided_by,
+                    &a.decided_at,
+                    &a.reason,
+                    &a.used_at,
+                    &a.expires_at,
+                    &requirements,
+                    &grants,
+                    &a.used_by_call,
+                    &a.revision,
+                ],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
-    }
-
-    async fn consume(&self, id: &str, c: &Claim<'_>, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                &format!(
-                    "UPDATE cloakroom_approvals SET state = 'used', used_at = $2 \
-                     WHERE id = $1 AND state = 'approved' AND expires_at > $2 \
-                       AND requester_subject = $3 AND requester_issuer = $4 AND function = $5 AND digest = $6 \
-                     RETURNING {COLUMNS}"
-                ),
-                &[&id, &now, &c.subject, &c.issuer, &c.function, &c.digest],
-            )
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        Ok(n == 1)
     }
 }

@@ -5,10 +5,10 @@ use std::path::Path;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Approval, ApprovalState, ApprovalStore, Claim, StoreError, Verdict};
+use super::{Approval, ApprovalState, ApprovalStore, StoreError};
 
-/// Approvals in a sled tree, one JSON record per id. State changes are compare-and-swap
-/// loops on the record, so concurrent deciders and redeemers in one process never both win.
+/// Approvals in a sled tree, one JSON record per id. Changes are compare-and-swap on the
+/// stored bytes, so of two writers that read the same revision only one wins.
 #[derive(Debug, Clone)]
 pub struct SledApprovalStore {
     db: sled::Db,
@@ -28,29 +28,6 @@ impl SledApprovalStore {
     pub fn with_db(db: sled::Db) -> Result<Self, StoreError> {
         let tree = db.open_tree("approvals")?;
         Ok(Self { db, tree })
-    }
-
-    /// Applies `change` to the record `id` when `allowed` holds, atomically.
-    async fn update(
-        &self,
-        id: &str,
-        allowed: impl Fn(&Approval) -> bool,
-        change: impl Fn(&mut Approval),
-    ) -> Result<Option<Approval>, StoreError> {
-        loop {
-            let Some(old) = self.tree.get(id)? else { return Ok(None) };
-            let mut a = decode(&old)?;
-            if !allowed(&a) {
-                return Ok(None);
-            }
-            change(&mut a);
-            let new = encode(&a)?;
-            if self.tree.compare_and_swap(id, Some(old), Some(new))?.is_ok() {
-                self.db.flush_async().await?;
-                return Ok(Some(a));
-            }
-            // Another writer changed it first: look again.
-        }
     }
 }
 
@@ -97,37 +74,15 @@ impl ApprovalStore for SledApprovalStore {
         Ok(out)
     }
 
-    async fn decide(&self, id: &str, verdict: &Verdict, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
-        self.update(
-            id,
-            |a| a.state == ApprovalState::Pending && now < a.expires_at,
-            |a| {
-                a.state = verdict.state;
-                a.decided_by = Some(verdict.decided_by.clone());
-                a.decided_at = Some(now);
-                a.reason = verdict.reason.clone();
-                a.expires_at = verdict.expires_at;
-            },
-        )
-        .await
-    }
-
-    async fn consume(&self, id: &str, claim: &Claim<'_>, now: OffsetDateTime) -> Result<Option<Approval>, StoreError> {
-        self.update(
-            id,
-            |a| {
-                a.state == ApprovalState::Approved
-                    && now < a.expires_at
-                    && a.requester.subject == claim.subject
-                    && a.requester.issuer == claim.issuer
-                    && a.function == claim.function
-                    && a.digest == claim.digest
-            },
-            |a| {
-                a.state = ApprovalState::Used;
-                a.used_at = Some(now);
-            },
-        )
-        .await
+    async fn replace(&self, current: &Approval, new: &Approval) -> Result<bool, StoreError> {
+        let Some(old) = self.tree.get(&current.id)? else { return Ok(false) };
+        if decode(&old)?.revision != current.revision {
+            return Ok(false);
+        }
+        if self.tree.compare_and_swap(&current.id, Some(old), Some(encode(new)?))?.is_err() {
+            return Ok(false);
+        }
+        self.db.flush_async().await?;
+        Ok(true)
     }
 }

@@ -1,7 +1,8 @@
 //! Notifying people of new approval requests through webhooks.
 //!
 //! The body is a Slack-compatible incoming-webhook message, `{"text": "…"}`, with a
-//! link-free summary: who asked, for which function, under which rule, who may approve,
+//! link-free summary: who asked, for exactly which call (method, path, query as masked
+//! for approvers, secrets by name and location), why, which approver groups are needed,
 //! the approval id and when it expires. Never the arguments (they may be sensitive).
 //! Delivery runs in a spawned task: failures are logged and retried with backoff, and
 //! the call that asked is never delayed.
@@ -47,17 +48,39 @@ impl WebhookNotifier {
         self
     }
 
-    /// The message for `approval`.
+    /// The message for `approval`: who asks, for exactly which call (method, path, query
+    /// as masked for approvers, secrets by name and location), under which rules, which
+    /// approver groups are needed, and until when. Caller-chosen text is quoted and cut.
     pub fn message(approval: &Approval) -> serde_json::Value {
         let expires = approval.expires_at.format(&Rfc3339).unwrap_or_default();
-        let rule = approval.rule.as_deref().map(|r| format!(" (rule \"{r}\")")).unwrap_or_default();
+        let rule = approval.rule.as_deref().map(|r| format!(" under rule {}", quoted(r))).unwrap_or_default();
+        let why = approval.why.as_deref().map(|w| format!(" ({})", quoted(w))).unwrap_or_default();
+        let call = match &approval.scope {
+            Some(s) => {
+                let query = if s.query.is_empty() { String::new() } else { format!("?{}", s.query) };
+                let secrets: Vec<String> = s
+                    .placeholders
+                    .iter()
+                    .map(|u| format!("{} at {}", u.secret.as_deref().unwrap_or("unknown secret"), quoted(&u.location)))
+                    .collect();
+                let secrets = if secrets.is_empty() {
+                    "no secrets".to_owned()
+                } else {
+                    format!("secrets: {}", secrets.join(", "))
+                };
+                format!(" {} {}; {secrets}", s.method, quoted(&format!("{}{query}", s.path)))
+            }
+            None => String::new(),
+        };
         let text = format!(
-            "Cloakroom: {} ({}) asks to call `{}`{}. Approvers: {}. Approval id: {} — decide with \
-             `cloakroom approval approve {}` or `cloakroom approval deny {}` before {}.",
-            approval.requester.subject,
-            approval.requester.issuer,
-            approval.function,
+            "Cloakroom: {} ({}) asks to call `{}`:{}{}{}. Needs one approver from each of: {}. Approval id: {} — \
+             decide with `cloakroom approval approve {}` or `cloakroom approval deny {}` before {}.",
+            quoted(&approval.requester.subject),
+            quoted(&approval.requester.issuer),
+            quoted(&approval.function),
+            call,
             rule,
+            why,
             approval.approvers.join(", "),
             approval.id,
             approval.id,
@@ -97,4 +120,15 @@ impl WebhookNotifier {
         }
         tracing::error!(webhook = index, approval = %id, "approval webhook gave up after {ATTEMPTS} attempts");
     }
+}
+
+/// Longest caller-chosen string a message quotes, in characters.
+const MAX_QUOTED: usize = 200;
+
+/// `text` in double quotes, escaped, cut at [`MAX_QUOTED`] characters: caller-chosen
+/// strings cannot forge message structure or flood a channel.
+fn quoted(text: &str) -> String {
+    let cut: String = text.chars().take(MAX_QUOTED).collect();
+    let more = if text.chars().count() > MAX_QUOTED { "…" } else { "" };
+    format!("{:?}{more}", cut)
 }

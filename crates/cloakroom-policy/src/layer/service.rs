@@ -1,7 +1,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, Call, CallId, ClientAddr, Decision, Effect, Error, ErrorCode, Identity};
+use cloakroom_core::{AuditNote, Call, CallId, CallScope, ClientAddr, Decision, Effect, Error, ErrorCode, Identity};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::Service;
@@ -117,9 +117,19 @@ where
             return refuse(Error::new(ErrorCode::Forbidden, message));
         }
         Effect::Approve => {
+            // An approval binds the whole call: without its scope there is nothing to bind
+            // it to, and without a call id nothing to record its use against.
+            let (Some(scope), Some(call_id)) = (req.extensions().get::<CallScope>().cloned(), call_id) else {
+                return refuse(Error::new(
+                    ErrorCode::Forbidden,
+                    "this call needs approval but carries no call scope or call id to bind it to; refused",
+                ));
+            };
+            let call_id = Some(call_id);
+            let this_call = call_id.expect("checked above");
             let presented = req.headers().get(APPROVAL_HEADER).map(|v| v.to_str().map(str::trim).map(str::to_owned));
             let approval = match presented {
-                Some(Ok(id)) => match approvals.redeem(&id, &identity, &call).await {
+                Some(Ok(id)) => match approvals.redeem(&id, &identity, &scope, this_call).await {
                     Ok(a) => a,
                     Err(e) => return refuse(e.to_error()),
                 },
@@ -127,7 +137,10 @@ where
                     return refuse(Error::new(ErrorCode::ApprovalInvalid, "the Cloakroom-Approval header is not text"))
                 }
                 None => {
-                    let asked = match approvals.request(&identity, &call, &decision, call_id.as_ref()).await {
+                    let asked = match approvals
+                        .request(&identity, &scope, &call.arguments, &decision, call_id.as_ref())
+                        .await
+                    {
                         Ok(a) => a,
                         Err(e) => return refuse(e.to_error()),
                     };
@@ -144,10 +157,12 @@ where
                         }
                     };
                     match decided.state {
-                        ApprovalState::Approved => match approvals.redeem(&decided.id, &identity, &call).await {
-                            Ok(a) => a,
-                            Err(e) => return refuse(e.to_error()),
-                        },
+                        ApprovalState::Approved => {
+                            match approvals.redeem(&decided.id, &identity, &scope, this_call).await {
+                                Ok(a) => a,
+                                Err(e) => return refuse(e.to_error()),
+                            }
+                        }
                         ApprovalState::Denied => {
                             if let Some(n) = &note {
                                 n.set_approval(decided.to_ref());

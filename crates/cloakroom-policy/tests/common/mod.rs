@@ -31,3 +31,18 @@ pub fn set(toml_text: &str) -> PolicySet {
 pub async fn decide(set: &PolicySet, id: &Identity, c: &Call) -> cloakroom_core::Decision {
     set.evaluate(&PolicyInput::new(id, c)).await
 }
+
+/// The scope of `c` by `id`: a POST of its arguments to `/fn/<function>`.
+pub fn scope_for(id: &Identity, c: &Call) -> cloakroom_core::CallScope {
+    cloakroom_core::CallScope {
+        issuer: id.issuer.clone(),
+        subject: id.subject.clone(),
+        function: c.function.clone(),
+        method: c.method.clone(),
+        path: format!("/fn/{}", c.function),
+        query: String::new(),
+        content_type: Some("application/json".into()),
+        placeholders: vec![],
+        body_sha256: cloakroom_core::CallScope::body_digest(c.arguments.to_string().as_bytes()),
+    }
+}

@@ -57,6 +57,7 @@ pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::DetokenizeLayer;
 pub use service::DetokenizeService;
+pub use substitute::percent_decode_lossy;
 
 use cloakroom_core::SecretUse;
 

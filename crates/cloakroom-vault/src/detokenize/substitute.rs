@@ -3,7 +3,10 @@
 use std::{ops::Range, sync::Arc};
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, Call, CallId, Decision, Effect, Error, ErrorCode, Identity, SecretUse};
+use cloakroom_core::{
+    ApprovalRef, AuditNote, Call, CallId, CallScope, ConsumedApproval, Decision, Effect, Error, ErrorCode, Identity,
+    PlaceholderUse, SecretUse,
+};
 use http::{header, HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
@@ -61,6 +64,12 @@ fn content_kind(headers: &http::HeaderMap) -> Encoding {
     } else {
         Encoding::Raw
     }
+}
+
+/// Decodes `%XX` and `+` (as in form data) in `s`, leaving malformed escapes as they
+/// are: how the detokenizer names a query parameter (`query:NAME`).
+pub fn percent_decode_lossy(s: &str) -> String {
+    percent_decode(s.as_bytes())
 }
 
 fn percent_decode(s: &[u8]) -> String {
@@ -122,13 +131,37 @@ fn splice(src: &[u8], hits: &[(&Range<usize>, &[u8])], encoding: Encoding) -> Re
     Ok(out)
 }
 
-fn approved(req_ext: &http::Extensions, note: Option<&AuditNote>) -> bool {
-    if let Some(a) = req_ext.get::<cloakroom_core::ApprovalRef>() {
-        if a.decided_by.is_some() {
-            return true;
-        }
+/// The approval this call went ahead under, as the record loaded from the store says:
+/// granted in full, used by this very call, and bound to this call's scope. `None` when
+/// there is none, or when any of that does not hold. Never decided from the audit note
+/// or from what an outer layer says about the approval beyond its id.
+async fn consumed_approval(
+    ext: &http::Extensions,
+    config: &DetokenizeLayer,
+) -> Result<Option<ConsumedApproval>, Error> {
+    let (Some(lookup), Some(reference), Some(call_id), Some(scope)) =
+        (&config.approvals, ext.get::<ApprovalRef>(), ext.get::<CallId>(), ext.get::<CallScope>())
+    else {
+        return Ok(None);
+    };
+    let Some(consumed) = lookup.consumed_by(&reference.id, *call_id).await? else { return Ok(None) };
+    if consumed.call_id != *call_id || consumed.scope_digest != scope.digest() {
+        return Ok(None);
     }
-    note.and_then(|n| n.snapshot().approval).is_some_and(|a| a.decided_by.is_some())
+    Ok(Some(consumed))
+}
+
+/// Whether `consumed` covers a use of `entry` at `found`: the approval was granted for a
+/// call carrying this placeholder there, and an approver of every group the binding
+/// names met a requirement.
+fn approval_covers(consumed: &ConsumedApproval, entry: &CatalogEntry, found: &Found, approvers: &[String]) -> bool {
+    let location = found.to_string();
+    let loc = PlaceholderUse::scope_location(&location);
+    let carried = consumed
+        .placeholders
+        .iter()
+        .any(|u| u.placeholder == entry.placeholder().as_str() && u.location.eq_ignore_ascii_case(loc));
+    carried && approvers.iter().all(|g| consumed.groups_met.contains(g))
 }
 
 pub(crate) async fn prepare<B>(req: Request<B>, config: DetokenizeLayer) -> super::future::Prepared
@@ -206,10 +239,14 @@ where
 
     let call = parts.extensions.get::<Call>();
     let identity = parts.extensions.get::<Identity>();
+    let consumed = match consumed_approval(&parts.extensions, &config).await {
+        Ok(c) => c,
+        Err(e) => return Err(refuse(e)),
+    };
     let guard: Option<InFlightGuard> = match (&config.inflight, call, call_id) {
         (Some(reg), Some(call), Some(id)) => {
             let (subject, groups) = identity.map(|i| (i.subject.as_str(), i.groups.as_slice())).unwrap_or(("", &[]));
-            Some(reg.register(id, &call.function, subject, groups, approved(&parts.extensions, note.as_ref())))
+            Some(reg.register(id, &call.function, subject, groups, consumed.is_some()))
         }
         _ => None,
     };
@@ -237,8 +274,15 @@ where
         if let Err(r) = binding.check(&call.function, &h.found, groups, now) {
             return Err(refuse(denied(r.to_string())));
         }
-        if !binding.approvers().is_empty() && !approved(&parts.extensions, note.as_ref()) {
-            return Err(refuse(denied("its binding requires an approved call".into())));
+        if !binding.approvers().is_empty() {
+            let covered =
+                consumed.as_ref().is_some_and(|c| approval_covers(c, &h.entry, &h.found, binding.approvers()));
+            if !covered {
+                return Err(refuse(denied(format!(
+                    "its binding requires this exact call to be approved by {:?}",
+                    binding.approvers()
+                ))));
+            }
         }
     }
 
