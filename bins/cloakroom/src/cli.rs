@@ -129,6 +129,11 @@ pub(crate) enum ApprovalCmd {
         #[arg(long, default_value = "pending")]
         state: String,
     },
+    /// Show one approval: the whole call it is for, its requirements and who met them.
+    Show {
+        /// The approval id.
+        id: String,
+    },
     /// Approve a pending call.
     Approve {
         /// The approval id.

@@ -157,6 +157,7 @@ async fn an_approval_for_one_call_is_refused_for_every_other_call() {
         ("extra query parameter", Call { path: "/fn/refund/balance?account=1&all=1".into(), ..approved.clone() }),
         ("no query", Call { path: "/fn/refund/balance".into(), ..approved.clone() }),
         ("content type", Call { content_type: Some("text/plain".into()), ..approved.clone() }),
+        ("a second content type", approved.clone().header("content-type", "text/plain")),
         ("no content type", Call { content_type: None, ..approved.clone() }),
         ("body", Call { body: r#"{"all": true}"#.into(), ..approved.clone() }),
         ("method with a body", Call { method: reqwest::Method::POST, ..approved.clone() }),
@@ -220,7 +221,8 @@ async fn a_secrets_approvers_compose_with_the_rules_and_need_a_distinct_person_e
     let id = call.ask(&s).await;
 
     let a = approval(&s, &id).await;
-    let groups: Vec<&str> = a["requirements"].as_array().unwrap().iter().map(|r| r["group"].as_str().unwrap()).collect();
+    let groups: Vec<&str> =
+        a["requirements"].as_array().unwrap().iter().map(|r| r["group"].as_str().unwrap()).collect();
     assert_eq!(groups, ["leads", "finance"], "{a}");
     assert!(a["requirements"].as_array().unwrap().iter().all(|r| r["met"] == false));
 

@@ -174,6 +174,27 @@ async fn two_replicas_share_secrets_approvals_and_audit_and_survive_one_being_ki
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["state"], "approved");
     let forwarded_before = echo.requests().len();
+    // Granted through B, checked on A with the same binding: another call is refused.
+    for (what, other) in [
+        ("method", c.put(a.url("/fn/pay/refund"))),
+        ("path", c.post(a.url("/fn/pay/refund/all"))),
+        ("query", c.post(a.url("/fn/pay/refund?all=1"))),
+    ] {
+        let res = other
+            .bearer_auth(AGENT_KEY)
+            .header("content-type", "application/json")
+            .header("cloakroom-approval", &id)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{what}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], "approval_invalid", "{what}: {err}");
+    }
+    let res = pay(&a).header("cloakroom-approval", &id).header("content-type", "text/plain").send().await.unwrap();
+    assert_eq!(res.status(), 403, "content type");
+    assert_eq!(echo.requests().len(), forwarded_before);
     let res = pay(&a).header("cloakroom-approval", &id).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(echo.requests().len(), forwarded_before + 1);

@@ -203,7 +203,8 @@ mod tests {
     #[test]
     fn every_field_changes_the_digest() {
         let base = scope().digest();
-        let changes: Vec<Box<dyn Fn(&mut CallScope)>> = vec![
+        type Change = Box<dyn Fn(&mut CallScope)>;
+        let changes: Vec<Change> = vec![
             Box::new(|s| s.issuer = "https://idp".into()),
             Box::new(|s| s.subject = "agent2".into()),
             Box::new(|s| s.function = "refund/x".into()),

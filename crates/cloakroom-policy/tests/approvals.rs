@@ -153,7 +153,8 @@ async fn reuse_and_other_calls_refused(store: Arc<dyn ApprovalStore>) {
     approvals.approve(&a.id, &who("carol", &["finance"]), None).await.unwrap();
 
     // Every field of the scope, changed on its own, is another call.
-    let changes: Vec<(&str, Box<dyn Fn(&mut CallScope)>)> = vec![
+    type Change = Box<dyn Fn(&mut CallScope)>;
+    let changes: Vec<(&str, Change)> = vec![
         ("body", Box::new(|s| s.body_sha256 = CallScope::body_digest(br#"{"amount": 90000}"#))),
         ("function", Box::new(|s| s.function = "payments/payout".into())),
         ("method", Box::new(|s| s.method = "DELETE".into())),

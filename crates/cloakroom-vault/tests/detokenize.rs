@@ -286,7 +286,8 @@ async fn a_binding_with_approvers_needs_the_approval_record_to_cover_this_exact_
         placeholders: scope_with(&p).placeholders,
         groups_met: vec!["finance-leads".into()],
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut ConsumedApproval, &mut CallScope)>, u16)> = vec![
+    type Change<'a> = Box<dyn Fn(&mut ConsumedApproval, &mut CallScope) + 'a>;
+    let cases: Vec<(&str, Change<'_>, u16)> = vec![
         ("used by another call", Box::new(|c, _| c.call_id = CallId::new()), 403),
         ("for another scope", Box::new(|c, _| c.scope_digest = "0".repeat(64)), 403),
         ("the request's scope differs", Box::new(|_, s| s.method = "PUT".into()), 403),

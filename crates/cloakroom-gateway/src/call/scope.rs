@@ -34,8 +34,15 @@ pub(crate) fn call_scope(
         }
         _ => CallScope::body_digest(body),
     };
-    let content_type =
-        parts.headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // Every value, not the first: a second `Content-Type` that the function might read
+    // instead is another call.
+    let types: Vec<String> = parts
+        .headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let content_type = (!types.is_empty()).then(|| types.join("\n"));
     let mut scope = CallScope {
         issuer: identity.issuer.clone(),
         subject: identity.subject.clone(),

@@ -119,14 +119,12 @@ where
         Effect::Approve => {
             // An approval binds the whole call: without its scope there is nothing to bind
             // it to, and without a call id nothing to record its use against.
-            let (Some(scope), Some(call_id)) = (req.extensions().get::<CallScope>().cloned(), call_id) else {
+            let (Some(scope), Some(this_call)) = (req.extensions().get::<CallScope>().cloned(), call_id) else {
                 return refuse(Error::new(
                     ErrorCode::Forbidden,
                     "this call needs approval but carries no call scope or call id to bind it to; refused",
                 ));
             };
-            let call_id = Some(call_id);
-            let this_call = call_id.expect("checked above");
             let presented = req.headers().get(APPROVAL_HEADER).map(|v| v.to_str().map(str::trim).map(str::to_owned));
             let approval = match presented {
                 Some(Ok(id)) => match approvals.redeem(&id, &identity, &scope, this_call).await {
