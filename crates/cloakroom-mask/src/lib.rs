@@ -57,8 +57,10 @@ mod detect;
 mod encoding;
 mod entry;
 mod error;
+mod event_stream;
 mod future;
 mod handle;
+mod head;
 mod layer;
 mod matcher;
 #[doc(hidden)]
@@ -66,6 +68,7 @@ pub mod oracle;
 mod prefilter;
 mod service;
 mod stream;
+mod upstream_body;
 
 pub use body::MaskBody;
 pub use config::{Detectors, MaskingConfig, Replacement};
@@ -74,11 +77,14 @@ pub use detect::DETECTOR_KINDS;
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;
 pub use error::MaskError;
+pub use event_stream::{EventTooLong, MAX_EVENT_BYTES};
 pub use future::ResponseFuture;
 pub use handle::MaskHandle;
+pub use head::{MaskedWith, Refusal};
 pub use layer::MaskLayer;
 #[doc(hidden)]
 pub use matcher::BuildTuning;
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
 pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};
+pub use upstream_body::UpstreamBody;
