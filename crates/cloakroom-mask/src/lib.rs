@@ -16,8 +16,10 @@
 //!   every secret change, readers never block.
 //! - Built-in detectors for secrets the vault does not know (AWS, GitHub, Slack, Stripe,
 //!   PEM private keys, JWTs) replace them by `[REDACTED:<kind>]`.
-//! - [`MaskBody`] and [`MaskLayer`]: the tower middleware masking response bodies and
-//!   headers (decoding gzip/deflate/br/zstd first), recording the count into the
+//! - [`MaskBody`] and [`MaskLayer`]: the tower middleware every upstream response
+//!   crosses: its head rebuilt and masked (or refused), its body decoded
+//!   (gzip/deflate/br/zstd) and masked as it streams (server-sent events as events),
+//!   its trailers masked, the count recorded into the
 //!   [`AuditNote`](cloakroom_core::AuditNote).
 //! - [`MaskingConfig`]: the `[masking]` section of `cloakroom.toml`.
 //!
