@@ -68,6 +68,18 @@ impl EventFramer {
     /// Takes the next chunk; returns the events it completed, masked.
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<Vec<Bytes>, EventTooLong> {
         self.buf.extend_from_slice(chunk);
+        let out = self.complete_events();
+        if self.buf.len() > MAX_EVENT_BYTES {
+            self.buf.clear();
+            self.line_start = 0;
+            self.searched = 0;
+            return Err(EventTooLong);
+        }
+        Ok(out)
+    }
+
+    /// The events `buf` holds up to their blank line, masked.
+    fn complete_events(&mut self) -> Vec<Bytes> {
         let mut out = Vec::new();
         loop {
             let Some((end, next)) = line_end(&self.buf, self.line_start.max(self.searched), false) else {
@@ -85,13 +97,7 @@ impl EventFramer {
                 self.line_start = next;
             }
         }
-        if self.buf.len() > MAX_EVENT_BYTES {
-            self.buf.clear();
-            self.line_start = 0;
-            self.searched = 0;
-            return Err(EventTooLong);
-        }
-        Ok(out)
+        out
     }
 
     /// Ends the body: the unfinished event, masked like a finished one.
@@ -142,6 +148,41 @@ impl EventFramer {
         out.push(b'\n');
         Bytes::from(out)
     }
+}
+
+/// Masks a whole `text/event-stream` body at once, as a [`MaskBody`](crate::MaskBody)
+/// reading it as events does: each event's data as a client joins it, then the bytes.
+/// Returns the masked body and the number of replacements. For bodies already in
+/// memory (no event size limit applies); a gateway step that writes an event stream of
+/// its own from upstream data masks its output with this.
+///
+/// ```
+/// use std::sync::Arc;
+/// use cloakroom_core::Secret;
+/// use cloakroom_mask::{mask_event_stream, MaskEntry, MaskOptions, Matcher};
+///
+/// let secret = "first-line-0123456789\nsecond-line-abcdefghij";
+/// let matcher = Arc::new(
+///     Matcher::build([MaskEntry::new("pem", Secret::from(secret), "cloak_pem")], &MaskOptions::default()).unwrap(),
+/// );
+/// let body = b"event: message\ndata: first-line-0123456789\ndata: second-line-abcdefghij\n\n";
+/// let (masked, n) = mask_event_stream(&matcher, body);
+/// assert_eq!(masked, b"event: message\ndata: cloak_pem\n\n");
+/// assert_eq!(n, 1);
+/// ```
+pub fn mask_event_stream(matcher: &Arc<Matcher>, body: &[u8]) -> (Vec<u8>, u64) {
+    if matcher.is_empty() {
+        return (body.to_vec(), 0);
+    }
+    let mut framer = EventFramer::new(matcher.clone());
+    framer.buf.extend_from_slice(body);
+    let mut stream = matcher.stream();
+    let mut out = Vec::with_capacity(body.len());
+    for event in framer.complete_events().into_iter().chain([framer.finish()]) {
+        out.extend(stream.push(event).concat());
+    }
+    out.extend(stream.finish().concat());
+    (out, framer.masked() + stream.masked())
 }
 
 /// The value of a `data` field line (`data`, `data:x`, `data: x`), else `None`.

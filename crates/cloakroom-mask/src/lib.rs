@@ -79,7 +79,7 @@ pub use detect::DETECTOR_KINDS;
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;
 pub use error::MaskError;
-pub use event_stream::{EventTooLong, MAX_EVENT_BYTES};
+pub use event_stream::{mask_event_stream, EventTooLong, MAX_EVENT_BYTES};
 pub use future::ResponseFuture;
 pub use handle::MaskHandle;
 pub use head::{MaskedWith, Refusal};

@@ -8,9 +8,11 @@
 //! writes is therefore masked again, with the matcher the response was masked with
 //! ([`MaskedWith`]), after it is produced.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use cloakroom_core::{CallId, Error, ErrorCode, Identity};
-use cloakroom_mask::{MaskedWith, Matcher};
+use cloakroom_mask::{mask_event_stream, MaskedWith, Matcher};
 use cloakroom_policy::PendingApproval;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Body;
@@ -47,7 +49,7 @@ pub fn rpc_code(code: ErrorCode) -> i64 {
 }
 
 /// What the step wrote, masked with `masker` (the matcher of the response it rewrites).
-fn masked(masker: Option<&Matcher>, written: Vec<u8>) -> Bytes {
+fn masked(masker: Option<&Arc<Matcher>>, written: Vec<u8>) -> Bytes {
     match masker {
         Some(m) if !m.is_empty() => Bytes::from(m.replace(&written).output),
         _ => Bytes::from(written),
@@ -55,7 +57,7 @@ fn masked(masker: Option<&Matcher>, written: Vec<u8>) -> Bytes {
 }
 
 fn json_response<B>(
-    masker: Option<&Matcher>,
+    masker: Option<&Arc<Matcher>>,
     status: StatusCode,
     value: &Value,
     error: Option<Error>,
@@ -98,7 +100,7 @@ where
     }
     let id = message.request_id().cloned();
     let masker = res.extensions().get::<MaskedWith>().map(|m| m.0.clone());
-    let masker = masker.as_deref();
+    let masker = masker.as_ref();
     if let Some(error) = res.extensions().get::<Error>().cloned() {
         let data = error.to_json_value(call_id);
         return match id {
@@ -170,14 +172,19 @@ where
         } else {
             filter_tools_json(&bytes, &keep).unwrap_or_else(|| bytes.to_vec())
         };
+        let filtered = match (is_sse, masker) {
+            // An event stream is masked as its client reads it: each event's data joined.
+            (true, Some(m)) => Bytes::from(mask_event_stream(m, &filtered).0),
+            _ => masked(masker, filtered),
+        };
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Either::Left(Full::new(masked(masker, filtered))));
+        return Response::from_parts(parts, Either::Left(Full::new(filtered)));
     }
     res.map(Either::Right)
 }
 
-fn upstream_broke<B>(masker: Option<&Matcher>, id: Option<&Value>) -> Response<CallBody<B>> {
+fn upstream_broke<B>(masker: Option<&Arc<Matcher>>, id: Option<&Value>) -> Response<CallBody<B>> {
     let error = Error::new(ErrorCode::UpstreamUnavailable, "the function's answer could not be read");
     let obj = error_object(id.unwrap_or(&Value::Null), rpc_code(error.code), &error.message, None);
     json_response(masker, StatusCode::OK, &obj, Some(error))
