@@ -212,13 +212,21 @@ async fn every_value_of_a_repeated_header_is_masked() {
 #[tokio::test]
 async fn a_header_named_after_the_secret_is_dropped() {
     let lower = "sk_live_header_name_0123456789abcdef";
-    let up =
-        RawUpstream::start(move |_| answer(&format!("HTTP/1.1 200 OK\n{lower}: 1\ncontent-length: 2\n"), b"ok")).await;
+    // Names reach the gateway lowercased: an all-caps secret must still be found.
+    let upper = "AKIAHEADERNAME0123456789ABCDEF";
+    let up = RawUpstream::start(move |_| {
+        answer(&format!("HTTP/1.1 200 OK\n{lower}: 1\n{upper}: 2\nx-kept: 3\ncontent-length: 2\n"), b"ok")
+    })
+    .await;
     let (gw, _) = gateway(&up, "http").await;
-    gw.put_secret("name_key", lower, json!({"functions": ["leak"], "locations": ["header:x-api-key"]})).await;
+    let binding = json!({"functions": ["leak"], "locations": ["header:x-api-key"]});
+    gw.put_secret("name_key", lower, binding.clone()).await;
+    gw.put_secret("upper_name_key", upper, binding).await;
     let answer = raw_get(&gw, "/fn/leak/x", "").await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("x-kept: 3"), "{answer}");
     assert_no_secret(&answer, lower);
+    assert_no_secret(&answer.to_ascii_uppercase(), upper);
 }
 
 #[tokio::test]

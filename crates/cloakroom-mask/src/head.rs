@@ -26,11 +26,15 @@ use crate::{ContentCoding, Matcher};
 /// The most content codings one response may stack (`gzip, gzip` is two).
 const MAX_CODINGS: usize = 4;
 
-/// Connection-specific headers (RFC 9110 §7.6.1) an upstream's answer never carries on.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// Connection-specific headers (RFC 9110 §7.6.1, and the proxy ones) an upstream's
+/// answer never carries on. `Trailer` stays: it names the trailers (masked) hyper may
+/// send an HTTP/1 caller that accepts them.
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
     header::TE,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
@@ -166,29 +170,34 @@ pub(crate) fn mask_fields(
     for (name, value) in fields {
         if let Some(name) = name {
             let mut keep = !leave_out(&name);
-            if keep && !matcher.is_empty() && matcher.finds(name.as_str().as_bytes()) {
-                masked += matcher.replace(name.as_str().as_bytes()).total().max(1);
+            if keep && !matcher.is_empty() && name_holds_secret(matcher, &name) {
+                masked += 1;
                 keep = false;
             }
             current = Some((name, keep));
         }
         let Some((name, true)) = &current else { continue };
-        if matcher.is_empty() {
+        // `finds` first: most values hold nothing and need no masked copy.
+        if matcher.is_empty() || !matcher.finds(value.as_bytes()) {
             out.append(name.clone(), value);
             continue;
         }
         let replaced = matcher.replace(value.as_bytes());
-        let n = replaced.total();
-        if n == 0 {
-            out.append(name.clone(), value);
-        } else {
-            masked += n;
-            let value =
-                HeaderValue::from_bytes(&replaced.output).unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
-            out.append(name.clone(), value);
-        }
+        masked += replaced.total();
+        let value =
+            HeaderValue::from_bytes(&replaced.output).unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
+        out.append(name.clone(), value);
     }
     (out, masked)
+}
+
+/// Whether a field name holds a secret. Names arrive lowercased (HTTP/1 parsers fold
+/// them, HTTP/2 requires it), so a secret with capitals is also looked for in the
+/// uppercased name: an all-caps secret (AWS key ids, uppercase hex) sent as a name would
+/// otherwise reach the caller in lowercase, which loses nothing.
+fn name_holds_secret(matcher: &Matcher, name: &HeaderName) -> bool {
+    let lower = name.as_str().as_bytes();
+    matcher.finds(lower) || matcher.finds(&lower.to_ascii_uppercase())
 }
 
 #[cfg(test)]

@@ -58,6 +58,11 @@ fn a_header_named_after_a_secret_is_dropped() {
     let admitted = admit(head(200, &[(lower, "1"), ("x-kept", "1")]), &m).unwrap();
     assert_eq!(admitted.parts.headers.len(), 1);
     assert_eq!(admitted.masked, 1);
+    // Names arrive lowercased: an all-caps secret sent as a name is found all the same.
+    let upper = "AKIA0123456789ABCDEFGH";
+    let m = Matcher::build([MaskEntry::new("u", Secret::from(upper), "cloak_u")], &MaskOptions::raw_only()).unwrap();
+    let admitted = admit(head(200, &[(upper, "1"), ("x-kept", "1")]), &m).unwrap();
+    assert_eq!(admitted.parts.headers.len(), 1);
 }
 
 #[test]
