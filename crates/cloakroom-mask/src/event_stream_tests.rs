@@ -83,3 +83,70 @@ fn an_event_longer_than_the_limit_is_an_error() {
     assert_eq!(result, Err(EventTooLong));
     assert_eq!(f.held_back(), 0);
 }
+
+/// The data of each dispatched event, as a WHATWG EventSource client assembles it
+/// (an unterminated last event is not dispatched).
+fn client_events(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut events = Vec::new();
+    let mut data = String::new();
+    let mut lines: Vec<&str> = normalized.split('\n').collect();
+    // The text after the last line end is an unfinished line.
+    lines.pop();
+    for line in lines {
+        if line.is_empty() {
+            if !data.is_empty() {
+                data.pop();
+                events.push(std::mem::take(&mut data));
+            }
+            continue;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        if field == "data" {
+            data.push_str(value);
+            data.push('\n');
+        }
+    }
+    events
+}
+
+proptest::proptest! {
+    #[test]
+    fn a_client_assembles_the_masked_data_of_every_event_at_any_chunking(
+        events in proptest::collection::vec(
+            (proptest::collection::vec("[a-z0-9 ]{1,12}", 1..4), proptest::bool::ANY, 0usize..3),
+            1..6,
+        ),
+        eol in 0usize..3,
+        step in 1usize..40,
+    ) {
+        let eol = ["\n", "\r\n", "\r"][eol];
+        let (a, b) = MULTILINE.split_once('\n').unwrap();
+        let mut body = String::new();
+        let mut expected = Vec::new();
+        for (lines, with_secret, at) in &events {
+            let mut lines = lines.clone();
+            if *with_secret {
+                let at = (*at).min(lines.len());
+                lines.insert(at, b.to_owned());
+                lines.insert(at, a.to_owned());
+            }
+            body.push_str(&format!("id: x{eol}"));
+            for line in &lines {
+                body.push_str(&format!("data: {line}{eol}"));
+            }
+            body.push_str(eol);
+            expected.push(lines.join("\n").replace(MULTILINE, "cloak_ml"));
+        }
+        let out = frame(body.as_bytes(), step);
+        proptest::prop_assert_eq!(client_events(&out), expected);
+        if !events.iter().any(|e| e.1) {
+            proptest::prop_assert_eq!(out, body.into_bytes());
+        }
+    }
+}
