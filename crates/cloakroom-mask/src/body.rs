@@ -25,25 +25,37 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
-use cloakroom_core::AuditNote;
+use cloakroom_core::{AuditNote, Error, ErrorCode};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::decode::BoxError;
+use crate::event_stream::EventFramer;
+use crate::head::mask_fields;
 use crate::{Matcher, StreamReplacer};
 
 pin_project! {
-    /// A body whose data frames are masked by a [`Matcher`]. Trailers pass through
-    /// unchanged (after the held-back bytes); an error of the inner body passes through
-    /// as it is, and the bytes held back at that point are dropped, never sent unmasked.
+    /// A body whose data frames and trailers are masked by a [`Matcher`]. Trailers come
+    /// after the held-back bytes, masked field by field like headers (a trailer whose
+    /// name holds a secret is dropped). An error of the inner body passes through as it
+    /// is, and the bytes held back at that point are dropped, never sent unmasked.
+    ///
+    /// With [`event_stream`](MaskBody::event_stream), the body is read as server-sent
+    /// events and each event's data is masked as the client assembles it (see
+    /// `event_stream.rs`) before the bytes are masked as a stream.
     pub struct MaskBody<B> {
         #[pin]
         inner: B,
+        matcher: Arc<Matcher>,
         stream: Option<StreamReplacer>,
+        events: Option<EventFramer>,
         queue: VecDeque<Bytes>,
         trailers: Option<HeaderMap>,
         done: bool,
         note: Option<AuditNote>,
+        // Replacements in trailers.
+        in_trailers: u64,
         reported: u64,
     }
 }
@@ -58,8 +70,26 @@ impl<B> MaskBody<B> {
     /// Masks `inner` with `matcher`. An empty matcher passes the body through untouched
     /// (size hint included).
     pub fn new(inner: B, matcher: Arc<Matcher>) -> Self {
-        let stream = (!matcher.is_empty()).then(|| StreamReplacer::new(matcher));
-        Self { inner, stream, queue: VecDeque::new(), trailers: None, done: false, note: None, reported: 0 }
+        let stream = (!matcher.is_empty()).then(|| StreamReplacer::new(matcher.clone()));
+        Self {
+            inner,
+            matcher,
+            stream,
+            events: None,
+            queue: VecDeque::new(),
+            trailers: None,
+            done: false,
+            note: None,
+            in_trailers: 0,
+            reported: 0,
+        }
+    }
+
+    /// Reads the body as server-sent events (`text/event-stream`) when `yes`: each
+    /// event's data, joined from its `data:` lines as a client joins them, is masked too.
+    pub fn event_stream(mut self, yes: bool) -> Self {
+        self.events = (yes && self.stream.is_some()).then(|| EventFramer::new(self.matcher.clone()));
+        self
     }
 
     /// Adds the number of replacements to `note` as they happen (so a stream the client
@@ -72,17 +102,20 @@ impl<B> MaskBody<B> {
     /// Replacements made so far.
     pub fn masked(&self) -> u64 {
         self.stream.as_ref().map_or(0, StreamReplacer::masked)
+            + self.events.as_ref().map_or(0, EventFramer::masked)
+            + self.in_trailers
     }
 }
 
 impl<B> Body for MaskBody<B>
 where
     B: Body,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
         loop {
             if let Some(b) = this.queue.pop_front() {
@@ -98,7 +131,7 @@ where
                 // Nothing to mask: pass frames through.
                 return match ready!(this.inner.as_mut().poll_frame(cx)) {
                     Some(Ok(frame)) => Poll::Ready(Some(Ok(frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))))),
-                    Some(Err(e)) => Poll::Ready(Some(Err(e))),
+                    Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
                     None => {
                         *this.done = true;
                         Poll::Ready(None)
@@ -108,12 +141,33 @@ where
             match ready!(this.inner.as_mut().poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(mut data) => {
-                        let ready = stream.push(data.copy_to_bytes(data.remaining()));
-                        this.queue.extend(ready.into_iter().filter(|b| !b.is_empty()));
+                        let data = data.copy_to_bytes(data.remaining());
+                        let events = match this.events.as_mut() {
+                            None => vec![data],
+                            Some(framer) => match framer.push(&data) {
+                                Ok(events) => events,
+                                Err(too_long) => {
+                                    *this.done = true;
+                                    this.queue.clear();
+                                    if let Some(note) = this.note.as_ref() {
+                                        note.set_error(&Error::new(
+                                            ErrorCode::UpstreamUnavailable,
+                                            too_long.to_string(),
+                                        ));
+                                    }
+                                    return Poll::Ready(Some(Err(Box::new(too_long))));
+                                }
+                            },
+                        };
+                        for event in events {
+                            this.queue.extend(stream.push(event).into_iter().filter(|b| !b.is_empty()));
+                        }
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            this.queue.extend(stream.finish().into_iter().filter(|b| !b.is_empty()));
+                            finish(stream, this.events.as_mut(), this.queue);
+                            let (trailers, n) = mask_fields(this.matcher, trailers, |_| false);
+                            *this.in_trailers += n;
                             *this.trailers = Some(trailers);
                             *this.done = true;
                         }
@@ -121,14 +175,14 @@ where
                 },
                 Some(Err(e)) => {
                     *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
+                    return Poll::Ready(Some(Err(e.into())));
                 }
                 None => {
-                    this.queue.extend(stream.finish().into_iter().filter(|b| !b.is_empty()));
+                    finish(stream, this.events.as_mut(), this.queue);
                     *this.done = true;
                 }
             }
-            let masked = stream.masked();
+            let masked = stream.masked() + this.events.as_ref().map_or(0, EventFramer::masked) + *this.in_trailers;
             if masked > *this.reported {
                 if let Some(note) = this.note.as_ref() {
                     note.add_masked(masked - *this.reported);
@@ -144,7 +198,12 @@ where
         }
         match &self.stream {
             None => self.done || self.inner.is_end_stream(),
-            Some(s) => self.done || (self.inner.is_end_stream() && s.held_back() == 0),
+            Some(s) => {
+                self.done
+                    || (self.inner.is_end_stream()
+                        && s.held_back() == 0
+                        && self.events.as_ref().is_none_or(|e| e.held_back() == 0))
+            }
         }
     }
 
@@ -160,4 +219,15 @@ where
         hint.set_lower(self.queue.iter().map(|b| b.len() as u64).sum());
         hint
     }
+}
+
+/// The end of the body: the unfinished event, then what the stream held back.
+fn finish(stream: &mut StreamReplacer, events: Option<&mut EventFramer>, queue: &mut VecDeque<Bytes>) {
+    if let Some(framer) = events {
+        let rest = framer.finish();
+        if !rest.is_empty() {
+            queue.extend(stream.push(rest).into_iter().filter(|b| !b.is_empty()));
+        }
+    }
+    queue.extend(stream.finish().into_iter().filter(|b| !b.is_empty()));
 }

@@ -1,4 +1,5 @@
-//! The response future of [`Mask`](crate::Mask).
+//! The response future of [`Mask`](crate::Mask): where every upstream response crosses
+//! the gate (`head.rs`) before anything outside the layer sees it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,13 +7,14 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use cloakroom_core::{AuditNote, CallId, Error, ErrorCode};
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
-use http::{HeaderMap, HeaderValue, Response};
+use http::header::CONTENT_LENGTH;
+use http::Response;
 use http_body::Body;
 use pin_project_lite::pin_project;
 
-use crate::decode::{BoxError, ContentCoding, DecodeBody};
-use crate::{MaskBody, Matcher};
+use crate::decode::BoxError;
+use crate::head::{admit, MaskedWith};
+use crate::{MaskBody, Matcher, UpstreamBody};
 
 pin_project! {
     /// Future returned by [`Mask`](crate::Mask): the inner response, masked.
@@ -38,68 +40,44 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Output = Result<Response<MaskBody<DecodeBody<B>>>, E>;
+    type Output = Result<Response<MaskBody<UpstreamBody<B>>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
-        let (mut parts, body) = res.into_parts();
+        let (parts, body) = res.into_parts();
         let matcher = this.matcher.clone();
         let note = this.note.take();
-
-        let coding = match parts.headers.get(CONTENT_ENCODING) {
-            None => Ok(None),
-            Some(v) => ContentCoding::from_header(v),
-        };
-        let body = match coding {
-            Ok(None) => DecodeBody::identity(body),
-            Ok(Some(coding)) => {
-                parts.headers.remove(CONTENT_ENCODING);
-                parts.headers.remove(CONTENT_LENGTH);
-                DecodeBody::decoding(body, coding)
+        let (mut parts, body, event_stream) = match admit(parts, &matcher) {
+            Ok(admitted) => {
+                if admitted.masked > 0 {
+                    if let Some(note) = &note {
+                        note.add_masked(admitted.masked);
+                    }
+                }
+                let body = if admitted.codings.is_empty() {
+                    UpstreamBody::identity(body)
+                } else {
+                    UpstreamBody::decoding(body, &admitted.codings)
+                };
+                (admitted.parts, body, admitted.event_stream)
             }
-            Err(_unsupported) => {
-                // Never pass on bytes the masker cannot read.
-                let error = Error::new(
-                    ErrorCode::UpstreamUnavailable,
-                    "the upstream answered with a content encoding the gateway cannot decode, so the response could not be masked",
-                );
+            Err(refusal) => {
+                // Never pass on what the masker cannot read; dropping `body` drops the
+                // upstream exchange.
+                drop(body);
+                tracing::warn!(reason = %refusal, "upstream response refused");
+                let error = Error::new(ErrorCode::UpstreamUnavailable, refusal.to_string());
                 if let Some(note) = &note {
                     note.set_error(&error);
                 }
-                let (err_parts, err_body) = error.to_response(this.call_id.as_ref()).into_parts();
-                parts = err_parts;
-                DecodeBody::refused(err_body)
+                let (mut parts, body) = error.to_response(this.call_id.as_ref()).into_parts();
+                parts.headers.remove(CONTENT_LENGTH);
+                (parts, UpstreamBody::refused(body), false)
             }
         };
-        let masked_headers = mask_headers(&matcher, &mut parts.headers);
-        if masked_headers > 0 {
-            if let Some(note) = &note {
-                note.add_masked(masked_headers);
-            }
-        }
-        if !matcher.is_empty() {
-            parts.headers.remove(CONTENT_LENGTH);
-        }
-        let body = MaskBody::new(body, matcher).with_audit_note(note);
+        parts.extensions.insert(MaskedWith(matcher.clone()));
+        let body = MaskBody::new(body, matcher).event_stream(event_stream).with_audit_note(note);
         Poll::Ready(Ok(Response::from_parts(parts, body)))
     }
-}
-
-/// Masks every header value in place; returns the number of replacements.
-fn mask_headers(matcher: &Matcher, headers: &mut HeaderMap) -> u64 {
-    if matcher.is_empty() {
-        return 0;
-    }
-    let mut total = 0;
-    for value in headers.values_mut() {
-        let replaced = matcher.replace(value.as_bytes());
-        let n = replaced.total();
-        if n > 0 {
-            total += n;
-            *value =
-                HeaderValue::from_bytes(&replaced.output).unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
-        }
-    }
-    total
 }

@@ -2,17 +2,22 @@
 //! matcher of a [`MaskHandle`].
 //!
 //! What it does, per call:
-//! - removes `Accept-Encoding` from the request, so the upstream answers uncompressed;
+//! - removes `Accept-Encoding`, `Range`, `If-Range` and `Request-Range` from the request,
+//!   so the upstream answers whole representations in the identity encoding;
 //! - loads the current matcher once (a swap during a long stream does not affect it);
-//! - masks every response header value; a value that is no longer a valid header after
-//!   masking becomes `[REDACTED]`;
-//! - decodes a `Content-Encoding` of gzip, deflate, br or zstd and drops the header;
-//!   any other coding is refused with `502 upstream_unavailable` rather than passed on
-//!   unmasked;
+//! - passes the response head through the gate (`head.rs`, docs/masking.md "Invariant:
+//!   every upstream byte"): the status without its reason phrase, every value of every
+//!   header masked (a value that is no longer valid after masking becomes `[REDACTED]`,
+//!   a header whose name holds a secret is dropped), hop-by-hop headers dropped, and
+//!   `502 upstream_unavailable` for a final 1xx, a `206`, a transfer coding other than
+//!   `chunked`, or a content coding it cannot undo — never the unmasked bytes;
+//! - decodes every `Content-Encoding` coding (gzip, deflate, br, zstd) and drops the
+//!   header;
 //! - removes `Content-Length` (masking changes the length) and wraps the body in a
-//!   [`MaskBody`](crate::MaskBody);
+//!   [`MaskBody`](crate::MaskBody), reading a `text/event-stream` event by event;
+//! - puts [`MaskedWith`](crate::MaskedWith) in the response extensions;
 //! - adds the number of replacements to the [`AuditNote`](cloakroom_core::AuditNote) in
-//!   the request extensions, if there is one.
+//!   the request extensions, if there is one, and records a refusal as its error.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -16,8 +16,10 @@
 //!   every secret change, readers never block.
 //! - Built-in detectors for secrets the vault does not know (AWS, GitHub, Slack, Stripe,
 //!   PEM private keys, JWTs) replace them by `[REDACTED:<kind>]`.
-//! - [`MaskBody`] and [`MaskLayer`]: the tower middleware masking response bodies and
-//!   headers (decoding gzip/deflate/br/zstd first), recording the count into the
+//! - [`MaskBody`] and [`MaskLayer`]: the tower middleware every upstream response
+//!   crosses: its head rebuilt and masked (or refused), its body decoded
+//!   (gzip/deflate/br/zstd) and masked as it streams (server-sent events as events),
+//!   its trailers masked, the count recorded into the
 //!   [`AuditNote`](cloakroom_core::AuditNote).
 //! - [`MaskingConfig`]: the `[masking]` section of `cloakroom.toml`.
 //!
@@ -57,8 +59,10 @@ mod detect;
 mod encoding;
 mod entry;
 mod error;
+mod event_stream;
 mod future;
 mod handle;
+mod head;
 mod layer;
 mod matcher;
 #[doc(hidden)]
@@ -66,6 +70,7 @@ pub mod oracle;
 mod prefilter;
 mod service;
 mod stream;
+mod upstream_body;
 
 pub use body::MaskBody;
 pub use config::{Detectors, MaskingConfig, Replacement};
@@ -74,11 +79,14 @@ pub use detect::DETECTOR_KINDS;
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;
 pub use error::MaskError;
+pub use event_stream::{mask_event_stream, EventTooLong, MAX_EVENT_BYTES};
 pub use future::ResponseFuture;
 pub use handle::MaskHandle;
+pub use head::{MaskedWith, Refusal};
 pub use layer::MaskLayer;
 #[doc(hidden)]
 pub use matcher::BuildTuning;
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
 pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};
+pub use upstream_body::UpstreamBody;

@@ -3,14 +3,19 @@
 use std::task::{Context, Poll};
 
 use cloakroom_core::{AuditNote, CallId};
-use http::header::ACCEPT_ENCODING;
-use http::{Request, Response};
+use http::header::{ACCEPT_ENCODING, IF_RANGE, RANGE};
+use http::{HeaderName, Request, Response};
 use http_body::Body;
 use tower::Service;
 
-use crate::decode::{BoxError, DecodeBody};
+use crate::decode::BoxError;
 use crate::future::ResponseFuture;
-use crate::{MaskBody, MaskHandle, MaskLayer};
+use crate::{MaskBody, MaskHandle, MaskLayer, UpstreamBody};
+
+/// Request headers that ask the upstream for less than a whole representation (or for
+/// one the masker cannot read); the layer removes every one of them.
+const PARTIAL_OR_ENCODED: [HeaderName; 4] =
+    [ACCEPT_ENCODING, RANGE, IF_RANGE, HeaderName::from_static("request-range")];
 
 /// Masks the responses of the inner service (see [`MaskLayer`]).
 #[derive(Debug, Clone)]
@@ -53,7 +58,7 @@ where
     ResBody::Data: Send,
     ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<MaskBody<DecodeBody<ResBody>>>;
+    type Response = Response<MaskBody<UpstreamBody<ResBody>>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -62,8 +67,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Ask for the identity encoding: the masker must see plain bytes.
-        req.headers_mut().remove(ACCEPT_ENCODING);
+        // Ask for whole representations in the identity encoding: the masker must see
+        // plain bytes, all of them (`Range` answers would let a caller assemble a
+        // secret from parts each masked on its own).
+        for name in PARTIAL_OR_ENCODED {
+            req.headers_mut().remove(name);
+        }
         let note = req.extensions().get::<AuditNote>().cloned();
         let call_id = req.extensions().get::<CallId>().cloned();
         let matcher = self.handle.load();

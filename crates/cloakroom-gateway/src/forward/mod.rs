@@ -2,11 +2,15 @@
 //!
 //! It uses hyper-util's pooled client with a connect timeout and a response-head
 //! timeout: a refused or unreachable upstream gives 502 `upstream_unavailable`, one that
-//! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers both
-//! ways, sets `Cloakroom-Call-Id` and `Cloakroom-Subject`, sets `Host` to the upstream's
+//! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers from
+//! the request, sets `Cloakroom-Call-Id` and `Cloakroom-Subject`, sets `Host` to the upstream's
 //! authority unless the function preserves the caller's, and never follows redirects
 //! (a 3xx goes back to the caller, masked like any response; a `Location` at the
 //! upstream's own URL is rewritten to the gateway route, see [`gateway_location`]).
+//! The response goes back as hyper read it: the [`MaskLayer`](cloakroom_mask::MaskLayer)
+//! around the forwarder is the one gate that checks and rebuilds its head (hop-by-hop
+//! headers, transfer and content codings, status line) and masks it, so the forwarder
+//! must not strip what that gate needs to see (a `Transfer-Encoding` it must refuse).
 //! `https://` upstreams are offered HTTP/2 and HTTP/1.1 by ALPN. Dropping the response
 //! future or body (the caller went away) drops the upstream request.
 
@@ -277,7 +281,6 @@ where
         note.set_upstream(res.status().as_u16(), elapsed);
     }
     let (mut parts, body) = res.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
     let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
     if let Some(rewritten) =
         location.and_then(|l| gateway_location(&routed.function.upstream, &routed.function.config.route, l))

@@ -1,8 +1,18 @@
 //! The rescue step for MCP functions: refusals become JSON-RPC errors, pending approvals
 //! a JSON-RPC error carrying the pending object, `tools/list` results are filtered.
+//!
+//! The step runs outside the [`MaskLayer`](cloakroom_mask::MaskLayer) and writes bytes of
+//! its own from what the upstream sent: a `tools/list` result it parsed and serialized
+//! again. Parsing undoes the escapes the upstream chose (`\u0073k_live…`), so a secret
+//! the masker could not see in the escaped form would come out raw. Everything the step
+//! writes is therefore masked again, with the matcher the response was masked with
+//! ([`MaskedWith`]), after it is produced.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cloakroom_core::{CallId, Error, ErrorCode, Identity};
+use cloakroom_mask::{mask_event_stream, MaskedWith, Matcher};
 use cloakroom_policy::PendingApproval;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Body;
@@ -38,8 +48,21 @@ pub fn rpc_code(code: ErrorCode) -> i64 {
     }
 }
 
-fn json_response<B>(status: StatusCode, value: &Value, error: Option<Error>) -> Response<CallBody<B>> {
-    let mut res = Response::new(Full::new(Bytes::from(value.to_string())));
+/// What the step wrote, masked with `masker` (the matcher of the response it rewrites).
+fn masked(masker: Option<&Arc<Matcher>>, written: Vec<u8>) -> Bytes {
+    match masker {
+        Some(m) if !m.is_empty() => Bytes::from(m.replace(&written).output),
+        _ => Bytes::from(written),
+    }
+}
+
+fn json_response<B>(
+    masker: Option<&Arc<Matcher>>,
+    status: StatusCode,
+    value: &Value,
+    error: Option<Error>,
+) -> Response<CallBody<B>> {
+    let mut res = Response::new(Full::new(masked(masker, value.to_string().into_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(error) = error {
@@ -76,10 +99,13 @@ where
         return res.map(Either::Right);
     }
     let id = message.request_id().cloned();
+    let masker = res.extensions().get::<MaskedWith>().map(|m| m.0.clone());
+    let masker = masker.as_ref();
     if let Some(error) = res.extensions().get::<Error>().cloned() {
         let data = error.to_json_value(call_id);
         return match id {
             Some(id) => json_response(
+                masker,
                 StatusCode::OK,
                 &error_object(&id, rpc_code(error.code), &error.message, Some(data)),
                 Some(error),
@@ -87,6 +113,7 @@ where
             // Notifications and client responses have no id to answer: keep the HTTP
             // status, say why in a JSON-RPC error with a null id.
             None => json_response(
+                masker,
                 res.status(),
                 &error_object(&Value::Null, rpc_code(error.code), &error.message, Some(data)),
                 Some(error),
@@ -97,14 +124,19 @@ where
         // A pending approval (SPEC §5): for MCP, a JSON-RPC error carrying it as data.
         let data = serde_json::to_value(pending).unwrap_or(Value::Null);
         let msg = "this call needs approval; repeat it with the Cloakroom-Approval header once approved";
-        return json_response(StatusCode::OK, &error_object(id, jsonrpc::APPROVAL_PENDING, msg, Some(data)), None);
+        return json_response(
+            masker,
+            StatusCode::OK,
+            &error_object(id, jsonrpc::APPROVAL_PENDING, msg, Some(data)),
+            None,
+        );
     }
     let is_list = matches!(message, McpMessage::Request { method, .. } if method == "tools/list");
     if let (true, Some(visible), true) = (is_list, visibility, res.status().is_success()) {
         let (parts, body) = res.into_parts();
         let bytes = match Limited::new(body, MAX_RESCUE_BODY).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(_) => return upstream_broke(id.as_ref()),
+            Err(_) => return upstream_broke(masker, id.as_ref()),
         };
         let is_sse = parts
             .headers
@@ -140,17 +172,22 @@ where
         } else {
             filter_tools_json(&bytes, &keep).unwrap_or_else(|| bytes.to_vec())
         };
+        let filtered = match (is_sse, masker) {
+            // An event stream is masked as its client reads it: each event's data joined.
+            (true, Some(m)) => Bytes::from(mask_event_stream(m, &filtered).0),
+            _ => masked(masker, filtered),
+        };
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Either::Left(Full::new(Bytes::from(filtered))));
+        return Response::from_parts(parts, Either::Left(Full::new(filtered)));
     }
     res.map(Either::Right)
 }
 
-fn upstream_broke<B>(id: Option<&Value>) -> Response<CallBody<B>> {
+fn upstream_broke<B>(masker: Option<&Arc<Matcher>>, id: Option<&Value>) -> Response<CallBody<B>> {
     let error = Error::new(ErrorCode::UpstreamUnavailable, "the function's answer could not be read");
     let obj = error_object(id.unwrap_or(&Value::Null), rpc_code(error.code), &error.message, None);
-    json_response(StatusCode::OK, &obj, Some(error))
+    json_response(masker, StatusCode::OK, &obj, Some(error))
 }
 
 /// The tool names in a JSON-RPC `tools/list` result.
@@ -174,6 +211,128 @@ pub fn filter_tools_json(data: &[u8], keep: &dyn Fn(&str) -> bool) -> Option<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod adversarial_escapes {
+        use std::sync::Arc;
+
+        use cloakroom_core::Secret;
+        use cloakroom_mask::{MaskEntry, MaskOptions};
+        use http_body_util::BodyExt;
+
+        use super::*;
+        use crate::{config::FunctionConfig, route::Function};
+
+        /// Holds `/` (for `\/`) and a character outside the BMP (for surrogate pairs).
+        const SECRET: &str = "sk_live/esc\u{1F511}aped_0123456789abcdef";
+
+        fn matcher() -> Arc<Matcher> {
+            let entries = [MaskEntry::new("k", Secret::from(SECRET), "cloak_k")];
+            Arc::new(Matcher::build(entries, &MaskOptions::default()).unwrap())
+        }
+
+        /// `c` as JSON `\uXXXX` escapes (a surrogate pair outside the BMP).
+        fn u(c: char, upper: bool) -> String {
+            let mut buf = [0u16; 2];
+            c.encode_utf16(&mut buf)
+                .iter()
+                .map(|unit| if upper { format!("\\u{unit:04X}") } else { format!("\\u{unit:04x}") })
+                .collect()
+        }
+
+        /// The secret as JSON string content in the ways a JSON encoder may write it.
+        fn escaped_forms() -> Vec<(&'static str, String)> {
+            let all_lower: String = SECRET.chars().map(|c| u(c, false)).collect();
+            let all_upper: String = SECRET.chars().map(|c| u(c, true)).collect();
+            let solidus: String =
+                SECRET.chars().map(|c| if c == '/' { "\\/".to_owned() } else { c.to_string() }).collect();
+            let surrogates: String =
+                SECRET.chars().map(|c| if c.len_utf16() == 2 { u(c, false) } else { c.to_string() }).collect();
+            let mixed: String = SECRET
+                .chars()
+                .enumerate()
+                .map(|(i, c)| match (c, i % 3) {
+                    ('/', _) => "\\/".to_owned(),
+                    (c, 0) => u(c, i % 2 == 0),
+                    (c, _) if c.len_utf16() == 2 => u(c, true),
+                    (c, _) => c.to_string(),
+                })
+                .collect();
+            vec![
+                ("every char lower", all_lower),
+                ("every char upper", all_upper),
+                ("solidus", solidus),
+                ("surrogate pair", surrogates),
+                ("mixed", mixed),
+            ]
+        }
+
+        fn routed() -> Routed {
+            let f = Function::new(FunctionConfig {
+                name: "tools".into(),
+                protocol: cloakroom_core::Protocol::Mcp,
+                upstream: "http://127.0.0.1:9".into(),
+                route: "/mcp/tools".into(),
+                preserve_host: false,
+                ca_file: None,
+            })
+            .unwrap();
+            Routed { function: Arc::new(f), rest: String::new() }
+        }
+
+        fn list_request() -> McpMessage {
+            McpMessage::Request { id: Value::from(1), method: "tools/list".into(), params: Value::Null }
+        }
+
+        /// `res` (as the mask layer returns it) through the rescue step: the body written.
+        async fn rescued(mut res: Response<Full<Bytes>>) -> String {
+            res.extensions_mut().insert(MaskedWith(matcher()));
+            let visible: ToolVisibility =
+                Arc::new(|_, call: cloakroom_core::Call| Box::pin(async move { call.function != "tools/hidden" }));
+            let out = rescue(res, &list_request(), None, None, &routed(), Some(&visible)).await;
+            String::from_utf8(out.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        }
+
+        fn list(description: &str) -> String {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":[{{"name":"echo","description":"{description}"}},{{"name":"hidden","description":"x"}}]}}}}"#
+            )
+        }
+
+        #[tokio::test]
+        async fn a_filtered_json_list_never_writes_the_secret_it_unescaped() {
+            for (form, escaped) in escaped_forms() {
+                let out = rescued(Response::new(Full::new(Bytes::from(list(&escaped))))).await;
+                assert!(!out.contains(SECRET), "{form}: {out}");
+                let v: Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 1, "{form}: {out}");
+                assert_eq!(v["result"]["tools"][0]["description"], "cloak_k", "{form}: {out}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_filtered_sse_list_never_writes_the_secret_it_unescaped() {
+            for (form, escaped) in escaped_forms() {
+                let body = format!("event: message\r\nid: 1\r\ndata: {}\r\n\r\n", list(&escaped));
+                let mut res = Response::new(Full::new(Bytes::from(body)));
+                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                let out = rescued(res).await;
+                assert!(!out.contains(SECRET), "{form}: {out}");
+                assert!(out.contains(r#""description":"cloak_k""#), "{form}: {out}");
+                assert!(!out.contains("hidden"), "{form}: {out}");
+            }
+        }
+
+        #[tokio::test]
+        async fn an_error_rendered_as_json_rpc_is_masked_too() {
+            let mut res = Response::new(Full::new(Bytes::new()));
+            // An error message never holds a secret; if one ever did, the rescue step's
+            // output is masked all the same.
+            res.extensions_mut().insert(Error::new(ErrorCode::UpstreamUnavailable, format!("upstream said {SECRET}")));
+            let out = rescued(res).await;
+            assert!(!out.contains(SECRET), "{out}");
+            assert!(out.contains("cloak_k"), "{out}");
+        }
+    }
 
     #[test]
     fn tools_list_results_keep_only_visible_tools() {
