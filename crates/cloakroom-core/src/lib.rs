@@ -27,7 +27,9 @@ mod decision;
 mod error;
 mod function_pattern;
 mod identity;
+pub mod limits;
 mod placeholder;
+mod quote;
 mod secret;
 #[cfg(feature = "sled")]
 pub mod sled_open;
@@ -41,4 +43,5 @@ pub use error::{Error, ErrorCode};
 pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};
+pub use quote::{quoted, Quoted};
 pub use secret::Secret;

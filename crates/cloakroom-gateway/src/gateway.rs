@@ -35,7 +35,7 @@ use crate::{
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
     metrics::Metrics,
     on_end::OnEnd,
-    route::{Routed, Routes},
+    route::{normalize_target, RefusedTarget, Routed, Routes, TargetError},
     secrets::{redact_arguments, secrets_in_request, MaskRedactor, SecretApprovers},
 };
 
@@ -443,8 +443,23 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
     fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
         let stack = self.gateway.shared.stack.load_full();
         let metrics = self.gateway.shared.metrics.clone();
+        // The one normalization of the target (route::normalize): from here on routing,
+        // the layers, the audit record and the upstream see only the canonical one.
+        let target = normalize_target(req.uri().path(), req.uri().query());
+        let target = match target
+            .and_then(|pq| http::Uri::try_from(pq.as_str()).map(|uri| (pq, uri)).map_err(|_| TargetError::BadEscape))
+        {
+            Ok((pq, uri)) => {
+                *req.uri_mut() = uri;
+                Some(pq)
+            }
+            Err(e) => {
+                req.extensions_mut().insert(RefusedTarget(e));
+                None
+            }
+        };
         let path = req.uri().path().to_owned();
-        if let Some(resource) = path.strip_prefix(RESOURCE_METADATA_PATH) {
+        if let Some(resource) = path.strip_prefix(RESOURCE_METADATA_PATH).filter(|_| target.is_some()) {
             let res = resource_metadata(&stack, &req, resource);
             return Box::pin(async move { Ok(res) });
         }
@@ -455,9 +470,8 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
         let note = AuditNote::new(call_id);
         req.extensions_mut().insert(call_id);
         req.extensions_mut().insert(note.clone());
-        let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
         let mut function = "-".to_owned();
-        if let Some((f, rest)) = stack.routes.find(&pq) {
+        if let Some((f, rest)) = target.as_deref().and_then(|pq| stack.routes.find(pq)) {
             function = f.name().to_owned();
             if f.protocol() == Protocol::Mcp {
                 if let Some(url) = metadata_url(&req, &f.config.route) {

@@ -46,11 +46,13 @@
 
 mod digest;
 mod future;
+mod json;
 mod layer;
 mod parse;
 mod service;
 
 pub use digest::{call_digest, canonical_json};
 pub use future::ResponseFuture;
+pub use json::{parse_strict_json, JsonRefusal};
 pub use layer::{CallLayer, SecretScanner, ToolVisibility};
 pub use service::{CallBody, CallService};

@@ -1,41 +1,90 @@
 //! From a buffered request to a [`Call`].
 
-use cloakroom_core::{Call, Protocol};
+use cloakroom_core::{Call, Error, ErrorCode, Protocol};
 use http::{header, request::Parts};
 use serde_json::Value;
 
-use super::digest::call_digest;
+use super::{digest::call_digest, json::http_arguments};
 use crate::{
     mcp::jsonrpc::{McpMessage, RpcError, INVALID_PARAMS, INVALID_REQUEST},
-    route::Routed,
+    route::{parse_query, RefusedTarget, Routed},
 };
 
-/// Whether the content type is JSON (`application/json`, `application/*+json`).
-pub(crate) fn is_json(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
-        .unwrap_or(false)
+/// Headers some servers and frameworks read as the request's real method or path:
+/// policy would judge one request and the upstream run another, so they are refused.
+pub(crate) const OVERRIDE_HEADERS: [&str; 6] = [
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// The parameter Rails, Laravel and Symfony read as the method of a POST.
+const METHOD_PARAMETER: &str = "_method";
+
+fn bad_request(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::BadRequest, message)
 }
 
-/// The call of an `http` function.
-pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Call {
-    let arguments = if is_json(parts) { serde_json::from_slice(body).unwrap_or(Value::Null) } else { Value::Null };
+/// What is refused from the head alone, before the body is read: a target that could
+/// not be normalized, method or path override headers, and a compressed body (policy
+/// and the detokenizer could not read it; it is not decompressed).
+pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
+    if let Some(RefusedTarget(e)) = parts.extensions.get::<RefusedTarget>() {
+        return Err(bad_request(e.to_string()));
+    }
+    if let Some(h) = OVERRIDE_HEADERS.iter().find(|h| parts.headers.contains_key(**h)) {
+        return Err(bad_request(format!("the {h} header is not accepted: the method and path are the request's own")));
+    }
+    for v in parts.headers.get_all(header::CONTENT_ENCODING) {
+        let identity = v.to_str().is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")));
+        if !identity {
+            return Err(bad_request(
+                "compressed request bodies are not accepted (Content-Encoding other than identity)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `_method` parameter in the (canonical) query, a form body or a JSON body's
+/// top-level object.
+fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Result<(), Error> {
+    let refuse =
+        |place: &str| Err(bad_request(format!("a {METHOD_PARAMETER} parameter in the {place} is not accepted")));
+    let named =
+        |query: &str| parse_query(query).map(|ps| ps.iter().any(|(k, _)| k == METHOD_PARAMETER)).unwrap_or(true);
+    if parts.uri.query().is_some_and(named) {
+        return refuse("query");
+    }
+    if arguments.get(METHOD_PARAMETER).is_some() {
+        return refuse("body");
+    }
+    let form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if form && std::str::from_utf8(body).map(named).unwrap_or(false) {
+        return refuse("body");
+    }
+    Ok(())
+}
+
+/// The call of an `http` function; `Err` refuses it with `bad_request` before policy.
+pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<Call, Error> {
+    let arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+    check_method_parameter(parts, body, &arguments)?;
     let path = routed.rest.split('?').next().unwrap_or("");
     let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);
-    Call {
+    Ok(Call {
         function: routed.function.name().to_owned(),
         protocol: Protocol::Http,
         digest: call_digest(&arguments, body),
         arguments,
         detail,
         method: parts.method.to_string(),
-    }
+    })
 }
 
 /// The call of an `mcp` function, with the parsed message (`None` for GET and DELETE).
