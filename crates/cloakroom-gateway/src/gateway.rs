@@ -193,6 +193,7 @@ impl Gateway {
         let policies = Policies::new(set);
         let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
         let metrics = Arc::new(Metrics::default());
+        metrics.set_known_from(&config);
         let parts = Parts {
             audit: &audit,
             policies: &policies,
@@ -281,6 +282,7 @@ impl Gateway {
             shared.approvals.apply_config(&stack.config.approvals);
         }
         shared.policies.store(set);
+        shared.metrics.set_known_from(&stack.config);
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
         Ok(())
@@ -504,7 +506,7 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                 metrics.observe_call(&function, &decision, head_latency);
                 tracing::info!(
                     call_id = %call_id,
-                    function = %function,
+                    function = %cloakroom_core::quoted(&function),
                     decision = %decision,
                     upstream_status = snap.upstream.map(|u| u.0),
                     masked = snap.masked,
@@ -512,13 +514,11 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                     head_ms = head_latency.as_millis() as u64,
                     "call finished"
                 );
-                metrics.masked_matches.fetch_add(snap.masked, std::sync::atomic::Ordering::Relaxed);
+                metrics.add_masked(snap.masked);
                 if snap.error.as_ref().is_some_and(|e| e.code == ErrorCode::VaultUnavailable) {
-                    metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics.add_vault_error();
                 }
-                metrics
-                    .secrets_substituted
-                    .fetch_add(snap.secrets_used.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.add_substituted(snap.secrets_used.len() as u64);
             });
             Ok(Response::from_parts(parts, boxed(body)))
         })
