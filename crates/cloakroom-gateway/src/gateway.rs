@@ -402,7 +402,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         ]))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<hyper::body::Incoming>| {
             let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
-            tracing::info_span!("call", %call_id, method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
         }))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))

@@ -52,11 +52,12 @@ impl WebhookNotifier {
         let expires = approval.expires_at.format(&Rfc3339).unwrap_or_default();
         let rule = approval.rule.as_deref().map(|r| format!(" (rule \"{r}\")")).unwrap_or_default();
         let text = format!(
-            "Cloakroom: {} ({}) asks to call `{}`{}. Approvers: {}. Approval id: {} — decide with \
+            "Cloakroom: {} ({}) asks to call {}{}. Approvers: {}. Approval id: {} — decide with \
              `cloakroom approval approve {}` or `cloakroom approval deny {}` before {}.",
-            approval.requester.subject,
-            approval.requester.issuer,
-            approval.function,
+            // Caller-chosen (a tool name, a token's subject): quoted and cut.
+            cloakroom_core::quoted(&approval.requester.subject),
+            cloakroom_core::quoted(&approval.requester.issuer),
+            cloakroom_core::quoted(&approval.function),
             rule,
             approval.approvers.join(", "),
             approval.id,
