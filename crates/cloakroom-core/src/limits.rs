@@ -15,7 +15,7 @@ pub const MAX_PLACEHOLDERS: usize = 1024;
 
 /// Longest JSON pointer the detokenizer builds for a placeholder's location, in bytes.
 /// A placeholder whose pointer would be longer is refused with `bad_request`.
-pub const MAX_POINTER_BYTES: usize = 4096;
+pub const MAX_POINTER_BYTES: usize = 1024;
 
 /// Most query parameters in one request; more is refused with `bad_request`.
 pub const MAX_QUERY_PARAMS: usize = 256;

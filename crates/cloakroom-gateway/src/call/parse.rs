@@ -54,8 +54,12 @@ pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
 fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Result<(), Error> {
     let refuse =
         |place: &str| Err(bad_request(format!("a {METHOD_PARAMETER} parameter in the {place} is not accepted")));
-    let named =
-        |query: &str| parse_query(query).map(|ps| ps.iter().any(|(k, _)| k == METHOD_PARAMETER)).unwrap_or(true);
+    let named = |query: &str| match parse_query(query) {
+        Ok(params) => params.iter().any(|(k, _)| k == METHOD_PARAMETER),
+        // Not parseable the strict way (a form with `;`): refused if a lenient reading
+        // could find the parameter.
+        Err(_) => query.to_ascii_lowercase().contains("method"),
+    };
     if parts.uri.query().is_some_and(named) {
         return refuse("query");
     }
