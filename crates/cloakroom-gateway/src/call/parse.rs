@@ -156,3 +156,7 @@ pub(crate) enum McpRefusal {
     /// Well-formed but invalid: HTTP 200 with the JSON-RPC error for its id.
     Answer(RpcError),
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
