@@ -222,6 +222,22 @@ async fn json_sent_as_text_plain_is_evaluated_by_argument_rules() {
 }
 
 #[tokio::test]
+async fn a_form_body_is_evaluated_by_argument_rules() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let form = "application/x-www-form-urlencoded";
+    let (status, v) = post(&gw, "/fn/sql/q", form, "sql=DROP+TABLE+t").await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
+    // A field twice: servers disagree on which one counts.
+    let (status, v) = post(&gw, "/fn/sql/q", form, "sql=SELECT+1&sql=DROP+TABLE+t").await;
+    assert_bad_request(status, &v);
+    assert!(up.requests().is_empty());
+    let (status, _) = post(&gw, "/fn/sql/q", form, "sql=SELECT+1").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn duplicate_keys_at_any_depth_are_refused() {
     let up = RecordingUpstream::echo().await;
     let gw = gateway(&up).await;

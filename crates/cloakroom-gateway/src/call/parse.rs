@@ -66,18 +66,42 @@ fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Resu
     if arguments.get(METHOD_PARAMETER).is_some() {
         return refuse("body");
     }
-    let form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    if form && std::str::from_utf8(body).map(named).unwrap_or(false) {
+    if is_form(parts) && std::str::from_utf8(body).map(named).unwrap_or(false) {
         return refuse("body");
     }
     Ok(())
 }
 
+fn is_form(parts: &Parts) -> bool {
+    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+/// The arguments of a form body (`application/x-www-form-urlencoded`): an object of
+/// its fields as strings, parsed like the query (`+` is a space, strict escapes, no
+/// `;`). A field given twice is refused: servers disagree on which one counts.
+fn form_arguments(body: &[u8]) -> Result<Value, Error> {
+    let text = std::str::from_utf8(body).map_err(|_| bad_request("the form body is not UTF-8"))?;
+    let fields = parse_query(text).map_err(|e| bad_request(format!("the form body: {e}")))?;
+    let mut out = serde_json::Map::new();
+    for (key, value) in fields {
+        if out.contains_key(&key) {
+            return Err(bad_request("the form body names a field more than once"));
+        }
+        out.insert(key, Value::String(value.unwrap_or_default()));
+    }
+    Ok(Value::Object(out))
+}
+
 /// The call of an `http` function; `Err` refuses it with `bad_request` before policy.
 pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<Call, Error> {
-    let arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+    let mut arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+    // A form is read by every upstream framework: it is arguments too, so that rules on
+    // `/field` see it.
+    if arguments.is_null() && is_form(parts) && !body.is_empty() {
+        arguments = form_arguments(body)?;
+    }
     check_method_parameter(parts, body, &arguments)?;
     let path = routed.rest.split('?').next().unwrap_or("");
     let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);

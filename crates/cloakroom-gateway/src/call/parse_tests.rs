@@ -60,7 +60,8 @@ fn a_method_parameter_is_refused_in_query_form_and_json() {
     assert!(http_call(&r, &query, b"").is_err());
     let form = parts(Request::post("/fn/sql/q").header("content-type", "application/x-www-form-urlencoded"));
     assert!(http_call(&r, &form, b"a=1&%5Fmethod=DELETE").is_err());
-    assert!(http_call(&r, &form, b"a=1;b=2").is_ok(), "a ';' in a form is not a method parameter");
+    let err = http_call(&r, &form, b"a=1;b=2").unwrap_err();
+    assert!(!err.message.contains("_method"), "a ';' in a form is not a method parameter: {}", err.message);
     let json = parts(Request::post("/fn/sql/q").header("content-type", "application/json"));
     assert!(http_call(&r, &json, br#"{"_method": "DELETE"}"#).is_err());
     assert!(http_call(&r, &json, br#"{"a": {"_method": "DELETE"}}"#).is_ok(), "only the top level is read");
@@ -75,4 +76,16 @@ fn the_arguments_are_the_strict_parse() {
     assert_eq!(call.detail.as_deref(), Some("q"));
     let err = http_call(&r, &text, br#"{"sql": "DROP TABLE t", "n": NaN}"#).unwrap_err();
     assert_eq!(err.code, ErrorCode::BadRequest);
+}
+
+#[test]
+fn a_form_body_is_arguments_and_ambiguous_forms_are_refused() {
+    let r = routed();
+    let form = parts(Request::post("/fn/sql/q").header("content-type", "application/x-www-form-urlencoded"));
+    let call = http_call(&r, &form, b"sql=DROP+TABLE+t&n=%31&flag").unwrap();
+    assert_eq!(call.arguments, serde_json::json!({"sql": "DROP TABLE t", "n": "1", "flag": ""}));
+    for bad in [&b"sql=a&sql=b"[..], b"sql=a;b", b"sql=%zz", b"sql=\xff"] {
+        assert!(http_call(&r, &form, bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(http_call(&r, &form, b"").unwrap().arguments, Value::Null);
 }
