@@ -448,9 +448,14 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
         // The one normalization of the target (route::normalize): from here on routing,
         // the layers, the audit record and the upstream see only the canonical one.
         let target = normalize_target(req.uri().path(), req.uri().query());
-        let target = match target
-            .and_then(|pq| http::Uri::try_from(pq.as_str()).map(|uri| (pq, uri)).map_err(|_| TargetError::BadEscape))
-        {
+        let target = match target.and_then(|pq| {
+            // Scheme and authority (HTTP/2, absolute form) stay as they were.
+            let mut uri = http::Uri::builder();
+            if let (Some(scheme), Some(authority)) = (req.uri().scheme(), req.uri().authority()) {
+                uri = uri.scheme(scheme.clone()).authority(authority.clone());
+            }
+            uri.path_and_query(pq.as_str()).build().map(|uri| (pq, uri)).map_err(|_| TargetError::BadEscape)
+        }) {
             Ok((pq, uri)) => {
                 *req.uri_mut() = uri;
                 Some(pq)
