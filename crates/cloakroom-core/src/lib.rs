@@ -27,7 +27,9 @@ mod decision;
 mod error;
 mod function_pattern;
 mod identity;
+pub mod limits;
 mod placeholder;
+mod quote;
 mod scope;
 mod secret;
 #[cfg(feature = "sled")]
@@ -43,4 +45,5 @@ pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatter
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};
 pub use scope::{ApprovalLookup, CallScope, ConsumedApproval, LookupFuture, PlaceholderUse};
+pub use quote::{quoted, Quoted};
 pub use secret::Secret;

@@ -381,7 +381,7 @@ async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {
     }
     let text = gateway.metrics().render(&extra);
     let mut res = Response::new(boxed(Full::new(Bytes::from(text))));
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::Metrics::CONTENT_TYPE));
     res
 }
 

@@ -35,7 +35,7 @@ use crate::{
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
     metrics::Metrics,
     on_end::OnEnd,
-    route::{Routed, Routes},
+    route::{normalize_target, RefusedTarget, Routed, Routes, TargetError},
     secrets::{secrets_in_request, ApproverRedactor, MaskRedactor, SecretApprovers},
 };
 
@@ -192,6 +192,7 @@ impl Gateway {
         let policies = Policies::new(set);
         let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
         let metrics = Arc::new(Metrics::default());
+        metrics.set_known_from(&config);
         let parts = Parts {
             audit: &audit,
             policies: &policies,
@@ -280,6 +281,7 @@ impl Gateway {
             shared.approvals.apply_config(&stack.config.approvals);
         }
         shared.policies.store(set);
+        shared.metrics.set_known_from(&stack.config);
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
         Ok(())
@@ -399,7 +401,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         ]))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<hyper::body::Incoming>| {
             let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
-            tracing::info_span!("call", %call_id, method = %req.method(), path = %req.uri().path())
+            tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
         }))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
@@ -443,8 +445,28 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
     fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
         let stack = self.gateway.shared.stack.load_full();
         let metrics = self.gateway.shared.metrics.clone();
+        // The one normalization of the target (route::normalize): from here on routing,
+        // the layers, the audit record and the upstream see only the canonical one.
+        let target = normalize_target(req.uri().path(), req.uri().query());
+        let target = match target.and_then(|pq| {
+            // Scheme and authority (HTTP/2, absolute form) stay as they were.
+            let mut uri = http::Uri::builder();
+            if let (Some(scheme), Some(authority)) = (req.uri().scheme(), req.uri().authority()) {
+                uri = uri.scheme(scheme.clone()).authority(authority.clone());
+            }
+            uri.path_and_query(pq.as_str()).build().map(|uri| (pq, uri)).map_err(|_| TargetError::BadEscape)
+        }) {
+            Ok((pq, uri)) => {
+                *req.uri_mut() = uri;
+                Some(pq)
+            }
+            Err(e) => {
+                req.extensions_mut().insert(RefusedTarget(e));
+                None
+            }
+        };
         let path = req.uri().path().to_owned();
-        if let Some(resource) = path.strip_prefix(RESOURCE_METADATA_PATH) {
+        if let Some(resource) = path.strip_prefix(RESOURCE_METADATA_PATH).filter(|_| target.is_some()) {
             let res = resource_metadata(&stack, &req, resource);
             return Box::pin(async move { Ok(res) });
         }
@@ -455,9 +477,8 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
         let note = AuditNote::new(call_id);
         req.extensions_mut().insert(call_id);
         req.extensions_mut().insert(note.clone());
-        let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into());
         let mut function = "-".to_owned();
-        if let Some((f, rest)) = stack.routes.find(&pq) {
+        if let Some((f, rest)) = target.as_deref().and_then(|pq| stack.routes.find(pq)) {
             function = f.name().to_owned();
             if f.protocol() == Protocol::Mcp {
                 if let Some(url) = metadata_url(&req, &f.config.route) {
@@ -490,7 +511,7 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                 metrics.observe_call(&function, &decision, head_latency);
                 tracing::info!(
                     call_id = %call_id,
-                    function = %function,
+                    function = %cloakroom_core::quoted(&function),
                     decision = %decision,
                     upstream_status = snap.upstream.map(|u| u.0),
                     masked = snap.masked,
@@ -498,13 +519,11 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
                     head_ms = head_latency.as_millis() as u64,
                     "call finished"
                 );
-                metrics.masked_matches.fetch_add(snap.masked, std::sync::atomic::Ordering::Relaxed);
+                metrics.add_masked(snap.masked);
                 if snap.error.as_ref().is_some_and(|e| e.code == ErrorCode::VaultUnavailable) {
-                    metrics.vault_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    metrics.add_vault_error();
                 }
-                metrics
-                    .secrets_substituted
-                    .fetch_add(snap.secrets_used.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.add_substituted(snap.secrets_used.len() as u64);
             });
             Ok(Response::from_parts(parts, boxed(body)))
         })

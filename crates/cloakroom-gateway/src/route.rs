@@ -18,6 +18,10 @@ use std::sync::Arc;
 
 use cloakroom_core::Protocol;
 
+mod normalize;
+
+pub use normalize::{normalize_path, normalize_query, normalize_target, parse_query, TargetError};
+
 use crate::{
     config::FunctionConfig,
     forward::{Upstream, UpstreamError},
@@ -62,6 +66,12 @@ pub struct Routed {
     /// Path and query below the route.
     pub rest: String,
 }
+
+/// The request extension saying the request target could not be normalized (see
+/// [`normalize_target`]): the `CallLayer` refuses the call with `bad_request`, inside the
+/// audit layer, so the refusal is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedTarget(pub TargetError);
 
 /// The routing table: longest matching route prefix wins, on `/` boundaries.
 #[derive(Debug, Clone, Default)]

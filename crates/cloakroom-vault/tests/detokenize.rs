@@ -170,8 +170,9 @@ async fn a_placeholder_at_a_location_outside_its_binding_is_denied() {
     let mut req = post("/", "text/plain", "x");
     req.headers_mut().insert("x-api-key", p.as_str().parse().unwrap());
     assert_denied(&f, req, "f", &[]).await;
-    // Not valid JSON though labelled so: only `body` would cover it.
-    assert_denied(&f, post("/", "application/json", format!(r#"{{"ok": "{p}""#)), "f", &[]).await;
+    // Not valid JSON though labelled so: refused as malformed (it was opaque bytes).
+    assert_shape_refused(&f, post("/", "application/json", format!(r#"{{"ok": "{p}""#)), "f", "value-location-test")
+        .await;
 }
 
 #[tokio::test]
@@ -455,4 +456,69 @@ mod property {
             });
         }
     }
+}
+
+/// A refusal of the request's shape: 400 `bad_request`, nothing forwarded, the error
+/// in the audit note, no secret in the answer.
+async fn assert_shape_refused(f: &Fixture, req: Request<Full<Bytes>>, function: &str, secret: &str) -> String {
+    let svc = gateway(&f.layer(), f.upstream.url());
+    let (req, note, _) = with_context(req, function, &[]);
+    let (status, body) = send(&svc, req).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request");
+    assert!(!body.to_string().contains(secret), "the secret is in the refusal");
+    assert!(f.upstream.requests().is_empty(), "nothing may reach the upstream on refusal");
+    assert_eq!(note.snapshot().error.unwrap().code, ErrorCode::BadRequest);
+    body["error"]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_json_body_is_located_as_json_whatever_its_content_type() {
+    let f = fixture().await;
+    let p = f.put("card", "tok_\"q\"", spec(&["payments"], &["json:/card/token"], &[])).await;
+    let svc = gateway(&f.layer(), f.upstream.url());
+    let body = format!(r#"{{"card": {{"token": "{p}"}}}}"#);
+    let (req, note, _) = with_context(post("/", "text/plain", body), "payments", &[]);
+    let (status, _) = send(&svc, req).await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&f.upstream.requests()[0].body).unwrap();
+    assert_eq!(json["card"]["token"], "tok_\"q\"", "JSON-escaped, so the document stays one document");
+    assert_eq!(note.snapshot().secrets_used[0].location, "json:/card/token");
+}
+
+#[tokio::test]
+async fn a_body_that_claims_json_and_is_not_is_refused_not_treated_as_bytes() {
+    let f = fixture().await;
+    let p = f.put("k", "sk_live_claims_json_0123", spec(&["f"], &["body"], &[])).await;
+    let req = post("/", "application/json", format!(r#"{{"a": "{p}", "n": NaN}}"#));
+    assert_shape_refused(&f, req, "f", "sk_live_claims_json_0123").await;
+}
+
+#[tokio::test]
+async fn nesting_deeper_than_the_limit_is_refused() {
+    let f = fixture().await;
+    let p = f.put("k", "sk_live_deep_json_0123", spec(&["f"], &["body"], &[])).await;
+    let mut body = "[".repeat(900_000);
+    for _ in 0..1000 {
+        body.push_str(&format!("\"{p}\","));
+    }
+    let message = assert_shape_refused(&f, post("/", "text/plain", body), "f", "sk_live_deep_json_0123").await;
+    assert!(message.contains("deeper than 64"), "{message}");
+}
+
+#[tokio::test]
+async fn more_placeholders_than_the_limit_are_refused() {
+    let f = fixture().await;
+    let p = f.put("k", "sk_live_many_0123", spec(&["f"], &["body"], &[])).await;
+    let body = vec![p.to_string(); cloakroom_core::limits::MAX_PLACEHOLDERS + 1].join(" ");
+    let message = assert_shape_refused(&f, post("/", "text/plain", body), "f", "sk_live_many_0123").await;
+    assert!(message.contains("more than 1024 placeholders"), "{message}");
+}
+
+#[tokio::test]
+async fn a_placeholder_under_a_pointer_longer_than_the_limit_is_refused() {
+    let f = fixture().await;
+    let p = f.put("k", "sk_live_long_ptr_0123", spec(&["f"], &["body"], &[])).await;
+    let body = format!(r#"{{"{}": "{p}"}}"#, "k".repeat(cloakroom_core::limits::MAX_POINTER_BYTES + 1));
+    assert_shape_refused(&f, post("/", "application/json", body), "f", "sk_live_long_ptr_0123").await;
 }

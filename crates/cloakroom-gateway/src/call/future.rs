@@ -195,7 +195,15 @@ where
     let Pending { mut inner, parts, routed, layer, call_id, note } = pending;
     let identity = parts.extensions.get::<Identity>().cloned();
     let (call, message) = match routed.function.protocol() {
-        Protocol::Http => (http_call(&routed, &parts, &body), None),
+        Protocol::Http => match http_call(&routed, &parts, &body) {
+            Ok(call) => (call, None),
+            Err(err) => {
+                if let Some(note) = &note {
+                    note.set_error(&err);
+                }
+                return Next::Ready(err.to_response(call_id.as_ref()).map(Either::Left));
+            }
+        },
         Protocol::Mcp => match mcp_call(&routed, &parts, &body) {
             Ok(parsed) => parsed,
             Err(McpRefusal::Malformed(e)) => {

@@ -6,11 +6,18 @@
 //! extension, and puts a [`Call`](cloakroom_core::Call) into the request extensions:
 //!
 //! - `http` functions: the function is the configured `name`, `detail` the first path
-//!   segment below the route, the arguments the JSON body (`Null` for other content
-//!   types), the digest SHA-256 of the canonical JSON arguments or of the raw body.
+//!   segment below the route, the arguments the body parsed by the strict JSON parser
+//!   ([`parse_strict_json`]) whatever its content type (`Null` for a body that neither
+//!   parses nor claims JSON; one that claims JSON and does not parse is refused with
+//!   `bad_request`), the digest SHA-256 of the canonical JSON arguments or of the raw body.
+//! - before the body is read: a target the edge could not normalize
+//!   ([`RefusedTarget`](crate::route::RefusedTarget)), method or path override headers
+//!   and compressed request bodies are refused with `bad_request`; after it, a `_method`
+//!   parameter (query, form, top-level JSON) is.
 //! - `mcp` functions: the JSON-RPC body is parsed; `tools/call` is the function
 //!   `<name>/<tool>` with `params.arguments`; other methods are the function `<name>`
-//!   with the method as `detail`. Malformed JSON gets -32700, `Mcp-Method`/`Mcp-Name`
+//!   with the method as `detail`. Malformed or ambiguous JSON gets -32700, a batch of
+//!   more than 64 messages -32600, `Mcp-Method`/`Mcp-Name`
 //!   headers that disagree with the body get 400 and -32020 — before policy runs.
 //!
 //! With an [`Identity`](cloakroom_core::Identity) on the request it also puts the call's
@@ -51,6 +58,7 @@
 
 mod digest;
 mod future;
+mod json;
 mod layer;
 mod parse;
 mod scope;
@@ -58,5 +66,6 @@ mod service;
 
 pub use digest::{call_digest, canonical_json};
 pub use future::ResponseFuture;
+pub use json::{parse_strict_json, JsonRefusal};
 pub use layer::{CallLayer, SecretScanner, ToolVisibility};
 pub use service::{CallBody, CallService};

@@ -1,41 +1,118 @@
 //! From a buffered request to a [`Call`].
 
-use cloakroom_core::{Call, Protocol};
+use cloakroom_core::{Call, Error, ErrorCode, Protocol};
 use http::{header, request::Parts};
 use serde_json::Value;
 
-use super::digest::call_digest;
+use super::{digest::call_digest, json::http_arguments};
 use crate::{
     mcp::jsonrpc::{McpMessage, RpcError, INVALID_PARAMS, INVALID_REQUEST},
-    route::Routed,
+    route::{parse_query, RefusedTarget, Routed},
 };
 
-/// Whether the content type is JSON (`application/json`, `application/*+json`).
-pub(crate) fn is_json(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
-        .unwrap_or(false)
+/// Headers some servers and frameworks read as the request's real method or path:
+/// policy would judge one request and the upstream run another, so they are refused.
+pub(crate) const OVERRIDE_HEADERS: [&str; 6] = [
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// The parameter Rails, Laravel and Symfony read as the method of a POST.
+const METHOD_PARAMETER: &str = "_method";
+
+fn bad_request(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::BadRequest, message)
 }
 
-/// The call of an `http` function.
-pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Call {
-    let arguments = if is_json(parts) { serde_json::from_slice(body).unwrap_or(Value::Null) } else { Value::Null };
+/// What is refused from the head alone, before the body is read: a target that could
+/// not be normalized, method or path override headers, and a compressed body (policy
+/// and the detokenizer could not read it; it is not decompressed).
+pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
+    if let Some(RefusedTarget(e)) = parts.extensions.get::<RefusedTarget>() {
+        return Err(bad_request(e.to_string()));
+    }
+    if let Some(h) = OVERRIDE_HEADERS.iter().find(|h| parts.headers.contains_key(**h)) {
+        return Err(bad_request(format!("the {h} header is not accepted: the method and path are the request's own")));
+    }
+    for v in parts.headers.get_all(header::CONTENT_ENCODING) {
+        let identity = v.to_str().is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")));
+        if !identity {
+            return Err(bad_request(
+                "compressed request bodies are not accepted (Content-Encoding other than identity)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `_method` parameter in the (canonical) query, a form body or a JSON body's
+/// top-level object.
+fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Result<(), Error> {
+    let refuse =
+        |place: &str| Err(bad_request(format!("a {METHOD_PARAMETER} parameter in the {place} is not accepted")));
+    let named = |query: &str| match parse_query(query) {
+        Ok(params) => params.iter().any(|(k, _)| k == METHOD_PARAMETER),
+        // Not parseable the strict way (a form with `;`): refused if a lenient reading
+        // could find the parameter.
+        Err(_) => query.to_ascii_lowercase().contains("method"),
+    };
+    if parts.uri.query().is_some_and(named) {
+        return refuse("query");
+    }
+    if arguments.get(METHOD_PARAMETER).is_some() {
+        return refuse("body");
+    }
+    if is_form(parts) && std::str::from_utf8(body).map(named).unwrap_or(false) {
+        return refuse("body");
+    }
+    Ok(())
+}
+
+fn is_form(parts: &Parts) -> bool {
+    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
+}
+
+/// The arguments of a form body (`application/x-www-form-urlencoded`): an object of
+/// its fields as strings, parsed like the query (`+` is a space, strict escapes, no
+/// `;`). A field given twice is refused: servers disagree on which one counts.
+fn form_arguments(body: &[u8]) -> Result<Value, Error> {
+    let text = std::str::from_utf8(body).map_err(|_| bad_request("the form body is not UTF-8"))?;
+    let fields = parse_query(text).map_err(|e| bad_request(format!("the form body: {e}")))?;
+    let mut out = serde_json::Map::new();
+    for (key, value) in fields {
+        if out.contains_key(&key) {
+            return Err(bad_request("the form body names a field more than once"));
+        }
+        out.insert(key, Value::String(value.unwrap_or_default()));
+    }
+    Ok(Value::Object(out))
+}
+
+/// The call of an `http` function; `Err` refuses it with `bad_request` before policy.
+pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<Call, Error> {
+    let mut arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+    // A form is read by every upstream framework: it is arguments too, so that rules on
+    // `/field` see it.
+    if arguments.is_null() && is_form(parts) && !body.is_empty() {
+        arguments = form_arguments(body)?;
+    }
+    check_method_parameter(parts, body, &arguments)?;
     let path = routed.rest.split('?').next().unwrap_or("");
     let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);
-    Call {
+    Ok(Call {
         function: routed.function.name().to_owned(),
         protocol: Protocol::Http,
         digest: call_digest(&arguments, body),
         arguments,
         detail,
         method: parts.method.to_string(),
-    }
+    })
 }
 
 /// The call of an `mcp` function, with the parsed message (`None` for GET and DELETE).
@@ -103,3 +180,7 @@ pub(crate) enum McpRefusal {
     /// Well-formed but invalid: HTTP 200 with the JSON-RPC error for its id.
     Answer(RpcError),
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{future::ResponseFuture, layer::CallLayer};
 use crate::{
-    mcp::jsonrpc::{error_object, McpMessage, RpcError, TOO_LARGE},
+    mcp::jsonrpc::{error_object, McpMessage, RpcError, INVALID_REQUEST, TOO_LARGE},
     route::Routed,
 };
 
@@ -84,6 +84,26 @@ pub(super) fn too_large<B>(
     res.map(Either::Left)
 }
 
+/// A refusal before the body is read: SPEC §5's error, or for an MCP function a
+/// JSON-RPC error (id `null`, the body was not read) with the same status.
+pub(super) fn refused<B>(
+    routed: &Routed,
+    err: Error,
+    call_id: Option<&CallId>,
+    note: Option<&AuditNote>,
+) -> Response<CallBody<B>> {
+    if let Some(note) = note {
+        note.set_error(&err);
+    }
+    if routed.function.protocol() != Protocol::Mcp {
+        return err.to_response(call_id).map(Either::Left);
+    }
+    let rpc = RpcError { code: INVALID_REQUEST, message: format!("Invalid Request: {}", err.message), id: Value::Null };
+    let mut res = json_response(err.code.status(), &rpc.to_json(Some(err.to_json_value(call_id))));
+    res.extensions_mut().insert(err);
+    res.map(Either::Left)
+}
+
 impl<S, B, ResBody> tower::Service<Request<B>> for CallService<S>
 where
     S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -106,12 +126,20 @@ where
         let call_id = req.extensions().get::<CallId>().copied();
         let note = req.extensions().get::<AuditNote>().cloned();
         let Some(routed) = req.extensions().get::<Routed>().cloned() else {
-            let err = Error::new(ErrorCode::NotFound, "no function at this path");
+            let err = match req.extensions().get::<crate::route::RefusedTarget>() {
+                Some(refused) => Error::new(ErrorCode::BadRequest, refused.0.to_string()),
+                None => Error::new(ErrorCode::NotFound, "no function at this path"),
+            };
             if let Some(note) = &note {
                 note.set_error(&err);
             }
             return ResponseFuture::ready(err.to_response(call_id.as_ref()).map(Either::Left));
         };
+        let (parts, body) = req.into_parts();
+        if let Err(err) = super::parse::check_head(&parts) {
+            return ResponseFuture::ready(refused(&routed, err, call_id.as_ref(), note.as_ref()));
+        }
+        let req = Request::from_parts(parts, body);
         let declared =
             req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.layer.max_body_bytes) {

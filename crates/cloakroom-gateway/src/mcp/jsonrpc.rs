@@ -1,5 +1,6 @@
 //! JSON-RPC as MCP clients send it: what a POST body asks for.
 
+use cloakroom_core::limits::MAX_MCP_BATCH;
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -87,14 +88,23 @@ pub fn error_object(id: &Value, code: i64, message: &str, data: Option<Value>) -
 }
 
 impl McpMessage {
-    /// Parses a POST body.
+    /// Parses a POST body with the gateway's strict JSON parser
+    /// ([`crate::call::parse_strict_json`]: bounded depth, no duplicate keys, numbers
+    /// with one exact value), and batches of at most [`MAX_MCP_BATCH`] messages.
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|_| RpcError::new(PARSE_ERROR, "Parse error: the body is not JSON", Value::Null))?;
+        let v: Value = crate::call::parse_strict_json(body)
+            .map_err(|e| RpcError::new(PARSE_ERROR, format!("Parse error: {e}"), Value::Null))?;
         match v {
             Value::Array(items) => {
                 if items.is_empty() {
                     return Err(RpcError::new(INVALID_REQUEST, "Invalid Request: empty batch", Value::Null));
+                }
+                if items.len() > MAX_MCP_BATCH {
+                    return Err(RpcError::new(
+                        INVALID_REQUEST,
+                        format!("Invalid Request: a batch of more than {MAX_MCP_BATCH} messages"),
+                        Value::Null,
+                    ));
                 }
                 items.into_iter().map(Self::from_value).collect::<Result<Vec<_>, _>>().map(McpMessage::Batch)
             }

@@ -85,3 +85,26 @@ fn a_header_naming_another_tool_is_a_mismatch() {
     assert_eq!(list.check_headers(&headers(&[("mcp-name", "echo")])).unwrap_err().code, HEADER_MISMATCH);
     list.check_headers(&headers(&[("mcp-method", "tools/list")])).unwrap();
 }
+
+#[test]
+fn ambiguous_json_is_a_parse_error() {
+    let dup = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"safe","name":"rm_rf"}}"#;
+    assert_eq!(McpMessage::parse(dup).unwrap_err().code, PARSE_ERROR);
+    let nan = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":NaN}}}"#;
+    assert_eq!(McpMessage::parse(nan).unwrap_err().code, PARSE_ERROR);
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","arguments":{}1{}}}}}"#,
+        "[".repeat(80),
+        "]".repeat(80)
+    );
+    assert_eq!(McpMessage::parse(deep.as_bytes()).unwrap_err().code, PARSE_ERROR);
+}
+
+#[test]
+fn batches_are_bounded() {
+    let one = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let batch = |n: usize| format!("[{}]", vec![one; n].join(","));
+    assert!(McpMessage::parse(batch(cloakroom_core::limits::MAX_MCP_BATCH).as_bytes()).is_ok());
+    let err = McpMessage::parse(batch(cloakroom_core::limits::MAX_MCP_BATCH + 1).as_bytes()).unwrap_err();
+    assert_eq!(err.code, INVALID_REQUEST);
+}

@@ -508,7 +508,7 @@ impl Approvals {
             revision: 0,
         };
         self.store.insert(&approval).await?;
-        tracing::info!(approval = %approval.id, function = %approval.function, requester = %approval.requester.subject, "approval requested");
+        tracing::info!(approval = %approval.id, function = %cloakroom_core::quoted(&approval.function), requester = %cloakroom_core::quoted(&approval.requester.subject), "approval requested");
         if let Some(n) = &settings.notifier {
             n.notify(&approval);
         }

@@ -11,6 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use time::format_description::well_known::Rfc3339;
 
+use cloakroom_core::quoted;
+
 use super::Approval;
 
 /// Attempts per URL (the first and the retries).
@@ -120,15 +122,4 @@ impl WebhookNotifier {
         }
         tracing::error!(webhook = index, approval = %id, "approval webhook gave up after {ATTEMPTS} attempts");
     }
-}
-
-/// Longest caller-chosen string a message quotes, in characters.
-const MAX_QUOTED: usize = 200;
-
-/// `text` in double quotes, escaped, cut at [`MAX_QUOTED`] characters: caller-chosen
-/// strings cannot forge message structure or flood a channel.
-fn quoted(text: &str) -> String {
-    let cut: String = text.chars().take(MAX_QUOTED).collect();
-    let more = if text.chars().count() > MAX_QUOTED { "…" } else { "" };
-    format!("{:?}{more}", cut)
 }

@@ -5,8 +5,26 @@
 //! locations, so it needs, for each placeholder occurrence, the pointer of the string
 //! holding it. One pass over the bytes with a stack of containers gives that without
 //! building a `serde_json::Value`.
+//!
+//! Its work is bounded whatever the document's shape: nesting deeper than
+//! [`MAX_JSON_DEPTH`] is refused as soon as it is seen, and a pointer is built only for a
+//! string holding a placeholder, at most [`MAX_POINTER_BYTES`] long (the caller bounds
+//! the number of placeholders by [`cloakroom_core::limits::MAX_PLACEHOLDERS`]).
 
 use std::ops::Range;
+
+use cloakroom_core::limits::{MAX_JSON_DEPTH, MAX_POINTER_BYTES};
+
+/// Why [`locate`] gave no pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocateError {
+    /// Not a single valid JSON document (RFC 8259).
+    NotJson,
+    /// Nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// A placeholder's pointer would be longer than [`MAX_POINTER_BYTES`].
+    PointerTooLong,
+}
 
 enum Frame {
     /// An object and the byte range of its current member's key token (quotes included).
@@ -36,23 +54,33 @@ fn push_escaped(out: &mut String, segment: &str) {
     }
 }
 
-fn decode_key(doc: &[u8], token: &Range<usize>) -> String {
+fn decode_key(doc: &[u8], token: &Range<usize>) -> Result<String, LocateError> {
     let raw = &doc[token.start + 1..token.end - 1];
+    // An escape is at most 6 bytes for a character: a raw key this long decodes to more
+    // than the pointer may hold.
+    if raw.len() / 6 > MAX_POINTER_BYTES {
+        return Err(LocateError::PointerTooLong);
+    }
     if !raw.contains(&b'\\') {
         // Validated UTF-8 without escapes: the key is the bytes.
-        return String::from_utf8_lossy(raw).into_owned();
+        return Ok(String::from_utf8_lossy(raw).into_owned());
     }
-    serde_json::from_slice::<String>(&doc[token.clone()]).unwrap_or_default()
+    Ok(serde_json::from_slice::<String>(&doc[token.clone()]).unwrap_or_default())
 }
 
-fn pointer(doc: &[u8], stack: &[Frame], member: Option<&Range<usize>>) -> String {
+fn pointer(doc: &[u8], stack: &[Frame], member: Option<&Range<usize>>) -> Result<String, LocateError> {
     let mut out = String::new();
+    let segment = |out: &mut String, key: &Range<usize>| {
+        out.push('/');
+        push_escaped(out, &decode_key(doc, key)?);
+        if out.len() > MAX_POINTER_BYTES {
+            return Err(LocateError::PointerTooLong);
+        }
+        Ok(())
+    };
     for f in stack {
         match f {
-            Frame::Object { key: Some(k) } => {
-                out.push('/');
-                push_escaped(&mut out, &decode_key(doc, k));
-            }
+            Frame::Object { key: Some(k) } => segment(&mut out, k)?,
             Frame::Object { key: None } => {}
             Frame::Array { index } => {
                 out.push('/');
@@ -61,10 +89,12 @@ fn pointer(doc: &[u8], stack: &[Frame], member: Option<&Range<usize>>) -> String
         }
     }
     if let Some(m) = member {
-        out.push('/');
-        push_escaped(&mut out, &decode_key(doc, m));
+        segment(&mut out, m)?;
     }
-    out
+    if out.len() > MAX_POINTER_BYTES {
+        return Err(LocateError::PointerTooLong);
+    }
+    Ok(out)
 }
 
 /// Scans the string token starting at `doc[start] == b'"'`; returns the index after its
@@ -120,9 +150,15 @@ fn scan_number(doc: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// For each of `ranges` (sorted, non-overlapping), the JSON pointer of the string token
-/// containing it (`None` if it is not inside one). `None` overall when `doc` is not a
-/// single valid JSON document (RFC 8259), checked in the same pass.
-pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<String>>> {
+/// containing it (`None` if it is not inside one). An error when `doc` is not a single
+/// valid JSON document (RFC 8259), is nested too deep or a pointer would be too long,
+/// checked in the same pass.
+pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Result<Vec<Option<String>>, LocateError> {
+    check(doc, ranges).ok_or(LocateError::NotJson)?
+}
+
+/// [`locate`], with `None` for "not JSON" so that `?` reads the grammar.
+fn check(doc: &[u8], ranges: &[Range<usize>]) -> Option<Result<Vec<Option<String>>, LocateError>> {
     std::str::from_utf8(doc).ok()?;
     let mut out = vec![None; ranges.len()];
     let mut stack: Vec<Frame> = Vec::new();
@@ -137,6 +173,9 @@ pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<S
             continue;
         }
         match (expect, b) {
+            (Expect::Value | Expect::ValueOrEnd, b'{' | b'[') if stack.len() >= MAX_JSON_DEPTH => {
+                return Some(Err(LocateError::TooDeep));
+            }
             (Expect::Value | Expect::ValueOrEnd, b'{') => {
                 stack.push(Frame::Object { key: None });
                 expect = Expect::KeyOrEnd;
@@ -154,9 +193,17 @@ pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<S
                 while next < ranges.len() && ranges[next].end <= token.start {
                     next += 1;
                 }
+                let mut here: Option<String> = None;
                 while next < ranges.len() && ranges[next].start >= token.start && ranges[next].end <= token.end {
-                    out[next] =
-                        Some(if is_key { pointer(doc, &stack, Some(&token)) } else { pointer(doc, &stack, None) });
+                    // One pointer per string, however many placeholders it holds.
+                    if here.is_none() {
+                        let built = pointer(doc, &stack, is_key.then_some(&token));
+                        match built {
+                            Ok(p) => here = Some(p),
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    out[next] = here.clone();
                     next += 1;
                 }
                 if is_key {
@@ -219,7 +266,7 @@ pub(crate) fn locate(doc: &[u8], ranges: &[Range<usize>]) -> Option<Vec<Option<S
             _ => return None,
         }
     }
-    (expect == Expect::Done).then_some(out)
+    (expect == Expect::Done).then_some(Ok(out))
 }
 
 #[cfg(test)]
@@ -255,8 +302,8 @@ mod tests {
 
     #[test]
     fn invalid_json_is_none() {
-        assert!(locate(b"{\"a\": X}", &[6..7]).is_none());
-        assert!(locate(b"not json X", &[9..10]).is_none());
+        assert!(locate(b"{\"a\": X}", &[6..7]).is_err());
+        assert!(locate(b"not json X", &[9..10]).is_err());
         for bad in [
             &b"{\"a\": \"X\""[..],
             b"{\"a\" \"X\"}",
@@ -270,8 +317,30 @@ mod tests {
             b"[\"raw\ttab\", \"X\"]",
             b"[\"X\xff\"]",
         ] {
-            assert!(locate(bad, &[]).is_none(), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(locate(bad, &[]), Err(LocateError::NotJson), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_before_any_pointer_is_built() {
+        let ok = format!("{}\"X\"{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        let got = locate(ok.as_bytes(), &at(&ok, "X")).unwrap();
+        assert_eq!(got, vec![Some("/0".repeat(MAX_JSON_DEPTH))]);
+        // The shape that took 2.7 GiB: 900,000 brackets, then thousands of placeholders.
+        let deep = format!("{}{}", "[".repeat(900_000), "\"X\",".repeat(5000));
+        assert_eq!(locate(deep.as_bytes(), &at(&deep, "X")), Err(LocateError::TooDeep));
+    }
+
+    #[test]
+    fn pointers_longer_than_the_limit_are_refused() {
+        let key = "k".repeat(MAX_POINTER_BYTES);
+        let doc = format!("{{\"{key}\": \"X\"}}");
+        assert_eq!(locate(doc.as_bytes(), &at(&doc, "X")), Err(LocateError::PointerTooLong));
+        let fits = format!("{{\"{}\": \"X\"}}", &key[1..]);
+        assert!(locate(fits.as_bytes(), &at(&fits, "X")).is_ok());
+        // Long keys cost nothing where no placeholder sits below them.
+        let far = format!("{{\"{key}\": 1, \"a\": \"X\"}}");
+        assert_eq!(locate(far.as_bytes(), &at(&far, "X")).unwrap(), vec![Some("/a".into())]);
     }
 
     #[test]
@@ -283,7 +352,7 @@ mod tests {
             b"\"just a string\"",
             b"42",
         ] {
-            assert!(locate(good, &[]).is_some(), "{}", String::from_utf8_lossy(good));
+            assert!(locate(good, &[]).is_ok(), "{}", String::from_utf8_lossy(good));
         }
     }
 
@@ -329,7 +398,7 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
         #[test]
         fn agrees_with_serde_json_on_validity(doc in "[\\[\\]{}\",:a-c0-9 .eE+\\-tfnrulse\\\\]{0,24}") {
-            let ours = locate(doc.as_bytes(), &[]).is_some();
+            let ours = locate(doc.as_bytes(), &[]).is_ok();
             let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&doc).is_ok();
             proptest::prop_assert_eq!(ours, theirs, "{}", doc);
         }

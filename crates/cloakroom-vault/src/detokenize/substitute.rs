@@ -4,6 +4,7 @@ use std::{ops::Range, sync::Arc};
 
 use bytes::Bytes;
 use cloakroom_core::{
+    limits::{MAX_JSON_DEPTH, MAX_PLACEHOLDERS, MAX_POINTER_BYTES},
     ApprovalRef, AuditNote, Call, CallId, CallScope, ConsumedApproval, Decision, Effect, Error, ErrorCode, Identity,
     PlaceholderUse, SecretUse,
 };
@@ -194,7 +195,7 @@ where
     let snap = config.catalog.snapshot();
     let mut hits: Vec<Hit> = Vec::new();
     for (i, (name, value)) in parts.headers.iter().enumerate() {
-        for (range, entry) in snap.find(value.as_bytes()) {
+        for (range, entry) in snap.find(value.as_bytes()).take(MAX_PLACEHOLDERS + 1) {
             hits.push(Hit {
                 place: Place::Header(i),
                 range,
@@ -218,22 +219,44 @@ where
             }
         }
     }
-    let body_kind = content_kind(&parts.headers);
     let first_body_hit = hits.len();
-    for (range, entry) in snap.find(&body) {
+    for (range, entry) in snap.find(&body).take(MAX_PLACEHOLDERS + 1) {
         hits.push(Hit { place: Place::Body, range, found: Found::Body(None), entry: entry.clone() });
     }
-    let mut body_kind = body_kind;
-    if hits.len() > first_body_hit && body_kind == Encoding::Json {
+    // Bounded work: each placeholder costs a binding check, a pointer and a splice.
+    if hits.len() > MAX_PLACEHOLDERS {
+        return Err(refuse(Error::new(
+            ErrorCode::BadRequest,
+            format!("the request carries more than {MAX_PLACEHOLDERS} placeholders"),
+        )));
+    }
+    // A body that parses as JSON is JSON whatever its content type (SPEC §2, layer 4):
+    // its placeholders sit at pointers and take JSON-escaped values. One that claims JSON
+    // and is not, or is nested too deep to locate, is refused rather than treated as
+    // opaque bytes.
+    let mut body_kind = content_kind(&parts.headers);
+    if hits.len() > first_body_hit {
         let ranges: Vec<Range<usize>> = hits[first_body_hit..].iter().map(|h| h.range.clone()).collect();
         match json::locate(&body, &ranges) {
-            Some(pointers) => {
+            Ok(pointers) => {
+                body_kind = Encoding::Json;
                 for (h, p) in hits[first_body_hit..].iter_mut().zip(pointers) {
                     h.found = Found::Body(p);
                 }
             }
-            // Says JSON but is not: treat it as opaque bytes (only `body` covers it).
-            None => body_kind = Encoding::Raw,
+            Err(json::LocateError::NotJson) if body_kind != Encoding::Json => {}
+            Err(e) => {
+                let why = match e {
+                    json::LocateError::NotJson => "the body claims JSON and is not valid JSON".to_owned(),
+                    json::LocateError::TooDeep => {
+                        format!("the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+                    }
+                    json::LocateError::PointerTooLong => {
+                        format!("a placeholder sits at a JSON pointer longer than {MAX_POINTER_BYTES} bytes")
+                    }
+                };
+                return Err(refuse(Error::new(ErrorCode::BadRequest, why)));
+            }
         }
     }
 

@@ -1,0 +1,385 @@
+//! End-to-end attacks on the request path (issue 18): every shape of request a hostile
+//! caller can send is refused before policy or made unambiguous, with bounded work.
+//! Each test is one property; each was an attack that worked before.
+
+mod common;
+
+use cloakroom_testkit::RecordingUpstream;
+use common::*;
+use serde_json::{json, Value};
+
+/// `max_body_bytes` of these gateways: the figure memory bounds are stated against.
+const MAX_BODY: usize = 1024 * 1024;
+
+const DENY_DROP: &str = r#"
+[[policy.rules]]
+name = "no drop table"
+effect = "deny"
+functions = ["sql"]
+arguments = { "/sql" = "(?i)\\bdrop\\s+table\\b" }
+"#;
+
+/// A gateway with `sql` (a deny rule on `/sql`), `echo` and `other` (agents may call
+/// `sql` and `echo`, nobody `other`), and `mcp`, all in front of `up`.
+async fn gateway(up: &RecordingUpstream) -> Cloakroomd {
+    let rest = format!(
+        "{}{}{}{}{}{}{}{}",
+        identity_section(),
+        function("sql", "http", &up.url(), "/fn/sql"),
+        function("echo", "http", &up.url(), "/fn/echo"),
+        function("other", "http", &up.url(), "/fn/other"),
+        function("mcp", "mcp", &up.url(), "/mcp"),
+        allow("agents may call sql, echo and mcp", &["sql", "echo", "mcp", "mcp/search"], &["agents"]),
+        DENY_DROP,
+        "\n",
+    );
+    Cloakroomd::start(&format!("max_body_bytes = {MAX_BODY}"), &rest).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// POSTs `body` with `content_type` to `path` as the agent: status and JSON body.
+async fn post(gw: &Cloakroomd, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let res = client()
+        .post(gw.url(path))
+        .bearer_auth(AGENT_KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let call_id = res.headers().get("cloakroom-call-id").map(|v| v.to_str().unwrap().to_owned());
+    let mut v: Value = res.json().await.unwrap_or(Value::Null);
+    if let Some(id) = call_id {
+        v["_call_id"] = json!(id);
+    }
+    (status, v)
+}
+
+/// Sends `head` (request line and headers, no credential, no final CRLF) raw, as the
+/// agent, with `Connection: close`: the status code and the whole answer. Raw because
+/// HTTP clients normalize `..` and `%2e` before sending.
+async fn raw(gw: &Cloakroomd, head: &str) -> (u16, String) {
+    let req = format!("{head}\r\nHost: {}\r\nAuthorization: Bearer {AGENT_KEY}\r\nConnection: close\r\n\r\n", gw.addr);
+    let answer = gw.raw(req.as_bytes()).await;
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// The audit record of `call_id` once it is written.
+async fn audit_record(gw: &Cloakroomd, call_id: &str) -> Value {
+    for _ in 0..500 {
+        let r =
+            client().get(gw.admin_url(&format!("/v1/audit/{call_id}"))).bearer_auth(ADMIN_KEY).send().await.unwrap();
+        if r.status() == 200 {
+            return r.json().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no audit record for {call_id}");
+}
+
+/// The peak resident set of the process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+fn assert_bad_request(status: u16, v: &Value) {
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], "bad_request", "{v}");
+}
+
+// === bounded work ===
+
+#[tokio::test]
+async fn deep_nesting_with_thousands_of_placeholders_is_refused_in_bounded_memory() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let placeholder =
+        gw.put_secret("k", "sk_live_deep_0123456789", json!({"functions": ["sql"], "locations": ["body"]})).await;
+    // Warm up so that the baseline includes the first call's allocations.
+    let (status, _) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "select 1"}"#).await;
+    assert_eq!(status, 200);
+    let before = peak_rss(gw.pid());
+    // The attack of issue 18: 900,000 `[` and then placeholders, just under 1 MiB.
+    let mut body = "[".repeat(900_000);
+    while body.len() + placeholder.len() + 3 < MAX_BODY {
+        body.push_str(&format!("\"{placeholder}\","));
+    }
+    for content_type in ["application/json", "text/plain", "application/octet-stream"] {
+        let started = std::time::Instant::now();
+        let (status, v) = post(&gw, "/fn/sql/q", content_type, body.clone()).await;
+        eprintln!("deep nesting as {content_type}: answered in {:?}", started.elapsed());
+        assert_bad_request(status, &v);
+        assert!(v["error"]["message"].as_str().unwrap().contains("deeper than 64"), "{v}");
+    }
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    eprintln!("deep nesting: peak RSS grew by {grown} bytes");
+    // Before: 2.7 GiB. A few buffered copies of the body are allowed.
+    assert!(grown < 32 * MAX_BODY as u64, "peak RSS grew by {grown} bytes");
+    assert_eq!(up.requests().len(), 1, "only the warm-up call was forwarded");
+}
+
+#[tokio::test]
+async fn placeholders_under_long_pointers_cost_bounded_memory_and_too_many_are_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let placeholder =
+        gw.put_secret("k", "sk_live_wide_0123456789", json!({"functions": ["sql"], "locations": ["body"]})).await;
+    let (status, _) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "select 1"}"#).await;
+    assert_eq!(status, 200);
+    let before = peak_rss(gw.pid());
+    // 62 levels of 14-byte keys (a 0.9 KB pointer), then an array of placeholders.
+    let nest = |n: usize| {
+        let key = "k".repeat(14);
+        let items = vec![format!("\"{placeholder}\""); n].join(",");
+        format!("{}[{items}]{}", format!("{{\"{key}\":").repeat(62), "}".repeat(62))
+    };
+    let started = std::time::Instant::now();
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", nest(1000)).await;
+    eprintln!("1000 placeholders under long pointers: answered in {:?}", started.elapsed());
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(up.requests().len(), 2);
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", nest(1025)).await;
+    assert_bad_request(status, &v);
+    assert!(v["error"]["message"].as_str().unwrap().contains("more than 1024 placeholders"), "{v}");
+    // One key longer than a pointer may be, above a placeholder.
+    let long = format!("{{\"{}\": \"{placeholder}\"}}", "k".repeat(1100));
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", long).await;
+    assert_bad_request(status, &v);
+    assert_eq!(up.requests().len(), 2, "nothing refused was forwarded");
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    eprintln!("long pointers: peak RSS grew by {grown} bytes");
+    assert!(grown < 32 * MAX_BODY as u64, "peak RSS grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn an_mcp_batch_over_the_limit_is_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let one = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let batch = Value::Array(vec![one; 65]).to_string();
+    let (status, v) = post(&gw, "/mcp", "application/json", batch).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_compressed_request_body_is_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for encoding in ["gzip", "br", "deflate, identity", "zstd"] {
+        let res = client()
+            .post(gw.url("/fn/sql/q"))
+            .bearer_auth(AGENT_KEY)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(vec![0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0])
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let v: Value = res.json().await.unwrap();
+        assert_bad_request(status, &v);
+    }
+    assert!(up.requests().is_empty());
+}
+
+// === fail closed on ambiguity ===
+
+#[tokio::test]
+async fn a_nan_body_under_a_deny_rule_is_refused_and_audited() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "DROP TABLE t", "n": NaN}"#).await;
+    assert_bad_request(status, &v);
+    let record = audit_record(&gw, v["_call_id"].as_str().unwrap()).await;
+    assert_eq!(record["error"]["code"], "bad_request", "{record}");
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn json_sent_as_text_plain_is_evaluated_by_argument_rules() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream"] {
+        let (status, v) = post(&gw, "/fn/sql/q", content_type, r#"{"sql": "DROP TABLE t"}"#).await;
+        assert_eq!(status, 403, "{content_type}: {v}");
+        assert_eq!(v["error"]["code"], "forbidden");
+    }
+    // Still JSON-shaped but not JSON: refused, not forwarded as "no arguments".
+    let (status, v) = post(&gw, "/fn/sql/q", "text/plain", r#"{"sql": "DROP TABLE t", }"#).await;
+    assert_bad_request(status, &v);
+    let (status, _) = post(&gw, "/fn/sql/q", "text/plain", "select 1").await;
+    assert_eq!(status, 200);
+    assert_eq!(up.requests().len(), 1, "only the plain-text call was forwarded");
+}
+
+#[tokio::test]
+async fn a_form_body_is_evaluated_by_argument_rules() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let form = "application/x-www-form-urlencoded";
+    let (status, v) = post(&gw, "/fn/sql/q", form, "sql=DROP+TABLE+t").await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
+    // A field twice: servers disagree on which one counts.
+    let (status, v) = post(&gw, "/fn/sql/q", form, "sql=SELECT+1&sql=DROP+TABLE+t").await;
+    assert_bad_request(status, &v);
+    assert!(up.requests().is_empty());
+    let (status, _) = post(&gw, "/fn/sql/q", form, "sql=SELECT+1").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn duplicate_keys_at_any_depth_are_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for body in [
+        r#"{"sql": "SELECT 1", "sql": "DROP TABLE t"}"#,
+        r#"{"sql": "SELECT 1", "opts": [{"a": 1, "a": 2}]}"#,
+        r#"{"sql": "SELECT 1", "\u0073ql": "DROP TABLE t"}"#,
+    ] {
+        let (status, v) = post(&gw, "/fn/sql/q", "application/json", body).await;
+        assert_bad_request(status, &v);
+    }
+    let mcp = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","name":"drop_db"}}"#;
+    let (status, v) = post(&gw, "/mcp", "application/json", mcp).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+    assert!(up.requests().is_empty());
+}
+
+#[tokio::test]
+async fn numbers_without_one_exact_value_are_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for n in ["NaN", "Infinity", "-Infinity", "1e400", "18446744073709551616", "1e300", "-9223372036854775809"] {
+        let (status, v) = post(&gw, "/fn/sql/q", "application/json", format!(r#"{{"sql": "x", "n": {n}}}"#)).await;
+        assert_bad_request(status, &v);
+    }
+    let (status, _) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "x", "n": 18446744073709551615}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(up.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn method_and_path_override_headers_and_parameters_are_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for header in ["X-HTTP-Method-Override", "X-Method-Override", "X-HTTP-Method", "X-Original-URL", "X-Rewrite-URL"] {
+        let res =
+            client().get(gw.url("/fn/echo/x")).bearer_auth(AGENT_KEY).header(header, "DELETE").send().await.unwrap();
+        let status = res.status().as_u16();
+        let v: Value = res.json().await.unwrap();
+        assert_bad_request(status, &v);
+    }
+    let res = client().post(gw.url("/fn/echo/x?_method=DELETE")).bearer_auth(AGENT_KEY).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let (status, v) = post(&gw, "/fn/echo/x", "application/x-www-form-urlencoded", "a=1&_method=DELETE").await;
+    assert_bad_request(status, &v);
+    assert!(up.requests().is_empty());
+}
+
+// === paths and queries ===
+
+#[tokio::test]
+async fn dot_segments_raw_and_encoded_are_resolved_before_routing() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    // Agents may call echo, not other: every spelling of "other" is other.
+    for path in ["/fn/echo/../other/x", "/fn/echo/%2e%2e/other/x", "/fn/echo/%2E./other/x", "/fn/echo/.%2e/other/x"] {
+        let (status, answer) = raw(&gw, &format!("GET {path} HTTP/1.1")).await;
+        assert_eq!(status, 403, "{path}: {answer}");
+        assert!(answer.contains("forbidden"), "{path}: {answer}");
+    }
+    assert!(up.requests().is_empty(), "a call evaluated as echo reached other");
+    // Merged slashes and removed dot segments are what the upstream sees.
+    let (status, answer) = raw(&gw, "GET /fn//echo/./a//b/../c HTTP/1.1").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.requests()[0].uri, "/a/c");
+    let (status, _) = raw(&gw, "GET /%66n/%65cho/x HTTP/1.1").await;
+    assert_eq!(status, 200);
+    assert_eq!(up.requests()[1].uri, "/x");
+}
+
+#[tokio::test]
+async fn encoded_slashes_backslashes_and_ambiguous_segments_are_refused_and_audited() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for path in [
+        "/fn/echo/..%2fother/x",
+        "/fn/echo%2F..%2Fother",
+        "/fn/echo/%5c..%5cother",
+        "/fn/echo/..;/other/x",
+        "/fn/echo/%zz",
+        "/fn/echo/%00",
+        "/fn/echo/../../../etc/passwd",
+    ] {
+        let (status, answer) = raw(&gw, &format!("GET {path} HTTP/1.1")).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains("bad_request"), "{path}: {answer}");
+    }
+    // A raw backslash: refused by the HTTP parser or by the gateway, never forwarded.
+    let (status, _) = raw(&gw, "GET /fn/echo\\..\\other HTTP/1.1").await;
+    assert_eq!(status, 400);
+    assert!(up.requests().is_empty());
+    let res = client().get(gw.url("/fn/echo/%2e%2e%2fother")).bearer_auth(AGENT_KEY).send().await.unwrap();
+    let call_id = res.headers()["cloakroom-call-id"].to_str().unwrap().to_owned();
+    assert_eq!(res.status(), 400);
+    let record = audit_record(&gw, &call_id).await;
+    assert_eq!(record["error"]["code"], "bad_request", "{record}");
+}
+
+#[tokio::test]
+async fn the_query_is_forwarded_as_its_strict_parse_rewritten() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for query in ["a=1;b=2", "a=%zz", "a=%4", "a=%ff"] {
+        let (status, answer) = raw(&gw, &format!("GET /fn/echo/x?{query} HTTP/1.1")).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+    }
+    let many = (0..300).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+    let (status, _) = raw(&gw, &format!("GET /fn/echo/x?{many} HTTP/1.1")).await;
+    assert_eq!(status, 400);
+    assert!(up.requests().is_empty());
+    let (status, answer) = raw(&gw, "GET /fn/echo/x?a=1&a=2&&b=c+d&e=%2b&flag HTTP/1.1").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(up.requests()[0].uri, "/x?a=1&a=2&b=c%20d&e=%2B&flag");
+}
+
+// === cardinality ===
+
+#[tokio::test]
+async fn metrics_stay_small_after_300_unique_tool_names() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for i in 0..300 {
+        let name = format!("{}{i}", "t".repeat(1024));
+        let body =
+            json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": {}}});
+        let res = client()
+            .post(gw.url("/mcp"))
+            .bearer_auth(OUTSIDER_KEY)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status() == 200 || res.status() == 403, "{}", res.status());
+    }
+    let metrics = client().get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("tttt"), "a caller-chosen name became a label");
+    assert!(metrics.contains("cloakroom_calls_total{function=\"other\""), "{metrics}");
+    assert!(metrics.len() < 16 * 1024, "/metrics is {} bytes", metrics.len());
+    // Calls to a configured tool keep their own label.
+    assert!(!metrics.contains("mcp/search"), "{metrics}");
+    assert!(up.requests().is_empty());
+}

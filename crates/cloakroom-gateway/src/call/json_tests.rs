@@ -1,0 +1,93 @@
+use http::Request;
+use serde_json::json;
+
+use super::*;
+
+fn parts(content_type: Option<&str>) -> Parts {
+    let mut b = Request::post("/fn/x");
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(()).unwrap().into_parts().0
+}
+
+#[test]
+fn plain_documents_parse_to_their_value() {
+    let v = parse_strict_json(br#" {"a": [1, -2, 2.5, 1e3, true, null, "s\u00e9"], "b": {}} "#).unwrap();
+    assert_eq!(v, json!({"a": [1, -2, 2.5, 1000.0, true, null, "s\u{e9}"], "b": {}}));
+    assert_eq!(parse_strict_json(b"18446744073709551615").unwrap(), json!(u64::MAX));
+    assert_eq!(parse_strict_json(b"-9223372036854775808").unwrap(), json!(i64::MIN));
+}
+
+#[test]
+fn duplicate_keys_are_refused_at_any_depth() {
+    assert!(parse_strict_json(br#"{"sql": "SELECT 1", "sql": "DROP TABLE t"}"#).is_err());
+    assert!(parse_strict_json(br#"{"a": [{"b": 1, "c": {"d": 1, "d": 2}}]}"#).is_err());
+    // The same key in sibling objects is not a duplicate.
+    assert!(parse_strict_json(br#"[{"a": 1}, {"a": 2}]"#).is_ok());
+    // Keys are compared after unescaping.
+    assert!(parse_strict_json(br#"{"a": 1, "\u0061": 2}"#).is_err());
+}
+
+#[test]
+fn numbers_without_one_exact_value_are_refused() {
+    for bad in [
+        "NaN",
+        "[Infinity]",
+        "[-Infinity]",
+        "1e400",
+        "-1e400",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "1e300",
+        "9007199254740992.0",
+        "123456789012345678901234567890",
+    ] {
+        assert!(parse_strict_json(bad.as_bytes()).is_err(), "{bad}");
+    }
+    for good in ["9007199254740991.0", "0.1", "-0", "1.5e-300", "4503599627370495.5"] {
+        assert!(parse_strict_json(good.as_bytes()).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let ok = format!("{}{}", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+    assert!(parse_strict_json(ok.as_bytes()).is_ok());
+    let deep = format!("{}{}", "[".repeat(MAX_JSON_DEPTH + 1), "]".repeat(MAX_JSON_DEPTH + 1));
+    let err = parse_strict_json(deep.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("deeper than 64"), "{err}");
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(MAX_JSON_DEPTH + 1), "}".repeat(MAX_JSON_DEPTH + 1));
+    assert!(parse_strict_json(objects.as_bytes()).is_err());
+    // Nine hundred thousand brackets fail fast, without recursing that deep.
+    assert!(parse_strict_json("[".repeat(900_000).as_bytes()).is_err());
+}
+
+#[test]
+fn a_body_that_parses_is_json_whatever_its_content_type() {
+    let body = br#"{"sql": "DROP TABLE t"}"#;
+    for ct in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("application/json")] {
+        assert_eq!(http_arguments(&parts(ct), body).unwrap(), json!({"sql": "DROP TABLE t"}), "{ct:?}");
+    }
+}
+
+#[test]
+fn a_body_that_claims_json_and_does_not_parse_is_refused() {
+    let nan = br#"{"sql": "DROP TABLE t", "n": NaN}"#;
+    for ct in [None, Some("text/plain"), Some("application/json"), Some("application/vnd.x+json")] {
+        assert!(http_arguments(&parts(ct), nan).is_err(), "{ct:?}");
+    }
+    assert!(http_arguments(&parts(Some("application/json")), b"not json").is_err());
+    assert!(http_arguments(&parts(None), b"\xEF\xBB\xBF{\"a\": 1}").is_err());
+    assert!(http_arguments(&parts(None), b"\xFF\xFE{\x00}\x00").is_err());
+    assert!(http_arguments(&parts(None), b"  [1, 2,]").is_err());
+}
+
+#[test]
+fn other_bodies_have_no_arguments() {
+    for body in [&b"a=1&b=2"[..], b"hello", b"", b"  \n", b"\"unterminated"] {
+        assert_eq!(http_arguments(&parts(Some("text/plain")), body).unwrap(), Value::Null);
+    }
+    assert_eq!(http_arguments(&parts(Some("application/json")), b"").unwrap(), Value::Null);
+    assert_eq!(http_arguments(&parts(None), b"42").unwrap(), json!(42));
+}
