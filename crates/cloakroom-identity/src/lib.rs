@@ -59,6 +59,7 @@ mod error;
 mod future;
 mod layer;
 mod oidc;
+mod operation;
 mod service;
 mod source;
 
@@ -68,10 +69,11 @@ pub use biscuit::BISCUIT_ISSUER;
 pub use body::ResponseBody;
 pub use config::{ApiKeyConfig, BiscuitConfig, IdentityConfig, OidcIssuerConfig};
 pub use credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN};
-pub use error::{AuthError, ConfigError};
+pub use error::{AuthError, AuthzError, ConfigError};
 pub use future::ResponseFuture;
 pub use layer::IdentityLayer;
 pub use oidc::ACCEPTED_ALGORITHMS;
+pub use operation::Operation;
 pub use service::IdentityService;
 pub use source::{SourceAddress, X_FORWARDED_FOR};
 
