@@ -53,10 +53,13 @@ struct Owner {
     last_used: Instant,
 }
 
+/// (function, session id) -> who opened it.
+type Table = HashMap<(String, Vec<u8>), Owner>;
+
 /// The table of MCP sessions and who opened them. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct McpSessions {
-    table: Arc<Mutex<HashMap<(String, Vec<u8>), Owner>>>,
+    table: Arc<Mutex<Table>>,
     capacity: usize,
     idle_ttl: Duration,
 }
@@ -73,7 +76,7 @@ impl McpSessions {
         Self { table: Arc::default(), capacity: capacity.max(1), idle_ttl }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Vec<u8>), Owner>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
