@@ -1,6 +1,6 @@
 //! Who is calling: a verified identity.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{any::Any, net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,15 +27,61 @@ impl AuthMethod {
     }
 }
 
-/// The serialized bytes of a Biscuit token whose signatures the identity layer has
-/// already verified. The policy layer runs the token's own checks (attenuation) with them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BiscuitToken(pub Arc<[u8]>);
+/// A caller's Biscuit token: its serialized bytes and, when the identity layer verified
+/// it, the verified token itself (opaque here: `biscuit_auth::Biscuit` in practice).
+///
+/// The identity layer verifies a token's signatures once per request (or takes it from
+/// its cache) and keeps the verified token here, so that the layers that run the token's
+/// own checks — the policy layer on the data path, the admin API for each operation —
+/// reuse it instead of verifying it again. A token built with [`BiscuitToken::from_bytes`]
+/// carries no verified form; a consumer must verify the bytes itself.
+///
+/// Equality compares the bytes.
+#[derive(Clone)]
+pub struct BiscuitToken {
+    bytes: Arc<[u8]>,
+    verified: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl BiscuitToken {
+    /// A token the caller's verifier has checked: its bytes and the verified value.
+    pub fn verified<T: Any + Send + Sync>(bytes: impl Into<Arc<[u8]>>, verified: T) -> Self {
+        Self { bytes: bytes.into(), verified: Some(Arc::new(verified)) }
+    }
+
+    /// Only the bytes: whoever uses the token must verify them.
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self { bytes: bytes.into(), verified: None }
+    }
+
+    /// The serialized token.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The verified token, if the verifier kept one of type `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.verified.as_deref().and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+impl PartialEq for BiscuitToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for BiscuitToken {}
 
 impl std::fmt::Debug for BiscuitToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A token is a credential: never print it.
-        write!(f, "BiscuitToken([REDACTED; {} bytes])", self.0.len())
+        write!(
+            f,
+            "BiscuitToken([REDACTED; {} bytes]{})",
+            self.bytes.len(),
+            if self.verified.is_some() { ", verified" } else { "" }
+        )
     }
 }
 
@@ -84,12 +130,17 @@ mod tests {
             method: AuthMethod::ApiKey,
             groups: vec!["ops".into(), "payments-ops".into()],
             source_ip: None,
-            biscuit: Some(BiscuitToken(Arc::from(&b"token-bytes"[..]))),
+            biscuit: Some(BiscuitToken::verified(&b"token-bytes"[..], 7u32)),
         };
         assert!(id.in_group("ops"));
         assert!(!id.in_group("op"));
         assert!(id.in_any_group(&["x", "payments-ops"]));
         assert!(!id.in_any_group::<&str>(&[]));
         assert!(!format!("{id:?}").contains("token-bytes"));
+        let token = id.biscuit.as_ref().unwrap();
+        assert_eq!(token.get::<u32>(), Some(&7));
+        assert_eq!(token.get::<u64>(), None);
+        assert_eq!(*token, BiscuitToken::from_bytes(&b"token-bytes"[..]));
+        assert_eq!(BiscuitToken::from_bytes(&b"x"[..]).get::<u32>(), None);
     }
 }

@@ -44,6 +44,6 @@ pub use error::{Error, ErrorCode};
 pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};
-pub use scope::{ApprovalLookup, CallScope, ConsumedApproval, LookupFuture, PlaceholderUse};
 pub use quote::{quoted, Quoted};
+pub use scope::{ApprovalLookup, CallScope, ConsumedApproval, LookupFuture, PlaceholderUse};
 pub use secret::Secret;

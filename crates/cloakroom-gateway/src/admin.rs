@@ -2,9 +2,14 @@
 //!
 //! `GET /healthz`, `GET /readyz` and `GET /metrics` are open; everything under `/v1/`
 //! needs a credential the identity configuration accepts (the same verifiers as the
-//! data path). Admin endpoints need a member of `identity.admin_groups`; approval
-//! endpoints need a member of one of the approval's approver groups (listing shows an
-//! approver the approvals they may decide; an admin sees all).
+//! data path), checked in full: each endpoint states its operation (`secrets:list`,
+//! `approvals:approve`, … with the secret, approval or record it acts on) and the
+//! credential's own checks (a Biscuit token's TTL and attenuation blocks) must allow it
+//! ([`cloakroom_identity::Operation`], docs/identity.md). Admin endpoints need a member of
+//! `identity.admin_groups`; approval endpoints need a member of one of the approval's
+//! approver groups (listing shows an approver the approvals they may decide; an admin
+//! sees all). `POST /v1/redeem` is authenticated by the call's redemption credential
+//! (`Cloakroom-Redeem-Token`) instead.
 
 use std::{
     convert::Infallible,
@@ -17,7 +22,9 @@ use std::{
 use bytes::Bytes;
 use cloakroom_audit::{RecordQuery, Since};
 use cloakroom_core::{CallId, Error, ErrorCode, Identity};
+use cloakroom_identity::Operation;
 use cloakroom_policy::ApprovalState;
+use cloakroom_vault::REDEEM_TOKEN_HEADER;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -95,19 +102,19 @@ async fn handle(
         (_, ["v1", ..]) => {}
         _ => return Err(not_found()),
     }
-    let identity = gateway.authenticator().authenticate(req.headers(), peer).await.map_err(|e| e.to_error())?;
-    let is_admin = gateway.authenticator().is_admin(&identity);
-    let require_admin = || {
-        if is_admin {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorCode::Forbidden, "this endpoint needs a member of identity.admin_groups"))
-        }
-    };
+    if let (&Method::POST, ["v1", "redeem"]) = (&method, segments.as_slice()) {
+        // Authenticated by the call's redemption credential, not by a caller identity.
+        let token = req.headers().get(REDEEM_TOKEN_HEADER).cloned();
+        let body = read_body(req).await?;
+        return redeem(gateway, token.as_ref(), &body).await;
+    }
+    let caller = Caller::authenticate(gateway, req.headers(), peer).await?;
     let query = req.uri().query().unwrap_or("").to_owned();
     let body = read_body(req).await?;
     match (&method, &segments[1..]) {
         (&Method::GET, ["approvals"]) => {
+            let identity = caller.authorize(Operation::new(Operation::APPROVALS_LIST))?;
+            let is_admin = caller.is_admin();
             let state = match param(&query, "state") {
                 None => None,
                 Some(s) => Some(
@@ -121,29 +128,32 @@ async fn handle(
             Ok(json_response(StatusCode::OK, &json!({ "approvals": visible })))
         }
         (&Method::GET, ["approvals", id]) => {
-            let a = gateway.approvals().get(id).await.map_err(|e| e.to_error())?;
+            let (a, identity) = caller.authorize_approval(Operation::APPROVALS_READ, id).await?;
+            let is_admin = caller.is_admin();
             if !(is_admin || identity.in_any_group(&a.approvers) || a.requester.subject == identity.subject) {
                 return Err(Error::new(ErrorCode::Forbidden, "not an approver of this approval"));
             }
             Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
         }
         (&Method::POST, ["approvals", id, verb @ ("approve" | "deny")]) => {
-            let reason = body_json(&body)?.get("reason").and_then(Value::as_str).map(str::to_owned);
             let approvals = gateway.approvals();
+            let operation = if *verb == "approve" { Operation::APPROVALS_APPROVE } else { Operation::APPROVALS_DENY };
+            let (_, identity) = caller.authorize_approval(operation, id).await?;
+            let reason = body_json(&body)?.get("reason").and_then(Value::as_str).map(str::to_owned);
             let result = if *verb == "approve" {
-                approvals.approve(id, &identity, reason).await
+                approvals.approve(id, identity, reason).await
             } else {
-                approvals.deny(id, &identity, reason).await
+                approvals.deny(id, identity, reason).await
             };
             let a = result.map_err(|e| e.to_error())?;
             Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
         }
         (&Method::GET, ["audit"]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::AUDIT_READ))?;
             audit_list(gateway, &query).await
         }
         (&Method::GET, ["audit", "verify"]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::AUDIT_VERIFY))?;
             let report = gateway.audit().verify().await.map_err(|e| e.to_core())?;
             Ok(json_response(
                 StatusCode::OK,
@@ -151,7 +161,7 @@ async fn handle(
             ))
         }
         (&Method::GET, ["audit", id]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::AUDIT_READ).on(*id))?;
             let id: CallId =
                 id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "an audit id is a call id (UUID)"))?;
             match gateway.audit().record(&id).await.map_err(|e| e.to_core())? {
@@ -160,16 +170,13 @@ async fn handle(
             }
         }
         (&Method::POST, ["reload"]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::RELOAD))?;
             gateway.reload().await.map_err(|e| Error::new(ErrorCode::BadRequest, format!("reload refused: {e}")))?;
             Ok(json_response(StatusCode::OK, &json!({ "status": "reloaded" })))
         }
-        (&Method::POST, ["secrets"]) => {
-            require_admin()?;
-            put_secret(gateway, &body).await
-        }
+        (&Method::POST, ["secrets"]) => put_secret(gateway, &caller, &body).await,
         (&Method::GET, ["secrets"]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::SECRETS_LIST))?;
             let list: Vec<Value> = gateway
                 .catalog()
                 .list()
@@ -187,15 +194,86 @@ async fn handle(
             Ok(json_response(StatusCode::OK, &json!({ "secrets": list })))
         }
         (&Method::DELETE, ["secrets", name]) => {
-            require_admin()?;
+            caller.authorize_admin(Operation::new(Operation::SECRETS_DELETE).secret(name))?;
             let existed = gateway.catalog().delete(name).await.map_err(|e| e.to_error())?;
             if !existed {
                 return Err(Error::new(ErrorCode::NotFound, format!("no value is stored for secret {name:?}")));
             }
             Ok(json_response(StatusCode::OK, &json!({ "name": name, "deleted": true })))
         }
-        (&Method::POST, ["redeem"]) => redeem(gateway, &identity, &body).await,
         _ => Err(not_found()),
+    }
+}
+
+/// A caller of the admin API whose credential verified. Its [`Identity`] is reachable
+/// only through [`Caller::authorize`], which runs the credential's own checks (a Biscuit
+/// token's TTL and attenuation blocks) against the operation the endpoint states: no
+/// endpoint can act for a caller without saying what it does.
+struct Caller<'a> {
+    gateway: &'a Gateway,
+    identity: Identity,
+}
+
+impl<'a> Caller<'a> {
+    async fn authenticate(
+        gateway: &'a Gateway,
+        headers: &http::HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Caller<'a>, Error> {
+        let identity = gateway.authenticator().authenticate(headers, peer).await.map_err(|e| e.to_error())?;
+        Ok(Self { gateway, identity })
+    }
+
+    /// The identity, once its credential allows `operation` (else 403 `forbidden`).
+    fn authorize(&self, operation: Operation) -> Result<&Identity, Error> {
+        match self.gateway.authenticator().authorize(&self.identity, &operation) {
+            Ok(()) => Ok(&self.identity),
+            Err(e) => {
+                tracing::info!(
+                    subject = %self.identity.subject,
+                    issuer = %self.identity.issuer,
+                    operation = %operation,
+                    reason = %e,
+                    "admin request refused by the credential's checks"
+                );
+                Err(e.to_error())
+            }
+        }
+    }
+
+    /// [`Caller::authorize`] for an endpoint that also needs a member of `admin_groups`.
+    fn authorize_admin(&self, operation: Operation) -> Result<&Identity, Error> {
+        let identity = self.authorize(operation)?;
+        if self.is_admin() {
+            Ok(identity)
+        } else {
+            Err(Error::new(ErrorCode::Forbidden, "this endpoint needs a member of identity.admin_groups"))
+        }
+    }
+
+    /// Loads approval `id` and authorizes `operation` on it (its id and function are the
+    /// operation's facts). An approval that cannot be loaded is refused as the operation
+    /// on nothing would be first, so a token that may not do `operation` at all learns
+    /// nothing about which ids exist.
+    async fn authorize_approval(
+        &self,
+        operation: &'static str,
+        id: &str,
+    ) -> Result<(cloakroom_policy::Approval, &Identity), Error> {
+        match self.gateway.approvals().get(id).await {
+            Ok(a) => {
+                let identity = self.authorize(Operation::new(operation).approval(&a.id, &a.function))?;
+                Ok((a, identity))
+            }
+            Err(e) => {
+                self.authorize(Operation::new(operation))?;
+                Err(e.to_error())
+            }
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        self.gateway.authenticator().is_admin(&self.identity)
     }
 }
 
@@ -209,35 +287,48 @@ struct PutSecret {
     binding: Option<cloakroom_vault::BindingSpec>,
 }
 
-async fn put_secret(gateway: &Gateway, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
+async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
     // The message of a serde error can quote the input: never echo it, it may hold the value.
-    let req: PutSecret = serde_json::from_slice(body).map_err(|_| {
-        Error::new(
-            ErrorCode::BadRequest,
-            "expected {\"name\": string, \"value\": string, \"binding\"?: {functions, locations, groups?, approvers?, expires?}}",
-        )
-    })?;
+    let req: PutSecret = match serde_json::from_slice(body) {
+        Ok(req) => req,
+        Err(_) => {
+            // Refused as the operation on nothing first: no shape hints for the unauthorized.
+            caller.authorize_admin(Operation::new(Operation::SECRETS_PUT))?;
+            return Err(Error::new(
+                ErrorCode::BadRequest,
+                "expected {\"name\": string, \"value\": string, \"binding\"?: {functions, locations, groups?, approvers?, expires?}}",
+            ));
+        }
+    };
+    caller.authorize_admin(Operation::new(Operation::SECRETS_PUT).secret(&req.name))?;
     let value = cloakroom_core::Secret::from(req.value);
     let placeholder = gateway.catalog().put(&req.name, value, req.binding).await.map_err(|e| e.to_error())?;
     Ok(json_response(StatusCode::OK, &json!({ "name": req.name, "placeholder": placeholder.as_str() })))
 }
 
 /// `POST /v1/redeem {"placeholder", "call_id"}`: a function asks for the value behind a
-/// placeholder of a call it is serving. The caller's identity is the function's own: its
-/// subject must be the function's `name`.
-async fn redeem(gateway: &Gateway, identity: &Identity, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
+/// placeholder of a call it is serving. It proves that with the call's redemption
+/// credential, the `Cloakroom-Redeem-Token` the gateway sent it with that call (SPEC §3);
+/// no caller identity is trusted for this.
+async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Redeem {
         placeholder: String,
         call_id: String,
     }
+    let token = token.and_then(|t| t.to_str().ok()).map(str::trim).unwrap_or("");
+    if token.is_empty() {
+        return Err(cloakroom_vault::RedeemError::MissingToken.to_error());
+    }
     let req: Redeem = serde_json::from_slice(body)
         .map_err(|_| Error::new(ErrorCode::BadRequest, "expected {\"placeholder\": string, \"call_id\": string}"))?;
     let call_id: CallId =
         req.call_id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "call_id is a call id (UUID)"))?;
-    let secret =
-        gateway.inflight().redeem(&call_id, &req.placeholder, &identity.subject).await.map_err(|e| e.to_error())?;
+    let secret = gateway.inflight().redeem(&call_id, &req.placeholder, token).await.map_err(|e| {
+        tracing::info!(call_id = %call_id, reason = %e, "redemption refused");
+        e.to_error()
+    })?;
     let v = match secret.expose_str() {
         Some(s) => json!({ "value": s, "encoding": "utf8" }),
         None => {

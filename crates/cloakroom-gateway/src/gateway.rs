@@ -33,6 +33,7 @@ use crate::{
     call::{CallLayer, SecretScanner, ToolVisibility},
     config::{Config, ConfigError},
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
+    mcp::session::{McpSessionLayer, McpSessions},
     metrics::Metrics,
     on_end::OnEnd,
     route::{normalize_target, RefusedTarget, Routed, Routes, TargetError},
@@ -130,6 +131,7 @@ pub(crate) struct Shared {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) mask: MaskHandle,
     pub(crate) inflight: InFlight,
+    sessions: McpSessions,
     forwarder: Forwarder,
     pub(crate) metrics: Arc<Metrics>,
 }
@@ -193,6 +195,7 @@ impl Gateway {
         let forwarder = Forwarder::new(config.server.connect_timeout, config.server.upstream_timeout);
         let metrics = Arc::new(Metrics::default());
         metrics.set_known_from(&config);
+        let sessions = McpSessions::default();
         let parts = Parts {
             audit: &audit,
             policies: &policies,
@@ -200,6 +203,7 @@ impl Gateway {
             catalog: &catalog,
             mask: &mask,
             inflight: &inflight,
+            sessions: &sessions,
             forwarder: &forwarder,
         };
         let stack = build_stack(Arc::new(config), &parts)?;
@@ -215,6 +219,7 @@ impl Gateway {
                 catalog,
                 mask,
                 inflight,
+                sessions,
                 forwarder,
                 metrics,
             }),
@@ -269,6 +274,7 @@ impl Gateway {
             catalog: &shared.catalog,
             mask: &shared.mask,
             inflight: &shared.inflight,
+            sessions: &shared.sessions,
             forwarder: &shared.forwarder,
         };
         let stack = build_stack(Arc::new(config), &parts)?;
@@ -370,6 +376,7 @@ struct Parts<'a> {
     catalog: &'a Arc<Catalog>,
     mask: &'a MaskHandle,
     inflight: &'a InFlight,
+    sessions: &'a McpSessions,
     forwarder: &'a Forwarder,
 }
 
@@ -405,6 +412,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         }))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
+        .layer(McpSessionLayer::new(p.sessions.clone()))
         .layer(CallLayer::new(max_body).with_tool_visibility(visibility).with_secret_scanner(scanner))
         .layer(PolicyLayer::new(p.policies.clone(), p.approvals.clone()))
         .layer(

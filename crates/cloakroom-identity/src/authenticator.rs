@@ -2,24 +2,26 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use cloakroom_core::Identity;
+use biscuit_auth::Biscuit;
+use cloakroom_core::{AuthMethod, Identity};
 use http::HeaderMap;
 
 use crate::{
     api_key::ApiKeys,
-    biscuit::BiscuitVerifier,
+    biscuit::{self as biscuit_token, BiscuitVerifier},
     cache::{token_hash, TokenCache},
     credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN},
     error::ConfigError,
     oidc::OidcVerifier,
-    AuthError, IdentityConfig, SourceAddress,
+    AuthError, AuthzError, IdentityConfig, Operation, SourceAddress,
 };
 
 /// How long a verified Biscuit is remembered. A Biscuit's signatures never stop being
-/// valid; its time checks are the policy layer's business, which runs on every call.
+/// valid; its checks (time included) run on every request: [`Authenticator::authorize`]
+/// on the admin API, the policy layer on the data path.
 const BISCUIT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 /// Turns credentials into verified identities (OIDC JWTs, Biscuits, API keys).
@@ -156,6 +158,39 @@ impl Authenticator {
     /// The source address of a request from `peer` (see [`SourceAddress`]).
     pub fn source_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
         self.source.resolve(headers, peer)
+    }
+
+    /// Whether `identity` may do `operation` as far as its credential is concerned: the
+    /// checks of its Biscuit token (authority and attenuation blocks: a TTL, `check if
+    /// operation("approvals:approve")`, …) must all hold with the operation's facts at the
+    /// current time. OIDC and API-key identities carry no checks. Group membership (admin,
+    /// approver) is the caller's business, on top of this.
+    ///
+    /// The token verified by [`Authenticator::authenticate`] is reused (kept in
+    /// `Identity::biscuit`); a token given as bare bytes is verified here first.
+    pub fn authorize(&self, identity: &Identity, operation: &Operation) -> Result<(), AuthzError> {
+        self.authorize_at(identity, operation, SystemTime::now())
+    }
+
+    /// [`Authenticator::authorize`] at time `now`.
+    pub fn authorize_at(&self, identity: &Identity, operation: &Operation, now: SystemTime) -> Result<(), AuthzError> {
+        let unevaluated =
+            |reason: &str| AuthzError::Unevaluated { operation: operation.to_string(), reason: reason.into() };
+        let Some(token) = &identity.biscuit else {
+            return if identity.method == AuthMethod::Biscuit {
+                // A Biscuit identity without its token cannot have its checks run.
+                Err(unevaluated("the identity carries no token"))
+            } else {
+                Ok(())
+            };
+        };
+        if let Some(verified) = token.get::<Biscuit>() {
+            return biscuit_token::authorize(verified, operation, now);
+        }
+        let verifier = self.biscuit.as_ref().ok_or_else(|| unevaluated("no Biscuit root key is configured"))?;
+        let reverified = verifier.verify_bytes(token.bytes()).map_err(|e| unevaluated(&e.to_string()))?;
+        let verified = reverified.biscuit.as_ref().and_then(|t| t.get::<Biscuit>());
+        biscuit_token::authorize(verified.ok_or_else(|| unevaluated("the token did not verify"))?, operation, now)
     }
 
     /// Whether `identity` is an administrator (member of one of `admin_groups`).

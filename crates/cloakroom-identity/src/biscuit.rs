@@ -4,17 +4,22 @@
 //! The authority block (the one the root key signed) must hold exactly one `user($s)`
 //! fact; its `group($g)` facts are the caller's groups. Facts added by attenuation
 //! blocks are not trusted for this (Datalog's default scope trusts the authority block
-//! only), so a holder cannot append `user("admin")` to their own token. The token's
-//! bytes are kept in [`Identity::biscuit`] so that the policy layer can run the token's
-//! checks (`check if function("payments/refund")`) against the call.
+//! only), so a holder cannot append `user("admin")` to their own token. The verified
+//! token is kept in [`Identity::biscuit`] so that the token's own checks run, without a
+//! second verification, wherever it is used: against the call in the policy layer
+//! (`check if function("payments/refund")`), against each admin operation in
+//! [`authorize`] (`check if operation("approvals:approve")`).
 
-use std::{sync::Arc, time::Duration};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use biscuit_auth::{AuthorizerBuilder, AuthorizerLimits, Biscuit, PublicKey};
+use biscuit_auth::{
+    error::{Logic, Token},
+    AuthorizerBuilder, AuthorizerLimits, Biscuit, PublicKey,
+};
 use cloakroom_core::{AuthMethod, BiscuitToken, Identity};
 
-use crate::{error::ConfigError, AuthError};
+use crate::{error::ConfigError, AuthError, AuthzError, Operation};
 
 /// The issuer recorded for Biscuit identities.
 pub const BISCUIT_ISSUER: &str = "biscuit";
@@ -57,7 +62,12 @@ impl BiscuitVerifier {
     /// The identity a base64url-encoded token proves.
     pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let bytes = B64URL_ANY_PAD.decode(token.as_bytes()).map_err(|_| AuthError::Malformed)?;
-        let biscuit = Biscuit::from(&bytes, self.root).map_err(|e| {
+        self.verify_bytes(&bytes)
+    }
+
+    /// The identity serialized token bytes prove.
+    pub(crate) fn verify_bytes(&self, bytes: &[u8]) -> Result<Identity, AuthError> {
+        let biscuit = Biscuit::from(bytes, self.root).map_err(|e| {
             tracing::debug!(error = %e, "biscuit token refused");
             match e {
                 biscuit_auth::error::Token::Format(biscuit_auth::error::Format::DeserializationError(_)) => {
@@ -81,15 +91,36 @@ impl BiscuitVerifier {
             method: AuthMethod::Biscuit,
             groups: groups.into_iter().map(|(g,)| g).collect(),
             source_ip: None,
-            biscuit: Some(BiscuitToken(Arc::from(bytes))),
+            biscuit: Some(BiscuitToken::verified(bytes, biscuit)),
         })
+    }
+}
+
+/// Runs the checks of a verified token (authority and attenuation blocks) against the
+/// facts of `operation` at `now`. The token's facts are its own: nothing the caller adds
+/// can satisfy a check the operation's facts do not.
+pub(crate) fn authorize(token: &Biscuit, operation: &Operation, now: SystemTime) -> Result<(), AuthzError> {
+    let unevaluated = |reason: String| AuthzError::Unevaluated { operation: operation.to_string(), reason };
+    let mut builder = AuthorizerBuilder::new().set_limits(READ_LIMITS);
+    for fact in operation.facts(now) {
+        builder = builder.fact(fact).map_err(|e| unevaluated(e.to_string()))?;
+    }
+    let builder = builder.policy("allow if true").map_err(|e| unevaluated(e.to_string()))?;
+    let outcome = builder.build(token).and_then(|mut a| a.authorize());
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(Token::FailedLogic(Logic::Unauthorized { checks, .. } | Logic::NoMatchingPolicy { checks })) => {
+            let checks = checks.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ");
+            Err(AuthzError::CheckFailed { operation: operation.to_string(), checks })
+        }
+        Err(e) => Err(unevaluated(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use biscuit_auth::{builder::BlockBuilder, KeyPair};
+    use biscuit_auth::{builder::BlockBuilder, builder_ext::BuilderExt, KeyPair};
 
     #[test]
     fn root_key_in_printed_form_round_trips() {
@@ -114,7 +145,10 @@ mod tests {
         let id = v.verify(&token.to_base64().unwrap()).unwrap();
         assert_eq!(id.subject, "agent-7");
         assert_eq!(id.groups, vec!["ci".to_owned(), "payments-ops".to_owned()]);
-        assert_eq!(id.biscuit.unwrap().0.as_ref(), token.to_vec().unwrap().as_slice());
+        let kept = id.biscuit.unwrap();
+        assert_eq!(kept.bytes(), token.to_vec().unwrap().as_slice());
+        // The verified token itself is kept, for the checks to run without a second verification.
+        assert_eq!(kept.get::<Biscuit>().unwrap().to_vec().unwrap(), token.to_vec().unwrap());
     }
 
     #[test]
@@ -139,5 +173,140 @@ mod tests {
         assert_eq!(v.verify(&none.to_base64().unwrap()), Err(AuthError::InvalidBiscuit));
         let two = Biscuit::builder().code(r#"user("a"); user("b");"#).unwrap().build(&root).unwrap();
         assert_eq!(v.verify(&two.to_base64().unwrap()), Err(AuthError::InvalidBiscuit));
+    }
+
+    // === the token's own checks against an operation ===
+
+    const ALL_ADMIN_OPERATIONS: [&str; 10] = [
+        Operation::SECRETS_LIST,
+        Operation::SECRETS_PUT,
+        Operation::SECRETS_DELETE,
+        Operation::APPROVALS_LIST,
+        Operation::APPROVALS_READ,
+        Operation::APPROVALS_APPROVE,
+        Operation::APPROVALS_DENY,
+        Operation::AUDIT_READ,
+        Operation::AUDIT_VERIFY,
+        Operation::RELOAD,
+    ];
+
+    fn admin_token(root: &KeyPair) -> Biscuit {
+        Biscuit::builder().code(r#"user("ops-1"); group("cloakroom-admins");"#).unwrap().build(root).unwrap()
+    }
+
+    fn narrowed(token: &Biscuit, code: &str) -> Biscuit {
+        token.append(BlockBuilder::new().code(code).unwrap()).unwrap()
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn an_unattenuated_token_allows_every_operation() {
+        let t = admin_token(&KeyPair::new());
+        for op in ALL_ADMIN_OPERATIONS {
+            assert_eq!(authorize(&t, &Operation::new(op), at(NOW)), Ok(()), "{op}");
+        }
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_for_every_operation() {
+        let t = admin_token(&KeyPair::new());
+        let t = t.append(BlockBuilder::new().check_expiration_date(at(NOW + 1))).unwrap();
+        for op in ALL_ADMIN_OPERATIONS.iter().chain(&[Operation::CALL]) {
+            assert_eq!(authorize(&t, &Operation::new(op), at(NOW)), Ok(()), "{op} before expiry");
+            let err = authorize(&t, &Operation::new(op), at(NOW + 2)).unwrap_err();
+            assert!(matches!(err, AuthzError::CheckFailed { .. }), "{op}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_check_that_never_holds_refuses_every_operation() {
+        let t = narrowed(&admin_token(&KeyPair::new()), r#"check if operation("no-such-operation");"#);
+        for op in ALL_ADMIN_OPERATIONS {
+            let refused = authorize(&t, &Operation::new(op).on("x"), at(NOW)).unwrap_err();
+            assert_eq!(refused.to_error().code, cloakroom_core::ErrorCode::Forbidden);
+            assert!(refused.to_string().contains("no-such-operation"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn approve_refunds_for_one_hour_as_a_function_check() {
+        let t = narrowed(
+            &admin_token(&KeyPair::new()),
+            &format!(
+                r#"check if operation("approvals:approve"), function($f), $f.starts_with("refund");
+                   check if time($t), $t <= {};"#,
+                time::OffsetDateTime::from_unix_timestamp(NOW as i64 + 3600)
+                    .unwrap()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap()
+            ),
+        );
+        let approve = |function: &str| Operation::new(Operation::APPROVALS_APPROVE).approval("a-1", function);
+        assert_eq!(authorize(&t, &approve("refund"), at(NOW)), Ok(()));
+        assert_eq!(authorize(&t, &approve("refund/issue"), at(NOW + 3599)), Ok(()));
+        assert!(authorize(&t, &approve("refund"), at(NOW + 3601)).is_err(), "after the hour");
+        assert!(authorize(&t, &approve("payments"), at(NOW)).is_err(), "another function");
+        let deny = Operation::new(Operation::APPROVALS_DENY).approval("a-1", "refund");
+        assert!(authorize(&t, &deny, at(NOW)).is_err(), "another verb");
+        for op in ALL_ADMIN_OPERATIONS.iter().filter(|o| **o != Operation::APPROVALS_APPROVE) {
+            assert!(authorize(&t, &Operation::new(op), at(NOW)).is_err(), "{op}");
+        }
+    }
+
+    #[test]
+    fn approve_refunds_as_a_resource_check() {
+        let t = narrowed(
+            &admin_token(&KeyPair::new()),
+            r#"check if operation("approvals:approve"), resource($r), $r.starts_with("refund");"#,
+        );
+        let approve = |function: &str| Operation::new(Operation::APPROVALS_APPROVE).approval("a-1", function);
+        assert_eq!(authorize(&t, &approve("refund"), at(NOW)), Ok(()));
+        assert!(authorize(&t, &approve("payments"), at(NOW)).is_err());
+        assert!(authorize(&t, &Operation::new(Operation::SECRETS_LIST), at(NOW)).is_err());
+        // The approval id is its own fact, never the resource: an id cannot pass for a function.
+        let t = narrowed(&admin_token(&KeyPair::new()), r#"check if approval("a-1");"#);
+        assert_eq!(authorize(&t, &approve("payments"), at(NOW)), Ok(()));
+        assert!(authorize(&t, &Operation::new(Operation::APPROVALS_APPROVE).approval("a-2", "x"), at(NOW)).is_err());
+    }
+
+    #[test]
+    fn a_secret_operation_names_the_secret() {
+        let t = narrowed(
+            &admin_token(&KeyPair::new()),
+            r#"check if operation("secrets:put"), secret($s), $s.starts_with("stripe_");"#,
+        );
+        assert_eq!(authorize(&t, &Operation::new(Operation::SECRETS_PUT).secret("stripe_key"), at(NOW)), Ok(()));
+        assert!(authorize(&t, &Operation::new(Operation::SECRETS_PUT).secret("db_password"), at(NOW)).is_err());
+        assert!(authorize(&t, &Operation::new(Operation::SECRETS_DELETE).secret("stripe_key"), at(NOW)).is_err());
+    }
+
+    #[test]
+    fn a_later_block_cannot_satisfy_an_earlier_check() {
+        let t = narrowed(&admin_token(&KeyPair::new()), r#"check if operation("audit:read");"#);
+        // The holder appends the facts the check wants: a block's facts are not trusted
+        // by the checks of the blocks before it.
+        let forged = narrowed(&t, r#"operation("audit:read"); operation("secrets:list"); time(2000-01-01T00:00:00Z);"#);
+        assert!(authorize(&forged, &Operation::new(Operation::SECRETS_LIST), at(NOW)).is_err());
+        assert_eq!(authorize(&forged, &Operation::new(Operation::AUDIT_READ), at(NOW)), Ok(()));
+        // Nor can the authority block's checks be satisfied by a later block.
+        let root = KeyPair::new();
+        let t = Biscuit::builder().code(r#"user("a"); check if operation("reload");"#).unwrap().build(&root).unwrap();
+        let forged = narrowed(&t, r#"operation("reload");"#);
+        assert!(authorize(&forged, &Operation::new(Operation::SECRETS_LIST), at(NOW)).is_err());
+    }
+
+    #[test]
+    fn a_token_whose_checks_run_away_is_refused() {
+        let root = KeyPair::new();
+        // 100 facts whose pairs are 10 000 derived facts, past the limit of 1000.
+        let facts: String = (0..100).map(|i| format!("n({i});")).collect();
+        let t = narrowed(&admin_token(&root), &format!("{facts} pair($a, $b) <- n($a), n($b); check if n(1);"));
+        let err = authorize(&t, &Operation::new(Operation::SECRETS_LIST), at(NOW)).unwrap_err();
+        assert!(matches!(err, AuthzError::Unevaluated { .. }), "{err}");
     }
 }

@@ -88,6 +88,39 @@ impl AuthError {
     }
 }
 
+/// Why a verified caller may not do an operation: its token's own checks refuse it.
+///
+/// Messages name the operation and the failed checks (the token holder's own Datalog),
+/// never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthzError {
+    /// A check of the token does not hold for this operation (an expired TTL, a check
+    /// narrowing the token to other operations or resources).
+    #[error("the token's checks do not allow {operation}: {checks}")]
+    CheckFailed {
+        /// The operation and its resource.
+        operation: String,
+        /// The checks that failed.
+        checks: String,
+    },
+    /// The checks could not be run to the end (limits, a token that cannot be read):
+    /// refused, as a failed check would be.
+    #[error("the token's checks could not be evaluated for {operation}: {reason}")]
+    Unevaluated {
+        /// The operation and its resource.
+        operation: String,
+        /// What stopped the evaluation.
+        reason: String,
+    },
+}
+
+impl AuthzError {
+    /// The wire error: always `forbidden` (403).
+    pub fn to_error(&self) -> Error {
+        Error::new(ErrorCode::Forbidden, self.to_string())
+    }
+}
+
 /// Drops characters that cannot appear in a quoted-string header parameter.
 fn quote_safe(s: &str) -> String {
     s.chars().filter(|c| *c != '"' && *c != '\\' && (' '..='~').contains(c)).collect()

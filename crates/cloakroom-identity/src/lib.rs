@@ -7,7 +7,10 @@
 //! the header that carried the credential — or answers 401 `unauthenticated` with a
 //! `WWW-Authenticate: Bearer` challenge. Nothing downstream trusts anything about the
 //! caller that is not in that `Identity`. [`Authenticator`] is the same verifier
-//! without the layer, for the admin API. docs/identity.md describes each method.
+//! without the layer, for the admin API, where [`Authenticator::authorize`] also runs a
+//! Biscuit token's own checks (TTL, attenuation blocks) against the [`Operation`] each
+//! endpoint states. A verified Biscuit stays in the `Identity`, so it is verified once
+//! per request. docs/identity.md describes each method and every fact.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -59,6 +62,7 @@ mod error;
 mod future;
 mod layer;
 mod oidc;
+mod operation;
 mod service;
 mod source;
 
@@ -68,10 +72,11 @@ pub use biscuit::BISCUIT_ISSUER;
 pub use body::ResponseBody;
 pub use config::{ApiKeyConfig, BiscuitConfig, IdentityConfig, OidcIssuerConfig};
 pub use credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN};
-pub use error::{AuthError, ConfigError};
+pub use error::{AuthError, AuthzError, ConfigError};
 pub use future::ResponseFuture;
 pub use layer::IdentityLayer;
 pub use oidc::ACCEPTED_ALGORITHMS;
+pub use operation::Operation;
 pub use service::IdentityService;
 pub use source::{SourceAddress, X_FORWARDED_FOR};
 

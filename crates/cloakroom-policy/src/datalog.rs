@@ -1,7 +1,8 @@
 //! Biscuit Datalog policies: `[[policy.datalog]]` files evaluated with the call's facts
 //! (and the caller's Biscuit token, whose own checks run in the same authorizer).
 //!
-//! Facts given to every evaluation (SPEC §4):
+//! Facts given to every evaluation (SPEC §4, and the operation facts every listener gives
+//! a token's checks, docs/identity.md): `operation("call")`, `resource($function)`,
 //! `user($subject)`, `group($g)` (one per group), `function($f)`, `protocol($p)`,
 //! `source_ip($ip)` (when known, as a string), `secret($name)` (one per secret the call's
 //! placeholders name, from [`crate::SecretsInCall`]), `time($t)` (a date), and
@@ -12,14 +13,14 @@
 //! when arguments were left out, the fact `arguments_truncated(true)` is added so a
 //! policy can refuse such calls.
 
-use std::{path::Path, sync::Arc};
+use std::{borrow::Cow, path::Path, sync::Arc};
 
 use biscuit_auth::{
     builder::{self, Fact, Term},
     error::{Logic, RunLimit, Token},
     AuthorizerBuilder, AuthorizerLimits, Biscuit, PublicKey,
 };
-use cloakroom_core::Decision;
+use cloakroom_core::{Decision, Identity};
 
 use crate::{
     config::DatalogLimitsConfig,
@@ -97,10 +98,23 @@ pub(crate) fn token_checks(
     run("biscuit token", RuleKind::Token, builder, &["allow if true".to_owned()], input, Some(token), limits)
 }
 
-/// Parses the caller's verified token bytes with the root key.
-pub(crate) fn parse_token(bytes: &[u8], root: Option<&PublicKey>) -> Result<Biscuit, String> {
+/// The caller's token, as the identity layer verified it (`Identity::biscuit` keeps the
+/// verified `Biscuit`, so it is not verified a second time); a token given as bare bytes
+/// (an embedder's own identity layer) is verified here with the root key.
+pub(crate) fn caller_token<'a>(
+    identity: &'a Identity,
+    root: Option<&PublicKey>,
+) -> Result<Option<Cow<'a, Biscuit>>, String> {
+    let Some(token) = &identity.biscuit else {
+        return Ok(None);
+    };
+    if let Some(verified) = token.get::<Biscuit>() {
+        return Ok(Some(Cow::Borrowed(verified)));
+    }
     let root = root.ok_or("the caller has a Biscuit token but no root public key is configured for policy")?;
-    Biscuit::from(bytes, *root).map_err(|e| format!("the caller's Biscuit token does not verify: {e}"))
+    Biscuit::from(token.bytes(), *root)
+        .map(|t| Some(Cow::Owned(t)))
+        .map_err(|e| format!("the caller's Biscuit token does not verify: {e}"))
 }
 
 fn run(
@@ -189,7 +203,12 @@ fn describe_parse_error(e: &Token) -> String {
 pub(crate) fn call_facts(input: &PolicyInput<'_>) -> Vec<Fact> {
     let id = input.identity;
     let call = input.call;
-    let mut facts = Vec::with_capacity(8 + id.groups.len() + input.secrets.len());
+    let mut facts = Vec::with_capacity(10 + id.groups.len() + input.secrets.len());
+    // What the admin API calls an operation: a token narrowed to admin operations
+    // (`check if operation("approvals:approve")`) is refused here, and a token can be
+    // narrowed to calls of some functions with the same `resource` check on every listener.
+    facts.push(builder::fact("operation", &[builder::string("call")]));
+    facts.push(builder::fact("resource", &[builder::string(&call.function)]));
     facts.push(builder::fact("user", &[builder::string(&id.subject)]));
     for g in &id.groups {
         facts.push(builder::fact("group", &[builder::string(g)]));
@@ -268,4 +287,37 @@ fn flatten(
     }
     *count += 1;
     out.push(builder::fact("argument", &[Term::Str(pointer.clone()), term]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biscuit_auth::KeyPair;
+    use cloakroom_core::{AuthMethod, BiscuitToken};
+
+    fn caller(token: Option<BiscuitToken>) -> Identity {
+        Identity {
+            subject: "alice".into(),
+            issuer: "biscuit".into(),
+            method: AuthMethod::Biscuit,
+            groups: vec![],
+            source_ip: None,
+            biscuit: token,
+        }
+    }
+
+    #[test]
+    fn the_token_the_identity_layer_verified_is_reused_not_verified_again() {
+        let root = KeyPair::new();
+        let token = Biscuit::builder().code(r#"user("alice");"#).unwrap().build(&root).unwrap();
+        let id = caller(Some(BiscuitToken::verified(token.to_vec().unwrap(), token.clone())));
+        // No root key at all: only the verified token can be used.
+        assert!(matches!(caller_token(&id, None), Ok(Some(Cow::Borrowed(_)))));
+        // Bare bytes are verified here, with the root key, and only with it.
+        let id = caller(Some(BiscuitToken::from_bytes(token.to_vec().unwrap())));
+        assert!(caller_token(&id, None).is_err());
+        assert!(caller_token(&id, Some(&KeyPair::new().public())).is_err());
+        assert!(matches!(caller_token(&id, Some(&root.public())), Ok(Some(Cow::Owned(_)))));
+        assert!(matches!(caller_token(&caller(None), None), Ok(None)));
+    }
 }

@@ -216,7 +216,7 @@ impl PolicySet {
             if let Some(d) = token_err {
                 return d;
             }
-            for (d, _) in self.datalog_decisions(input, token.as_ref()) {
+            for (d, _) in self.datalog_decisions(input, token.as_deref()) {
                 if let Some(deny) = fold(&mut best, d) {
                     return deny;
                 }
@@ -252,7 +252,7 @@ impl PolicySet {
                 reports.push(RuleReport::from_decision(RuleKind::Token, "biscuit token", &d));
                 decisions.push(d);
             } else {
-                for (d, report) in self.datalog_decisions(input, token.as_ref()) {
+                for (d, report) in self.datalog_decisions(input, token.as_deref()) {
                     reports.push(report);
                     decisions.push(d);
                 }
@@ -280,13 +280,10 @@ impl PolicySet {
     }
 
     /// The caller's token, parsed once per call; or the deny for a token that cannot be used.
-    fn token(&self, input: &PolicyInput<'_>) -> (Option<Biscuit>, Option<Decision>) {
-        match &input.identity.biscuit {
-            None => (None, None),
-            Some(bytes) => match datalog::parse_token(&bytes.0, self.root_key.as_ref()) {
-                Ok(t) => (Some(t), None),
-                Err(reason) => (None, Some(Decision::deny("biscuit token", reason))),
-            },
+    fn token<'a>(&self, input: &PolicyInput<'a>) -> (Option<std::borrow::Cow<'a, Biscuit>>, Option<Decision>) {
+        match datalog::caller_token(input.identity, self.root_key.as_ref()) {
+            Ok(t) => (t, None),
+            Err(reason) => (None, Some(Decision::deny("biscuit token", reason))),
         }
     }
 

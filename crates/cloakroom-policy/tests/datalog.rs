@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cloakroom_core::{AuthMethod, BiscuitToken, Decision, Effect, Identity};
 use cloakroom_policy::{
     biscuit_auth::{Biscuit, BlockBuilder, KeyPair},
@@ -117,7 +115,7 @@ fn biscuit_identity(token: &Biscuit) -> Identity {
         method: AuthMethod::Biscuit,
         groups: vec!["agents".into()],
         source_ip: None,
-        biscuit: Some(BiscuitToken(Arc::from(token.to_vec().unwrap()))),
+        biscuit: Some(BiscuitToken::from_bytes(token.to_vec().unwrap())),
     }
 }
 

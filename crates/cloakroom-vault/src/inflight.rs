@@ -1,12 +1,21 @@
 //! The in-flight call registry and function-side redemption (`POST /v1/redeem`).
 //!
 //! Some functions receive a placeholder and ask the gateway for the value themselves.
-//! That is allowed only while the call that carried it is in flight, to the function the
-//! call was forwarded to, and within the secret's binding (function, caller's groups,
-//! expiry; a binding with approvers also needs the call to have gone ahead under an
-//! approval). The [`DetokenizeLayer`](crate::DetokenizeLayer) registers every call it
-//! forwards and the registration ends when the response body is finished or dropped; the
-//! gateway can also register calls itself and hold the [`InFlightGuard`].
+//! That is allowed only while the call is in flight, to the function handling that exact
+//! call, and within the secret's binding (function, caller's groups, expiry; a binding
+//! with approvers also needs the call to have gone ahead under an approval). The
+//! [`DetokenizeLayer`](crate::DetokenizeLayer) registers every call it forwards and the
+//! registration ends when the response body is finished or dropped; the gateway can also
+//! register calls itself and hold the [`InFlightGuard`].
+//!
+//! The function proves it handles the call with a **per-call redemption credential**
+//! ([`RedeemToken`]): 256 random bits made when the call is registered, sent to the
+//! upstream with that call only (header `Cloakroom-Redeem-Token`), kept here only as its
+//! SHA-256 and compared in constant time, and worthless once the call ends. No identity
+//! is trusted for redemption: knowing a call id, or being named like the function, is not
+//! enough. A token is made only when the function may redeem something for the call: a
+//! secret in the catalog whose binding allows the call's function and caller (and, for a
+//! binding with approvers, an approved call).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -22,11 +31,12 @@
 //!
 //! let inflight = InFlight::new(catalog);
 //! let call = CallId::new();
-//! let guard = inflight.register(call, "billing", "alice", &[], false);
-//! assert_eq!(inflight.redeem(&call, p.as_str(), "billing").await.unwrap().expose(), b"hunter2!");
-//! assert!(inflight.redeem(&call, p.as_str(), "other").await.is_err());
+//! let mut guard = inflight.register(call, "billing", "alice", &[], &[]);
+//! let token = guard.take_redeem_token().expect("billing may redeem db_password");
+//! assert_eq!(inflight.redeem(&call, p.as_str(), token.expose()).await.unwrap().expose(), b"hunter2!");
+//! assert!(inflight.redeem(&call, p.as_str(), "a-guess").await.is_err());
 //! drop(guard); // the call ended
-//! assert!(inflight.redeem(&call, p.as_str(), "billing").await.is_err());
+//! assert!(inflight.redeem(&call, p.as_str(), token.expose()).await.is_err());
 //! # });
 //! ```
 
@@ -35,9 +45,47 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use base64::Engine as _;
 use cloakroom_core::{CallId, Error, ErrorCode, Secret};
+use http::HeaderName;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{binding::Refusal, catalog::CatalogError, Catalog};
+
+/// The header carrying a call's [`RedeemToken`] to the upstream, and back to
+/// `POST /v1/redeem`.
+pub const REDEEM_TOKEN_HEADER: HeaderName = HeaderName::from_static("cloakroom-redeem-token");
+
+/// A call's redemption credential: 256 random bits, base64url. Only its SHA-256 is kept
+/// in the registry; the clear value goes to the upstream with the call and nowhere else
+/// (redacted `Debug`, never logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedeemToken(Arc<str>);
+
+impl RedeemToken {
+    fn generate() -> Self {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(&mut bytes[..]);
+        Self(Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..])))
+    }
+
+    /// The token, for the `Cloakroom-Redeem-Token` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedeemToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedeemToken([REDACTED])")
+    }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
 
 /// A call being forwarded right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,19 +98,38 @@ pub struct InFlightCall {
     pub subject: String,
     /// The caller's groups.
     pub groups: Vec<String>,
-    /// Whether the call went ahead under a granted approval.
-    pub approved: bool,
+    /// The approver groups a distinct approver met for this call's approval (empty when
+    /// the call went ahead without one). A secret whose binding names approvers is
+    /// redeemable only when every one of its groups is here: an approval of the call for
+    /// other groups does not cover it.
+    pub approved_groups: Vec<String>,
+    /// SHA-256 of the call's redemption credential, when one was made.
+    redeem_token_sha256: Option<[u8; 32]>,
+}
+
+impl InFlightCall {
+    /// Whether a redemption credential was made for the call (the function may redeem).
+    pub fn redeemable(&self) -> bool {
+        self.redeem_token_sha256.is_some()
+    }
+
+    /// Whether `token` is the call's credential (constant time).
+    fn accepts(&self, token: &str) -> bool {
+        self.redeem_token_sha256.is_some_and(|want| bool::from(want.ct_eq(&token_digest(token))))
+    }
 }
 
 /// Why a redemption was refused. Messages are safe to send back.
 #[derive(Debug, thiserror::Error)]
 pub enum RedeemError {
-    /// No call with this id is in flight (never was, or already ended).
-    #[error("call {0} is not in flight")]
+    /// No `Cloakroom-Redeem-Token` was presented.
+    #[error("POST /v1/redeem needs the Cloakroom-Redeem-Token header the gateway sent with the call")]
+    MissingToken,
+    /// No call with this id is in flight with this credential: it never was, it ended, it
+    /// was given no credential, or the credential is another call's. One answer for all,
+    /// so that the endpoint tells nothing about which calls are in flight.
+    #[error("no call {0} is in flight with this redemption token")]
     NotInFlight(CallId),
-    /// The redeeming function is not the one the call was forwarded to.
-    #[error("call {0} was not forwarded to this function")]
-    WrongFunction(CallId),
     /// The placeholder is not known.
     #[error("unknown placeholder")]
     UnknownPlaceholder,
@@ -78,7 +145,8 @@ impl RedeemError {
     /// The wire error code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RedeemError::NotInFlight(_) | RedeemError::WrongFunction(_) => ErrorCode::Forbidden,
+            RedeemError::MissingToken => ErrorCode::Unauthenticated,
+            RedeemError::NotInFlight(_) => ErrorCode::Forbidden,
             RedeemError::UnknownPlaceholder => ErrorCode::NotFound,
             RedeemError::NotBound(_) => ErrorCode::SecretNotBound,
             RedeemError::Catalog(e) => e.code(),
@@ -100,11 +168,20 @@ pub struct InFlight {
     catalog: Arc<Catalog>,
 }
 
-/// Removes its call from the registry when dropped.
+/// Removes its call from the registry when dropped, which ends its redemption credential.
 #[derive(Debug)]
 pub struct InFlightGuard {
     calls: Calls,
     call_id: CallId,
+    redeem_token: Option<RedeemToken>,
+}
+
+impl InFlightGuard {
+    /// The call's redemption credential, to send upstream with the call (once: it is not
+    /// kept here afterwards). `None` when the function may redeem nothing for the call.
+    pub fn take_redeem_token(&mut self) -> Option<RedeemToken> {
+        self.redeem_token.take()
+    }
 }
 
 impl Drop for InFlightGuard {
@@ -120,24 +197,34 @@ impl InFlight {
     }
 
     /// Registers call `call_id` as forwarded to `function` for caller `subject` in `groups`.
-    /// The call stays in flight until the guard is dropped.
+    /// The call stays in flight until the guard is dropped. When a secret in the catalog
+    /// may be redeemed for the call (its binding allows `function`, `groups`, has not
+    /// expired, and every approver group it names is in `approved_groups`), a redemption credential
+    /// is made; [`InFlightGuard::take_redeem_token`] hands it over.
     pub fn register(
         &self,
         call_id: CallId,
         function: &str,
         subject: &str,
         groups: &[String],
-        approved: bool,
+        approved_groups: &[String],
     ) -> InFlightGuard {
+        let now = time::OffsetDateTime::now_utc();
+        let may_redeem = self.catalog.snapshot().entries().iter().any(|e| {
+            e.binding()
+                .is_some_and(|b| b.check_call(function, groups, now).is_ok() && covers(approved_groups, b.approvers()))
+        });
+        let redeem_token = may_redeem.then(RedeemToken::generate);
         let call = InFlightCall {
             call_id,
             function: function.to_owned(),
             subject: subject.to_owned(),
             groups: groups.to_vec(),
-            approved,
+            approved_groups: approved_groups.to_vec(),
+            redeem_token_sha256: redeem_token.as_ref().map(|t| token_digest(t.expose())),
         };
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id, Arc::new(call));
-        InFlightGuard { calls: self.calls.clone(), call_id }
+        InFlightGuard { calls: self.calls.clone(), call_id, redeem_token }
     }
 
     /// The call, if in flight.
@@ -155,26 +242,89 @@ impl InFlight {
         self.len() == 0
     }
 
-    /// `POST /v1/redeem {"placeholder", "call_id"}` for the authenticated function
-    /// `redeemer` (the configured function name the gateway mapped the caller's identity
-    /// to). The redeemer must be the function the call went to: `redeemer` equals the
-    /// call's function or is its `name` part for an MCP `name/tool`.
-    pub async fn redeem(&self, call_id: &CallId, placeholder: &str, redeemer: &str) -> Result<Secret, RedeemError> {
-        let call = self.get(call_id).ok_or(RedeemError::NotInFlight(*call_id))?;
-        let same_function =
-            call.function == redeemer || call.function.strip_prefix(redeemer).is_some_and(|rest| rest.starts_with('/'));
-        if !same_function {
-            return Err(RedeemError::WrongFunction(*call_id));
+    /// `POST /v1/redeem {"placeholder", "call_id"}` with the `Cloakroom-Redeem-Token`
+    /// the function received with the call: the value, if the call is in flight with this
+    /// credential and the placeholder's binding allows the call's function and caller.
+    pub async fn redeem(&self, call_id: &CallId, placeholder: &str, token: &str) -> Result<Secret, RedeemError> {
+        if token.is_empty() {
+            return Err(RedeemError::MissingToken);
         }
+        let call = self.get(call_id).filter(|c| c.accepts(token)).ok_or(RedeemError::NotInFlight(*call_id))?;
         let snap = self.catalog.snapshot();
         let entry = snap.by_placeholder(placeholder.as_bytes()).ok_or(RedeemError::UnknownPlaceholder)?.clone();
         let binding = entry.binding().ok_or_else(|| RedeemError::NotBound(Refusal::Unbound.to_string()))?;
         binding
             .check_call(&call.function, &call.groups, time::OffsetDateTime::now_utc())
             .map_err(|r| RedeemError::NotBound(r.to_string()))?;
-        if !binding.approvers().is_empty() && !call.approved {
-            return Err(RedeemError::NotBound("its binding requires an approved call".into()));
+        if !covers(&call.approved_groups, binding.approvers()) {
+            return Err(RedeemError::NotBound(format!(
+                "its binding requires the call to be approved by {:?}",
+                binding.approvers()
+            )));
         }
         Ok(self.catalog.value_of(&entry).await?)
+    }
+}
+
+/// Whether approvals met for `approved` groups cover a binding needing `approvers`.
+fn covers(approved: &[String], approvers: &[String]) -> bool {
+    approvers.iter().all(|g| approved.contains(g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BindingSpec, Catalog, MemoryVault};
+
+    async fn registry() -> (InFlight, String, String) {
+        let keys = crate::Keys::generate();
+        let catalog =
+            Catalog::new(Arc::new(MemoryVault::new()), keys.placeholder_key().clone(), &[], None).await.unwrap();
+        let bound = |f: &str| BindingSpec {
+            functions: vec![f.into()],
+            locations: vec!["body".into()],
+            groups: vec!["ops".into()],
+            ..Default::default()
+        };
+        let billing = catalog.put("db_password", "hunter2!".into(), Some(bound("billing"))).await.unwrap();
+        let other = catalog.put("other_key", "s3cr3t-other".into(), Some(bound("reports"))).await.unwrap();
+        (InFlight::new(catalog), billing.as_str().to_owned(), other.as_str().to_owned())
+    }
+
+    fn ops() -> Vec<String> {
+        vec!["ops".into()]
+    }
+
+    #[tokio::test]
+    async fn a_token_is_made_only_when_the_function_may_redeem() {
+        let (reg, _, _) = registry().await;
+        let mut g = reg.register(CallId::new(), "billing", "alice", &ops(), &[]);
+        assert!(g.take_redeem_token().is_some());
+        assert!(g.take_redeem_token().is_none(), "handed over once");
+        let mut g = reg.register(CallId::new(), "nothing-bound", "alice", &ops(), &[]);
+        assert!(g.take_redeem_token().is_none());
+        let mut g = reg.register(CallId::new(), "billing", "bob", &["dev".into()], &[]);
+        assert!(g.take_redeem_token().is_none(), "the caller is not in the binding's groups");
+    }
+
+    #[tokio::test]
+    async fn only_the_calls_own_token_redeems_and_only_while_in_flight() {
+        let (reg, billing, other) = registry().await;
+        let (a, b) = (CallId::new(), CallId::new());
+        let mut ga = reg.register(a, "billing", "alice", &ops(), &[]);
+        let mut gb = reg.register(b, "billing", "alice", &ops(), &[]);
+        let (ta, tb) = (ga.take_redeem_token().unwrap(), gb.take_redeem_token().unwrap());
+        assert_ne!(ta, tb);
+        assert_eq!(reg.redeem(&a, &billing, ta.expose()).await.unwrap().expose(), b"hunter2!");
+        for (call, token) in [(&a, tb.expose()), (&b, ta.expose()), (&a, ""), (&a, "x")] {
+            let err = reg.redeem(call, &billing, token).await.unwrap_err();
+            assert!(matches!(err, RedeemError::NotInFlight(_) | RedeemError::MissingToken), "{err}");
+        }
+        // A secret bound to another function is not released, whatever the token.
+        assert!(matches!(reg.redeem(&a, &other, ta.expose()).await, Err(RedeemError::NotBound(_))));
+        drop(ga);
+        assert!(matches!(reg.redeem(&a, &billing, ta.expose()).await, Err(RedeemError::NotInFlight(_))));
+        assert!(!format!("{ta:?}{:?}", reg.get(&b).unwrap()).contains(ta.expose()));
+        assert!(ta.expose().len() >= 43, "256 bits, base64url");
     }
 }

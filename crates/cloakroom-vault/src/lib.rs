@@ -45,6 +45,6 @@ pub use catalog::{
 };
 pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
 pub use detokenize::{percent_decode_lossy, DetokenizeLayer, DetokenizeService, SecretsFound};
-pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError};
+pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError, RedeemToken, REDEEM_TOKEN_HEADER};
 pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
 pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, VaultError};

@@ -4,8 +4,11 @@
 //! A token minted here carries the authority facts the gateway's identity layer reads —
 //! `user($subject)` and one `group($g)` per group — signed by the root key whose public
 //! half is `[identity.biscuit] root_public_key`. Anyone holding a token can narrow it
-//! with `attenuate` (no key needed): the new block's checks (`check if
-//! function("payments/refund")`) are run by the policy layer against every call.
+//! with `attenuate` (no key needed): the new block's checks run wherever the token is
+//! presented — against every call (`check if function("payments/refund")`) and every
+//! admin operation (`check if operation("approvals:approve"), function($f),
+//! $f.starts_with("refund")`); docs/identity.md lists the facts. A `--check` is Datalog
+//! as biscuit-auth reads it; the leading `check if` may be left out.
 
 use std::{io::Read, str::FromStr, time::SystemTime};
 
@@ -130,21 +133,38 @@ fn attenuate(out: Output, a: BiscuitAttenuate) -> Result<(), CliError> {
         return Err(CliError::Input("attenuate needs at least one --check or a --ttl".into()));
     }
     let token = parse_token(&read_token(&a.token)?)?;
-    let mut block = BlockBuilder::new();
-    for c in &a.checks {
-        block = block.check(c.as_str()).map_err(|e| datalog_error("--check", c, e))?;
-    }
-    if let Some(ttl) = a.ttl {
-        block = block.check_expiration_date(expiry(ttl)?);
-    }
-    let narrowed = token
-        .append(block)
-        .and_then(|t| t.to_base64())
-        .map_err(|e| CliError::Input(format!("cannot append the block: {e}")))?;
+    let expires = a.ttl.map(expiry).transpose()?;
+    let narrowed = narrow(&token, &a.checks, expires)?;
     match out {
         Output::Json => print_json(&json!({ "token": narrowed })),
         Output::Human => print_text(&format!("{narrowed}\n")),
     }
+}
+
+/// A check as given to `--check`: full Datalog (`check if …`, `check all …`,
+/// `reject if …`), or just its body, which is read as `check if <body>`.
+fn check_source(c: &str) -> String {
+    let t = c.trim().trim_end_matches(';');
+    if ["check if ", "check all ", "reject if "].iter().any(|p| t.starts_with(p)) {
+        t.to_owned()
+    } else {
+        format!("check if {t}")
+    }
+}
+
+/// `token` with a new block of `checks` (and an expiry check), base64url.
+fn narrow(token: &UnverifiedBiscuit, checks: &[String], expires: Option<SystemTime>) -> Result<String, CliError> {
+    let mut block = BlockBuilder::new();
+    for c in checks {
+        block = block.check(check_source(c).as_str()).map_err(|e| datalog_error("--check", c, e))?;
+    }
+    if let Some(at) = expires {
+        block = block.check_expiration_date(at);
+    }
+    token
+        .append(block)
+        .and_then(|t| t.to_base64())
+        .map_err(|e| CliError::Input(format!("cannot append the block: {e}")))
 }
 
 /// One block's statements, sorted by kind.
@@ -210,6 +230,42 @@ fn inspect(out: Output, i: BiscuitInspect) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The "approve refunds for one hour" token of docs/identity.md, as the CLI makes it,
+    /// judged the way the admin API judges it (operation facts, then the token's checks).
+    #[test]
+    fn attenuate_expresses_approve_refunds_for_one_hour() {
+        let root = KeyPair::new();
+        let lead = Biscuit::builder().code(r#"user("lead"); group("admins");"#).unwrap().build(&root).unwrap();
+        let unverified = UnverifiedBiscuit::from_base64(lead.to_base64().unwrap()).unwrap();
+        let check = r#"check if operation("approvals:approve"), function($f), $f.starts_with("refund")"#;
+        let in_an_hour = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let narrowed = narrow(&unverified, &[check.to_owned()], Some(in_an_hour)).unwrap();
+        let narrowed = Biscuit::from_base64(&narrowed, root.public()).unwrap();
+        let allows = |op: &str, function: &str, at: SystemTime| {
+            let mut b = biscuit_auth::AuthorizerBuilder::new()
+                .fact(builder::fact("operation", &[builder::string(op)]))
+                .unwrap()
+                .fact(builder::fact("function", &[builder::string(function)]))
+                .unwrap()
+                .fact(builder::fact("time", &[builder::date(&at)]))
+                .unwrap()
+                .policy("allow if true")
+                .unwrap()
+                .build(&narrowed)
+                .unwrap();
+            b.authorize().is_ok()
+        };
+        let now = SystemTime::now();
+        assert!(allows("approvals:approve", "refund", now));
+        assert!(!allows("approvals:approve", "payments", now));
+        assert!(!allows("secrets:list", "refund", now));
+        assert!(!allows("approvals:approve", "refund", now + std::time::Duration::from_secs(7200)));
+        // The body alone reads as the same check.
+        assert_eq!(check_source(r#"operation("reload");"#), r#"check if operation("reload")"#);
+        assert_eq!(check_source(check), check);
+        assert!(narrow(&unverified, &["check if (".to_owned()], None).is_err());
+    }
 
     #[test]
     fn block_statements_are_sorted_by_kind() {

@@ -19,6 +19,16 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// Removes every `Cloakroom-*` header: on the way upstream these are the gateway's to
+/// write (`Cloakroom-Call-Id`, `Cloakroom-Subject`, `Cloakroom-Redeem-Token`), so any a
+/// caller sent — a forged redemption token or subject, `Cloakroom-Approval` — goes.
+pub fn remove_cloakroom_headers(headers: &mut HeaderMap) {
+    let ours: Vec<HeaderName> = headers.keys().filter(|n| n.as_str().starts_with("cloakroom-")).cloned().collect();
+    for name in ours {
+        headers.remove(name);
+    }
+}
+
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including every header the
 /// `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
@@ -37,6 +47,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cloakroom_header_goes() {
+        let mut h = HeaderMap::new();
+        for n in
+            ["cloakroom-redeem-token", "Cloakroom-Subject", "cloakroom-call-id", "cloakroom-approval", "cloakroom-x"]
+        {
+            h.append(n, "forged".parse().unwrap());
+        }
+        h.append("cloakroom-redeem-token", "twice".parse().unwrap());
+        h.insert("x-cloakroom-kept", "1".parse().unwrap());
+        remove_cloakroom_headers(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-cloakroom-kept"]);
+    }
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {

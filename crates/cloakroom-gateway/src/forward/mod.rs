@@ -3,7 +3,9 @@
 //! It uses hyper-util's pooled client with a connect timeout and a response-head
 //! timeout: a refused or unreachable upstream gives 502 `upstream_unavailable`, one that
 //! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers from
-//! the request, sets `Cloakroom-Call-Id` and `Cloakroom-Subject`, sets `Host` to the upstream's
+//! the request, replaces every `Cloakroom-*` header the caller sent with its own
+//! `Cloakroom-Call-Id`, `Cloakroom-Subject` and, when the function may redeem for the
+//! call, `Cloakroom-Redeem-Token` (SPEC §5), sets `Host` to the upstream's
 //! authority unless the function preserves the caller's, and never follows redirects
 //! (a 3xx goes back to the caller, masked like any response; a `Location` at the
 //! upstream's own URL is rewritten to the gateway route, see [`gateway_location`]).
@@ -37,7 +39,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 
-pub use headers::{remove_hop_by_hop, CALL_ID_HEADER, SUBJECT_HEADER};
+pub use headers::{remove_cloakroom_headers, remove_hop_by_hop, CALL_ID_HEADER, SUBJECT_HEADER};
 pub use redirect::gateway_location;
 pub use upstream::{Upstream, UpstreamError};
 
@@ -61,6 +63,10 @@ where
 /// An error response as a [`GatewayBody`] response.
 pub fn error_response(err: &Error, call_id: Option<&CallId>) -> Response<GatewayBody> {
     err.to_response(call_id).map(boxed)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// hyper-util's pooled client over the forwarder's connector.
@@ -237,7 +243,7 @@ where
     remove_hop_by_hop(&mut parts.headers);
     // The length may have changed (placeholders substituted); hyper sets it from the body.
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove("cloakroom-approval");
+    remove_cloakroom_headers(&mut parts.headers);
     if !routed.function.config.preserve_host || !parts.headers.contains_key(header::HOST) {
         match HeaderValue::from_str(routed.function.upstream.authority().as_str()) {
             Ok(v) => {
@@ -246,8 +252,6 @@ where
             Err(_) => return fail(Error::new(ErrorCode::Internal, "upstream authority is not a valid Host")),
         }
     }
-    parts.headers.remove(CALL_ID_HEADER);
-    parts.headers.remove(SUBJECT_HEADER);
     if let Some(id) = call_id {
         if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
             parts.headers.insert(CALL_ID_HEADER, v);
@@ -256,6 +260,13 @@ where
     if let Some(subject) = subject {
         if let Ok(v) = HeaderValue::from_str(&subject) {
             parts.headers.insert(SUBJECT_HEADER, v);
+        }
+    }
+    let redeem_token = parts.extensions.get::<cloakroom_vault::RedeemToken>().cloned();
+    if let Some(token) = &redeem_token {
+        if let Ok(mut v) = HeaderValue::from_str(token.expose()) {
+            v.set_sensitive(true);
+            parts.headers.insert(cloakroom_vault::REDEEM_TOKEN_HEADER, v);
         }
     }
     let upstream_req = Request::from_parts(parts, boxed(body));
@@ -281,6 +292,21 @@ where
         note.set_upstream(res.status().as_u16(), elapsed);
     }
     let (mut parts, body) = res.into_parts();
+    if let Some(token) = &redeem_token {
+        // A function that reflects request headers must not hand the caller the call's
+        // redemption credential (the body is the function's responsibility, docs/vault.md).
+        let reflected: Vec<_> = parts
+            .headers
+            .iter()
+            .filter(|(n, v)| {
+                *n == cloakroom_vault::REDEEM_TOKEN_HEADER || contains(v.as_bytes(), token.expose().as_bytes())
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in reflected {
+            parts.headers.remove(name);
+        }
+    }
     let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
     if let Some(rewritten) =
         location.and_then(|l| gateway_location(&routed.function.upstream, &routed.function.config.route, l))

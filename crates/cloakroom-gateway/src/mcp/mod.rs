@@ -1,6 +1,8 @@
 //! MCP specifics: JSON-RPC parsing, the rescue step that re-renders refusals as
-//! JSON-RPC errors, and `tools/list` filtering. See docs/mcp.md.
+//! JSON-RPC errors, `tools/list` filtering, and sessions bound to the identity that
+//! opened them. See docs/mcp.md.
 
 pub mod jsonrpc;
 pub mod rescue;
+pub mod session;
 pub mod sse;

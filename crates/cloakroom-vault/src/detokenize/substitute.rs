@@ -266,15 +266,22 @@ where
         Ok(c) => c,
         Err(e) => return Err(refuse(e)),
     };
-    let guard: Option<InFlightGuard> = match (&config.inflight, call, call_id) {
+    let mut guard: Option<InFlightGuard> = match (&config.inflight, call, call_id) {
         (Some(reg), Some(call), Some(id)) => {
             let (subject, groups) = identity.map(|i| (i.subject.as_str(), i.groups.as_slice())).unwrap_or(("", &[]));
-            Some(reg.register(id, &call.function, subject, groups, consumed.is_some()))
+            let met = consumed.as_ref().map(|c| c.groups_met.as_slice()).unwrap_or(&[]);
+            Some(reg.register(id, &call.function, subject, groups, met))
         }
         _ => None,
     };
+    // The call's redemption credential rides in the extensions to the forwarder, which
+    // alone writes `Cloakroom-*` headers upstream.
+    let redeem_token = guard.as_mut().and_then(InFlightGuard::take_redeem_token);
 
     if hits.is_empty() {
+        if let Some(t) = redeem_token {
+            parts.extensions.insert(t);
+        }
         return Ok((Request::from_parts(parts, Full::new(body)), guard));
     }
 
@@ -434,5 +441,8 @@ where
         }
     }
     parts.extensions.insert(SecretsFound(used));
+    if let Some(t) = redeem_token {
+        parts.extensions.insert(t);
+    }
     Ok((Request::from_parts(parts, Full::new(body)), guard))
 }
