@@ -26,3 +26,12 @@ pub const MAX_MCP_BATCH: usize = 64;
 /// Longest caller-chosen string written into a log line or a notification text, in
 /// characters, before it is cut (see [`crate::quoted`]).
 pub const MAX_QUOTED_CHARS: usize = 128;
+
+/// Most bytes an upstream's content-coded (gzip, deflate, br, zstd) answer may decode
+/// to, per compressed byte received, past [`DECODE_SLACK_BYTES`]. A larger expansion (a
+/// decompression bomb) ends the answer with an error, recorded in the audit record: the
+/// masker must read every decoded byte, so an unbounded ratio would be unbounded work.
+pub const MAX_DECODE_RATIO: u64 = 256;
+
+/// Decoded bytes an answer may always reach, whatever its compressed size.
+pub const DECODE_SLACK_BYTES: u64 = 16 * 1024 * 1024;

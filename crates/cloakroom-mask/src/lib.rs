@@ -89,4 +89,4 @@ pub use matcher::BuildTuning;
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
 pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};
-pub use upstream_body::UpstreamBody;
+pub use upstream_body::{DecompressionBomb, UpstreamBody};
