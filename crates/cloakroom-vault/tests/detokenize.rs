@@ -334,9 +334,11 @@ async fn a_call_is_redeemable_only_while_in_flight_and_by_its_function() {
         let (reg, p, other) = (reg.clone(), p2.clone(), o2.clone());
         async move {
             let id = *req.extensions().get::<cloakroom_core::CallId>().unwrap();
-            let ok = reg.redeem(&id, p.as_str(), "billing").await.map(|s| s.expose().to_vec());
-            let wrong_fn = reg.redeem(&id, p.as_str(), "payroll").await.is_err();
-            let not_bound = reg.redeem(&id, other.as_str(), "billing").await.map_err(|e| e.code());
+            // The call's redemption credential, as the forwarder would send it upstream.
+            let token = req.extensions().get::<cloakroom_vault::RedeemToken>().unwrap().expose().to_owned();
+            let ok = reg.redeem(&id, p.as_str(), &token).await.map(|s| s.expose().to_vec());
+            let wrong_fn = reg.redeem(&id, p.as_str(), "not-the-token").await.is_err();
+            let not_bound = reg.redeem(&id, other.as_str(), &token).await.map_err(|e| e.code());
             let body = format!("{}|{wrong_fn}|{:?}", String::from_utf8(ok.unwrap()).unwrap(), not_bound.unwrap_err());
             Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body))))
         }
@@ -348,7 +350,7 @@ async fn a_call_is_redeemable_only_while_in_flight_and_by_its_function() {
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "value-redeem-4567|true|SecretNotBound");
     assert!(inflight.get(&id).is_none(), "removed when the response body ended");
-    assert!(inflight.redeem(&id, p.as_str(), "billing").await.is_err());
+    assert!(inflight.redeem(&id, p.as_str(), "any-token").await.is_err());
 }
 
 #[tokio::test]
