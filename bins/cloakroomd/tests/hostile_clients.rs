@@ -463,3 +463,63 @@ async fn http2_streams_are_limited_per_connection_and_unfinished_ones_are_cut() 
     assert!(up.requests().len() <= 1, "nothing unfinished is forwarded");
     eventually_served(&gw).await;
 }
+
+/// An HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_in_batches_gets_goaway() {
+    // The attack as it was seen in the wild: HEADERS and RST_STREAM pairs written back
+    // to back, so the streams are reset before the server has accepted them.
+    let (gw, up) = gateway("http2_max_concurrent_streams = 100").await;
+    let addr = gw.addr.clone();
+    let authority = addr.clone().into_bytes();
+    let (goaway, pairs) = blocking(move || {
+        let mut s = connect(&addr);
+        // HPACK: :method GET, :scheme http (static), :path and :authority as literals.
+        let mut block = vec![0x82, 0x86, 0x04, 10];
+        block.extend_from_slice(b"/fn/echo/x");
+        block.extend_from_slice(&[0x01, authority.len() as u8]);
+        block.extend_from_slice(&authority);
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(h2_frame(0x4, 0, 0, &[]));
+        s.write_all(&out).unwrap();
+        let (mut stream, mut pairs, mut seen) = (1u32, 0, Vec::new());
+        for _ in 0..500 {
+            let mut batch = Vec::new();
+            for _ in 0..100 {
+                batch.extend(h2_frame(0x1, 0x5, stream, &block));
+                batch.extend(h2_frame(0x3, 0, stream, &8u32.to_be_bytes()));
+                stream += 2;
+            }
+            if s.write_all(&batch).is_err() || closed_by_server(&mut s, &mut seen) {
+                break;
+            }
+            pairs += 100;
+        }
+        let _ = wait_closed(s.try_clone().unwrap());
+        let _ = closed_by_server(&mut s, &mut seen);
+        // Walk the frames the server sent, looking for GOAWAY (type 7).
+        let (mut i, mut goaway) = (0, None);
+        while i + 9 <= seen.len() {
+            let len = u32::from_be_bytes([0, seen[i], seen[i + 1], seen[i + 2]]) as usize;
+            if seen[i + 3] == 0x7 && i + 9 + 8 <= seen.len() {
+                goaway = Some(u32::from_be_bytes(seen[i + 13..i + 17].try_into().unwrap()));
+            }
+            i += 9 + len;
+        }
+        (goaway, pairs)
+    })
+    .await;
+    // ENHANCE_YOUR_CALM (0xb): h2's answer to too many resets pending accept.
+    assert_eq!(goaway, Some(0xb), "after {pairs} HEADERS+RST_STREAM pairs");
+    assert!(pairs < 50_000, "the connection was cut before the whole flood");
+    assert!(up.requests().len() < 1000, "{} calls reached the upstream", up.requests().len());
+    eventually_served(&gw).await;
+}
