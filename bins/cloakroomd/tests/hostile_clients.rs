@@ -211,6 +211,21 @@ async fn a_body_trickled_slower_than_allowed_is_refused_and_audited() {
 }
 
 #[tokio::test]
+async fn an_admin_body_trickled_slower_than_allowed_is_refused() {
+    let (gw, _up) = gateway("").await;
+    let admin = gw.admin.clone();
+    let head = format!(
+        "POST /v1/secrets HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+        common::ADMIN_KEY
+    );
+    let chunks = std::iter::once(head.into_bytes()).chain((0..150).map(|_| b" ".to_vec()));
+    let seen = blocking(move || trickle(&admin, chunks, Duration::from_millis(200))).await;
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    assert!(seen.starts_with("HTTP/1.1 400"), "{seen}");
+    assert!(seen.contains("\"bad_request\""), "{seen}");
+}
+
+#[tokio::test]
 async fn a_body_at_a_steady_rate_gets_its_allowance_extended() {
     // body_min_rate: every 64 bytes earn a second, so a body sent at 320 B/s over 2.5 s
     // (beyond the 1 s timeout) is read in full.
