@@ -48,7 +48,7 @@ async def good_caller(host, port, token, stop, lat, errors):
             await w.drain()
             data = await asyncio.wait_for(r.read(), 10)
             w.close()
-            if data.startswith(b"HTTP/1.1 200"):
+            if data[:15] in (b"HTTP/1.1 200 OK", b"HTTP/1.0 200 OK"):
                 lat.append(time.perf_counter() - t0)
             else:
                 errors.append(data[:12] + b" ... " + data[-160:])

@@ -64,7 +64,11 @@ fn main() -> ExitCode {
         };
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info".into()))
+        // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
+        // client could write the log at will (rapid reset), so by default only its errors.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     // Calls are served on their own threads (`server.workers`, ServingThreads); this

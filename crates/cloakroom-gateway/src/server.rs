@@ -19,7 +19,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -32,17 +32,17 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use tokio::{
-    net::TcpListener,
-    sync::{OwnedSemaphorePermit, Semaphore},
-};
+use tokio::{net::TcpListener, sync::Semaphore};
 use tower::{limit::GlobalConcurrencyLimitLayer, ServiceBuilder};
 
 use crate::forward::{boxed, BoxError, GatewayBody};
 
 mod activity;
+mod admission;
 mod body_deadline;
 mod limits;
+
+use admission::{Admission, Place};
 
 pub use body_deadline::{BodyDeadline, BodyDeadlineLayer, BodyReadError, DeadlineBody};
 pub use limits::{ConnectionLimits, MIN_HEADER_BYTES};
@@ -107,7 +107,7 @@ pub struct ServingThreads {
 }
 
 /// A connection handed to a serving thread, with its place under `max_connections`.
-type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+type Handed = (std::net::TcpStream, SocketAddr, Place);
 
 /// One serving thread: where its connections are sent, and how many it has open.
 struct Worker {
@@ -238,7 +238,7 @@ impl ServingThreads {
 /// channel is closed has ended (only a panic ends one early) and is passed over; one that
 /// ends between the choice and the hand-off gives the connection back, with an error
 /// logged, and the next is tried. With no thread left the connection is closed.
-fn hand_on(workers: &[Worker], stream: std::net::TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
+fn hand_on(workers: &[Worker], stream: std::net::TcpStream, peer: SocketAddr, permit: Place) {
     let mut job = (stream, peer, permit);
     loop {
         let Some(worker) = workers.iter().filter(|w| !w.tx.is_closed()).min_by_key(|w| w.open.load(Ordering::Relaxed))
@@ -294,56 +294,6 @@ async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
         }
     }
 }
-
-/// The places under `max_connections` of one listener.
-struct Admission {
-    permits: Arc<Semaphore>,
-    max_connections: usize,
-    calls: usize,
-    /// Whether the last connection was refused: only the first refusal of a run is
-    /// logged as a warning, so a flood of connections does not flood the log as well.
-    refusing: AtomicBool,
-}
-
-impl Admission {
-    fn new(limits: &ConnectionLimits) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limits.max_connections)),
-            max_connections: limits.max_connections,
-            calls: limits.max_concurrent_calls,
-            refusing: AtomicBool::new(false),
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.calls
-    }
-
-    /// A place for the connection just accepted, or `None` when the listener is full:
-    /// then the client is told so (503, for HTTP/1.1 clients; best effort, never
-    /// waiting) and the connection is closed before anything is read from it.
-    fn admit(&self, stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                self.refusing.store(false, Ordering::Relaxed);
-                Some(permit)
-            }
-            Err(_) => {
-                if !self.refusing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%peer, max_connections = self.max_connections, "connection limit reached: refusing connections (server.max_connections)");
-                } else {
-                    tracing::debug!(%peer, "connection refused: server.max_connections reached");
-                }
-                let _ = stream.try_write(FULL_RESPONSE);
-                None
-            }
-        }
-    }
-}
-
-/// What a connection beyond `max_connections` is sent before it is closed.
-const FULL_RESPONSE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
 
 /// The connections served on one runtime: HTTP/1.1 or h2c per connection under the
 /// listener's [`ConnectionLimits`], and graceful shutdown.

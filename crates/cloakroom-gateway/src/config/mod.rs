@@ -299,6 +299,7 @@ impl Config {
         check(s.shutdown_grace != n.shutdown_grace, "server.shutdown_grace");
         check(s.workers != n.workers, "server.workers");
         check(s.max_connections != n.max_connections, "server.max_connections");
+        check(s.max_connections_per_ip != n.max_connections_per_ip, "server.max_connections_per_ip");
         check(s.header_read_timeout != n.header_read_timeout, "server.header_read_timeout");
         check(s.idle_timeout != n.idle_timeout, "server.idle_timeout");
         check(s.max_header_bytes != n.max_header_bytes, "server.max_header_bytes");

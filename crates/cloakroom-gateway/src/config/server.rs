@@ -50,6 +50,11 @@ pub struct ServerConfig {
     /// it under the process's open-file limit, `ulimit -n`).
     #[serde(default = "default_max_connections")]
     pub max_connections: NonZeroUsize,
+    /// Most connections open at once from one client address (the TCP peer: behind a
+    /// proxy, the proxy), per listener; beyond it a connection is refused like one
+    /// beyond `max_connections`. Restart to change. Default 256.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: NonZeroUsize,
     /// How long a client has to send a complete request head: counted from the accept
     /// for the first request of a connection (HTTP/1.1 and HTTP/2 alike), and for
     /// HTTP/1.1 from the end of the previous response. Beyond it the connection is
@@ -123,6 +128,7 @@ impl Default for ServerConfig {
             shutdown_grace: default_shutdown_grace(),
             workers: 0,
             max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
             body_read_timeout: default_body_read_timeout(),
@@ -160,6 +166,9 @@ fn default_shutdown_grace() -> Duration {
 }
 fn default_max_connections() -> NonZeroUsize {
     NonZeroUsize::new(4096).expect("non-zero")
+}
+fn default_max_connections_per_ip() -> NonZeroUsize {
+    NonZeroUsize::new(256).expect("non-zero")
 }
 fn default_header_read_timeout() -> Duration {
     Duration::from_secs(10)

@@ -18,6 +18,8 @@ use crate::config::ServerConfig;
 pub struct ConnectionLimits {
     /// Most connections open at once; beyond it a connection is answered 503 and closed.
     pub max_connections: usize,
+    /// Most connections open at once from one client address.
+    pub max_connections_per_ip: usize,
     /// Time to send a complete request head (from the accept for a connection's first
     /// request; for HTTP/1.1 also from the end of the previous response).
     pub header_read_timeout: Duration,
@@ -48,6 +50,7 @@ impl From<&ServerConfig> for ConnectionLimits {
     fn from(s: &ServerConfig) -> Self {
         Self {
             max_connections: s.max_connections.get(),
+            max_connections_per_ip: s.max_connections_per_ip.get(),
             header_read_timeout: s.header_read_timeout,
             idle_timeout: s.idle_timeout,
             max_header_bytes: s.max_header_bytes.get(),
