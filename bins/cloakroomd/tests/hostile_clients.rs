@@ -550,3 +550,74 @@ async fn http2_rapid_reset_in_batches_gets_goaway() {
     assert!(up.requests().len() < 1000, "{} calls reached the upstream", up.requests().len());
     eventually_served(&gw).await;
 }
+
+/// An HPACK integer with an `n`-bit prefix whose high bits are `first`.
+fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+#[tokio::test]
+async fn an_http2_header_list_over_max_header_bytes_is_refused() {
+    let (gw, up) = gateway("").await;
+    let addr = gw.addr.clone();
+    let seen = blocking(move || {
+        // 40 KB in one header (max_header_bytes = 16384), over HEADERS + CONTINUATION.
+        let mut block = vec![0x82, 0x86, 0x04, 10];
+        block.extend_from_slice(b"/fn/echo/x");
+        block.extend_from_slice(&[0x01, addr.len() as u8]);
+        block.extend_from_slice(addr.as_bytes());
+        block.push(0x00);
+        hpack_int(&mut block, 0, 7, 5);
+        block.extend_from_slice(b"x-big");
+        hpack_int(&mut block, 0, 7, 40_000);
+        block.extend(std::iter::repeat_n(b'b', 40_000));
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend(h2_frame(0x4, 0, 0, &[]));
+        let chunks: Vec<&[u8]> = block.chunks(16_384).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let kind = if i == 0 { 0x1 } else { 0x9 };
+            let mut flags = if i == 0 { 0x1 } else { 0 };
+            if i == chunks.len() - 1 {
+                flags |= 0x4;
+            }
+            out.extend(h2_frame(kind, flags, 1, chunk));
+        }
+        let mut s = connect(&addr);
+        let _ = s.write_all(&out);
+        let mut seen = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if closed_by_server(&mut s, &mut seen) {
+                break;
+            }
+        }
+        seen
+    })
+    .await;
+    // The stream is refused (a 431 answer, RST_STREAM on stream 1, or GOAWAY).
+    let (mut i, mut refused) = (0, false);
+    while i + 9 <= seen.len() {
+        let len = u32::from_be_bytes([0, seen[i], seen[i + 1], seen[i + 2]]) as usize;
+        let (kind, stream) = (seen[i + 3], u32::from_be_bytes(seen[i + 5..i + 9].try_into().unwrap()) & 0x7fff_ffff);
+        let payload = &seen[i + 9..(i + 9 + len).min(seen.len())];
+        // h2 answers 431 itself, as a literal `:status` (0x48) whose value "431" is
+        // Huffman coded (`83 69 90 ff`); a 200 would be the static entry 0x88.
+        let status_431 = kind == 0x1 && stream == 1 && payload.starts_with(&[0x48, 0x83, 0x69, 0x90, 0xff]);
+        refused |= (kind == 0x3 && stream == 1) || kind == 0x7 || status_431;
+        i += 9 + len;
+    }
+    assert!(refused, "frames: {seen:?}");
+    assert!(up.requests().is_empty());
+    eventually_served(&gw).await;
+}
