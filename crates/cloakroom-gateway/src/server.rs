@@ -359,6 +359,7 @@ impl Connections {
             ended();
         });
     }
+
     /// Waits up to `grace` for the in-flight requests of every connection.
     async fn shutdown(self, grace: Duration) {
         if tokio::time::timeout(grace, self.graceful.shutdown()).await.is_err() {
