@@ -1,5 +1,5 @@
 //! Arbitrary requests — method, path, headers, credential, body, raw HTTP/1.1 bytes —
-//! through the whole gateway stack (hyper's parser, the limits of `server.rs`, audit,
+//! through the whole gateway stack (hyper's parser, the body deadline, audit,
 //! identity, the CallLayer's request parsing, policy, detokenization, masking) built
 //! in-process with two recording upstreams from `cloakroom-testkit`.
 //!
