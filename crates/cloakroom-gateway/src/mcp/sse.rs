@@ -3,7 +3,9 @@
 /// Rewrites the `data` of each event in a complete SSE body with `f` (`None` keeps the
 /// event's data as it was). Other fields (`event:`, `id:`, comments) are kept.
 pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
-    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
+    // Lines end in CRLF, LF or a lone CR (WHATWG `EventSource`): a client splits on all
+    // three, so must this, or an event hidden behind a CR escapes the rewrite.
+    let text = String::from_utf8_lossy(body).replace("\r\n", "\n").replace('\r', "\n");
     let mut out = Vec::with_capacity(body.len());
     let mut events = text.split("\n\n").peekable();
     while let Some(event) = events.next() {
@@ -14,12 +16,11 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
             }
             continue;
         }
-        let data: Vec<&str> =
-            event.lines().filter_map(|l| l.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d))).collect();
+        let data: Vec<&str> = event.lines().filter_map(data_value).collect();
         let replaced = if data.is_empty() { None } else { f(data.join("\n").as_bytes()) };
         match replaced {
             Some(new) => {
-                for line in event.lines().filter(|l| !l.starts_with("data:")) {
+                for line in event.lines().filter(|l| data_value(l).is_none()) {
                     out.extend_from_slice(line.as_bytes());
                     out.push(b'\n');
                 }
@@ -41,9 +42,32 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
     out
 }
 
+/// The value of a `data` field line: after `data:` and one optional space, or empty for a
+/// bare `data` (a field with no colon has an empty value).
+fn data_value(line: &str) -> Option<&str> {
+    if line == "data" {
+        return Some("");
+    }
+    line.strip_prefix("data:").map(|d| d.strip_prefix(' ').unwrap_or(d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Found by fuzz/fuzz_targets/sse.rs: a client ends lines at a lone CR too, so these
+    // events were passed on without being rewritten.
+    #[test]
+    fn a_lone_cr_ends_lines_and_events() {
+        let out = map_events(b"data: a\r\rdata: b\r\r", |d| Some([b"<", d, b">"].concat()));
+        assert_eq!(String::from_utf8(out).unwrap(), "data: <a>\n\ndata: <b>\n\n");
+    }
+
+    #[test]
+    fn a_bare_data_field_is_data() {
+        let out = map_events(b"data\ndata:x\n\n", |d| Some([b"<", d, b">"].concat()));
+        assert_eq!(String::from_utf8(out).unwrap(), "data: <\ndata: x>\n\n");
+    }
 
     #[test]
     fn data_is_rewritten_and_other_fields_kept() {
