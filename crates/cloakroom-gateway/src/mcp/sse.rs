@@ -32,7 +32,11 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
             }
             None => {
                 out.extend_from_slice(event.as_bytes());
-                out.push(b'\n');
+                // The last event keeps its own ending: a newline added here would finish
+                // an event the upstream left unfinished, which a client discards.
+                if !last {
+                    out.push(b'\n');
+                }
             }
         }
         if !last {
@@ -61,6 +65,12 @@ mod tests {
     fn a_lone_cr_ends_lines_and_events() {
         let out = map_events(b"data: a\r\rdata: b\r\r", |d| Some([b"<", d, b">"].concat()));
         assert_eq!(String::from_utf8(out).unwrap(), "data: <a>\n\ndata: <b>\n\n");
+    }
+
+    #[test]
+    fn an_unfinished_last_event_stays_unfinished() {
+        assert_eq!(map_events(b"\ndata:\r", |_| None), b"\ndata:\n");
+        assert_eq!(map_events(b"data: a\n\ndata: b\n", |_| None), b"data: a\n\ndata: b\n");
     }
 
     #[test]
