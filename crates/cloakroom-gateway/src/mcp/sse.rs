@@ -6,6 +6,9 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
     // Lines end in CRLF, LF or a lone CR (WHATWG `EventSource`): a client splits on all
     // three, so must this, or an event hidden behind a CR escapes the rewrite.
     let text = String::from_utf8_lossy(body).replace("\r\n", "\n").replace('\r', "\n");
+    // A client drops one leading byte-order mark; left in, it would hide the first
+    // event's `data:` from the rewrite.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::with_capacity(body.len());
     let mut events = text.split("\n\n").peekable();
     while let Some(event) = events.next() {
@@ -71,6 +74,12 @@ mod tests {
     fn an_unfinished_last_event_stays_unfinished() {
         assert_eq!(map_events(b"\ndata:\r", |_| None), b"\ndata:\n");
         assert_eq!(map_events(b"data: a\n\ndata: b\n", |_| None), b"data: a\n\ndata: b\n");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_does_not_hide_the_first_event() {
+        let out = map_events("\u{feff}data: a\n\n".as_bytes(), |d| Some([b"<", d, b">"].concat()));
+        assert_eq!(String::from_utf8(out).unwrap(), "data: <a>\n\n");
     }
 
     #[test]
