@@ -46,6 +46,11 @@ pub fn map_events(body: &[u8], mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> V
             out.push(b'\n');
         }
     }
+    // Output that starts with a byte-order mark (a field line that began with one, now
+    // first) would lose it to the client: give the client one to drop.
+    if out.starts_with("\u{feff}".as_bytes()) {
+        out.splice(0..0, "\u{feff}".bytes());
+    }
     out
 }
 
@@ -80,6 +85,12 @@ mod tests {
     fn a_leading_byte_order_mark_does_not_hide_the_first_event() {
         let out = map_events("\u{feff}data: a\n\n".as_bytes(), |d| Some([b"<", d, b">"].concat()));
         assert_eq!(String::from_utf8(out).unwrap(), "data: <a>\n\n");
+    }
+
+    #[test]
+    fn a_line_starting_with_a_byte_order_mark_keeps_it() {
+        let body = "\u{feff}\u{feff}data: x\n\n";
+        assert_eq!(map_events(body.as_bytes(), |_| None), body.as_bytes());
     }
 
     #[test]
