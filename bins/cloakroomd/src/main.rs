@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use cloakroom_gateway::{
     dev::DevSetup,
-    server::{serve, ServingThreads},
+    server::{serve_with, ConnectionLimits, ServingThreads},
     Config, Gateway,
 };
 use tokio::sync::watch;
@@ -64,7 +64,11 @@ fn main() -> ExitCode {
         };
     }
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info".into()))
+        // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
+        // client could write the log at will (rapid reset), so by default only its errors.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     // Calls are served on their own threads (`server.workers`, ServingThreads); this
@@ -115,6 +119,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin_listen = config.server.admin_listen;
     let grace = config.server.shutdown_grace;
     let threads = config.server.serving_threads();
+    // Both listeners get the same protections, each with its own counts.
+    let limits = ConnectionLimits::from(&config.server);
     let keys = dev.as_ref().map(|d| d.keys.clone());
     let gateway = Gateway::start_with_keys(config, path, keys).await?;
     if let Some(dev) = &mut dev {
@@ -124,7 +130,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin_listener =
         tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
     let g = gateway.clone();
-    let serving = ServingThreads::start(threads, move |peer| g.service(Some(peer)), grace)
+    let serving = ServingThreads::start_with(threads, move |peer| g.service(Some(peer)), grace, limits.clone())
         .context("starting the serving threads")?;
     tracing::info!(%listen, %admin_listen, threads, "cloakroomd listening");
     if let Some(dev) = &dev {
@@ -140,8 +146,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let gw = tokio::spawn(serving.serve(gw_listener, stopped(stop_rx.clone())));
     let g = gateway.clone();
-    let admin =
-        tokio::spawn(serve(admin_listener, move |peer| g.admin_service(Some(peer)), stopped(stop_rx.clone()), grace));
+    let admin = tokio::spawn(serve_with(
+        admin_listener,
+        move |peer| g.admin_service(Some(peer)),
+        stopped(stop_rx.clone()),
+        grace,
+        limits,
+    ));
 
     loop {
         tokio::select! {

@@ -110,7 +110,7 @@ async fn handle(
     }
     let caller = Caller::authenticate(gateway, req.headers(), peer).await?;
     let query = req.uri().query().unwrap_or("").to_owned();
-    let body = read_body(req).await?;
+    let body = read_body(gateway, req).await?;
     match (&method, &segments[1..]) {
         (&Method::GET, ["approvals"]) => {
             let identity = caller.authorize(Operation::new(Operation::APPROVALS_LIST))?;
@@ -341,8 +341,12 @@ async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> 
     Ok(res)
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
-    match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
+async fn read_body(gateway: &Gateway, req: Request<Incoming>) -> Result<Bytes, Error> {
+    // The same deadline as call bodies (server.body_read_timeout): a slow body must not
+    // hold an admin connection either.
+    let server = &gateway.config().server;
+    let body = crate::server::DeadlineBody::new(req.into_body(), server.body_read_timeout, server.body_min_rate);
+    match Limited::new(body, MAX_ADMIN_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
             ErrorCode::PayloadTooLarge,

@@ -410,6 +410,8 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
             let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
             tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
         }))
+        // Slow bodies (slowloris) fail here, inside the audit layer, so the refusal is recorded.
+        .layer(crate::server::BodyDeadlineLayer::new(config.server.body_read_timeout, config.server.body_min_rate))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
         .layer(McpSessionLayer::new(p.sessions.clone()))

@@ -48,3 +48,14 @@ pub use detokenize::{percent_decode_lossy, DetokenizeLayer, DetokenizeService, S
 pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError, RedeemToken, REDEEM_TOKEN_HEADER};
 pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
 pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, VaultError};
+
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The detokenizer's JSON locator: for each of `ranges` (sorted, non-overlapping),
+    /// the JSON pointer of the string token holding it (`None` when outside any string);
+    /// `None` overall when `doc` is not one valid JSON document.
+    pub fn json_locate(doc: &[u8], ranges: &[std::ops::Range<usize>]) -> Option<Vec<Option<String>>> {
+        crate::detokenize::json_locate(doc, ranges)
+    }
+}

@@ -189,6 +189,21 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return Err(at.error(&[Key("server"), Key("max_body_bytes")], "expected a size in bytes greater than 0"));
         }
+        if (self.server.max_header_bytes.get() as usize) < crate::server::MIN_HEADER_BYTES {
+            return Err(at.error(
+                &[Key("server"), Key("max_header_bytes")],
+                format!("expected at least {} bytes", crate::server::MIN_HEADER_BYTES),
+            ));
+        }
+        for (key, d) in [
+            ("header_read_timeout", self.server.header_read_timeout),
+            ("idle_timeout", self.server.idle_timeout),
+            ("body_read_timeout", self.server.body_read_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(at.error(&[Key("server"), Key(key)], "expected a duration greater than 0"));
+            }
+        }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut routes: HashMap<&str, usize> = HashMap::new();
         for (i, f) in self.functions.iter().enumerate() {
@@ -265,8 +280,9 @@ impl Config {
 impl Config {
     /// The keys changed from `self` to `new` that a reload cannot apply: they take
     /// effect at the next restart. Everything else — functions, identity, policy,
-    /// secret bindings, masking, `server.max_body_bytes`, `audit.record_bodies`,
-    /// `audit.max_body_record_bytes`, `approvals.wait`/`ttl`/`webhooks` — a reload applies.
+    /// secret bindings, masking, `server.max_body_bytes`, `server.body_read_timeout`,
+    /// `server.body_min_rate`, `audit.record_bodies`, `audit.max_body_record_bytes`,
+    /// `approvals.wait`/`ttl`/`webhooks` — a reload applies.
     pub fn restart_changes(&self, new: &Config) -> Vec<&'static str> {
         let mut out = Vec::new();
         let mut check = |changed: bool, key: &'static str| {
@@ -282,6 +298,22 @@ impl Config {
         check(s.connect_timeout != n.connect_timeout, "server.connect_timeout");
         check(s.shutdown_grace != n.shutdown_grace, "server.shutdown_grace");
         check(s.workers != n.workers, "server.workers");
+        check(s.max_connections != n.max_connections, "server.max_connections");
+        check(s.max_connections_per_ip != n.max_connections_per_ip, "server.max_connections_per_ip");
+        check(s.header_read_timeout != n.header_read_timeout, "server.header_read_timeout");
+        check(s.idle_timeout != n.idle_timeout, "server.idle_timeout");
+        check(s.max_header_bytes != n.max_header_bytes, "server.max_header_bytes");
+        check(s.max_headers != n.max_headers, "server.max_headers");
+        check(s.http2_max_concurrent_streams != n.http2_max_concurrent_streams, "server.http2_max_concurrent_streams");
+        check(
+            s.http2_max_pending_accept_reset_streams != n.http2_max_pending_accept_reset_streams,
+            "server.http2_max_pending_accept_reset_streams",
+        );
+        check(
+            s.http2_max_local_error_reset_streams != n.http2_max_local_error_reset_streams,
+            "server.http2_max_local_error_reset_streams",
+        );
+        check(s.max_concurrent_calls != n.max_concurrent_calls, "server.max_concurrent_calls");
         check(self.vault != new.vault, "[vault]");
         let (a, n) = (&self.audit, &new.audit);
         check(a.sink != n.sink, "audit.sink");

@@ -1,6 +1,11 @@
 //! The `[server]` table.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    num::{NonZeroU32, NonZeroUsize},
+    path::PathBuf,
+    time::Duration,
+};
 
 use serde::Deserialize;
 
@@ -39,6 +44,65 @@ pub struct ServerConfig {
     /// background work (audit writer, renewals) run on one further thread.
     #[serde(default)]
     pub workers: usize,
+    /// Most connections open at once, per listener (the admin listener has its own
+    /// count). A connection beyond it is answered `503` (HTTP/1.1) and closed at once,
+    /// before anything is read from it. Restart to change. Default 4096 (leave room for
+    /// it under the process's open-file limit, `ulimit -n`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: NonZeroUsize,
+    /// Most connections open at once from one client address (the TCP peer: behind a
+    /// proxy, the proxy), per listener; beyond it a connection is refused like one
+    /// beyond `max_connections`. Restart to change. Default 256.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: NonZeroUsize,
+    /// How long a client has to send a complete request head: counted from the accept
+    /// for the first request of a connection (HTTP/1.1 and HTTP/2 alike), and for
+    /// HTTP/1.1 from the end of the previous response. Beyond it the connection is
+    /// closed (slowloris). Restart to change. Default `"10s"`.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no call in flight before it is closed.
+    /// Restart to change. Default `"60s"`.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive, counted from its head, extended by
+    /// one second for every `body_min_rate` bytes received. A body still arriving
+    /// beyond it is refused with 400 `bad_request` and its connection closed (slow
+    /// body). A reload applies it. Default `"30s"`.
+    #[serde(default = "default_body_read_timeout", with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// The slowest rate, in bytes per second, that extends `body_read_timeout`; `0`
+    /// makes `body_read_timeout` a fixed limit. A reload applies it. Default 4096.
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: u64,
+    /// Largest request head, in bytes: the request line and every header (HTTP/1.1),
+    /// or the decoded header list (HTTP/2). Beyond it: 431 (HTTP/1.1), or the stream is
+    /// refused (HTTP/2). Restart to change. Default 32768 (32 KiB).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: NonZeroU32,
+    /// Most header fields in an HTTP/1.1 request; beyond it: 431. (HTTP/2 header lists
+    /// are bounded by `max_header_bytes`.) Restart to change. Default 100.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: NonZeroUsize,
+    /// Most HTTP/2 streams a client may have open at once on one connection
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`). Restart to change. Default 100.
+    #[serde(default = "default_http2_max_concurrent_streams")]
+    pub http2_max_concurrent_streams: NonZeroU32,
+    /// Most HTTP/2 streams a client may open and reset before the gateway has accepted
+    /// them; beyond it the connection is closed with `GOAWAY` (the "rapid reset" attack,
+    /// CVE-2023-44487). Restart to change. Default 20.
+    #[serde(default = "default_http2_max_pending_accept_reset_streams")]
+    pub http2_max_pending_accept_reset_streams: NonZeroUsize,
+    /// Most HTTP/2 streams the gateway may reset because of a client's protocol errors
+    /// before it closes the connection with `GOAWAY` (RUSTSEC-2024-0003). Restart to
+    /// change. Default 256.
+    #[serde(default = "default_http2_max_local_error_reset_streams")]
+    pub http2_max_local_error_reset_streams: NonZeroUsize,
+    /// Most calls served at once, per listener, over all connections. A call beyond it
+    /// is answered at once with 503 `overloaded` (load shedding) rather than queued.
+    /// Restart to change. Default 1024.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: NonZeroUsize,
 }
 
 impl ServerConfig {
@@ -63,6 +127,18 @@ impl Default for ServerConfig {
             connect_timeout: default_connect_timeout(),
             shutdown_grace: default_shutdown_grace(),
             workers: 0,
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            body_min_rate: default_body_min_rate(),
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            http2_max_concurrent_streams: default_http2_max_concurrent_streams(),
+            http2_max_pending_accept_reset_streams: default_http2_max_pending_accept_reset_streams(),
+            http2_max_local_error_reset_streams: default_http2_max_local_error_reset_streams(),
+            max_concurrent_calls: default_max_concurrent_calls(),
         }
     }
 }
@@ -87,4 +163,40 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(30)
+}
+fn default_max_connections() -> NonZeroUsize {
+    NonZeroUsize::new(4096).expect("non-zero")
+}
+fn default_max_connections_per_ip() -> NonZeroUsize {
+    NonZeroUsize::new(256).expect("non-zero")
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_body_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_body_min_rate() -> u64 {
+    4096
+}
+fn default_max_header_bytes() -> NonZeroU32 {
+    NonZeroU32::new(32 * 1024).expect("non-zero")
+}
+fn default_max_headers() -> NonZeroUsize {
+    NonZeroUsize::new(100).expect("non-zero")
+}
+fn default_http2_max_concurrent_streams() -> NonZeroU32 {
+    NonZeroU32::new(100).expect("non-zero")
+}
+fn default_http2_max_pending_accept_reset_streams() -> NonZeroUsize {
+    NonZeroUsize::new(20).expect("non-zero")
+}
+fn default_http2_max_local_error_reset_streams() -> NonZeroUsize {
+    NonZeroUsize::new(256).expect("non-zero")
+}
+fn default_max_concurrent_calls() -> NonZeroUsize {
+    NonZeroUsize::new(1024).expect("non-zero")
 }

@@ -55,6 +55,7 @@ mod substitute;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub(crate) use json::locate as json_locate;
 pub use layer::DetokenizeLayer;
 pub use service::DetokenizeService;
 pub use substitute::percent_decode_lossy;
