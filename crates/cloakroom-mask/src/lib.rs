@@ -58,6 +58,7 @@ mod encoding;
 mod entry;
 mod error;
 mod future;
+mod grammar;
 mod handle;
 mod layer;
 mod matcher;
