@@ -4,7 +4,7 @@
 //! No prefilter, no regions, no streaming. Used by the property tests and the fuzz
 //! target; not for production use.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -51,8 +51,9 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
     let mut raw_t: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut b64_t: Vec<(Vec<u8>, usize)> = Vec::new();
     let mut hex_t: Vec<(Vec<u8>, usize)> = Vec::new();
-    let push = |set: &mut Vec<(Vec<u8>, usize)>, f: Vec<u8>, i: usize| {
-        if !f.is_empty() && !set.iter().any(|(g, _)| *g == f) {
+    let mut seen: [HashSet<Vec<u8>>; 4] = Default::default();
+    let mut push = |which: usize, set: &mut Vec<(Vec<u8>, usize)>, f: Vec<u8>, i: usize| {
+        if !f.is_empty() && seen[which].insert(f.clone()) {
             set.push((f, i));
         }
     };
@@ -67,19 +68,19 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
                 continue;
             }
             match enc {
-                Encoding::Raw => push(&mut main, value.to_vec(), i),
-                Encoding::Json | Encoding::Url | Encoding::Html => push(&mut raw_t, value.to_vec(), i),
+                Encoding::Raw => push(0, &mut main, value.to_vec(), i),
+                Encoding::Json | Encoding::Url | Encoding::Html => push(1, &mut raw_t, value.to_vec(), i),
                 Encoding::Base64 | Encoding::Base64Url => {
                     for f in enc.forms(value) {
-                        push(&mut main, f.clone(), i);
-                        push(&mut b64_t, f, i);
+                        push(0, &mut main, f.clone(), i);
+                        push(2, &mut b64_t, f, i);
                     }
                 }
                 Encoding::Hex => {
                     for f in enc.forms(value) {
-                        push(&mut main, f, i);
+                        push(0, &mut main, f, i);
                     }
-                    push(&mut hex_t, value.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect(), i);
+                    push(3, &mut hex_t, value.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect(), i);
                 }
             }
         }
@@ -110,6 +111,10 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
     }
     for (k, (g, targets)) in views.iter().enumerate() {
         let max = targets.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        let mut lookup: HashMap<&[u8], usize> = HashMap::new();
+        for (t, entry) in targets.iter() {
+            lookup.entry(t.as_slice()).or_insert(*entry);
+        }
         let mut toks = Vec::new();
         let mut p = 0;
         while p < hay.len() {
@@ -140,7 +145,7 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
                 if dec.len() > max {
                     break;
                 }
-                if let Some((_, entry)) = targets.iter().find(|(t, _)| *t == dec) {
+                if let Some(entry) = lookup.get(dec.as_slice()) {
                     cands.push((s, q + tok.len(), k + 1, *entry));
                 }
             }
