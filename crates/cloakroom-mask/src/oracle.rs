@@ -36,6 +36,9 @@ pub fn forms(entries: &[MaskEntry], options: &MaskOptions) -> Vec<(Vec<u8>, Vec<
     out
 }
 
+/// (target bytes, entry index), first entry winning.
+type Targets = Vec<(Vec<u8>, usize)>;
+
 /// Masks `hay` with the known secrets only (no detectors), by brute force: every
 /// occurrence of every form searched in the input's own bytes (raw, base64 cores, hex)
 /// and every span whose decoding in an escape grammar is a secret (or, for line-broken
@@ -47,12 +50,9 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
     let mut enabled = vec![Encoding::Raw];
     enabled.extend(options.encodings.iter().copied().filter(|e| *e != Encoding::Raw));
     let has = |e: Encoding| enabled.contains(&e);
-    let mut main: Vec<(Vec<u8>, usize)> = Vec::new();
-    let mut raw_t: Vec<(Vec<u8>, usize)> = Vec::new();
-    let mut b64_t: Vec<(Vec<u8>, usize)> = Vec::new();
-    let mut hex_t: Vec<(Vec<u8>, usize)> = Vec::new();
+    let (mut main, mut raw_t, mut b64_t, mut hex_t): (Targets, Targets, Targets, Targets) = Default::default();
     let mut seen: [HashSet<Vec<u8>>; 4] = Default::default();
-    let mut push = |which: usize, set: &mut Vec<(Vec<u8>, usize)>, f: Vec<u8>, i: usize| {
+    let mut push = |which: usize, set: &mut Targets, f: Vec<u8>, i: usize| {
         if !f.is_empty() && seen[which].insert(f.clone()) {
             set.push((f, i));
         }
@@ -96,7 +96,7 @@ pub fn replace(entries: &[MaskEntry], options: &MaskOptions, hay: &[u8]) -> Vec<
             cands.push((m.start(), m.end(), 0, main[m.pattern().as_usize()].1));
         }
     }
-    let mut views: Vec<(Grammar, &Vec<(Vec<u8>, usize)>)> = Vec::new();
+    let mut views: Vec<(Grammar, &Targets)> = Vec::new();
     for (g, on, t) in [
         (Grammar::Json, has(Encoding::Json), &raw_t),
         (Grammar::Html, has(Encoding::Html), &raw_t),
