@@ -450,6 +450,20 @@ pub(crate) struct Target {
     pub(crate) bytes: Vec<Vec<u8>>,
     pub(crate) max_len: usize,
     pub(crate) min_len: usize,
+    /// Bit `b` set when some target holds the byte `b`: an escape decoding to any other
+    /// byte cannot be inside a match, so it starts no region.
+    pub(crate) byte_set: [u64; 4],
+}
+
+impl Target {
+    fn holds(&self, tok: Tok) -> bool {
+        match tok {
+            Tok::Esc { out, n, .. } => {
+                out[..usize::from(n)].iter().all(|&b| self.byte_set[usize::from(b >> 6)] >> (b & 63) & 1 != 0)
+            }
+            _ => true,
+        }
+    }
 }
 
 /// A decoded region: `dec[i]` came from the token `src[i]..src_end[i]`.
@@ -545,6 +559,11 @@ impl ViewSearch {
                     self.parse = q;
                     return None;
                 }
+                tok if !target.holds(tok) => {
+                    // An escape of a byte no target holds: no match contains it.
+                    self.parse = q + tok.len();
+                    self.lit_from = self.parse;
+                }
                 tok => {
                     if g == Grammar::Base64Lines && !(q > self.lit_from.max(pos) && is_b64(hay[q - 1])) {
                         // A break not preceded by base64 text starts no match.
@@ -615,7 +634,7 @@ impl ViewSearch {
                                 }
                             }
                             match found {
-                                Some((q2, Tok::Incomplete)) => {
+                                Some((q2, tok)) if tok == Tok::Incomplete || !target.holds(tok) => {
                                     re = q2;
                                     self.parse = q2;
                                     break;
@@ -628,7 +647,7 @@ impl ViewSearch {
                                 }
                             }
                         }
-                        Tok::Incomplete => {
+                        tok if tok == Tok::Incomplete || !target.holds(tok) => {
                             re = q;
                             self.parse = q;
                             break;

@@ -190,6 +190,8 @@ pub struct Matcher {
     prefixes: PrefixIndex,
     /// The longest match span (input bytes), views included.
     max_len: usize,
+    /// The longest pattern of the input's own bytes.
+    main_max_len: usize,
     detectors: Option<Arc<Detectors>>,
     refused: Vec<MaskError>,
     /// The decoding views searched besides the input's own bytes (docs/masking.md,
@@ -256,6 +258,7 @@ impl Matcher {
             refused: Vec::new(),
             views: Vec::new(),
             targets: Vec::new(),
+            main_max_len: 0,
         }
     }
 
@@ -353,7 +356,12 @@ impl Matcher {
             let tcore = compile(&t.bytes, tuning)?;
             let bytes: Vec<Vec<u8>> = t.bytes.iter().map(|b| b.to_vec()).collect();
             let min_len = bytes.iter().map(Vec::len).min().unwrap_or(0);
+            let mut byte_set = [0u64; 4];
+            for &b in bytes.iter().flatten() {
+                byte_set[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
             let target = Target {
+                byte_set,
                 max_len: tcore.max_len,
                 min_len,
                 offset: patterns.len() as u32,
@@ -398,7 +406,14 @@ impl Matcher {
     }
 
     fn from_core(core: Core) -> Self {
-        Self { long: core.long, short: core.short, prefixes: core.prefixes, max_len: core.max_len, ..Self::empty() }
+        Self {
+            long: core.long,
+            short: core.short,
+            prefixes: core.prefixes,
+            max_len: core.max_len,
+            main_max_len: core.max_len,
+            ..Self::empty()
+        }
     }
 
     /// What could not be masked in full (names only, never values).
@@ -511,6 +526,34 @@ impl Matcher {
     /// The decoding views.
     pub(crate) fn views(&self) -> &[View] {
         &self.views
+    }
+
+    /// The longest pattern of the input's own bytes (a longer tail is no prefix of one).
+    pub(crate) fn main_max_len(&self) -> usize {
+        self.main_max_len
+    }
+
+    /// The first position of `hay[..end]` from which a match of view `k` could still run
+    /// past `end` (a lower bound).
+    pub(crate) fn view_hold_from(&self, k: usize, hay: &[u8], end: usize) -> usize {
+        let view = &self.views[k];
+        let target = &self.targets[view.target];
+        let lo = end.saturating_sub(view.grammar.max_span(target.max_len) + view.grammar.max_token());
+        match view.grammar {
+            // The tail must be hex digits (base64 and line breaks) up to the end.
+            Grammar::HexCase => {
+                let lo = end.saturating_sub(target.max_len);
+                end - hay[lo..end].iter().rev().take_while(|b| b.is_ascii_hexdigit()).count()
+            }
+            Grammar::Base64Lines => {
+                end - hay[lo..end]
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| grammar::is_b64(b) || matches!(b, b'\r' | b'\n' | b'\\'))
+                    .count()
+            }
+            _ => lo,
+        }
     }
 
     /// Whether a match in view `k` could start at `hay[y]` and run past `end`.

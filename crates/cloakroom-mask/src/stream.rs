@@ -269,14 +269,16 @@ impl StreamReplacer {
     }
 
     /// Whether a match could start at `buf[y]` and run past the end of `buf`.
-    fn could_start(&mut self, buf: &[u8], y: usize, view_from: &[Option<usize>]) -> bool {
-        if self.matcher.could_start_match(&buf[y..]) {
+    fn could_start(&mut self, buf: &[u8], y: usize, view_from: &[(usize, Option<usize>)]) -> bool {
+        if buf.len() - y <= self.matcher.main_max_len() && self.matcher.could_start_match(&buf[y..]) {
             return true;
         }
         // Past its last trigger byte a view decodes to the input's own bytes, and its
         // targets are patterns of those: the check above covers it.
-        view_from.iter().enumerate().any(|(k, lt)| {
-            lt.is_some_and(|lt| y <= lt) && self.matcher.view_could_start(k, buf, y, buf.len(), &mut self.scratch)
+        view_from.iter().enumerate().any(|(k, &(from, lt))| {
+            y >= from
+                && lt.is_some_and(|lt| y <= lt)
+                && self.matcher.view_could_start(k, buf, y, buf.len(), &mut self.scratch)
         })
     }
 
@@ -309,10 +311,23 @@ impl StreamReplacer {
             }
             // The first position whose tail could still grow into a match.
             let lo = pos.max(limit);
-            let view_from: Vec<Option<usize>> =
-                matcher.views().iter().map(|v| v.grammar.last_trigger(buf, lo, n)).collect();
+            let view_from: Vec<(usize, Option<usize>)> = (0..matcher.views().len())
+                .map(|k| {
+                    let from = matcher.view_hold_from(k, buf, n).max(lo);
+                    (from, matcher.views()[k].grammar.last_trigger(buf, from, n))
+                })
+                .collect();
+            // Below this no tail can still begin a match.
+            let first = view_from
+                .iter()
+                .filter(|(_, lt)| lt.is_some())
+                .map(|&(from, _)| from)
+                .chain([n.saturating_sub(matcher.main_max_len())])
+                .min()
+                .unwrap_or(n)
+                .max(lo);
             let mut hold = n;
-            for y in lo..n {
+            for y in first..n {
                 if self.could_start(buf, y, &view_from) {
                     hold = y;
                     break;
