@@ -363,6 +363,39 @@ fn bench(c: &mut Criterion) {
             ));
         }
     }
+    // The cost of each escape grammar: the 1,000 x 32 B set with the forms searched in the
+    // input's own bytes only (raw, base64, base64url, hex), then with one grammar added,
+    // then with every grammar (the default).
+    let mut grammar_rows = Vec::new();
+    if sets().contains(&(1_000, 32)) {
+        let entries = entries(&secrets(1_000, 32, 0x5EC2E7 + 1_000 * 31 + 32));
+        let base = vec![Encoding::Raw, Encoding::Base64, Encoding::Base64Url, Encoding::Hex];
+        let mut configs: Vec<(&str, Vec<Encoding>)> =
+            vec![("raw+base64+base64url+hex (no escape grammar)", base.clone())];
+        for (name, e) in [("+ json", Encoding::Json), ("+ url", Encoding::Url), ("+ html", Encoding::Html)] {
+            let mut v = base.clone();
+            v.push(e);
+            configs.push((name, v));
+        }
+        configs.push(("every grammar (default)", Encoding::ALL.to_vec()));
+        let all_forms = oracle::forms(&entries, &MaskOptions { encodings: Encoding::ALL.to_vec(), detectors: false });
+        for (input_name, input) in &inputs {
+            let hits = Bytes::from(with_hits(input, &all_forms, 7));
+            for (name, encodings) in &configs {
+                let m = Arc::new(
+                    Matcher::build(entries.clone(), &MaskOptions { encodings: encodings.clone(), detectors: false })
+                        .expect("build"),
+                );
+                let (clean, hit) = best_of_rounds(|| mask_all(&m, input), || mask_all(&m, &hits));
+                grammar_rows.push(format!(
+                    "| {input_name} | {name} | {:.2} | {:.2} | {:.2}x |",
+                    gbps(INPUT, clean.0),
+                    gbps(INPUT, hit.0),
+                    hit.0.as_secs_f64() / clean.0.as_secs_f64()
+                ));
+            }
+        }
+    }
     println!(
         "\n(GB/s per core from CPU time; masker columns: best of {ROUNDS} alternating rounds of >= {ROUND_CPU:?} CPU; `wall` is wall-clock GB/s of the best masker round)"
     );
@@ -370,6 +403,14 @@ fn bench(c: &mut Criterion) {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for line in summary {
         println!("{line}");
+    }
+    if !grammar_rows.is_empty() {
+        println!("\nEscape grammars, 1000x32B (hits planted in every enumerated form, escaped ones included):");
+        println!("| input | encodings | masker GB/s | 1% hits GB/s | 1% hits slowdown |");
+        println!("|---|---|---|---|---|");
+        for line in grammar_rows {
+            println!("{line}");
+        }
     }
 }
 

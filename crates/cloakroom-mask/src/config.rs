@@ -48,7 +48,8 @@ pub struct MaskingConfig {
     /// (`[REDACTED:<name>]`).
     pub replacement: Replacement,
     /// The encodings each secret is searched in. Default: all of `raw`, `json`, `url`,
-    /// `base64`, `base64url`, `hex`. `raw` is always searched. Encoded forms of secrets
+    /// `base64`, `base64url`, `hex`, `html` (JSON, URL, HTML, line-broken base64 and
+    /// mixed-case hex through their escape grammars). `raw` is always searched. Encoded forms of secrets
     /// shorter than 8 bytes are never searched (see docs/masking.md).
     pub encodings: Vec<Encoding>,
     /// `"default"`: built-in detectors for secrets the vault does not know; `"none"`.

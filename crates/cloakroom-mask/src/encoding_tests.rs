@@ -84,7 +84,7 @@ fn hex_has_both_cases() {
 #[test]
 fn serde_names_match_the_configuration() {
     let names: Vec<String> = Encoding::ALL.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
-    assert_eq!(names, ["\"raw\"", "\"json\"", "\"url\"", "\"base64\"", "\"base64url\"", "\"hex\""]);
+    assert_eq!(names, ["\"raw\"", "\"json\"", "\"url\"", "\"base64\"", "\"base64url\"", "\"hex\"", "\"html\""]);
     for e in Encoding::ALL {
         assert_eq!(serde_json::to_string(&e).unwrap(), format!("\"{}\"", e.name()));
     }

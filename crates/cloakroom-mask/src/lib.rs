@@ -6,8 +6,10 @@
 //! leftmost-longest replace engine over bytes:
 //!
 //! - [`MaskEntry`]: (secret name, value as [`Secret`](cloakroom_core::Secret), replacement).
-//! - [`Encoding`]: each value is also searched JSON-escaped, percent-encoded, base64 and
-//!   base64url (all three alignments), and hex ([`MaskOptions::encodings`]).
+//! - [`Encoding`]: each value is also searched base64 and base64url (all three
+//!   alignments, line breaks anywhere), hex (any case), and through the escape grammars
+//!   of JSON strings, percent-encoding and HTML character references, in any mix of
+//!   escapes ([`MaskOptions::encodings`], docs/masking.md "Escape grammars").
 //! - [`Matcher`]: the compiled set (Aho-Corasick behind a sampled q-gram prefilter,
 //!   see docs/masking.md). [`Matcher::replace`] masks a slice in one go and counts;
 //!   [`Matcher::find_iter`] lists matches; [`Matcher::stream`] gives a
@@ -61,6 +63,7 @@ mod entry;
 mod error;
 mod event_stream;
 mod future;
+mod grammar;
 mod handle;
 mod head;
 mod layer;

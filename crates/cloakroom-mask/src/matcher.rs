@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::Detectors;
 use crate::encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
+use crate::grammar::{self, Grammar, Target, View, ViewSearch};
 use crate::prefilter::{Cand, QGramFilter, Q};
 use crate::stream::StreamReplacer;
 use crate::{MaskEntry, MaskError};
@@ -92,12 +93,14 @@ pub(crate) struct PatternInfo {
     pub(crate) encoding: Encoding,
 }
 
-/// A raw match: global pattern id and span.
+/// A raw match: global pattern id and span, and where it was found (0: the input's own
+/// bytes; `k + 1`: the decoding view `k`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawMatch {
     pub(crate) pattern: u32,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    pub(crate) view: u8,
 }
 
 struct EntryInfo {
@@ -180,13 +183,52 @@ struct PrefixIndex {
 /// `Arc` (usually in a [`MaskHandle`](crate::MaskHandle)).
 pub struct Matcher {
     entries: Vec<EntryInfo>,
+    /// Patterns of the input's own bytes, then the patterns of each view target.
     patterns: Vec<PatternInfo>,
     long: Option<LongSet>,
     short: Option<ShortSet>,
     prefixes: PrefixIndex,
+    /// The longest match span (input bytes), views included.
     max_len: usize,
+    /// The longest pattern of the input's own bytes.
+    main_max_len: usize,
     detectors: Option<Arc<Detectors>>,
     refused: Vec<MaskError>,
+    /// The decoding views searched besides the input's own bytes (docs/masking.md,
+    /// "Escape grammars").
+    views: Vec<View>,
+    targets: Vec<Target>,
+}
+
+/// Distinct patterns in insertion order, first entry winning a shared one.
+#[derive(Default)]
+struct Patterns {
+    infos: Vec<PatternInfo>,
+    bytes: Vec<Arc<[u8]>>,
+    seen: HashMap<Arc<[u8]>, u32>,
+}
+
+impl Patterns {
+    fn push(&mut self, form: Vec<u8>, entry: u32, encoding: Encoding) {
+        if form.is_empty() {
+            return;
+        }
+        let form: Arc<[u8]> = form.into();
+        if self.seen.contains_key(&form) {
+            return;
+        }
+        self.seen.insert(form.clone(), self.infos.len() as u32);
+        self.infos.push(PatternInfo { entry, encoding });
+        self.bytes.push(form);
+    }
+}
+
+/// The compiled searches over one pattern set.
+struct Core {
+    long: Option<LongSet>,
+    short: Option<ShortSet>,
+    prefixes: PrefixIndex,
+    max_len: usize,
 }
 
 impl fmt::Debug for Matcher {
@@ -214,6 +256,9 @@ impl Matcher {
             max_len: 0,
             detectors: None,
             refused: Vec::new(),
+            views: Vec::new(),
+            targets: Vec::new(),
+            main_max_len: 0,
         }
     }
 
@@ -246,9 +291,10 @@ impl Matcher {
         tuning: BuildTuning,
     ) -> Result<Self, MaskError> {
         let mut infos = Vec::new();
-        let mut patterns: Vec<PatternInfo> = Vec::new();
-        let mut bytes: Vec<Arc<[u8]>> = Vec::new();
-        let mut seen: HashMap<Arc<[u8]>, u32> = HashMap::new();
+        let mut main = Patterns::default();
+        // View targets: the values themselves (JSON, HTML, URL views), base64 cores
+        // (line-broken base64), lower-case hex (mixed-case hex).
+        let (mut raw_t, mut b64_t, mut hex_t) = (Patterns::default(), Patterns::default(), Patterns::default());
         let mut refused = Vec::new();
         let mut encodings: Vec<Encoding> = vec![Encoding::Raw];
         for e in &options.encodings {
@@ -276,95 +322,98 @@ impl Matcher {
                 if short && encoding != Encoding::Raw {
                     continue;
                 }
-                for form in encoding.forms(value) {
-                    let form: Arc<[u8]> = form.into();
-                    if seen.contains_key(&form) {
-                        continue;
+                match encoding {
+                    Encoding::Raw => main.push(value.to_vec(), index, encoding),
+                    // Found through their grammars' views, in any mix of escapes.
+                    Encoding::Json | Encoding::Url | Encoding::Html => raw_t.push(value.to_vec(), index, encoding),
+                    Encoding::Base64 | Encoding::Base64Url => {
+                        for form in encoding.forms(value) {
+                            main.push(form.clone(), index, encoding);
+                            b64_t.push(form, index, encoding);
+                        }
                     }
-                    seen.insert(form.clone(), patterns.len() as u32);
-                    patterns.push(PatternInfo { entry: index, encoding });
-                    bytes.push(form);
+                    Encoding::Hex => {
+                        for form in encoding.forms(value) {
+                            main.push(form, index, encoding);
+                        }
+                        hex_t.push(value.iter().flat_map(|b| hex_pair(*b)).collect(), index, encoding);
+                    }
                 }
             }
             infos.push(EntryInfo { name: entry.name().to_owned(), replacement: entry.replacement().clone() });
         }
-        drop(seen);
 
-        let build_err = |e: aho_corasick::BuildError| MaskError::Build(e.to_string());
-        let (long_ids, short_ids): (Vec<u32>, Vec<u32>) =
-            (0..patterns.len() as u32).partition(|&i| bytes[i as usize].len() >= Q);
-        let long = if long_ids.is_empty() {
-            None
-        } else {
-            let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
-            let stride = QGramFilter::stride_for(min, long_ids.len());
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-            let shard_count = long_ids.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
-            let per_shard = long_ids.len().div_ceil(shard_count);
-            let bytes_ref = &bytes;
-            let build_shard = |ids: Vec<u32>| -> Result<(AhoCorasick, Vec<u32>), MaskError> {
-                let ac = AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(if ids.len() <= 64 {
-                        Some(AhoCorasickKind::DFA)
-                    } else {
-                        Some(AhoCorasickKind::ContiguousNFA)
-                    })
-                    .start_kind(StartKind::Anchored)
-                    .prefilter(false)
-                    .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
-                    .map_err(build_err)?;
-                Ok((ac, ids))
+        let core = compile(&main.bytes, tuning)?;
+        let mut patterns = main.infos;
+        let mut max_len = core.max_len;
+        let mut views = Vec::new();
+        let mut targets = Vec::new();
+        let has = |e: Encoding| encodings.contains(&e);
+        let mut add_target = |t: Patterns, grammars: &[Grammar], patterns: &mut Vec<PatternInfo>| {
+            if t.infos.is_empty() || grammars.is_empty() {
+                return Ok::<(), MaskError>(());
+            }
+            let tcore = compile(&t.bytes, tuning)?;
+            let bytes: Vec<Vec<u8>> = t.bytes.iter().map(|b| b.to_vec()).collect();
+            let min_len = bytes.iter().map(Vec::len).min().unwrap_or(0);
+            let mut byte_set = [0u64; 4];
+            for &b in bytes.iter().flatten() {
+                byte_set[usize::from(b >> 6)] |= 1 << (b & 63);
+            }
+            let target = Target {
+                byte_set,
+                max_len: tcore.max_len,
+                min_len,
+                offset: patterns.len() as u32,
+                matcher: Matcher { patterns: t.infos.clone(), ..Matcher::from_core(tcore) },
+                bytes,
             };
-            let (filter, shards) = std::thread::scope(|scope| {
-                let handles: Vec<_> = long_ids
-                    .chunks(per_shard)
-                    .skip(1)
-                    .map(|ids| {
-                        let ids = ids.to_vec();
-                        scope.spawn(move || build_shard(ids))
-                    })
-                    .collect();
-                let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes_ref[i as usize])), stride);
-                let mut shards = vec![build_shard(long_ids[..per_shard.min(long_ids.len())].to_vec())];
-                for h in handles {
-                    shards.push(h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))));
-                }
-                (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
-            });
-            // A handful of short patterns: Aho-Corasick's own literal prefilter (Teddy)
-            // over the whole input beats probing every few bytes.
-            let direct = if tuning.allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
-                let ac = AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(long_ids.iter().map(|&i| &*bytes[i as usize]))
-                    .map_err(build_err)?;
-                Some((ac, long_ids.clone()))
-            } else {
-                None
-            };
-            Some(LongSet { filter: filter?, shards: shards?, direct, compare_max: tuning.compare_max })
+            for &g in grammars {
+                max_len = max_len.max(g.max_span(target.max_len) + g.max_token());
+                views.push(View { grammar: g, target: targets.len() });
+            }
+            patterns.extend(t.infos);
+            targets.push(target);
+            Ok(())
         };
-        let short = if short_ids.is_empty() {
-            None
-        } else {
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(short_ids.iter().map(|&i| &*bytes[i as usize]))
-                .map_err(build_err)?;
-            Some(ShortSet { ac, ids: short_ids })
-        };
-        let max_len = bytes.iter().map(|b| b.len()).max().unwrap_or(0);
+        let mut raw_grammars = Vec::new();
+        if has(Encoding::Json) {
+            raw_grammars.push(Grammar::Json);
+        }
+        if has(Encoding::Html) {
+            raw_grammars.push(Grammar::Html);
+        }
+        if has(Encoding::Url) {
+            raw_grammars.push(Grammar::Url);
+            // `+` for space can only matter to a value holding a space.
+            if raw_t.bytes.iter().any(|b| b.contains(&b' ')) {
+                raw_grammars.push(Grammar::UrlPlus);
+            }
+        }
+        add_target(raw_t, &raw_grammars, &mut patterns)?;
+        add_target(b64_t, &[Grammar::Base64Lines], &mut patterns)?;
+        add_target(hex_t, &[Grammar::HexCase], &mut patterns)?;
         Ok(Self {
             entries: infos,
             patterns,
-            long,
-            short,
-            prefixes: PrefixIndex::new(bytes),
             max_len,
             detectors: options.detectors.then(Detectors::shared),
             refused,
+            views,
+            targets,
+            ..Self::from_core(core)
         })
+    }
+
+    fn from_core(core: Core) -> Self {
+        Self {
+            long: core.long,
+            short: core.short,
+            prefixes: core.prefixes,
+            max_len: core.max_len,
+            main_max_len: core.max_len,
+            ..Self::empty()
+        }
     }
 
     /// What could not be masked in full (names only, never values).
@@ -377,7 +426,8 @@ impl Matcher {
         self.entries.len()
     }
 
-    /// Number of distinct byte patterns searched for.
+    /// Number of distinct byte patterns searched for (in the input's own bytes and in
+    /// the decoding views).
     pub fn pattern_count(&self) -> usize {
         self.patterns.len()
     }
@@ -392,7 +442,8 @@ impl Matcher {
         self.entries.get(index).map(|e| &e.replacement)
     }
 
-    /// The longest pattern, in bytes: a stream never holds back more than one byte less.
+    /// The longest span a match can cover in the input (an escaped secret is longer
+    /// than the secret), in bytes: a stream never holds back more than one byte less.
     pub fn max_pattern_len(&self) -> usize {
         self.max_len
     }
@@ -467,9 +518,48 @@ impl Matcher {
         self.detectors.as_deref()
     }
 
-    /// Whether `tail` is a prefix of (or equal to) some pattern.
+    /// Whether `tail` is a prefix of (or equal to) some pattern of the input's own bytes.
     pub(crate) fn could_start_match(&self, tail: &[u8]) -> bool {
         self.prefixes.is_prefix(tail)
+    }
+
+    /// The decoding views.
+    pub(crate) fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The longest pattern of the input's own bytes (a longer tail is no prefix of one).
+    pub(crate) fn main_max_len(&self) -> usize {
+        self.main_max_len
+    }
+
+    /// The first position of `hay[..end]` from which a match of view `k` could still run
+    /// past `end` (a lower bound).
+    pub(crate) fn view_hold_from(&self, k: usize, hay: &[u8], end: usize) -> usize {
+        let view = &self.views[k];
+        let target = &self.targets[view.target];
+        let lo = end.saturating_sub(view.grammar.max_span(target.max_len) + view.grammar.max_token());
+        match view.grammar {
+            // The tail must be hex digits (base64 and line breaks) up to the end.
+            Grammar::HexCase => {
+                let lo = end.saturating_sub(target.max_len);
+                end - hay[lo..end].iter().rev().take_while(|b| b.is_ascii_hexdigit()).count()
+            }
+            Grammar::Base64Lines => {
+                end - hay[lo..end]
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| grammar::is_b64(b) || matches!(b, b'\r' | b'\n' | b'\\'))
+                    .count()
+            }
+            _ => lo,
+        }
+    }
+
+    /// Whether a match in view `k` could start at `hay[y]` and run past `end`.
+    pub(crate) fn view_could_start(&self, k: usize, hay: &[u8], y: usize, end: usize, scratch: &mut Vec<u8>) -> bool {
+        let view = &self.views[k];
+        grammar::could_start(view.grammar, &self.targets[view.target], hay, y, end, scratch)
     }
 
     /// The leftmost-longest long-pattern match starting at or after `pos`, ending by `end`.
@@ -480,6 +570,7 @@ impl Matcher {
                 pattern: ids[m.pattern().as_usize()],
                 start: m.start(),
                 end: m.end(),
+                view: 0,
             });
         }
         let s = long.filter.stride();
@@ -529,7 +620,7 @@ impl Matcher {
         group.iter().find_map(|&c| {
             let (pattern, bytes) = long.filter.pattern(c);
             let stop = at + bytes.len();
-            (stop <= end && hay[at..stop] == *bytes).then_some(RawMatch { pattern, start: at, end: stop })
+            (stop <= end && hay[at..stop] == *bytes).then_some(RawMatch { pattern, start: at, end: stop, view: 0 })
         })
     }
 
@@ -539,7 +630,12 @@ impl Matcher {
         for (ac, ids) in &long.shards {
             if let Some(m) = ac.find(Input::new(hay).span(at..end).anchored(Anchored::Yes)) {
                 if best.is_none_or(|b| m.end() > b.end) {
-                    best = Some(RawMatch { pattern: ids[m.pattern().as_usize()], start: m.start(), end: m.end() });
+                    best = Some(RawMatch {
+                        pattern: ids[m.pattern().as_usize()],
+                        start: m.start(),
+                        end: m.end(),
+                        view: 0,
+                    });
                 }
             }
         }
@@ -552,24 +648,110 @@ impl Matcher {
             pattern: short.ids[m.pattern().as_usize()],
             start: m.start(),
             end: m.end(),
+            view: 0,
         })
     }
 }
 
-/// Leftmost-longest search over the union of the long and short pattern sets, for
-/// non-decreasing start positions. Each set's last answer is kept while still valid, so
-/// a match of one set never makes the other rescan.
+fn hex_pair(b: u8) -> [u8; 2] {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    [D[usize::from(b >> 4)], D[usize::from(b & 0xf)]]
+}
+
+/// Builds the prefilter, the confirming automata and the prefix index over `bytes`
+/// (pattern `i` is `bytes[i]`).
+fn compile(bytes: &[Arc<[u8]>], tuning: BuildTuning) -> Result<Core, MaskError> {
+    let build_err = |e: aho_corasick::BuildError| MaskError::Build(e.to_string());
+    let (long_ids, short_ids): (Vec<u32>, Vec<u32>) =
+        (0..bytes.len() as u32).partition(|&i| bytes[i as usize].len() >= Q);
+    let long = if long_ids.is_empty() {
+        None
+    } else {
+        let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
+        let stride = QGramFilter::stride_for(min, long_ids.len());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let shard_count = long_ids.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
+        let per_shard = long_ids.len().div_ceil(shard_count);
+        let bytes_ref = bytes;
+        let build_shard = |ids: Vec<u32>| -> Result<(AhoCorasick, Vec<u32>), MaskError> {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(if ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
+                .start_kind(StartKind::Anchored)
+                .prefilter(false)
+                .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
+                .map_err(build_err)?;
+            Ok((ac, ids))
+        };
+        let (filter, shards) = std::thread::scope(|scope| {
+            let handles: Vec<_> = long_ids
+                .chunks(per_shard)
+                .skip(1)
+                .map(|ids| {
+                    let ids = ids.to_vec();
+                    scope.spawn(move || build_shard(ids))
+                })
+                .collect();
+            let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes_ref[i as usize])), stride);
+            let mut shards = vec![build_shard(long_ids[..per_shard.min(long_ids.len())].to_vec())];
+            for h in handles {
+                shards.push(h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))));
+            }
+            (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
+        });
+        // A handful of short patterns: Aho-Corasick's own literal prefilter (Teddy)
+        // over the whole input beats probing every few bytes.
+        let direct = if tuning.allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(long_ids.iter().map(|&i| &*bytes[i as usize]))
+                .map_err(build_err)?;
+            Some((ac, long_ids.clone()))
+        } else {
+            None
+        };
+        Some(LongSet { filter: filter?, shards: shards?, direct, compare_max: tuning.compare_max })
+    };
+    let short = if short_ids.is_empty() {
+        None
+    } else {
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(short_ids.iter().map(|&i| &*bytes[i as usize]))
+            .map_err(build_err)?;
+        Some(ShortSet { ac, ids: short_ids })
+    };
+    let max_len = bytes.iter().map(|b| b.len()).max().unwrap_or(0);
+    Ok(Core { long, short, prefixes: PrefixIndex::new(bytes.to_vec()), max_len })
+}
+
+/// Leftmost-longest search over the union of the long and short pattern sets and of
+/// every decoding view, for non-decreasing start positions. Each set's last answer is
+/// kept while still valid, so a match of one set never makes the others rescan. At the
+/// same start the longest match wins; at the same span, the input's own bytes, then the
+/// views in order.
 pub(crate) struct Search<'m, 'h> {
     matcher: &'m Matcher,
     hay: &'h [u8],
     end: usize,
+    last: bool,
     long: Option<Option<RawMatch>>,
     short: Option<Option<RawMatch>>,
+    views: Vec<ViewSearch>,
 }
 
 impl<'m, 'h> Search<'m, 'h> {
+    /// A search over the whole input `hay[..end]`, every view parsed from offset 0.
     pub(crate) fn new(matcher: &'m Matcher, hay: &'h [u8], end: usize) -> Self {
-        Self { matcher, hay, end, long: None, short: None }
+        let views = matcher.views.iter().map(|_| ViewSearch::new(0)).collect();
+        Self { matcher, hay, end, last: true, long: None, short: None, views }
+    }
+
+    /// A search over a stream's buffer: `last` when `end` ends the body; view `k` is
+    /// parsed from `syncs[k]`, a token boundary of its grammar.
+    pub(crate) fn streaming(matcher: &'m Matcher, hay: &'h [u8], end: usize, last: bool, syncs: &[usize]) -> Self {
+        let views = matcher.views.iter().enumerate().map(|(k, _)| ViewSearch::new(syncs[k])).collect();
+        Self { matcher, hay, end, last, long: None, short: None, views }
     }
 
     /// The leftmost-longest match starting at or after `pos`.
@@ -582,7 +764,7 @@ impl<'m, 'h> Search<'m, 'h> {
         if !valid(&self.short) {
             self.short = Some(self.matcher.short_find(self.hay, pos, self.end));
         }
-        match (self.long.flatten(), self.short.flatten()) {
+        let mut best = match (self.long.flatten(), self.short.flatten()) {
             (Some(l), Some(s)) => {
                 // Same start: the long pattern is the longer one.
                 if s.start < l.start {
@@ -592,7 +774,16 @@ impl<'m, 'h> Search<'m, 'h> {
                 }
             }
             (l, s) => l.or(s),
+        };
+        for (k, (view, vs)) in self.matcher.views.iter().zip(&mut self.views).enumerate() {
+            let target = &self.matcher.targets[view.target];
+            if let Some(m) = vs.next_from(view, target, self.hay, self.end, self.last, pos, k as u8) {
+                if best.is_none_or(|b| m.start < b.start || (m.start == b.start && m.end > b.end)) {
+                    best = Some(m);
+                }
+            }
         }
+        best
     }
 }
 
@@ -614,8 +805,13 @@ impl Iterator for FindIter<'_, '_> {
     fn next(&mut self) -> Option<SecretMatch> {
         let m = self.search.next_from(self.pos)?;
         self.pos = m.end;
-        let info = self.search.matcher.pattern_info(m.pattern);
-        Some(SecretMatch { entry: info.entry as usize, encoding: info.encoding, range: m.start..m.end })
+        let matcher = self.search.matcher;
+        let info = matcher.pattern_info(m.pattern);
+        let encoding = match m.view.checked_sub(1).map(|k| matcher.views[usize::from(k)].grammar) {
+            None | Some(Grammar::Base64Lines) => info.encoding,
+            Some(g) => g.encoding(),
+        };
+        Some(SecretMatch { entry: info.entry as usize, encoding, range: m.start..m.end })
     }
 }
 

@@ -42,6 +42,10 @@ const SLICE_MIN: usize = 512;
 /// replacement every few KiB costs one allocation per chunk, not one per replacement.
 const SMALL_CAPACITY: usize = 4096;
 
+/// Extra bytes joined rather than handled in a seam, so a chunk handled in place is
+/// long enough to hold every token straddling its start well before its hold-back.
+const SEAM_SLACK: usize = 64;
+
 /// Masked bytes ready to send: zero-copy slices of the input and small copied pieces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ready(Vec<Bytes>);
@@ -136,6 +140,14 @@ pub struct StreamReplacer {
     held: Vec<u8>,
     masked: u64,
     detect: Option<DetectState>,
+    /// Bytes already sent (or replaced) just before `held` that the decoding views
+    /// still parse: a token of an escape grammar may straddle the cut. At most the
+    /// longest token.
+    ctx: Vec<u8>,
+    /// Per decoding view: a token boundary of its grammar in `ctx + held`, where its
+    /// parse resumes.
+    syncs: Vec<usize>,
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for StreamReplacer {
@@ -148,7 +160,8 @@ impl StreamReplacer {
     /// A replacer for one stream.
     pub fn new(matcher: Arc<Matcher>) -> Self {
         let detect = matcher.detectors().map(|_| DetectState::default());
-        Self { matcher, held: Vec::new(), masked: 0, detect }
+        let syncs = vec![0; matcher.views().len()];
+        Self { matcher, held: Vec::new(), masked: 0, detect, ctx: Vec::new(), syncs, scratch: Vec::new() }
     }
 
     /// Replacements made so far (known secrets and detector hits).
@@ -176,9 +189,14 @@ impl StreamReplacer {
     pub fn finish(&mut self) -> Ready {
         let mut out = Out::default();
         if !self.held.is_empty() {
-            let buf = Bytes::from(std::mem::take(&mut self.held));
-            self.process(&buf, 0, true, &mut out);
+            let mut buf = std::mem::take(&mut self.ctx);
+            let from = buf.len();
+            buf.extend_from_slice(&self.held);
+            self.held.clear();
+            let syncs = std::mem::take(&mut self.syncs);
+            self.process(&Bytes::from(buf), from, &syncs, true, &mut out);
         }
+        self.ctx.clear();
         self.detect_stage(out.finish(), true)
     }
 
@@ -197,29 +215,37 @@ impl StreamReplacer {
     }
 
     fn push_known(&mut self, chunk: Bytes, out: &mut Out) {
-        if self.held.is_empty() {
-            self.process(&chunk, 0, false, out);
+        if self.held.is_empty() && self.ctx.is_empty() {
+            let syncs = std::mem::take(&mut self.syncs);
+            let zero = vec![0; syncs.len()];
+            self.process(&chunk, 0, &zero, false, out);
             return;
         }
         let max = self.matcher.max_pattern_len();
-        let held_len = self.held.len();
-        if held_len + chunk.len() <= 2 * max {
+        let ctx_len = self.ctx.len();
+        let pre = ctx_len + self.held.len();
+        let syncs = std::mem::take(&mut self.syncs);
+        if self.held.len() + chunk.len() <= 2 * max + SEAM_SLACK {
             // Small: join and rescan (copies at most two patterns' worth).
-            let mut joined = std::mem::take(&mut self.held);
+            let mut joined = std::mem::take(&mut self.ctx);
+            joined.extend_from_slice(&self.held);
+            self.held.clear();
             joined.extend_from_slice(&chunk);
-            self.process(&Bytes::from(joined), 0, false, out);
+            self.process(&Bytes::from(joined), ctx_len, &syncs, false, out);
             return;
         }
         // The seam: every match starting in the held bytes ends within max - 1 bytes of
         // the chunk, so decide those on a small joined buffer, then go on in the chunk
         // itself without copying it.
-        let mut seam = std::mem::take(&mut self.held);
+        let mut seam = std::mem::take(&mut self.ctx);
+        seam.extend_from_slice(&self.held);
+        self.held.clear();
         seam.extend_from_slice(&chunk[..max - 1]);
         let seam = Bytes::from(seam);
-        let mut search = Search::new(&self.matcher, &seam, seam.len());
-        let mut pos = 0;
+        let mut search = Search::streaming(&self.matcher, &seam, seam.len(), false, &syncs);
+        let mut pos = ctx_len;
         while let Some(m) = search.next_from(pos) {
-            if m.start >= held_len {
+            if m.start >= pre {
                 break;
             }
             out.slice(&seam, pos, m.start);
@@ -227,28 +253,52 @@ impl StreamReplacer {
             self.masked += 1;
             pos = m.end;
         }
-        if pos < held_len {
-            out.slice(&seam, pos, held_len);
-            pos = held_len;
+        if pos < pre {
+            out.slice(&seam, pos, pre);
+            pos = pre;
         }
-        self.process(&chunk, pos - held_len, false, out);
+        // Where each view's parse resumes in the chunk: its first token boundary there.
+        let chunk_syncs: Vec<usize> = self
+            .matcher
+            .views()
+            .iter()
+            .zip(&syncs)
+            .map(|(v, &sync)| v.grammar.boundary_after(&seam, sync, pre, seam.len()) - pre)
+            .collect();
+        self.process(&chunk, pos - pre, &chunk_syncs, false, out);
     }
 
-    /// Masks `buf[from..]`. Unless `last`, keeps back the shortest tail that could still
-    /// begin a match (or change the one found).
-    fn process(&mut self, buf: &Bytes, from: usize, last: bool, out: &mut Out) {
+    /// Whether a match could start at `buf[y]` and run past the end of `buf`.
+    fn could_start(&mut self, buf: &[u8], y: usize, view_from: &[(usize, Option<usize>)]) -> bool {
+        if buf.len() - y <= self.matcher.main_max_len() && self.matcher.could_start_match(&buf[y..]) {
+            return true;
+        }
+        // Past its last trigger byte a view decodes to the input's own bytes, and its
+        // targets are patterns of those: the check above covers it.
+        view_from.iter().enumerate().any(|(k, &(from, lt))| {
+            y >= from
+                && lt.is_some_and(|lt| y <= lt)
+                && self.matcher.view_could_start(k, buf, y, buf.len(), &mut self.scratch)
+        })
+    }
+
+    /// Masks `buf[from..]` (`buf[..from]` was sent already: the views parse it, view
+    /// `k` from its token boundary `syncs[k]`). Unless `last`, keeps back the shortest
+    /// tail that could still begin a match (or change the one found).
+    fn process(&mut self, buf: &Bytes, from: usize, syncs: &[usize], last: bool, out: &mut Out) {
         let n = buf.len();
         let max = self.matcher.max_pattern_len();
         // A match starting before `limit` fits in `buf` whatever follows, so it is final.
         let limit = n.saturating_sub(max.saturating_sub(1));
-        let mut search = Search::new(&self.matcher, buf, n);
+        let matcher = self.matcher.clone();
+        let mut search = Search::streaming(&matcher, buf, n, last, syncs);
         let mut pos = from;
         loop {
             let found = search.next_from(pos);
             if let Some(m) = found {
                 if last || m.start < limit {
                     out.slice(buf, pos, m.start);
-                    out.bytes(self.matcher.replacement_of(m.pattern));
+                    out.bytes(matcher.replacement_of(m.pattern));
                     self.masked += 1;
                     pos = m.end;
                     continue;
@@ -256,12 +306,29 @@ impl StreamReplacer {
             }
             if last {
                 out.slice(buf, pos, n);
+                self.syncs = vec![0; syncs.len()];
                 return;
             }
             // The first position whose tail could still grow into a match.
+            let lo = pos.max(limit);
+            let view_from: Vec<(usize, Option<usize>)> = (0..matcher.views().len())
+                .map(|k| {
+                    let from = matcher.view_hold_from(k, buf, n).max(lo);
+                    (from, matcher.views()[k].grammar.last_trigger(buf, from, n))
+                })
+                .collect();
+            // Below this no tail can still begin a match.
+            let first = view_from
+                .iter()
+                .filter(|(_, lt)| lt.is_some())
+                .map(|&(from, _)| from)
+                .chain([n.saturating_sub(matcher.main_max_len())])
+                .min()
+                .unwrap_or(n)
+                .max(lo);
             let mut hold = n;
-            for y in pos.max(limit)..n {
-                if self.matcher.could_start_match(&buf[y..]) {
+            for y in first..n {
+                if self.could_start(buf, y, &view_from) {
                     hold = y;
                     break;
                 }
@@ -271,14 +338,26 @@ impl StreamReplacer {
                 // start where it starts: it is final.
                 if m.start < hold {
                     out.slice(buf, pos, m.start);
-                    out.bytes(self.matcher.replacement_of(m.pattern));
+                    out.bytes(matcher.replacement_of(m.pattern));
                     self.masked += 1;
                     pos = m.end;
                     continue;
                 }
             }
             out.slice(buf, pos, hold);
+            // Keep, per view, the last token boundary before the cut (a token may
+            // straddle it), and the bytes from the earliest of them as context.
+            let bounds: Vec<usize> = matcher
+                .views()
+                .iter()
+                .zip(syncs)
+                .map(|(v, &sync)| v.grammar.boundary_before(buf, sync.min(hold), hold, n))
+                .collect();
+            let base = bounds.iter().copied().min().unwrap_or(hold).min(hold);
+            self.ctx.clear();
+            self.ctx.extend_from_slice(&buf[base..hold]);
             self.held.extend_from_slice(&buf[hold..]);
+            self.syncs = bounds.iter().map(|b| b - base).collect();
             return;
         }
     }

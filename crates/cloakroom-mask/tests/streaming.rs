@@ -254,7 +254,7 @@ fn detector_matches_split_across_chunks_are_found() {
 fn masking_config_parses_spec_section_and_defaults() {
     let c: MaskingConfig = toml::from_str(
         r#"replacement = "placeholder"
-           encodings = ["raw", "json", "url", "base64", "base64url", "hex"]
+           encodings = ["raw", "json", "url", "base64", "base64url", "hex", "html"]
            detectors = "default""#,
     )
     .unwrap();
