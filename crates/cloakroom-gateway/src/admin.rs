@@ -105,7 +105,7 @@ async fn handle(
     if let (&Method::POST, ["v1", "redeem"]) = (&method, segments.as_slice()) {
         // Authenticated by the call's redemption credential, not by a caller identity.
         let token = req.headers().get(REDEEM_TOKEN_HEADER).cloned();
-        let body = read_body(req).await?;
+        let body = read_body(gateway, req).await?;
         return redeem(gateway, token.as_ref(), &body).await;
     }
     let caller = Caller::authenticate(gateway, req.headers(), peer).await?;

@@ -52,10 +52,24 @@ pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, V
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// The detokenizer's JSON locator: for each of `ranges` (sorted, non-overlapping),
-    /// the JSON pointer of the string token holding it (`None` when outside any string);
-    /// `None` overall when `doc` is not one valid JSON document.
-    pub fn json_locate(doc: &[u8], ranges: &[std::ops::Range<usize>]) -> Option<Vec<Option<String>>> {
-        crate::detokenize::json_locate(doc, ranges)
+    /// What the detokenizer's JSON locator says about a document.
+    #[derive(Debug)]
+    pub enum Located {
+        /// For each range, the JSON pointer of the string token holding it (`None` when
+        /// outside any string).
+        Pointers(Vec<Option<String>>),
+        /// Not one valid JSON document.
+        NotJson,
+        /// Valid, but over a limit (nesting depth, pointer length): refused.
+        OverLimit,
+    }
+
+    /// The detokenizer's JSON locator over `doc` for `ranges` (sorted, non-overlapping).
+    pub fn json_locate(doc: &[u8], ranges: &[std::ops::Range<usize>]) -> Located {
+        match crate::detokenize::json_locate(doc, ranges) {
+            Ok(p) => Located::Pointers(p),
+            Err(crate::detokenize::LocateError::NotJson) => Located::NotJson,
+            Err(_) => Located::OverLimit,
+        }
     }
 }

@@ -55,7 +55,7 @@ mod substitute;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub(crate) use json::locate as json_locate;
+pub(crate) use json::{locate as json_locate, LocateError};
 pub use layer::DetokenizeLayer;
 pub use service::DetokenizeService;
 pub use substitute::percent_decode_lossy;
