@@ -15,8 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use http::HeaderValue;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyDataStream, Full};
-use pin_project_lite::pin_project;
+use http_body_util::BodyDataStream;
 use tokio::io::AsyncRead;
 use tokio_util::io::{poll_read_buf, StreamReader};
 
@@ -59,47 +58,29 @@ impl ContentCoding {
 #[error("unsupported content encoding")]
 pub struct UnsupportedCoding;
 
-pin_project! {
-    /// A response body in the identity encoding: passed through, decoded, or (for a
-    /// coding that cannot be undone) replaced by an error body.
-    pub struct DecodeBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
+/// A response body with one content coding undone. Passing an identity body through and
+/// answering a refusal instead are [`UpstreamBody`](crate::UpstreamBody)'s; this is only
+/// the decoder it stacks, one per coding.
+pub struct DecodeBody {
+    reader: Pin<Box<dyn AsyncRead + Send>>,
+    buf: BytesMut,
+    done: bool,
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Identity { #[pin] inner: B },
-        Decoding { reader: Pin<Box<dyn AsyncRead + Send>>, buf: BytesMut, done: bool },
-        Refused { #[pin] body: Full<Bytes> },
-    }
-}
-
-impl<B> fmt::Debug for DecodeBody<B> {
+impl fmt::Debug for DecodeBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.kind {
-            Kind::Identity { .. } => "DecodeBody::Identity",
-            Kind::Decoding { .. } => "DecodeBody::Decoding",
-            Kind::Refused { .. } => "DecodeBody::Refused",
-        })
+        f.debug_struct("DecodeBody").field("done", &self.done).finish_non_exhaustive()
     }
 }
 
-impl<B> DecodeBody<B>
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    /// Passes `inner` through.
-    pub fn identity(inner: B) -> Self {
-        Self { kind: Kind::Identity { inner } }
-    }
-
+impl DecodeBody {
     /// Decodes `inner` from `coding`.
-    pub fn decoding(inner: B, coding: ContentCoding) -> Self {
+    pub fn decoding<B>(inner: B, coding: ContentCoding) -> Self
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
         let stream = BodyDataStream::new(Box::pin(inner))
             .map_ok(|mut d| d.copy_to_bytes(d.remaining()))
             .map_err(|e| io::Error::other(e.into()));
@@ -114,75 +95,48 @@ where
             ContentCoding::Brotli => Box::pin(BrotliDecoder::new(reader)),
             ContentCoding::Zstd => Box::pin(ZstdDecoder::new(reader)),
         };
-        Self { kind: Kind::Decoding { reader, buf: BytesMut::new(), done: false } }
-    }
-
-    /// An error reply in place of a body that cannot be decoded.
-    pub fn refused(body: Full<Bytes>) -> Self {
-        Self { kind: Kind::Refused { body } }
+        Self { reader, buf: BytesMut::new(), done: false }
     }
 }
 
-impl<B> Body for DecodeBody<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
+impl Body for DecodeBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project().kind.project() {
-            KindProj::Identity { inner } => match ready!(inner.poll_frame(cx)) {
-                Some(Ok(frame)) => Poll::Ready(Some(Ok(frame.map_data(|mut d| d.copy_to_bytes(d.remaining()))))),
-                Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-                None => Poll::Ready(None),
-            },
-            KindProj::Decoding { reader, buf, done } => {
-                if *done {
-                    return Poll::Ready(None);
-                }
-                buf.reserve(READ_CHUNK);
-                match ready!(poll_read_buf(reader.as_mut(), cx, buf)) {
-                    Ok(0) => {
-                        *done = true;
-                        Poll::Ready(None)
-                    }
-                    Ok(_) => Poll::Ready(Some(Ok(Frame::data(buf.split().freeze())))),
-                    Err(e) => {
-                        *done = true;
-                        // Hand back the inner body's own error when that is what failed.
-                        let err: BoxError = if e.get_ref().is_some() {
-                            e.into_inner().unwrap_or_else(|| "decode error".into())
-                        } else {
-                            Box::new(e)
-                        };
-                        Poll::Ready(Some(Err(err)))
-                    }
-                }
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        this.buf.reserve(READ_CHUNK);
+        match ready!(poll_read_buf(this.reader.as_mut(), cx, &mut this.buf)) {
+            Ok(0) => {
+                this.done = true;
+                Poll::Ready(None)
             }
-            KindProj::Refused { body } => match ready!(body.poll_frame(cx)) {
-                Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
-                Some(Err(never)) => match never {},
-                None => Poll::Ready(None),
-            },
+            Ok(_) => Poll::Ready(Some(Ok(Frame::data(this.buf.split().freeze())))),
+            Err(e) => {
+                this.done = true;
+                // Hand back the inner body's own error when that is what failed.
+                let err: BoxError = if e.get_ref().is_some() {
+                    e.into_inner().unwrap_or_else(|| "decode error".into())
+                } else {
+                    Box::new(e)
+                };
+                Poll::Ready(Some(Err(err)))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Identity { inner } => inner.is_end_stream(),
-            Kind::Decoding { done, .. } => *done,
-            Kind::Refused { body } => body.is_end_stream(),
-        }
+        self.done
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Identity { inner } => inner.size_hint(),
-            Kind::Decoding { done: true, .. } => SizeHint::with_exact(0),
-            Kind::Decoding { .. } => SizeHint::new(),
-            Kind::Refused { body } => body.size_hint(),
+        if self.done {
+            SizeHint::with_exact(0)
+        } else {
+            SizeHint::new()
         }
     }
 }
