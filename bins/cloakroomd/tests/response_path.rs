@@ -301,6 +301,29 @@ async fn a_gzip_body_behind_an_identity_content_encoding_header_is_decoded_and_m
 }
 
 #[tokio::test]
+async fn a_decompression_bomb_from_the_upstream_is_cut_at_the_ratio() {
+    // 64 MiB of zeros gzip to about 64 KiB (about 1000:1); the gateway decodes at most
+    // 256 bytes per compressed byte past 16 MiB (cloakroom_core::limits) and then cuts.
+    const DECODED: usize = 64 * 1024 * 1024;
+    static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let bomb = BOMB.get_or_init(|| gzip(&vec![0u8; DECODED])).clone();
+    let allowed =
+        bomb.len() as u64 * cloakroom_core::limits::MAX_DECODE_RATIO + cloakroom_core::limits::DECODE_SLACK_BYTES;
+    assert!(allowed < DECODED as u64, "the bomb must expand past the bound");
+    let up = RawUpstream::start(move |_| {
+        answer(&format!("HTTP/1.1 200 OK\ncontent-encoding: gzip\ncontent-length: {}\n", bomb.len()), &bomb)
+    })
+    .await;
+    let (gw, _) = gateway(&up, "http").await;
+    let answer = raw_get(&gw, "/fn/leak/x", "").await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..answer.len().min(200)]);
+    // The caller gets at most the bound (plus chunk framing), never the whole bomb.
+    let zeros = answer.bytes().filter(|b| *b == 0).count() as u64;
+    assert!(zeros <= allowed, "{zeros} decoded bytes passed the bound of {allowed}");
+    assert!(zeros < DECODED as u64);
+}
+
+#[tokio::test]
 async fn stacked_content_codings_are_each_undone() {
     let up = RawUpstream::start(|_| {
         let body = gzip(&gzip(format!("{{\"key\":\"{SECRET}\"}}").as_bytes()));
