@@ -83,10 +83,11 @@ pub async fn replay(record: &AuditRecord, policy: &dyn ReplayPolicy) -> Result<R
         "oidc" => AuthMethod::Oidc,
         "biscuit" => AuthMethod::Biscuit,
         "api_key" => AuthMethod::ApiKey,
+        "saml" => AuthMethod::Saml,
         other => return Err(ReplayError::UnknownMethod(other.to_owned())),
     };
     let mut caveats = Vec::new();
-    if method == AuthMethod::Biscuit {
+    if matches!(method, AuthMethod::Biscuit | AuthMethod::Saml) {
         caveats.push("the caller's Biscuit token is not recorded: its own checks (attenuation) are not re-run".into());
     }
     let identity = Identity {

@@ -14,15 +14,18 @@ pub enum AuthMethod {
     Biscuit,
     /// An API key whose SHA-256 is in the configuration.
     ApiKey,
+    /// A person's session after a SAML sign-in (a session token the gateway minted).
+    Saml,
 }
 
 impl AuthMethod {
-    /// The method's name as in audit records (`oidc`, `biscuit`, `api_key`).
+    /// The method's name as in audit records (`oidc`, `biscuit`, `api_key`, `saml`).
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMethod::Oidc => "oidc",
             AuthMethod::Biscuit => "biscuit",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::Saml => "saml",
         }
     }
 }

@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use cloakroom_audit::{AuditLayer, AuditLog};
 use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
-use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata};
+use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata, SessionKeys};
 use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{
     ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, Policy, PolicyInput, PolicyLayer,
@@ -81,6 +81,22 @@ fn create_data_dir(data_dir: &Path) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// The session signing key: from `identity.sessions.signing_key_env` when set (replicas
+/// share it), else kept in `data_dir/session.key`.
+async fn open_session_keys(config: &Config, data_dir: &Path) -> Result<SessionKeys, GatewayError> {
+    if let Some(var) = &config.identity.sessions.signing_key_env {
+        let text = std::env::var(var).map_err(|_| {
+            component("identity", format!("identity.sessions.signing_key_env names {var}, which is not set"))
+        })?;
+        return SessionKeys::from_private(&text).map_err(|e| component("identity", format!("{var}: {e}")));
+    }
+    let path = data_dir.join("session.key");
+    tokio::task::spawn_blocking(move || SessionKeys::load_or_create(&path))
+        .await
+        .map_err(|e| component("identity", e))?
+        .map_err(|e| component("identity", e))
+}
+
 /// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
 /// PostgreSQL from the environment variable `approvals.postgres_url_env` (migrated on
 /// open), which several replicas share.
@@ -134,6 +150,8 @@ pub(crate) struct Shared {
     sessions: McpSessions,
     forwarder: Forwarder,
     pub(crate) metrics: Arc<Metrics>,
+    /// The key people's sessions are signed with (SAML, OIDC sign-in, the console).
+    session_keys: Arc<SessionKeys>,
 }
 
 /// The gateway: cheap to clone, shared by the listeners.
@@ -196,6 +214,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         metrics.set_known_from(&config);
         let sessions = McpSessions::default();
+        let session_keys = Arc::new(open_session_keys(&config, &data_dir).await?);
         let parts = Parts {
             audit: &audit,
             policies: &policies,
@@ -205,6 +224,7 @@ impl Gateway {
             inflight: &inflight,
             sessions: &sessions,
             forwarder: &forwarder,
+            session_keys: &session_keys,
         };
         let stack = build_stack(Arc::new(config), &parts)?;
         Ok(Self {
@@ -222,6 +242,7 @@ impl Gateway {
                 sessions,
                 forwarder,
                 metrics,
+                session_keys,
             }),
         })
     }
@@ -276,6 +297,7 @@ impl Gateway {
             inflight: &shared.inflight,
             sessions: &shared.sessions,
             forwarder: &shared.forwarder,
+            session_keys: &shared.session_keys,
         };
         let stack = build_stack(Arc::new(config), &parts)?;
         shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
@@ -291,6 +313,11 @@ impl Gateway {
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
         Ok(())
+    }
+
+    /// The key people's sessions are minted with ([`cloakroom_identity::SessionKeys::mint`]).
+    pub fn session_keys(&self) -> &SessionKeys {
+        &self.shared.session_keys
     }
 
     /// The configuration in force.
@@ -378,6 +405,7 @@ struct Parts<'a> {
     inflight: &'a InFlight,
     sessions: &'a McpSessions,
     forwarder: &'a Forwarder,
+    session_keys: &'a SessionKeys,
 }
 
 fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError> {
@@ -385,7 +413,11 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         .map_err(|e| component("functions", e))?
         .with_clients(p.forwarder)
         .map_err(|e| component("functions", e))?;
-    let authenticator = Arc::new(Authenticator::new(&config.identity).map_err(|e| component("identity", e))?);
+    let authenticator = Arc::new(
+        Authenticator::new(&config.identity)
+            .map_err(|e| component("identity", e))?
+            .with_session_key(p.session_keys.public()),
+    );
     let visible_policies = p.policies.clone();
     let visibility: ToolVisibility = Arc::new(move |identity, call| {
         let policies = visible_policies.clone();

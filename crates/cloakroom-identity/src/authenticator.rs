@@ -86,6 +86,17 @@ impl Authenticator {
         })
     }
 
+    /// Also accepts the sessions the gateway mints with `session` ([`crate::SessionKeys`]):
+    /// people signed in through SAML or OIDC, whose session token is a Biscuit signed by
+    /// the gateway's session key.
+    pub fn with_session_key(mut self, session: biscuit_auth::PublicKey) -> Self {
+        self.biscuit = Some(match self.biscuit.take() {
+            Some(v) => v.with_session_key(session),
+            None => BiscuitVerifier::sessions_only(session),
+        });
+        self
+    }
+
     /// Fetches every OIDC issuer's discovery document and JWKS now, so the first request
     /// does not wait for them and a misconfigured issuer shows up at start-up. A failure
     /// is not fatal: the keys are fetched again on first use.
@@ -138,13 +149,21 @@ impl Authenticator {
                 } else {
                     AuthError::UnknownApiKey
                 })?;
-                let id = verifier.verify(token)?;
+                let id = verifier.verify(token).map_err(|e| {
+                    if !verifier.has_root() && !self.api_keys.is_empty() {
+                        // Only sessions are accepted as Biscuits: to the operator this is
+                        // most likely an API key they do not know.
+                        AuthError::UnknownApiKey
+                    } else {
+                        e
+                    }
+                })?;
                 self.cache.insert(hash, &id, BISCUIT_CACHE_TTL);
                 Ok(id)
             }
             CredentialKind::ApiKey => {
                 if self.api_keys.is_empty() {
-                    return Err(if self.biscuit.is_some() {
+                    return Err(if self.biscuit.as_ref().is_some_and(BiscuitVerifier::has_root) {
                         AuthError::Malformed
                     } else {
                         AuthError::MethodNotConfigured
@@ -177,8 +196,8 @@ impl Authenticator {
         let unevaluated =
             |reason: &str| AuthzError::Unevaluated { operation: operation.to_string(), reason: reason.into() };
         let Some(token) = &identity.biscuit else {
-            return if identity.method == AuthMethod::Biscuit {
-                // A Biscuit identity without its token cannot have its checks run.
+            return if matches!(identity.method, AuthMethod::Biscuit | AuthMethod::Saml) {
+                // A Biscuit or session identity without its token cannot have its checks run.
                 Err(unevaluated("the identity carries no token"))
             } else {
                 Ok(())

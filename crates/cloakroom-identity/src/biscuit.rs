@@ -19,7 +19,7 @@ use biscuit_auth::{
 };
 use cloakroom_core::{AuthMethod, BiscuitToken, Identity};
 
-use crate::{error::ConfigError, AuthError, AuthzError, Operation};
+use crate::{error::ConfigError, session::SESSION_ROOT_KEY_ID, AuthError, AuthzError, Operation};
 
 /// The issuer recorded for Biscuit identities.
 pub const BISCUIT_ISSUER: &str = "biscuit";
@@ -38,14 +38,19 @@ const B64URL_ANY_PAD: base64::engine::GeneralPurpose = base64::engine::GeneralPu
 const READ_LIMITS: AuthorizerLimits =
     AuthorizerLimits { max_facts: 1000, max_iterations: 100, max_time: Duration::from_millis(100) };
 
-/// Verifies Biscuit tokens against one root public key.
+/// Verifies Biscuit tokens: operator-minted ones against the configured root public key,
+/// session tokens ([`SESSION_ROOT_KEY_ID`]) against the gateway's session key.
 pub(crate) struct BiscuitVerifier {
-    root: PublicKey,
+    root: Option<PublicKey>,
+    session: Option<PublicKey>,
 }
 
 impl std::fmt::Debug for BiscuitVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BiscuitVerifier").field("root", &self.root.to_string()).finish()
+        f.debug_struct("BiscuitVerifier")
+            .field("root", &self.root.map(|k| k.to_string()))
+            .field("session", &self.session.map(|k| k.to_string()))
+            .finish()
     }
 }
 
@@ -56,7 +61,34 @@ impl BiscuitVerifier {
             .trim()
             .parse()
             .map_err(|e: biscuit_auth::error::Format| ConfigError::BiscuitRootKey(e.to_string()))?;
-        Ok(Self { root })
+        Ok(Self { root: Some(root), session: None })
+    }
+
+    /// A verifier of session tokens only (no `[identity.biscuit]` root key configured).
+    pub(crate) fn sessions_only(session: PublicKey) -> Self {
+        Self { root: None, session: Some(session) }
+    }
+
+    /// Also accepts session tokens signed by `session`.
+    pub(crate) fn with_session_key(mut self, session: PublicKey) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Whether operator-minted tokens (a configured root key) are accepted.
+    pub(crate) fn has_root(&self) -> bool {
+        self.root.is_some()
+    }
+
+    /// The key a token naming `key_id` must be signed by. A session token is never
+    /// checked against the operator's root key, nor an operator's token against the
+    /// session key, so neither can pass for the other.
+    fn choose(&self, key_id: Option<u32>) -> Result<PublicKey, biscuit_auth::error::Format> {
+        let key = match key_id {
+            Some(SESSION_ROOT_KEY_ID) => self.session,
+            _ => self.root,
+        };
+        key.ok_or(biscuit_auth::error::Format::UnknownPublicKey)
     }
 
     /// The identity a base64url-encoded token proves.
@@ -67,7 +99,7 @@ impl BiscuitVerifier {
 
     /// The identity serialized token bytes prove.
     pub(crate) fn verify_bytes(&self, bytes: &[u8]) -> Result<Identity, AuthError> {
-        let biscuit = Biscuit::from(bytes, self.root).map_err(|e| {
+        let biscuit = Biscuit::from(bytes, |id| self.choose(id)).map_err(|e| {
             tracing::debug!(error = %e, "biscuit token refused");
             match e {
                 biscuit_auth::error::Token::Format(biscuit_auth::error::Format::DeserializationError(_)) => {
@@ -85,10 +117,27 @@ impl BiscuitVerifier {
             authorizer.query("cloakroom_group($g) <- group($g)").map_err(|_| AuthError::InvalidBiscuit)?;
         groups.sort();
         groups.dedup();
+        let (issuer, method) = if biscuit.root_key_id() == Some(SESSION_ROOT_KEY_ID) {
+            // Verified with the session key (`choose`): the gateway wrote these facts.
+            let issuers: Vec<(String,)> = authorizer
+                .query("cloakroom_issuer($i) <- session_issuer($i)")
+                .map_err(|_| AuthError::InvalidBiscuit)?;
+            let methods: Vec<(String,)> = authorizer
+                .query("cloakroom_method($m) <- session_method($m)")
+                .map_err(|_| AuthError::InvalidBiscuit)?;
+            let (Ok([(issuer,)]), Ok([(method,)])) =
+                (<[(String,); 1]>::try_from(issuers), <[(String,); 1]>::try_from(methods))
+            else {
+                return Err(AuthError::InvalidBiscuit);
+            };
+            (issuer, crate::session::method_named(&method).ok_or(AuthError::InvalidBiscuit)?)
+        } else {
+            (BISCUIT_ISSUER.to_owned(), AuthMethod::Biscuit)
+        };
         Ok(Identity {
             subject,
-            issuer: BISCUIT_ISSUER.to_owned(),
-            method: AuthMethod::Biscuit,
+            issuer,
+            method,
             groups: groups.into_iter().map(|(g,)| g).collect(),
             source_ip: None,
             biscuit: Some(BiscuitToken::verified(bytes, biscuit)),

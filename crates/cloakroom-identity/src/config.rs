@@ -54,6 +54,36 @@ pub struct IdentityConfig {
     /// `0` turns the cache off. Default 10000.
     #[serde(default = "default_cache_capacity")]
     pub token_cache_capacity: usize,
+    /// Sessions for people who sign in (`[identity.sessions]`).
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+}
+
+/// `[identity.sessions]`: the session tokens the gateway mints for people who sign in
+/// (SAML, OIDC authorization code, the console).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// An environment variable holding the session signing key (an Ed25519 private key,
+    /// `ed25519-private/<hex>` as `cloakroom biscuit keygen` prints it). Replicas behind
+    /// one load balancer share it so a session minted by one is accepted by all. Unset:
+    /// a key kept in `server.data_dir/session.key`, created on first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_env: Option<String>,
+    /// How long a session lasts unless the sign-in method says otherwise
+    /// (`identity.saml.session_ttl`). Default `8h`.
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { signing_key_env: None, ttl: default_session_ttl() }
+    }
 }
 
 fn default_cache_capacity() -> usize {
@@ -70,6 +100,7 @@ impl Default for IdentityConfig {
             admin_groups: Vec::new(),
             trusted_proxies: Vec::new(),
             token_cache_capacity: default_cache_capacity(),
+            sessions: SessionsConfig::default(),
         }
     }
 }

@@ -149,6 +149,9 @@ pub enum ConfigError {
     /// The HTTP client for discovery and JWKS could not be built.
     #[error("cannot build the HTTP client for OIDC discovery: {0}")]
     HttpClient(String),
+    /// The session signing key could not be read, created or used.
+    #[error("session key: {0}")]
+    SessionKey(String),
 }
 
 #[cfg(test)]

@@ -64,13 +64,14 @@ mod layer;
 mod oidc;
 mod operation;
 mod service;
+mod session;
 mod source;
 
 pub use api_key::API_KEY_ISSUER;
 pub use authenticator::Authenticator;
 pub use biscuit::BISCUIT_ISSUER;
 pub use body::ResponseBody;
-pub use config::{ApiKeyConfig, BiscuitConfig, IdentityConfig, OidcIssuerConfig};
+pub use config::{ApiKeyConfig, BiscuitConfig, IdentityConfig, OidcIssuerConfig, SessionsConfig};
 pub use credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN};
 pub use error::{AuthError, AuthzError, ConfigError};
 pub use future::ResponseFuture;
@@ -78,6 +79,7 @@ pub use layer::IdentityLayer;
 pub use oidc::ACCEPTED_ALGORITHMS;
 pub use operation::Operation;
 pub use service::IdentityService;
+pub use session::{Session, SessionKeys, SignIn, SESSION_ROOT_KEY_ID};
 pub use source::{SourceAddress, X_FORWARDED_FOR};
 
 #[doc(no_inline)]

@@ -315,6 +315,10 @@ impl Config {
         );
         check(s.max_concurrent_calls != n.max_concurrent_calls, "server.max_concurrent_calls");
         check(self.vault != new.vault, "[vault]");
+        check(
+            self.identity.sessions.signing_key_env != new.identity.sessions.signing_key_env,
+            "identity.sessions.signing_key_env",
+        );
         let (a, n) = (&self.audit, &new.audit);
         check(a.sink != n.sink, "audit.sink");
         check(a.durability != n.durability, "audit.durability");

@@ -1,108 +1,40 @@
-//! The admin API of SPEC §5, on its own listener.
-//!
-//! `GET /healthz`, `GET /readyz` and `GET /metrics` are open; everything under `/v1/`
-//! needs a credential the identity configuration accepts (the same verifiers as the
-//! data path), checked in full: each endpoint states its operation (`secrets:list`,
-//! `approvals:approve`, … with the secret, approval or record it acts on) and the
-//! credential's own checks (a Biscuit token's TTL and attenuation blocks) must allow it
-//! ([`cloakroom_identity::Operation`], docs/identity.md). Admin endpoints need a member of
-//! `identity.admin_groups`; approval endpoints need a member of one of the approval's
-//! approver groups (listing shows an approver the approvals they may decide; an admin
-//! sees all). `POST /v1/redeem` is authenticated by the call's redemption credential
-//! (`Cloakroom-Redeem-Token`) instead.
+//! The JSON admin API under `/v1/` (SPEC §5): secrets, approvals, audit, reload, redeem.
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use cloakroom_audit::{RecordQuery, Since};
-use cloakroom_core::{CallId, Error, ErrorCode, Identity};
+use cloakroom_core::{CallId, Error, ErrorCode};
 use cloakroom_identity::Operation;
 use cloakroom_policy::ApprovalState;
 use cloakroom_vault::REDEEM_TOKEN_HEADER;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
+use super::{
+    caller::Caller,
+    respond::{body_json, json_response, not_found, param, read_body},
+};
 use crate::{
-    forward::{boxed, error_response, GatewayBody},
+    forward::{boxed, GatewayBody},
     Gateway,
 };
 
-/// Largest admin request body.
-const MAX_ADMIN_BODY: usize = 1024 * 1024;
 /// Default and largest `limit` of `GET /v1/audit`.
 const DEFAULT_AUDIT_LIMIT: usize = 100;
 const MAX_AUDIT_LIMIT: usize = 10_000;
 
-/// The admin listener's service for a connection from `peer`.
-#[derive(Clone, Debug)]
-pub struct AdminService {
-    gateway: Gateway,
-    peer: Option<SocketAddr>,
-}
-
-impl Gateway {
-    /// The service of the admin listener, for a connection from `peer`.
-    pub fn admin_service(&self, peer: Option<SocketAddr>) -> AdminService {
-        AdminService { gateway: self.clone(), peer }
-    }
-}
-
-impl tower::Service<Request<Incoming>> for AdminService {
-    type Response = Response<GatewayBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let gateway = self.gateway.clone();
-        let peer = self.peer;
-        Box::pin(async move {
-            Ok(match handle(&gateway, peer, req).await {
-                Ok(res) => res,
-                Err(e) => error_response(&e, None),
-            })
-        })
-    }
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBody> {
-    let mut res = Response::new(boxed(Full::new(Bytes::from(v.to_string()))));
-    *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
-}
-
-fn not_found() -> Error {
-    Error::new(ErrorCode::NotFound, "no such admin endpoint")
-}
-
-async fn handle(
+/// An endpoint under `/v1/`; `segments` is the path after `v1`.
+pub(super) async fn handle(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
     req: Request<Incoming>,
+    method: &Method,
+    segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) => return Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-        (&Method::GET, ["readyz"]) => return Ok(readyz(gateway).await),
-        (&Method::GET, ["metrics"]) => return Ok(metrics(gateway).await),
-        (_, ["v1", ..]) => {}
-        _ => return Err(not_found()),
-    }
-    if let (&Method::POST, ["v1", "redeem"]) = (&method, segments.as_slice()) {
+    if let (&Method::POST, ["redeem"]) = (method, segments) {
         // Authenticated by the call's redemption credential, not by a caller identity.
         let token = req.headers().get(REDEEM_TOKEN_HEADER).cloned();
         let body = read_body(gateway, req).await?;
@@ -111,7 +43,7 @@ async fn handle(
     let caller = Caller::authenticate(gateway, req.headers(), peer).await?;
     let query = req.uri().query().unwrap_or("").to_owned();
     let body = read_body(gateway, req).await?;
-    match (&method, &segments[1..]) {
+    match (method, segments) {
         (&Method::GET, ["approvals"]) => {
             let identity = caller.authorize(Operation::new(Operation::APPROVALS_LIST))?;
             let is_admin = caller.is_admin();
@@ -205,78 +137,6 @@ async fn handle(
     }
 }
 
-/// A caller of the admin API whose credential verified. Its [`Identity`] is reachable
-/// only through [`Caller::authorize`], which runs the credential's own checks (a Biscuit
-/// token's TTL and attenuation blocks) against the operation the endpoint states: no
-/// endpoint can act for a caller without saying what it does.
-struct Caller<'a> {
-    gateway: &'a Gateway,
-    identity: Identity,
-}
-
-impl<'a> Caller<'a> {
-    async fn authenticate(
-        gateway: &'a Gateway,
-        headers: &http::HeaderMap,
-        peer: Option<SocketAddr>,
-    ) -> Result<Caller<'a>, Error> {
-        let identity = gateway.authenticator().authenticate(headers, peer).await.map_err(|e| e.to_error())?;
-        Ok(Self { gateway, identity })
-    }
-
-    /// The identity, once its credential allows `operation` (else 403 `forbidden`).
-    fn authorize(&self, operation: Operation) -> Result<&Identity, Error> {
-        match self.gateway.authenticator().authorize(&self.identity, &operation) {
-            Ok(()) => Ok(&self.identity),
-            Err(e) => {
-                tracing::info!(
-                    subject = %self.identity.subject,
-                    issuer = %self.identity.issuer,
-                    operation = %operation,
-                    reason = %e,
-                    "admin request refused by the credential's checks"
-                );
-                Err(e.to_error())
-            }
-        }
-    }
-
-    /// [`Caller::authorize`] for an endpoint that also needs a member of `admin_groups`.
-    fn authorize_admin(&self, operation: Operation) -> Result<&Identity, Error> {
-        let identity = self.authorize(operation)?;
-        if self.is_admin() {
-            Ok(identity)
-        } else {
-            Err(Error::new(ErrorCode::Forbidden, "this endpoint needs a member of identity.admin_groups"))
-        }
-    }
-
-    /// Loads approval `id` and authorizes `operation` on it (its id and function are the
-    /// operation's facts). An approval that cannot be loaded is refused as the operation
-    /// on nothing would be first, so a token that may not do `operation` at all learns
-    /// nothing about which ids exist.
-    async fn authorize_approval(
-        &self,
-        operation: &'static str,
-        id: &str,
-    ) -> Result<(cloakroom_policy::Approval, &Identity), Error> {
-        match self.gateway.approvals().get(id).await {
-            Ok(a) => {
-                let identity = self.authorize(Operation::new(operation).approval(&a.id, &a.function))?;
-                Ok((a, identity))
-            }
-            Err(e) => {
-                self.authorize(Operation::new(operation))?;
-                Err(e.to_error())
-            }
-        }
-    }
-
-    fn is_admin(&self) -> bool {
-        self.gateway.authenticator().is_admin(&self.identity)
-    }
-}
-
 /// The body of `POST /v1/secrets`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,56 +201,6 @@ async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> 
     Ok(res)
 }
 
-async fn read_body(gateway: &Gateway, req: Request<Incoming>) -> Result<Bytes, Error> {
-    // The same deadline as call bodies (server.body_read_timeout): a slow body must not
-    // hold an admin connection either.
-    let server = &gateway.config().server;
-    let body = crate::server::DeadlineBody::new(req.into_body(), server.body_read_timeout, server.body_min_rate);
-    match Limited::new(body, MAX_ADMIN_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
-            ErrorCode::PayloadTooLarge,
-            format!("admin request bodies are limited to {MAX_ADMIN_BODY} bytes"),
-        )),
-        Err(_) => Err(Error::new(ErrorCode::BadRequest, "the request body could not be read")),
-    }
-}
-
-fn body_json(body: &[u8]) -> Result<Value, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body).map_err(|e| Error::new(ErrorCode::BadRequest, format!("the body is not JSON: {e}")))
-}
-
-/// The value of query parameter `name` (percent-decoding `%XX` and `+`).
-fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent_decode(v))
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBody>, Error> {
     let limit = match param(query, "limit") {
         None => DEFAULT_AUDIT_LIMIT,
@@ -416,7 +226,7 @@ async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBo
     Ok(json_response(StatusCode::OK, &json!({ "records": records })))
 }
 
-async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
+pub(super) async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
     // Each shared store is probed with a cheap read, so a replica whose PostgreSQL or
     // OpenBao is unreachable leaves the load balancer's rotation.
     let probe = std::time::Duration::from_secs(2);
@@ -435,7 +245,7 @@ async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
     json_response(status, &json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))
 }
 
-async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {
+pub(super) async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {
     let a = gateway.audit().metrics().snapshot();
     let mut extra: Vec<crate::metrics::Sample> = vec![
         (
@@ -478,17 +288,4 @@ async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {
     let mut res = Response::new(boxed(Full::new(Bytes::from(text))));
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::Metrics::CONTENT_TYPE));
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters_are_decoded() {
-        assert_eq!(param("state=pending&limit=5", "limit").as_deref(), Some("5"));
-        assert_eq!(param("since=2026-11-25T10%3A00%3A00Z", "since").as_deref(), Some("2026-11-25T10:00:00Z"));
-        assert_eq!(param("a=1", "b"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 }

@@ -1,0 +1,92 @@
+//! The admin listener: the admin API of SPEC §5, people's sign-in and the console.
+//!
+//! `GET /healthz`, `GET /readyz` and `GET /metrics` are open; everything under `/v1/`
+//! needs a credential the identity configuration accepts (the same verifiers as the
+//! data path), checked in full: each endpoint states its operation (`secrets:list`,
+//! `approvals:approve`, … with the secret, approval or record it acts on) and the
+//! credential's own checks (a Biscuit token's TTL and attenuation blocks) must allow it
+//! ([`cloakroom_identity::Operation`], docs/identity.md). Admin endpoints need a member of
+//! `identity.admin_groups`; approval endpoints need a member of one of the approval's
+//! approver groups (listing shows an approver the approvals they may decide; an admin
+//! sees all). `POST /v1/redeem` is authenticated by the call's redemption credential
+//! (`Cloakroom-Redeem-Token`) instead.
+
+//!
+//! One file per surface: [`api`] the JSON admin API under `/v1/`, [`caller`] who is
+//! asking and what they may do, [`respond`] the shared request and response helpers;
+//! `saml`, `oidc`, `console` and `slack` the people-facing surfaces.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::{
+    forward::{error_response, GatewayBody},
+    Gateway,
+};
+
+mod api;
+mod caller;
+mod respond;
+
+use self::respond::{json_response, not_found};
+
+/// The admin listener's service for a connection from `peer`.
+#[derive(Clone, Debug)]
+pub struct AdminService {
+    gateway: Gateway,
+    peer: Option<SocketAddr>,
+}
+
+impl Gateway {
+    /// The service of the admin listener, for a connection from `peer`.
+    pub fn admin_service(&self, peer: Option<SocketAddr>) -> AdminService {
+        AdminService { gateway: self.clone(), peer }
+    }
+}
+
+impl tower::Service<Request<Incoming>> for AdminService {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let gateway = self.gateway.clone();
+        let peer = self.peer;
+        Box::pin(async move {
+            Ok(match handle(&gateway, peer, req).await {
+                Ok(res) => res,
+                Err(e) => error_response(&e, None),
+            })
+        })
+    }
+}
+
+async fn handle(
+    gateway: &Gateway,
+    peer: Option<SocketAddr>,
+    req: Request<Incoming>,
+) -> Result<Response<GatewayBody>, cloakroom_core::Error> {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, ["readyz"]) => Ok(api::readyz(gateway).await),
+        (&Method::GET, ["metrics"]) => Ok(api::metrics(gateway).await),
+        (_, ["v1", ..]) => api::handle(gateway, peer, req, &method, &segments[1..]).await,
+        _ => Err(not_found()),
+    }
+}

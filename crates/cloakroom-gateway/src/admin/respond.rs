@@ -1,0 +1,90 @@
+//! Request and response helpers shared by the admin listener's surfaces.
+
+use bytes::Bytes;
+use cloakroom_core::{Error, ErrorCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::{
+    forward::{boxed, GatewayBody},
+    Gateway,
+};
+
+/// Largest admin request body.
+pub(super) const MAX_ADMIN_BODY: usize = 1024 * 1024;
+
+pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBody> {
+    let mut res = Response::new(boxed(Full::new(Bytes::from(v.to_string()))));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+pub(super) fn not_found() -> Error {
+    Error::new(ErrorCode::NotFound, "no such admin endpoint")
+}
+
+pub(super) async fn read_body(gateway: &Gateway, req: Request<Incoming>) -> Result<Bytes, Error> {
+    // The same deadline as call bodies (server.body_read_timeout): a slow body must not
+    // hold an admin connection either.
+    let server = &gateway.config().server;
+    let body = crate::server::DeadlineBody::new(req.into_body(), server.body_read_timeout, server.body_min_rate);
+    match Limited::new(body, MAX_ADMIN_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("admin request bodies are limited to {MAX_ADMIN_BODY} bytes"),
+        )),
+        Err(_) => Err(Error::new(ErrorCode::BadRequest, "the request body could not be read")),
+    }
+}
+
+pub(super) fn body_json(body: &[u8]) -> Result<Value, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::new(ErrorCode::BadRequest, format!("the body is not JSON: {e}")))
+}
+
+/// The value of query parameter `name` (percent-decoding `%XX` and `+`).
+pub(super) fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent_decode(v))
+}
+
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(param("state=pending&limit=5", "limit").as_deref(), Some("5"));
+        assert_eq!(param("since=2026-11-25T10%3A00%3A00Z", "since").as_deref(), Some("2026-11-25T10:00:00Z"));
+        assert_eq!(param("a=1", "b"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
