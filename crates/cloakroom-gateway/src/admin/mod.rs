@@ -35,7 +35,11 @@ use crate::{
 
 mod api;
 mod caller;
+mod console;
+mod oidc;
 mod respond;
+mod saml;
+mod slack;
 
 use self::respond::{json_response, not_found};
 
@@ -86,6 +90,10 @@ async fn handle(
         (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         (&Method::GET, ["readyz"]) => Ok(api::readyz(gateway).await),
         (&Method::GET, ["metrics"]) => Ok(api::metrics(gateway).await),
+        (_, ["console", ..]) => console::handle(gateway, peer, req, &method, &segments[1..]).await,
+        (_, ["v1", "saml", ..]) => saml::handle(gateway, peer, req, &method, &segments[2..]).await,
+        (_, ["v1", "oidc", ..]) => oidc::handle(gateway, peer, req, &method, &segments[2..]).await,
+        (_, ["v1", "slack", ..]) => slack::handle(gateway, peer, req, &method, &segments[2..]).await,
         (_, ["v1", ..]) => api::handle(gateway, peer, req, &method, &segments[1..]).await,
         _ => Err(not_found()),
     }

@@ -22,6 +22,38 @@ pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBo
     res
 }
 
+/// The cookie that carries a person's session (a session token of
+/// [`cloakroom_identity::SessionKeys::mint`]) for the console.
+#[allow(dead_code)] // until the sign-in surfaces land
+pub(super) const SESSION_COOKIE: &str = "cloakroom_session";
+
+/// `Set-Cookie` for a person's session: readable by the admin listener only (`HttpOnly`,
+/// `Path=/`), never sent on cross-site requests (`SameSite=Strict`), `Secure` when the
+/// listener is reached over TLS, gone when the session expires.
+#[allow(dead_code)] // until the sign-in surfaces land
+pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool) -> HeaderValue {
+    let max_age = session.expires_at.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0);
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        session.token
+    ))
+    .expect("a base64url token is a valid header value")
+}
+
+/// The session token in the request's `cloakroom_session` cookie, if any.
+#[allow(dead_code)] // until the console lands
+pub(super) fn session_from_cookie(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
 pub(super) fn not_found() -> Error {
     Error::new(ErrorCode::NotFound, "no such admin endpoint")
 }

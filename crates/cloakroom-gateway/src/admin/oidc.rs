@@ -1,0 +1,21 @@
+//! OIDC sign-in for people: authorization code with PKCE (docs/identity.md).
+
+use std::net::SocketAddr;
+
+use cloakroom_core::Error;
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::respond::not_found;
+use crate::{forward::GatewayBody, Gateway};
+
+/// `/v1/oidc/…`; `segments` is the path after it.
+pub(super) async fn handle(
+    _gateway: &Gateway,
+    _peer: Option<SocketAddr>,
+    _req: Request<Incoming>,
+    _method: &Method,
+    _segments: &[&str],
+) -> Result<Response<GatewayBody>, Error> {
+    Err(not_found())
+}
