@@ -217,6 +217,10 @@ fn is_uri_component_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
 }
 
+/// Hand-written rather than the `percent-encoding` crate: the masker must know every way a
+/// secret can be escaped, including lower-case hex digits and `+` for a space, which
+/// that crate (upper case only, no `+`) cannot produce. Runs once per secret per form
+/// when the masker is built, never per byte of traffic.
 fn percent_encode(value: &[u8], keep: fn(u8) -> bool, plus_for_space: bool, upper: bool) -> Vec<u8> {
     let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
     let mut out = Vec::with_capacity(value.len() * 3);

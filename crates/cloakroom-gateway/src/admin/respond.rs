@@ -80,32 +80,9 @@ pub(super) fn body_json(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body).map_err(|e| Error::new(ErrorCode::BadRequest, format!("the body is not JSON: {e}")))
 }
 
-/// The value of query parameter `name` (percent-decoding `%XX` and `+`).
+/// The value of query parameter `name` (form-urlencoded: `%XX` and `+` decoded).
 pub(super) fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| percent_decode(v))
-}
-
-pub(super) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -117,6 +94,7 @@ mod tests {
         assert_eq!(param("state=pending&limit=5", "limit").as_deref(), Some("5"));
         assert_eq!(param("since=2026-11-25T10%3A00%3A00Z", "since").as_deref(), Some("2026-11-25T10:00:00Z"));
         assert_eq!(param("a=1", "b"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(param("a=%zz%4", "a").as_deref(), Some("%zz%4"));
+        assert_eq!(param("a=x+y%2B", "a").as_deref(), Some("x y+"));
     }
 }

@@ -74,34 +74,20 @@ pub fn percent_decode_lossy(s: &str) -> String {
 }
 
 fn percent_decode(s: &[u8]) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => {
-                match std::str::from_utf8(&s[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // `+` is a space in form data; a `%2B` stays a plus because it is decoded after.
+    let plus_as_space: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    percent_encoding::percent_decode(&plus_as_space).decode_utf8_lossy().into_owned()
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped (upper-case hex).
+const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn percent_encode(value: &[u8], out: &mut Vec<u8>) {
-    for &b in value {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
+    // The pieces are slices of `value` or static `%XX` strings: no copy of the secret
+    // outside `out` (which the caller zeroizes).
+    for piece in percent_encoding::percent_encode(value, QUERY_VALUE) {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 
