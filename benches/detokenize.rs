@@ -57,22 +57,12 @@ fn bench(c: &mut Criterion) {
         ))))
     });
     let svc = DetokenizeLayer::new(catalog).layer(inner);
-    let identity = Identity {
-        subject: "alice".into(),
-        issuer: "api_key".into(),
-        method: AuthMethod::ApiKey,
-        groups: vec!["payments-ops".into()],
-        source_ip: None,
-        biscuit: None,
-    };
-    let call = Call {
-        function: "payments/charge".into(),
-        protocol: Protocol::Http,
-        arguments: serde_json::Value::Null,
-        detail: None,
-        method: "POST".into(),
-        digest: String::new(),
-    };
+    let identity =
+        Identity::new("alice".into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec!["payments-ops".into()]);
+    let call = Call::new("payments/charge".into(), Protocol::Http)
+        .with_arguments(serde_json::Value::Null)
+        .with_method("POST".into())
+        .with_digest(String::new());
     let request = || {
         let mut req = http::Request::post("/fn/payments/charge")
             .header("content-type", "application/json")

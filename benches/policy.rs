@@ -86,14 +86,14 @@ fn twenty_datalog_policies() -> String {
 }
 
 fn caller(biscuit: Option<BiscuitToken>) -> Identity {
-    Identity {
-        subject: "alice".into(),
-        issuer: if biscuit.is_some() { "biscuit" } else { "api_key" }.into(),
-        method: if biscuit.is_some() { AuthMethod::Biscuit } else { AuthMethod::ApiKey },
-        groups: vec!["ops".into(), "dev".into(), "oncall".into()],
-        source_ip: Some("10.1.2.3".parse().unwrap()),
-        biscuit,
-    }
+    Identity::new(
+        "alice".into(),
+        if biscuit.is_some() { "biscuit" } else { "api_key" }.into(),
+        if biscuit.is_some() { AuthMethod::Biscuit } else { AuthMethod::ApiKey },
+    )
+    .with_groups(vec!["ops".into(), "dev".into(), "oncall".into()])
+    .with_source_ip(Some("10.1.2.3".parse().unwrap()))
+    .with_biscuit(biscuit)
 }
 
 /// `v`, typed like `anchor` (serde_json is not a dependency of the benches crate: the
@@ -103,14 +103,10 @@ fn like<T>(_anchor: &T, v: T) -> T {
 }
 
 fn the_call() -> Call {
-    let mut call = Call {
-        function: "payments/refund".into(),
-        protocol: Protocol::Http,
-        arguments: Default::default(),
-        detail: None,
-        method: "POST".into(),
-        digest: "0".repeat(64),
-    };
+    let mut call = Call::new("payments/refund".into(), Protocol::Http)
+        .with_arguments(Default::default())
+        .with_method("POST".into())
+        .with_digest("0".repeat(64));
     let a = &call.arguments;
     let args = vec![
         ("amount".to_owned(), like(a, 900_i64.into())),

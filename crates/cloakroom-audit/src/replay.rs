@@ -90,20 +90,18 @@ pub async fn replay(record: &AuditRecord, policy: &dyn ReplayPolicy) -> Result<R
     if matches!(method, AuthMethod::Biscuit | AuthMethod::Saml) {
         caveats.push("the caller's Biscuit token is not recorded: its own checks (attenuation) are not re-run".into());
     }
-    let identity = Identity {
-        subject: rid.subject.clone(),
-        issuer: rid.issuer.clone(),
-        method,
-        groups: rid.groups.clone(),
-        source_ip: record.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
-        biscuit: None,
-    };
+    let identity = Identity::new(rid.subject.clone(), rid.issuer.clone(), method)
+        .with_groups(rid.groups.clone())
+        .with_source_ip(record.source_ip.as_deref().and_then(|ip| ip.parse().ok()));
     let (arguments, raw) = recorded_arguments(record, protocol, &mut caveats);
     let digest = match &arguments {
         serde_json::Value::Null => hex::encode(Sha256::digest(&raw)),
         v => hex::encode(Sha256::digest(canonical_json(v).unwrap_or_default().as_bytes())),
     };
-    let call = Call { function, protocol, arguments, detail: None, method: record.request.method.clone(), digest };
+    let call = Call::new(function, protocol)
+        .with_arguments(arguments)
+        .with_method(record.request.method.clone())
+        .with_digest(digest);
     let now: RecordDecision = (&policy.decide(&identity, &call).await).into();
     let mut changes = Vec::new();
     match &record.decision {

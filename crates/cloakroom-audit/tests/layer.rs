@@ -47,14 +47,9 @@ async fn record_of(log: &AuditLog, id: &CallId) -> AuditRecord {
 }
 
 fn identity() -> Identity {
-    Identity {
-        subject: "alice".into(),
-        issuer: "api_key".into(),
-        method: AuthMethod::ApiKey,
-        groups: vec!["payments-ops".into()],
-        source_ip: Some("10.1.2.3".parse().unwrap()),
-        biscuit: None,
-    }
+    Identity::new("alice".into(), "api_key".into(), AuthMethod::ApiKey)
+        .with_groups(vec!["payments-ops".into()])
+        .with_source_ip(Some("10.1.2.3".parse().unwrap()))
 }
 
 #[tokio::test]
@@ -72,14 +67,12 @@ async fn records_everything_the_inner_layers_noted() {
             let body = req.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(body, format!("{{\"key\":\"{p}\"}}"));
             note.set_identity(&identity());
-            note.set_call(&Call {
-                function: "payments".into(),
-                protocol: Protocol::Http,
-                arguments: serde_json::json!({"key": p.as_str()}),
-                detail: None,
-                method: "POST".into(),
-                digest: "00".into(),
-            });
+            note.set_call(
+                &Call::new("payments".into(), Protocol::Http)
+                    .with_arguments(serde_json::json!({"key": p.as_str()}))
+                    .with_method("POST".into())
+                    .with_digest("00".into()),
+            );
             note.set_decision(&Decision::allow("ops may pay", "rule matched"));
             note.set_approval(ApprovalRef {
                 id: "ap-1".into(),

@@ -29,7 +29,19 @@ impl std::fmt::Display for Protocol {
 }
 
 /// A parsed call, put in the request extensions by the `CallLayer`.
+///
+/// Built with [`Call::new`] and the `with_*` methods:
+///
+/// ```
+/// use cloakroom_core::{Call, Protocol};
+///
+/// let call = Call::new("payments".into(), Protocol::Http)
+///     .with_method("POST".into())
+///     .with_arguments(serde_json::json!({"amount": 5}));
+/// assert_eq!(call.argument("/amount"), Some(&serde_json::json!(5)));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Call {
     /// The function name policy and bindings see: the configured function's `name`
     /// for `http`, `<name>/<tool>` for an MCP `tools/call`.
@@ -52,6 +64,42 @@ pub struct Call {
 }
 
 impl Call {
+    /// A call of `function` with no arguments, no detail, an empty method and digest.
+    pub fn new(function: String, protocol: Protocol) -> Self {
+        Self {
+            function,
+            protocol,
+            arguments: serde_json::Value::Null,
+            detail: None,
+            method: String::new(),
+            digest: String::new(),
+        }
+    }
+
+    /// With these arguments.
+    pub fn with_arguments(mut self, arguments: serde_json::Value) -> Self {
+        self.arguments = arguments;
+        self
+    }
+
+    /// With this detail (the first path segment, or the JSON-RPC method).
+    pub fn with_detail(mut self, detail: Option<String>) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// With this HTTP method.
+    pub fn with_method(mut self, method: String) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// With this digest (lowercase hex SHA-256 of what approvals bind to).
+    pub fn with_digest(mut self, digest: String) -> Self {
+        self.digest = digest;
+        self
+    }
+
     /// The argument at a JSON pointer (`/sql`, `/amount`), if present.
     pub fn argument(&self, pointer: &str) -> Option<&serde_json::Value> {
         self.arguments.pointer(pointer)

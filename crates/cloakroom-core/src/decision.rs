@@ -33,6 +33,7 @@ impl std::fmt::Display for Effect {
 
 /// A decision with the rule that made it and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// Allow, deny or approve.
     pub effect: Effect,
@@ -55,6 +56,12 @@ impl Decision {
     /// A deny decision by `rule`.
     pub fn deny(rule: impl Into<String>, reason: impl Into<String>) -> Self {
         Self { effect: Effect::Deny, rule: Some(rule.into()), reason: reason.into(), approvers: Vec::new() }
+    }
+
+    /// A deny that no rule made (a refusal by the data path itself, such as a
+    /// placeholder outside its binding), with `reason`.
+    pub fn refused(reason: impl Into<String>) -> Self {
+        Self { effect: Effect::Deny, rule: None, reason: reason.into(), approvers: Vec::new() }
     }
 
     /// The deny that applies when no rule matched.

@@ -91,7 +91,19 @@ impl std::fmt::Debug for BiscuitToken {
 /// A verified caller, put in the request extensions by the `IdentityLayer`.
 ///
 /// Nothing downstream trusts anything about the caller that is not in here.
+///
+/// Built with [`Identity::new`] and the `with_*` methods, so that adding a field is not a
+/// breaking change for embedders:
+///
+/// ```
+/// use cloakroom_core::{AuthMethod, Identity};
+///
+/// let who = Identity::new("ci-bot".into(), "api_key".into(), AuthMethod::ApiKey)
+///     .with_groups(vec!["ci".into()]);
+/// assert!(who.in_group("ci"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Identity {
     /// The subject (`sub` claim, Biscuit `user` fact, or API key subject).
     pub subject: String,
@@ -110,6 +122,29 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A caller with no groups, no source address and no token.
+    pub fn new(subject: String, issuer: String, method: AuthMethod) -> Self {
+        Self { subject, issuer, method, groups: Vec::new(), source_ip: None, biscuit: None }
+    }
+
+    /// With these groups.
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    /// With this source address.
+    pub fn with_source_ip(mut self, source_ip: Option<IpAddr>) -> Self {
+        self.source_ip = source_ip;
+        self
+    }
+
+    /// With the caller's (verified) Biscuit token.
+    pub fn with_biscuit(mut self, biscuit: Option<BiscuitToken>) -> Self {
+        self.biscuit = biscuit;
+        self
+    }
+
     /// Whether the caller is in `group`.
     pub fn in_group(&self, group: &str) -> bool {
         self.groups.iter().any(|g| g == group)

@@ -72,14 +72,8 @@ impl ApiKeys {
             }
         }
         let entry = found.ok_or(AuthError::UnknownApiKey)?;
-        Ok(Identity {
-            subject: entry.subject.clone(),
-            issuer: API_KEY_ISSUER.to_owned(),
-            method: AuthMethod::ApiKey,
-            groups: entry.groups.clone(),
-            source_ip: None,
-            biscuit: None,
-        })
+        Ok(Identity::new(entry.subject.clone(), API_KEY_ISSUER.to_owned(), AuthMethod::ApiKey)
+            .with_groups(entry.groups.clone()))
     }
 }
 

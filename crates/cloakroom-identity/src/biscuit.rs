@@ -134,14 +134,9 @@ impl BiscuitVerifier {
         } else {
             (BISCUIT_ISSUER.to_owned(), AuthMethod::Biscuit)
         };
-        Ok(Identity {
-            subject,
-            issuer,
-            method,
-            groups: groups.into_iter().map(|(g,)| g).collect(),
-            source_ip: None,
-            biscuit: Some(BiscuitToken::verified(bytes, biscuit)),
-        })
+        Ok(Identity::new(subject, issuer, method)
+            .with_groups(groups.into_iter().map(|(g,)| g).collect())
+            .with_biscuit(Some(BiscuitToken::verified(bytes, biscuit))))
     }
 }
 

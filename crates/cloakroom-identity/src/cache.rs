@@ -106,14 +106,7 @@ mod tests {
     use cloakroom_core::AuthMethod;
 
     fn id(s: &str) -> Identity {
-        Identity {
-            subject: s.into(),
-            issuer: "i".into(),
-            method: AuthMethod::Oidc,
-            groups: vec![],
-            source_ip: Some("1.2.3.4".parse().unwrap()),
-            biscuit: None,
-        }
+        Identity::new(s.into(), "i".into(), AuthMethod::Oidc).with_source_ip(Some("1.2.3.4".parse().unwrap()))
     }
 
     #[test]

@@ -218,14 +218,9 @@ async fn a_caller_cannot_smuggle_an_identity_in_through_extensions() {
     // replaced by the verified one.
     let (svc, seen) = service(Authenticator::new(&config()).unwrap(), |l| l);
     let mut req = request(&[("authorization", &format!("Bearer {KEY}"))], "192.0.2.1:1");
-    req.extensions_mut().insert(Identity {
-        subject: "root".into(),
-        issuer: "forged".into(),
-        method: AuthMethod::Oidc,
-        groups: vec!["cloakroom-admins".into()],
-        source_ip: None,
-        biscuit: None,
-    });
+    req.extensions_mut().insert(
+        Identity::new("root".into(), "forged".into(), AuthMethod::Oidc).with_groups(vec!["cloakroom-admins".into()]),
+    );
     svc.oneshot(req).await.unwrap();
     assert_eq!(seen.lock().unwrap()[0].identity.as_ref().unwrap().subject, "ci-bot");
 }

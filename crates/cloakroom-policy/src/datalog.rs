@@ -296,14 +296,7 @@ mod tests {
     use cloakroom_core::{AuthMethod, BiscuitToken};
 
     fn caller(token: Option<BiscuitToken>) -> Identity {
-        Identity {
-            subject: "alice".into(),
-            issuer: "biscuit".into(),
-            method: AuthMethod::Biscuit,
-            groups: vec![],
-            source_ip: None,
-            biscuit: token,
-        }
+        Identity::new("alice".into(), "biscuit".into(), AuthMethod::Biscuit).with_biscuit(token)
     }
 
     #[test]

@@ -109,14 +109,9 @@ async fn files_are_loaded_relative_to_the_base_dir() {
 }
 
 fn biscuit_identity(token: &Biscuit) -> Identity {
-    Identity {
-        subject: "agent-7".into(),
-        issuer: "biscuit".into(),
-        method: AuthMethod::Biscuit,
-        groups: vec!["agents".into()],
-        source_ip: None,
-        biscuit: Some(BiscuitToken::from_bytes(token.to_vec().unwrap())),
-    }
+    Identity::new("agent-7".into(), "biscuit".into(), AuthMethod::Biscuit)
+        .with_groups(vec!["agents".into()])
+        .with_biscuit(Some(BiscuitToken::from_bytes(token.to_vec().unwrap())))
 }
 
 fn root_token(root: &KeyPair) -> Biscuit {

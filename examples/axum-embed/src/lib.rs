@@ -189,14 +189,10 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let function = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
-        let call = Call {
-            function,
-            protocol: Protocol::Http,
-            arguments: serde_json::Value::Null,
-            detail: None,
-            method: req.method().to_string(),
-            digest: String::new(),
-        };
+        let call = Call::new(function, Protocol::Http)
+            .with_arguments(serde_json::Value::Null)
+            .with_method(req.method().to_string())
+            .with_digest(String::new());
         req.extensions_mut().insert(call);
         self.inner.call(req)
     }

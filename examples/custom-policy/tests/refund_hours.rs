@@ -26,25 +26,14 @@ fn set() -> PolicySet {
 }
 
 fn support() -> Identity {
-    Identity {
-        subject: "sam".into(),
-        issuer: "api_key".into(),
-        method: AuthMethod::ApiKey,
-        groups: vec!["support".into()],
-        source_ip: None,
-        biscuit: None,
-    }
+    Identity::new("sam".into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec!["support".into()])
 }
 
 fn refund(amount: serde_json::Value) -> Call {
-    Call {
-        function: "payments/refund".into(),
-        protocol: Protocol::Http,
-        arguments: serde_json::json!({ "amount": amount }),
-        detail: None,
-        method: "POST".into(),
-        digest: "d".into(),
-    }
+    Call::new("payments/refund".into(), Protocol::Http)
+        .with_arguments(serde_json::json!({ "amount": amount }))
+        .with_method("POST".into())
+        .with_digest("d".into())
 }
 
 #[tokio::test]

@@ -78,25 +78,24 @@ async fn explain(out: Output, e: PolicyExplain) -> Result<(), CliError> {
         }
         None => None,
     };
-    let identity = Identity {
-        subject: e.subject.clone(),
-        issuer: "explain".into(),
-        method: if biscuit.is_some() { AuthMethod::Biscuit } else { AuthMethod::ApiKey },
-        groups: e.groups.clone(),
-        source_ip: e.source_ip,
-        biscuit,
-    };
-    let call = Call {
-        function: e.function.clone(),
-        protocol: match e.protocol {
+    let identity = Identity::new(
+        e.subject.clone(),
+        "explain".into(),
+        if biscuit.is_some() { AuthMethod::Biscuit } else { AuthMethod::ApiKey },
+    )
+    .with_groups(e.groups.clone())
+    .with_source_ip(e.source_ip)
+    .with_biscuit(biscuit);
+    let call = Call::new(
+        e.function.clone(),
+        match e.protocol {
             ProtocolArg::Http => Protocol::Http,
             ProtocolArg::Mcp => Protocol::Mcp,
         },
-        arguments,
-        detail: None,
-        method: e.method.to_ascii_uppercase(),
-        digest: String::new(),
-    };
+    )
+    .with_arguments(arguments)
+    .with_method(e.method.to_ascii_uppercase())
+    .with_digest(String::new());
     let input = PolicyInput::new(&identity, &call).with_source_ip(e.source_ip).with_secrets(&e.secrets);
     let explanation = set.explain(&input).await;
     match out {

@@ -105,14 +105,11 @@ pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<C
     check_method_parameter(parts, body, &arguments)?;
     let path = routed.rest.split('?').next().unwrap_or("");
     let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);
-    Ok(Call {
-        function: routed.function.name().to_owned(),
-        protocol: Protocol::Http,
-        digest: call_digest(&arguments, body),
-        arguments,
-        detail,
-        method: parts.method.to_string(),
-    })
+    Ok(Call::new(routed.function.name().to_owned(), Protocol::Http)
+        .with_digest(call_digest(&arguments, body))
+        .with_arguments(arguments)
+        .with_detail(detail)
+        .with_method(parts.method.to_string()))
 }
 
 /// The call of an `mcp` function, with the parsed message (`None` for GET and DELETE).
@@ -121,13 +118,12 @@ pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<C
 /// with a JSON-RPC error) rather than a malformed one (HTTP 400).
 pub(crate) fn mcp_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<(Call, Option<McpMessage>), McpRefusal> {
     let name = routed.function.name();
-    let base = |function: String, arguments: Value, detail: Option<String>| Call {
-        function,
-        protocol: Protocol::Mcp,
-        digest: call_digest(&arguments, body),
-        arguments,
-        detail,
-        method: parts.method.to_string(),
+    let base = |function: String, arguments: Value, detail: Option<String>| {
+        Call::new(function, Protocol::Mcp)
+            .with_digest(call_digest(&arguments, body))
+            .with_arguments(arguments)
+            .with_detail(detail)
+            .with_method(parts.method.to_string())
     };
     if parts.method != http::Method::POST {
         return Ok((base(name.to_owned(), Value::Null, None), None));

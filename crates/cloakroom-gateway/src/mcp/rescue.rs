@@ -154,14 +154,10 @@ where
         }
         let mut allowed = std::collections::HashSet::new();
         for tool in names {
-            let call = cloakroom_core::Call {
-                function: format!("{}/{tool}", routed.function.name()),
-                protocol: cloakroom_core::Protocol::Mcp,
-                arguments: Value::Null,
-                detail: Some("tools/call".into()),
-                method: "POST".into(),
-                digest: String::new(),
-            };
+            let call =
+                cloakroom_core::Call::new(format!("{}/{tool}", routed.function.name()), cloakroom_core::Protocol::Mcp)
+                    .with_detail(Some("tools/call".into()))
+                    .with_method("POST".into());
             if visible(identity.cloned(), call).await {
                 allowed.insert(tool);
             }

@@ -256,14 +256,7 @@ mod tests {
     use cloakroom_core::AuthMethod;
 
     fn who(issuer: &str, subject: &str) -> Identity {
-        Identity {
-            subject: subject.into(),
-            issuer: issuer.into(),
-            method: AuthMethod::ApiKey,
-            groups: vec![],
-            source_ip: None,
-            biscuit: None,
-        }
+        Identity::new(subject.into(), issuer.into(), AuthMethod::ApiKey)
     }
 
     #[test]

@@ -187,14 +187,7 @@ fn identity_from(config: &OidcIssuerConfig, claims: Map<String, Value>) -> Resul
     groups.sort();
     groups.dedup();
     Ok(Verified {
-        identity: Identity {
-            subject: subject.to_owned(),
-            issuer: config.issuer.clone(),
-            method: AuthMethod::Oidc,
-            groups,
-            source_ip: None,
-            biscuit: None,
-        },
+        identity: Identity::new(subject.to_owned(), config.issuer.clone(), AuthMethod::Oidc).with_groups(groups),
         valid_for,
     })
 }

@@ -5,19 +5,13 @@ use cloakroom_core::{AuthMethod, Call, Identity, Protocol};
 use cloakroom_policy::{PolicyConfig, PolicyInput, PolicySet};
 
 pub fn who(subject: &str, groups: &[&str]) -> Identity {
-    Identity {
-        subject: subject.into(),
-        issuer: "api_key".into(),
-        method: AuthMethod::ApiKey,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        source_ip: None,
-        biscuit: None,
-    }
+    Identity::new(subject.into(), "api_key".into(), AuthMethod::ApiKey)
+        .with_groups(groups.iter().map(|g| g.to_string()).collect())
 }
 
 pub fn call(function: &str, arguments: serde_json::Value) -> Call {
     let digest = format!("digest-of-{arguments}");
-    Call { function: function.into(), protocol: Protocol::Http, arguments, detail: None, method: "POST".into(), digest }
+    Call::new(function.into(), Protocol::Http).with_arguments(arguments).with_method("POST".into()).with_digest(digest)
 }
 
 pub fn config(toml_text: &str) -> PolicyConfig {

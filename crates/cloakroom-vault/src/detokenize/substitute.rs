@@ -5,7 +5,7 @@ use std::{ops::Range, sync::Arc};
 use bytes::Bytes;
 use cloakroom_core::{
     limits::{MAX_JSON_DEPTH, MAX_PLACEHOLDERS, MAX_POINTER_BYTES},
-    ApprovalRef, AuditNote, Call, CallId, CallScope, ConsumedApproval, Decision, Effect, Error, ErrorCode, Identity,
+    ApprovalRef, AuditNote, Call, CallId, CallScope, ConsumedApproval, Decision, Error, ErrorCode, Identity,
     PlaceholderUse, SecretUse,
 };
 use http::{header, HeaderValue, Request, Response};
@@ -44,12 +44,7 @@ fn refuse(error: Error, call_id: Option<&CallId>, note: Option<&AuditNote>) -> R
     if let Some(n) = note {
         n.set_error(&error);
         if error.code == ErrorCode::SecretNotBound {
-            n.set_decision(&Decision {
-                effect: Effect::Deny,
-                rule: None,
-                reason: "secret_not_bound".into(),
-                approvers: Vec::new(),
-            });
+            n.set_decision(&Decision::refused("secret_not_bound"));
         }
     }
     error.to_response(call_id)

@@ -46,25 +46,15 @@ pub fn gateway(layer: &DetokenizeLayer, upstream: String) -> DetokenizeService<F
 }
 
 pub fn identity(groups: &[&str]) -> Identity {
-    Identity {
-        subject: "alice".into(),
-        issuer: "api_key".into(),
-        method: AuthMethod::ApiKey,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        source_ip: None,
-        biscuit: None,
-    }
+    Identity::new("alice".into(), "api_key".into(), AuthMethod::ApiKey)
+        .with_groups(groups.iter().map(|g| g.to_string()).collect())
 }
 
 pub fn call(function: &str) -> Call {
-    Call {
-        function: function.into(),
-        protocol: Protocol::Http,
-        arguments: serde_json::Value::Null,
-        detail: None,
-        method: "POST".into(),
-        digest: String::new(),
-    }
+    Call::new(function.into(), Protocol::Http)
+        .with_arguments(serde_json::Value::Null)
+        .with_method("POST".into())
+        .with_digest(String::new())
 }
 
 /// Puts the extensions outer layers would have put: call id, audit note, identity, call.
