@@ -19,8 +19,7 @@ use http_body_util::BodyDataStream;
 use tokio::io::AsyncRead;
 use tokio_util::io::{poll_read_buf, StreamReader};
 
-/// A boxed error, as tower-http bodies use.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use tower::BoxError;
 
 const READ_CHUNK: usize = 64 * 1024;
 

@@ -77,7 +77,7 @@ mod upstream_body;
 
 pub use body::MaskBody;
 pub use config::{Detectors, MaskingConfig, Replacement};
-pub use decode::{BoxError, ContentCoding, DecodeBody, UnsupportedCoding};
+pub use decode::{ContentCoding, DecodeBody, UnsupportedCoding};
 pub use detect::DETECTOR_KINDS;
 pub use encoding::{Encoding, MIN_ENCODED_SECRET_LEN};
 pub use entry::MaskEntry;

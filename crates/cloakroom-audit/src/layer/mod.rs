@@ -61,8 +61,7 @@ use crate::{
     AuditError, AuditLog, AuditRecord, RecordBody,
 };
 
-/// A boxed error, the response body's error type.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use tower::BoxError;
 
 type SealFuture = Pin<Box<dyn Future<Output = Result<crate::Appended, AuditError>> + Send>>;
 

@@ -45,8 +45,7 @@ pub use upstream::{Upstream, UpstreamError};
 
 use crate::route::Routed;
 
-/// The error type of boxed bodies in the gateway.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use tower::BoxError;
 
 /// The response body the forwarder (and the composed gateway) answers with.
 pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;

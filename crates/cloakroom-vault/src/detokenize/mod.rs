@@ -69,5 +69,4 @@ pub struct SecretsFound(pub Vec<SecretUse>);
 /// The default body limit (10 MiB, as `server.max_body_bytes`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// A boxed error, as tower uses.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) use tower::BoxError;
