@@ -160,6 +160,20 @@ impl Error {
     /// the gateway (the rescue step) can re-render it for the protocol of the call —
     /// a JSON-RPC error for MCP functions — and the audit layer can record it.
     pub fn to_response(&self, call_id: Option<&CallId>) -> http::Response<Full<Bytes>> {
+        self.render(call_id)
+    }
+
+    /// The one refusal path of every layer: notes the error for the call's audit record
+    /// (when the request carries an [`crate::AuditNote`]), then renders it as
+    /// [`Error::to_response`] does.
+    pub fn refuse(&self, call_id: Option<&CallId>, note: Option<&crate::AuditNote>) -> http::Response<Full<Bytes>> {
+        if let Some(note) = note {
+            note.set_error(self);
+        }
+        self.render(call_id)
+    }
+
+    fn render(&self, call_id: Option<&CallId>) -> http::Response<Full<Bytes>> {
         let mut res = http::Response::new(Full::new(self.to_json_body(call_id)));
         *res.status_mut() = self.code.status();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

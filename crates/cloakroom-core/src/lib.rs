@@ -20,6 +20,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod audit_note;
+mod body;
 mod call;
 mod call_id;
 mod client_addr;
@@ -36,6 +37,7 @@ mod secret;
 pub mod sled_open;
 
 pub use audit_note::{ApprovalRef, AuditNote, AuditNoteSnapshot, SecretUse};
+pub use body::ResponseBody;
 pub use call::{Call, Protocol};
 pub use call_id::CallId;
 pub use client_addr::ClientAddr;

@@ -117,18 +117,15 @@ where
                                 .or(resource_metadata.as_deref());
                             let challenge = e.www_authenticate(metadata);
                             let error = e.to_error();
-                            if let Some(note) = &note {
-                                note.set_error(&error);
-                            }
                             tracing::debug!(reason = %e, "request refused: not authenticated");
-                            let response = error.to_response(request.extensions().get::<CallId>());
+                            let response = error.refuse(request.extensions().get::<CallId>(), note.as_ref());
                             let (mut parts, body) = response.into_parts();
                             if let Ok(value) = HeaderValue::from_str(&challenge) {
                                 parts.headers.insert(header::WWW_AUTHENTICATE, value);
                             } else {
                                 parts.headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                             }
-                            return Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::error(body))));
+                            return Poll::Ready(Ok(Response::from_parts(parts, ResponseBody::refused(body))));
                         }
                     }
                 }

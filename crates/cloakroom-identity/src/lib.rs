@@ -54,7 +54,7 @@
 mod api_key;
 mod authenticator;
 mod biscuit;
-mod body;
+
 mod cache;
 mod config;
 mod credential;
@@ -70,7 +70,7 @@ mod source;
 pub use api_key::API_KEY_ISSUER;
 pub use authenticator::Authenticator;
 pub use biscuit::BISCUIT_ISSUER;
-pub use body::ResponseBody;
+pub use cloakroom_core::ResponseBody;
 pub use config::{ApiKeyConfig, BiscuitConfig, IdentityConfig, OidcIssuerConfig, SessionsConfig};
 pub use credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN};
 pub use error::{AuthError, AuthzError, ConfigError};

@@ -12,10 +12,8 @@
 //!     groups = ["ops"]
 //! "#).unwrap();
 //! let set = PolicySet::builder().config(&config).build().unwrap();
-//! let id = Identity { subject: "bob".into(), issuer: "api_key".into(), method: AuthMethod::ApiKey,
-//!     groups: vec!["dev".into()], source_ip: None, biscuit: None };
-//! let call = Call { function: "payments".into(), protocol: Protocol::Http,
-//!     arguments: serde_json::Value::Null, detail: None, method: "POST".into(), digest: String::new() };
+//! let id = Identity::new("bob".into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec!["dev".into()]);
+//! let call = Call::new("payments".into(), Protocol::Http).with_method("POST".into());
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! let ex = rt.block_on(set.explain(&PolicyInput::new(&id, &call)));
 //! assert_eq!(ex.decision.effect, Effect::Deny);

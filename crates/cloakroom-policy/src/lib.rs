@@ -25,11 +25,11 @@
 //!     approvers = ["finance-leads"]
 //! "#).unwrap();
 //! let set = PolicySet::builder().config(&config).build().unwrap();
-//! let id = Identity { subject: "agent-7".into(), issuer: "biscuit".into(), method: AuthMethod::ApiKey,
-//!     groups: vec![], source_ip: None, biscuit: None };
-//! let call = Call { function: "payments/refund".into(), protocol: Protocol::Mcp,
-//!     arguments: serde_json::json!({"amount": 5000}), detail: None, method: "POST".into(),
-//!     digest: "…".into() };
+//! let id = Identity::new("agent-7".into(), "biscuit".into(), AuthMethod::ApiKey);
+//! let call = Call::new("payments/refund".into(), Protocol::Mcp)
+//!     .with_arguments(serde_json::json!({"amount": 5000}))
+//!     .with_method("POST".into())
+//!     .with_digest("…".into());
 //! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 //! let d = rt.block_on(set.evaluate(&PolicyInput::new(&id, &call)));
 //! assert_eq!(d.effect, Effect::Approve);

@@ -38,11 +38,10 @@ use crate::{
 ///     arguments = { "/sql" = "(?i)drop\\s+table" }
 /// "#).unwrap();
 /// let set = PolicySet::builder().config(&config).build().unwrap();
-/// let id = Identity { subject: "alice".into(), issuer: "api_key".into(), method: AuthMethod::ApiKey,
-///     groups: vec!["ops".into()], source_ip: None, biscuit: None };
-/// let mut call = Call { function: "payments/query".into(), protocol: Protocol::Mcp,
-///     arguments: serde_json::json!({"sql": "select 1"}), detail: None, method: "POST".into(),
-///     digest: String::new() };
+/// let id = Identity::new("alice".into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec!["ops".into()]);
+/// let mut call = Call::new("payments/query".into(), Protocol::Mcp)
+///     .with_arguments(serde_json::json!({"sql": "select 1"}))
+///     .with_method("POST".into());
 /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
 /// assert_eq!(rt.block_on(set.evaluate(&PolicyInput::new(&id, &call))).effect, Effect::Allow);
 /// call.arguments = serde_json::json!({"sql": "DROP TABLE users"});

@@ -21,8 +21,9 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = Arc::new(SledApprovalStore::open(dir.path()).unwrap());
 //! let approvals = Approvals::new(store, ApprovalsConfig::default());
-//! let who = |s: &str, g: &str| Identity { subject: s.into(), issuer: "api_key".into(),
-//!     method: AuthMethod::ApiKey, groups: vec![g.into()], source_ip: None, biscuit: None };
+//! let who = |s: &str, g: &str| {
+//!     Identity::new(s.into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec![g.into()])
+//! };
 //! let scope = CallScope { issuer: "api_key".into(), subject: "alice".into(),
 //!     function: "payments/refund".into(), method: "POST".into(), path: "/refund".into(),
 //!     query: String::new(), content_type: Some("application/json".into()), placeholders: vec![],

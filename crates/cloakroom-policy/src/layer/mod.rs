@@ -45,22 +45,21 @@
 //!     }));
 //!
 //! let mut req = http::Request::new(Full::new(Bytes::new()));
-//! req.extensions_mut().insert(Identity { subject: "bob".into(), issuer: "api_key".into(),
-//!     method: AuthMethod::ApiKey, groups: vec!["dev".into()], source_ip: None, biscuit: None });
-//! req.extensions_mut().insert(Call { function: "echo".into(), protocol: Protocol::Http,
-//!     arguments: serde_json::Value::Null, detail: None, method: "POST".into(), digest: "x".into() });
+//! req.extensions_mut()
+//!     .insert(Identity::new("bob".into(), "api_key".into(), AuthMethod::ApiKey).with_groups(vec!["dev".into()]));
+//! req.extensions_mut()
+//!     .insert(Call::new("echo".into(), Protocol::Http).with_method("POST".into()).with_digest("x".into()));
 //! let res = svc.oneshot(req).await.unwrap();
 //! assert_eq!(res.status(), 403); // bob is not in ops: denied by default
 //! # });
 //! ```
 
-mod body;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod service;
 
-pub use body::ResponseBody;
+pub use cloakroom_core::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::PolicyLayer;
 pub use service::PolicyService;

@@ -80,13 +80,7 @@ where
 {
     let call_id = req.extensions().get::<CallId>().copied();
     let note = req.extensions().get::<AuditNote>().cloned();
-    let refuse = |err: Error| {
-        if let Some(n) = &note {
-            n.set_error(&err);
-        }
-        let res = err.to_response(call_id.as_ref());
-        Ok(res.map(ResponseBody::short))
-    };
+    let refuse = |err: Error| Ok(err.refuse(call_id.as_ref(), note.as_ref()).map(ResponseBody::refused));
 
     // Fail closed: without a verified caller and a parsed call there is nothing to allow.
     let Some(identity) = req.extensions().get::<Identity>().cloned() else {
@@ -203,7 +197,7 @@ fn approved_decision(asked: &Decision, approval: &Approval) -> Decision {
 fn pending<B>(approval: &Approval, call_id: Option<&CallId>) -> Response<ResponseBody<B>> {
     let body = PendingApproval::new(approval.id.clone(), call_id.map(|c| c.to_string()));
     let bytes = serde_json::to_vec(&body).expect("pending answer serializes");
-    let mut res = Response::new(ResponseBody::short(Full::new(Bytes::from(bytes))));
+    let mut res = Response::new(ResponseBody::refused(Full::new(Bytes::from(bytes))));
     *res.status_mut() = StatusCode::ACCEPTED;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.extensions_mut().insert(body);

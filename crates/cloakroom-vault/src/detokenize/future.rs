@@ -12,7 +12,7 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::ResponseBody;
+use super::{body::InFlightBody, ResponseBody};
 use crate::InFlightGuard;
 
 pub(crate) type Prepared = Result<(Request<Full<Bytes>>, Option<InFlightGuard>), Response<Full<Bytes>>>;
@@ -74,13 +74,13 @@ where
                             let future = inner.call(req);
                             this.state.set(State::Calling { future, guard });
                         }
-                        Err(refusal) => return Poll::Ready(Ok(refusal.map(ResponseBody::error))),
+                        Err(refusal) => return Poll::Ready(Ok(refusal.map(ResponseBody::refused))),
                     }
                 }
                 StateProj::Calling { future, guard } => {
                     let res = ready!(future.poll(cx))?;
                     let guard = guard.take();
-                    return Poll::Ready(Ok(res.map(|b| ResponseBody::inner(b, guard))));
+                    return Poll::Ready(Ok(res.map(|b| ResponseBody::inner(InFlightBody::new(b, guard)))));
                 }
             }
         }

@@ -37,10 +37,7 @@
 //! let svc = DetokenizeLayer::new(catalog).layer(inner);
 //! let mut req = http::Request::new(Full::new(Bytes::new()));
 //! req.headers_mut().insert("authorization", format!("Bearer {p}").parse().unwrap());
-//! req.extensions_mut().insert(Call {
-//!     function: "echo".into(), protocol: Protocol::Http, arguments: serde_json::Value::Null,
-//!     detail: None, method: "GET".into(), digest: String::new(),
-//! });
+//! req.extensions_mut().insert(Call::new("echo".into(), Protocol::Http).with_method("GET".into()));
 //! let res = svc.oneshot(req).await.unwrap();
 //! assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), "Bearer s3cr3t");
 //! # });
@@ -53,7 +50,7 @@ mod layer;
 mod service;
 mod substitute;
 
-pub use body::ResponseBody;
+pub use body::{InFlightBody, ResponseBody};
 pub use future::ResponseFuture;
 pub(crate) use json::{locate as json_locate, LocateError};
 pub use layer::DetokenizeLayer;
