@@ -178,9 +178,12 @@ fn buttons(message: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_held_call_is_posted_with_its_details_escaped_and_buttons_carrying_the_approval_id() {
     let s = setup().await;
-    let key = s
-        .gw
-        .put_secret("refund_api_key", "sk_live_refund_value_0001", json!({"functions": ["refund"], "locations": ["header:x-api-key"]}))
+    let key =
+        s.gw.put_secret(
+            "refund_api_key",
+            "sk_live_refund_value_0001",
+            json!({"functions": ["refund"], "locations": ["header:x-api-key"]}),
+        )
         .await;
     let res = reqwest::Client::new()
         .post(s.gw.url("/fn/refund/pay&<!channel>?note=<@U0BOSS>%20<https://evil.example|click>"))
@@ -205,6 +208,7 @@ async fn a_held_call_is_posted_with_its_details_escaped_and_buttons_carrying_the
         "*Requester:* \"agent\" (\"api_key\")",
         "*Function:* \"refund\"",
         "*Method:* \"POST\"",
+        "*Path:* \"/fn/refund/pay&amp;%3C!channel%3E?note=%3C%40U0BOSS%3E",
         "*Secrets:* \"refund_api_key\" at \"header:x-api-key\"",
         "*Rule:* \"refunds need a lead &lt;!channel&gt;\"",
         "leads\" (unmet)",
@@ -222,6 +226,23 @@ async fn a_held_call_is_posted_with_its_details_escaped_and_buttons_carrying_the
     assert!(!text.contains('<') && !text.contains('>'), "{text}");
     assert!(!raw.contains("sk_live_refund_value_0001"), "the secret value is never shown");
     assert!(!s.gw.stderr().contains(BOT_TOKEN) && !s.gw.stderr().contains(SIGNING_SECRET));
+
+    // The same markup sent raw, not percent-encoded, in the path and the query.
+    let raw =
+        s.gw.raw(
+            format!(
+                "GET /fn/refund/x&<!channel>?q=<@U0BOSS>|<https://evil.example|x> HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer {AGENT_KEY}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    // hyper refuses such a request line outright (`<` is not a URI character): no
+    // approval is asked for and nothing is posted. What reaches Slack from a path is
+    // percent-encoded or, like `&` above, escaped.
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls(&s, "chat.postMessage").len(), 1);
 }
 
 #[tokio::test]
@@ -268,9 +289,24 @@ async fn forged_stale_altered_and_replayed_clicks_are_refused_and_change_nothing
     let future = (now() + 301).to_string();
     let altered = click_body(LEAD, TEAM, "approve", &format!("{id}x"));
     let attempts: Vec<(&str, String, Option<String>, Option<String>)> = vec![
-        ("a signature made with another secret", body.clone(), Some(ts.clone()), Some(sign("not the secret", &ts, &body))),
-        ("a stale timestamp, correctly signed", body.clone(), Some(stale.clone()), Some(sign(SIGNING_SECRET, &stale, &body))),
-        ("a future timestamp, correctly signed", body.clone(), Some(future.clone()), Some(sign(SIGNING_SECRET, &future, &body))),
+        (
+            "a signature made with another secret",
+            body.clone(),
+            Some(ts.clone()),
+            Some(sign("not the secret", &ts, &body)),
+        ),
+        (
+            "a stale timestamp, correctly signed",
+            body.clone(),
+            Some(stale.clone()),
+            Some(sign(SIGNING_SECRET, &stale, &body)),
+        ),
+        (
+            "a future timestamp, correctly signed",
+            body.clone(),
+            Some(future.clone()),
+            Some(sign(SIGNING_SECRET, &future, &body)),
+        ),
         ("another timestamp than signed", body.clone(), Some((now() - 1).to_string()), Some(good.clone())),
         ("no timestamp", body.clone(), None, Some(good.clone())),
         ("no signature", body.clone(), Some(ts.clone()), None),

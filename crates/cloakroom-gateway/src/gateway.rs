@@ -19,8 +19,8 @@ use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata, SessionKeys};
 use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{
-    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, SlackApp, Policies, Policy, PolicyInput, PolicyLayer,
-    PostgresApprovalStore, SledApprovalStore,
+    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, Policy, PolicyInput, PolicyLayer,
+    PostgresApprovalStore, SlackApp, SledApprovalStore,
 };
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};

@@ -69,7 +69,9 @@ async fn decide(gateway: &Gateway, app: &SlackApp, click: Click) {
     let id = click.approval_id.as_str();
     let tell = |text: &str| match &click.message {
         Some((channel, _)) => app.tell(channel, &click.user, text, id),
-        None => tracing::info!(approval = %cloakroom_core::quoted(id), "no channel to explain a refused Slack click in"),
+        None => {
+            tracing::info!(approval = %cloakroom_core::quoted(id), "no channel to explain a refused Slack click in")
+        }
     };
     let approver = match app.approver(&click) {
         Ok(identity) => identity,

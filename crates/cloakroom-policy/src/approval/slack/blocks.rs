@@ -107,8 +107,7 @@ fn summary(a: &Approval) -> String {
 
 /// The outcome so far: who approved (and when), what is still needed, or who denied.
 fn outcome(a: &Approval) -> Option<String> {
-    let grants: Vec<String> =
-        a.grants.iter().map(|g| format!("{} at {}", text(&g.subject), time(g.at))).collect();
+    let grants: Vec<String> = a.grants.iter().map(|g| format!("{} at {}", text(&g.subject), time(g.at))).collect();
     match a.state {
         ApprovalState::Denied => Some(format!(
             ":no_entry: *Denied* by {} at {}{}",

@@ -92,13 +92,7 @@ pub fn parse(body: &[u8]) -> Result<Interaction, String> {
         let channel = c.channel_id.or(p.channel.map(|c| c.id))?;
         Some((channel, c.message_ts?))
     });
-    Ok(Interaction::Click(Click {
-        user,
-        team: p.team.map(|t| t.id),
-        verdict,
-        approval_id: id.to_owned(),
-        message,
-    }))
+    Ok(Interaction::Click(Click { user, team: p.team.map(|t| t.id), verdict, approval_id: id.to_owned(), message }))
 }
 
 #[cfg(test)]

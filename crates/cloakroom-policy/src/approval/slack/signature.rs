@@ -155,7 +155,11 @@ mod tests {
         let other = sign(b"another secret", "1000", b"payload=a");
         assert_eq!(v.verify(Some("1000"), Some(&other), b"payload=a", at(1000)), Err(SignatureError::Mismatch));
         for bad in ["", "v0=", "v1=00", &sig[3..], &format!("v0={}", "zz".repeat(32)), &sig[..sig.len() - 2]] {
-            assert_eq!(v.verify(Some("1000"), Some(bad), b"payload=a", at(1000)), Err(SignatureError::Mismatch), "{bad}");
+            assert_eq!(
+                v.verify(Some("1000"), Some(bad), b"payload=a", at(1000)),
+                Err(SignatureError::Mismatch),
+                "{bad}"
+            );
         }
         assert_eq!(v.verify(Some("1000"), Some(&sig), b"payload=a", at(1000)), Ok(()));
     }
@@ -164,7 +168,10 @@ mod tests {
     fn missing_headers_and_stale_or_future_timestamps_are_refused() {
         let v = SignatureVerifier::new(SECRET);
         let sig = sign(SECRET, "1000", b"x");
-        assert_eq!(v.verify(None, Some(&sig), b"x", at(1000)), Err(SignatureError::Missing("X-Slack-Request-Timestamp")));
+        assert_eq!(
+            v.verify(None, Some(&sig), b"x", at(1000)),
+            Err(SignatureError::Missing("X-Slack-Request-Timestamp"))
+        );
         assert_eq!(v.verify(Some("1000"), None, b"x", at(1000)), Err(SignatureError::Missing("X-Slack-Signature")));
         assert_eq!(v.verify(Some("ten"), Some(&sig), b"x", at(1000)), Err(SignatureError::BadTimestamp));
         assert_eq!(v.verify(Some("1000"), Some(&sig), b"x", at(1000 + 301)), Err(SignatureError::Stale));
