@@ -8,7 +8,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use cloakroom_testkit::{RecordedRequest, RecordingUpstream, Reply};
 use common::*;
@@ -27,6 +30,7 @@ const LEAD: &str = "U0LEAD";
 const REQUESTER: &str = "U0AGENT";
 const OUTSIDER: &str = "U0OUTSIDER";
 const UNMAPPED: &str = "U0NOBODY";
+const FINANCE: &str = "U0FINANCE";
 
 struct Setup {
     gw: Cloakroomd,
@@ -46,6 +50,13 @@ functions = ["refund"]
 groups = ["agents"]
 approvers = ["leads"]
 
+[[policy.rules]]
+name = "payouts need a lead and finance"
+effect = "approve"
+functions = ["payout"]
+groups = ["agents"]
+approvers = ["leads", "finance"]
+
 [approvals.slack]
 bot_token_env = "TEST_SLACK_BOT_TOKEN"
 signing_secret_env = "TEST_SLACK_SIGNING_SECRET"
@@ -57,9 +68,14 @@ team_id = "{TEAM}"
 {LEAD} = {{ subject = "approver", groups = ["leads"] }}
 {REQUESTER} = {{ subject = "agent", groups = ["leads"] }}
 {OUTSIDER} = {{ subject = "outsider", groups = ["outsiders"] }}
+{FINANCE} = {{ subject = "fin", groups = ["finance"] }}
 "#,
         identity_section(),
-        function("refund", "http", &up.url(), "/fn/refund"),
+        format!(
+            "{}{}",
+            function("refund", "http", &up.url(), "/fn/refund"),
+            function("payout", "http", &up.url(), "/fn/payout")
+        ),
         slack.url(),
     );
     let gw = Cloakroomd::start_with_env(
@@ -113,6 +129,10 @@ fn sign(secret: &str, ts: &str, body: &str) -> String {
 
 /// The form body Slack posts when `user` of `team` clicks `verb` on approval `id`.
 fn click_body(user: &str, team: &str, verb: &str, id: &str) -> String {
+    // Each real click differs (its `action_ts` and `trigger_id`), so two clicks by one
+    // user in one second are two requests, not a replay.
+    static CLICKS: AtomicU64 = AtomicU64::new(0);
+    let n = CLICKS.fetch_add(1, Ordering::Relaxed);
     let payload = json!({
         "type": "block_actions",
         "user": {"id": user, "username": "someone", "team_id": team},
@@ -120,7 +140,8 @@ fn click_body(user: &str, team: &str, verb: &str, id: &str) -> String {
         "channel": {"id": CHANNEL, "name": "approvals"},
         "container": {"type": "message", "message_ts": TS, "channel_id": CHANNEL, "is_ephemeral": false},
         "actions": [{"type": "button", "block_id": "cloakroom_decision", "action_id": format!("cloakroom_{verb}:{id}"),
-                     "value": id, "action_ts": "1700000001.000200"}],
+                     "value": id, "action_ts": format!("1700000001.{n:06}")}],
+        "trigger_id": format!("1700000001.{n}.abcdef"),
         "response_url": "https://hooks.slack.com/actions/T0/1/xyz",
     });
     form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish()
@@ -377,4 +398,84 @@ async fn clicks_from_users_who_may_not_decide_are_refused_privately() {
     let told = wait_for(&s, "chat.postEphemeral", refusals.len() + 2).await;
     assert!(json_body(told.last().unwrap())["text"].as_str().unwrap().contains("denied"), "{:?}", told.last());
     assert_eq!(state(&s, &id).await, "denied");
+}
+
+#[tokio::test]
+async fn each_grant_updates_the_message_with_what_is_still_needed() {
+    let s = setup().await;
+    let id = ask(&s, "/fn/payout/run").await;
+    wait_for(&s, "chat.postMessage", 1).await;
+
+    assert_eq!(click(&s, LEAD, "approve", &id).await.0, 200);
+    assert_eq!(state(&s, &id).await, "pending");
+    let m = json_body(&wait_for(&s, "chat.update", 1).await[0]);
+    let text = texts(&m);
+    assert!(text.contains("Approved by \"approver\" at "), "{text}");
+    assert!(text.contains("still needs an approver from: \"finance\""), "{text}");
+    assert!(text.contains("\"leads\" (met by \"approver\")"), "{text}");
+    assert_eq!(buttons(&m).len(), 2, "still pending: the buttons stay");
+
+    // The same lead again cannot meet the finance requirement.
+    assert_eq!(click(&s, LEAD, "approve", &id).await.0, 200);
+    let told = wait_for(&s, "chat.postEphemeral", 1).await;
+    assert!(json_body(&told[0])["text"].as_str().unwrap().contains("already approved"), "{:?}", told[0]);
+    assert_eq!(state(&s, &id).await, "pending");
+
+    assert_eq!(click(&s, FINANCE, "approve", &id).await.0, 200);
+    assert_eq!(state(&s, &id).await, "approved");
+    let m = json_body(&wait_for(&s, "chat.update", 2).await[1]);
+    let text = texts(&m);
+    assert!(text.contains("*Approved* by \"approver\" at ") && text.contains("\"fin\" at "), "{text}");
+    assert!(buttons(&m).is_empty());
+}
+
+#[tokio::test]
+async fn a_decision_through_the_admin_api_updates_the_message_too() {
+    let s = setup().await;
+    let id = ask(&s, "/fn/refund/balance").await;
+    wait_for(&s, "chat.postMessage", 1).await;
+    // Let the post's answer (channel and ts) be recorded.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = reqwest::Client::new()
+        .post(s.gw.admin_url(&format!("/v1/approvals/{id}/deny")))
+        .bearer_auth(APPROVER_KEY)
+        .json(&json!({"reason": "not today <!here>"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let m = json_body(&wait_for(&s, "chat.update", 1).await[0]);
+    assert_eq!(m["ts"], TS);
+    let text = texts(&m);
+    assert!(text.contains("*Denied* by \"approver\"") && text.contains("\"not today &lt;!here&gt;\""), "{text}");
+    assert!(buttons(&m).is_empty());
+}
+
+#[test]
+fn a_gateway_whose_slack_token_variable_is_unset_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\n{}\n\
+         [approvals.slack]\nbot_token_env = \"TEST_SLACK_UNSET_TOKEN\"\nsigning_secret_env = \"TEST_SLACK_SECRET\"\n\
+         channel = \"{CHANNEL}\"\n",
+        cloakroom_testkit::free_port(),
+        cloakroom_testkit::free_port(),
+        dir.path().join("data").display(),
+        identity_section(),
+    );
+    let path = dir.path().join("cloakroom.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(binary())
+        .arg("--config")
+        .arg(&path)
+        .env("CLOAKROOM_PLACEHOLDER_KEY", sha256_hex("placeholder key"))
+        .env("CLOAKROOM_VAULT_KEY", sha256_hex("vault key"))
+        .env_remove("TEST_SLACK_UNSET_TOKEN")
+        .env("TEST_SLACK_SECRET", SIGNING_SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TEST_SLACK_UNSET_TOKEN"), "{stderr}");
+    assert!(!stderr.contains(SIGNING_SECRET), "{stderr}");
 }
