@@ -42,7 +42,7 @@ async fn setup() -> Setup {
     let up = RecordingUpstream::echo().await;
     let slack = RecordingUpstream::start(|_| Reply::json(json!({"ok": true, "channel": CHANNEL, "ts": TS}))).await;
     let rest = format!(
-        r#"{}{}
+        r#"{}{}{}
 [[policy.rules]]
 name = "refunds need a lead <!channel>"
 effect = "approve"
@@ -71,11 +71,8 @@ team_id = "{TEAM}"
 {FINANCE} = {{ subject = "fin", groups = ["finance"] }}
 "#,
         identity_section(),
-        format!(
-            "{}{}",
-            function("refund", "http", &up.url(), "/fn/refund"),
-            function("payout", "http", &up.url(), "/fn/payout")
-        ),
+        function("refund", "http", &up.url(), "/fn/refund"),
+        function("payout", "http", &up.url(), "/fn/payout"),
         slack.url(),
     );
     let gw = Cloakroomd::start_with_env(
