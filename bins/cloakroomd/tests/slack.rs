@@ -303,8 +303,8 @@ async fn forged_stale_altered_and_replayed_clicks_are_refused_and_change_nothing
     let body = click_body(LEAD, TEAM, "approve", &id);
     let ts = now().to_string();
     let good = sign(SIGNING_SECRET, &ts, &body);
-    let stale = (now() - 301).to_string();
-    let future = (now() + 301).to_string();
+    let stale = (now() - 310).to_string();
+    let future = (now() + 310).to_string();
     let altered = click_body(LEAD, TEAM, "approve", &format!("{id}x"));
     let attempts: Vec<(&str, String, Option<String>, Option<String>)> = vec![
         (
