@@ -16,16 +16,20 @@ pub enum AuthMethod {
     ApiKey,
     /// A person's session after a SAML sign-in (a session token the gateway minted).
     Saml,
+    /// A Slack user deciding an approval, mapped by `approvals.slack.users` (only ever an
+    /// approver: Slack users do not call functions).
+    Slack,
 }
 
 impl AuthMethod {
-    /// The method's name as in audit records (`oidc`, `biscuit`, `api_key`, `saml`).
+    /// The method's name as in audit records (`oidc`, `biscuit`, `api_key`, `saml`, `slack`).
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMethod::Oidc => "oidc",
             AuthMethod::Biscuit => "biscuit",
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Saml => "saml",
+            AuthMethod::Slack => "slack",
         }
     }
 }

@@ -20,7 +20,7 @@ use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata, Session
 use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{
     ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, Policy, PolicyInput, PolicyLayer,
-    PostgresApprovalStore, SledApprovalStore,
+    PostgresApprovalStore, SlackApp, SledApprovalStore,
 };
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -95,6 +95,12 @@ async fn open_session_keys(config: &Config, data_dir: &Path) -> Result<SessionKe
         .await
         .map_err(|e| component("identity", e))?
         .map_err(|e| component("identity", e))
+}
+
+/// The Slack app `[approvals.slack]` describes, its credentials read from the
+/// environment; a variable that is not set stops the gateway from starting.
+fn slack_app(config: &ApprovalsConfig) -> Result<Option<SlackApp>, GatewayError> {
+    config.slack.as_ref().map(|c| SlackApp::from_env(c).map_err(|e| component("approvals", e))).transpose()
 }
 
 /// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
@@ -207,6 +213,7 @@ impl Gateway {
         let store = open_approval_store(&config.approvals, &data_dir).await?;
         let approvals =
             Approvals::new(store, config.approvals.clone()).with_redactor(Arc::new(ApproverRedactor(mask.clone())));
+        approvals.set_slack(slack_app(&config.approvals)?);
         let base = base_dir(config_path.as_deref());
         let set = policy_set(&config, &base, &catalog, &custom)?;
         let policies = Policies::new(set);
@@ -299,6 +306,13 @@ impl Gateway {
             forwarder: &shared.forwarder,
             session_keys: &shared.session_keys,
         };
+        // Read the Slack credentials before anything is applied: a variable that is not
+        // set refuses the reload.
+        let slack = if config.approvals.slack != current.config.approvals.slack {
+            Some(slack_app(&config.approvals)?)
+        } else {
+            None
+        };
         let stack = build_stack(Arc::new(config), &parts)?;
         shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
         // After the last step that can fail, so a refused reload changes nothing.
@@ -307,6 +321,9 @@ impl Gateway {
         }
         if stack.config.approvals != current.config.approvals {
             shared.approvals.apply_config(&stack.config.approvals);
+        }
+        if let Some(slack) = slack {
+            shared.approvals.set_slack(slack);
         }
         shared.policies.store(set);
         shared.metrics.set_known_from(&stack.config);

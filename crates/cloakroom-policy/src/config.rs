@@ -156,6 +156,77 @@ pub struct ApprovalsConfig {
     /// password.
     #[serde(default = "default_postgres_url_env")]
     pub postgres_url_env: String,
+    /// `[approvals.slack]`: post new approvals to a Slack channel with Approve / Deny
+    /// buttons, decided by mapped Slack users through `POST /v1/slack/interactions`.
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
+}
+
+/// `[approvals.slack]`: a Slack app that posts approvals and takes decisions.
+///
+/// The bot token and the signing secret are read from the environment variables named
+/// here (never from the file). Only Slack users listed in `users` can decide, as the
+/// Cloakroom identity they map to: the same separation-of-duties and group rules as the
+/// admin API apply.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The environment variable holding the bot token (`xoxb-…`, scope `chat:write`).
+    pub bot_token_env: String,
+    /// The environment variable holding the app's signing secret, which authenticates
+    /// every interaction Slack sends.
+    pub signing_secret_env: String,
+    /// The channel approvals are posted to (an id such as `C0123456789`; the bot must
+    /// be a member).
+    pub channel: String,
+    /// The Slack Web API base URL. Default `https://slack.com/api`.
+    #[serde(default = "default_slack_api_url")]
+    pub api_url: String,
+    /// When set, interactions from any other workspace (team id) are refused, even when
+    /// correctly signed (an app installed in several workspaces signs for all of them).
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Slack user id (`U…`) -> the Cloakroom identity that user decides as. A user
+    /// who is not listed cannot decide anything.
+    #[serde(default)]
+    pub users: BTreeMap<String, SlackUser>,
+}
+
+/// One `[approvals.slack.users]` entry: who a Slack user is to Cloakroom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackUser {
+    /// The subject, as the person's other credentials name them (their API key's or
+    /// OIDC subject), so that they cannot approve their own calls from Slack either.
+    pub subject: String,
+    /// The issuer recorded with their grants. Default `slack`.
+    #[serde(default = "default_slack_issuer")]
+    pub issuer: String,
+    /// Their groups, as approver groups are named in rules and secret bindings.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+fn default_slack_api_url() -> String {
+    "https://slack.com/api".into()
+}
+
+fn default_slack_issuer() -> String {
+    "slack".into()
+}
+
+impl std::fmt::Debug for SlackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only the names of the variables are here, but say so explicitly.
+        f.debug_struct("SlackConfig")
+            .field("bot_token_env", &self.bot_token_env)
+            .field("signing_secret_env", &self.signing_secret_env)
+            .field("channel", &self.channel)
+            .field("api_url", &self.api_url)
+            .field("team_id", &self.team_id)
+            .field("users", &self.users.len())
+            .finish()
+    }
 }
 
 /// `approvals.store`: which store holds approvals.
@@ -182,6 +253,7 @@ impl std::fmt::Debug for ApprovalsConfig {
             .field("webhooks", &format_args!("[{} redacted]", self.webhooks.len()))
             .field("store", &self.store)
             .field("postgres_url_env", &self.postgres_url_env)
+            .field("slack", &self.slack)
             .finish()
     }
 }
@@ -198,6 +270,7 @@ impl Default for ApprovalsConfig {
             webhooks: Vec::new(),
             store: ApprovalStoreKind::Embedded,
             postgres_url_env: default_postgres_url_env(),
+            slack: None,
         }
     }
 }

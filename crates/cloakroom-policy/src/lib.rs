@@ -49,12 +49,16 @@ mod policy;
 mod rule;
 mod set;
 
+pub use approval::slack;
 pub use approval::{
     requirements as approval_requirements, Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals,
-    ArgumentRedactor, Grant, PostgresApprovalStore, Requester, Requirement, SledApprovalStore, StoreError,
+    ArgumentRedactor, Grant, PostgresApprovalStore, Requester, Requirement, SlackApp, SledApprovalStore, StoreError,
     WebhookNotifier,
 };
-pub use config::{ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig};
+pub use config::{
+    ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig, SlackConfig,
+    SlackUser,
+};
 pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};
 pub use error::PolicyError;
 pub use explain::{Explanation, RuleKind, RuleReport};

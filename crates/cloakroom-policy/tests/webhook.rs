@@ -140,6 +140,7 @@ async fn apply_config_changes_webhooks_and_ttl_for_every_clone_and_keeps_the_sto
         wait: Duration::from_secs(3),
         store: cloakroom_policy::ApprovalStoreKind::Postgres,
         postgres_url_env: "ELSEWHERE".into(),
+        slack: None,
     });
     let config = serving.config();
     assert_eq!((config.ttl, config.wait), (Duration::from_secs(120), Duration::from_secs(3)));

@@ -9,7 +9,9 @@
 //! `identity.admin_groups`; approval endpoints need a member of one of the approval's
 //! approver groups (listing shows an approver the approvals they may decide; an admin
 //! sees all). `POST /v1/redeem` is authenticated by the call's redemption credential
-//! (`Cloakroom-Redeem-Token`) instead.
+//! (`Cloakroom-Redeem-Token`) instead, and `POST /v1/slack/interactions` by Slack's
+//! request signature (`approvals.slack.signing_secret_env`), checked before anything in the
+//! body is decoded.
 
 //!
 //! One file per surface: [`api`] the JSON admin API under `/v1/`, [`caller`] who is

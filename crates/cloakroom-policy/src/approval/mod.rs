@@ -45,6 +45,7 @@
 
 mod postgres;
 pub mod requirements;
+pub mod slack;
 mod sled_store;
 mod webhook;
 
@@ -61,6 +62,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 pub use postgres::PostgresApprovalStore;
 pub use requirements::{Grant, Requirement};
+pub use slack::SlackApp;
 pub use sled_store::SledApprovalStore;
 pub use webhook::WebhookNotifier;
 
@@ -362,6 +364,9 @@ pub struct Approvals {
     settings: Arc<ArcSwap<Settings>>,
     redactor: Option<Arc<dyn ArgumentRedactor>>,
     decided: Arc<tokio::sync::Notify>,
+    /// The Slack app, when `[approvals.slack]` is configured (set by the gateway, which
+    /// reads its credentials from the environment).
+    slack: Arc<arc_swap::ArcSwapOption<SlackApp>>,
 }
 
 /// The `[approvals]` settings in force and the notifier built from their webhooks.
@@ -402,6 +407,7 @@ impl Approvals {
             settings: Arc::new(ArcSwap::from_pointee(settings)),
             redactor: None,
             decided: Arc::new(tokio::sync::Notify::new()),
+            slack: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
 
@@ -417,6 +423,17 @@ impl Approvals {
         let config = self.config();
         self.settings.store(Arc::new(Settings { config, notifier: Some(notifier) }));
         self
+    }
+
+    /// Posts new approvals to Slack and shows decisions there through `app` (or stops
+    /// when `None`), for every clone of this service.
+    pub fn set_slack(&self, app: Option<SlackApp>) {
+        self.slack.store(app.map(Arc::new));
+    }
+
+    /// The Slack app in force, if any.
+    pub fn slack(&self) -> Option<Arc<SlackApp>> {
+        self.slack.load_full()
     }
 
     /// The `[approvals]` settings in force.
@@ -441,6 +458,7 @@ impl Approvals {
             webhooks: config.webhooks.clone(),
             store: current.config.store,
             postgres_url_env: current.config.postgres_url_env.clone(),
+            slack: config.slack.clone(),
         };
         self.settings.store(Arc::new(Settings { config: Arc::new(config), notifier }));
     }
@@ -512,6 +530,9 @@ impl Approvals {
         tracing::info!(approval = %approval.id, function = %cloakroom_core::quoted(&approval.function), requester = %cloakroom_core::quoted(&approval.requester.subject), "approval requested");
         if let Some(n) = &settings.notifier {
             n.notify(&approval);
+        }
+        if let Some(s) = self.slack() {
+            s.notify(&approval);
         }
         Ok(approval)
     }
@@ -595,6 +616,9 @@ impl Approvals {
             .await?;
         tracing::info!(approval = %id, approver = %approver.subject, state = %a.state, "approval granted by one approver");
         self.decided.notify_waiters();
+        if let Some(s) = self.slack() {
+            s.show(&a);
+        }
         Ok(a)
     }
 
@@ -616,6 +640,9 @@ impl Approvals {
             .await?;
         tracing::info!(approval = %id, decided_by = %approver.subject, "approval denied");
         self.decided.notify_waiters();
+        if let Some(s) = self.slack() {
+            s.show(&a);
+        }
         Ok(a)
     }
 
