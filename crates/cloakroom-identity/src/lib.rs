@@ -63,6 +63,7 @@ mod future;
 mod layer;
 mod oidc;
 mod operation;
+pub mod saml;
 mod service;
 mod session;
 mod source;
