@@ -125,7 +125,12 @@ fn sign(xml: &str, id: &str, key_pem: &str) -> String {
     let issuer_end = el.first_element_child().unwrap().range().end;
     let with_sig = format!("{}{}{}", &xml[..issuer_end], sig, &xml[issuer_end..]);
     let doc = xml::parse(&with_sig).unwrap();
-    let info = doc.descendants().find(|n| n.tag_name().name() == "SignedInfo" && n.parent().unwrap().parent().unwrap().attribute("ID") == Some(id)).unwrap();
+    let info = doc
+        .descendants()
+        .find(|n| {
+            n.tag_name().name() == "SignedInfo" && n.parent().unwrap().parent().unwrap().attribute("ID") == Some(id)
+        })
+        .unwrap();
     let hashed = Sha256::digest(canonicalize(info, None, &[]).as_bytes());
     let key = RsaPrivateKey::from_pkcs8_pem(key_pem).unwrap();
     let value = super::b64().encode(key.sign(Pkcs1v15Sign::new::<Sha256>(), &hashed).unwrap());
@@ -266,7 +271,8 @@ fn xsw_a_duplicated_id_is_refused() {
     let sp = sp();
     let says = Says::to(&start(&sp, None));
     let signed = sign(&says.assertion(), &says.assertion_id, IDP_KEY);
-    let wrapper = format!(r#"<samlp:Extensions><x:Wrap xmlns:x="urn:x" ID="{}"/></samlp:Extensions>{signed}"#, says.assertion_id);
+    let wrapper =
+        format!(r#"<samlp:Extensions><x:Wrap xmlns:x="urn:x" ID="{}"/></samlp:Extensions>{signed}"#, says.assertion_id);
     refused(consume(&sp, &says.response(&wrapper)), "same ID");
 }
 
@@ -423,7 +429,8 @@ fn a_used_assertion_is_refused_when_posted_again() {
 fn a_dtd_is_refused_so_no_entity_is_ever_expanded() {
     let sp = sp();
     let says = Says::to(&start(&sp, None));
-    let laughs = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>"#;
+    let laughs =
+        r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>"#;
     let xxe = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>"#;
     for prolog in [laughs, xxe, "<!DOCTYPE samlp:Response>"] {
         let xml = format!("{prolog}{}", says.signed_assertion().replacen("alice@example.com", "&x;", 1));
@@ -436,7 +443,10 @@ fn oversized_and_non_base64_input_is_refused() {
     let sp = sp();
     refused(sp.consume(&"A".repeat(400 * 1024), None, t0()), "larger than");
     refused(sp.consume("not base64 at all!", None, t0()), "not base64");
-    let big = format!("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\">{}</samlp:Response>", "<a/>".repeat(30_000));
+    let big = format!(
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\">{}</samlp:Response>",
+        "<a/>".repeat(30_000)
+    );
     refused(sp.consume(&post(&big), None, t0()), "XML");
 }
 

@@ -63,7 +63,11 @@ fn write_element(
     }
     for p in inclusive {
         let p = if p == "#default" { "" } else { p.as_str() };
-        let in_scope = if p.is_empty() { node.default_namespace().is_some() } else { node.lookup_namespace_uri(Some(p)).is_some() };
+        let in_scope = if p.is_empty() {
+            node.default_namespace().is_some()
+        } else {
+            node.lookup_namespace_uri(Some(p)).is_some()
+        };
         if in_scope {
             used.push(p.to_owned());
         }

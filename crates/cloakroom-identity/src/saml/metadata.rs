@@ -49,7 +49,10 @@ impl IdpMetadata {
                     && children(*n, MD, "IDPSSODescriptor").next().is_some()
             })
             .ok_or_else(|| bad("no <EntityDescriptor> with an <IDPSSODescriptor>".into()))?;
-        let entity_id = entity.attribute("entityID").filter(|s| !s.is_empty()).ok_or_else(|| bad("the entityID is missing".into()))?;
+        let entity_id = entity
+            .attribute("entityID")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("the entityID is missing".into()))?;
         let idp = children(entity, MD, "IDPSSODescriptor").next().expect("found above");
         let sso_url = children(idp, MD, "SingleSignOnService")
             .find(|s| s.attribute("Binding") == Some(REDIRECT_BINDING))
@@ -60,11 +63,16 @@ impl IdpMetadata {
         }
         let mut keys = Vec::new();
         for kd in children(idp, MD, "KeyDescriptor").filter(|k| k.attribute("use").is_none_or(|u| u == "signing")) {
-            for cert in kd.descendants().filter(|n| n.is_element() && n.tag_name().namespace() == Some(DS) && n.tag_name().name() == "X509Certificate") {
-                let der = decode(cert.text().unwrap_or("")).ok_or_else(|| bad("an X509Certificate is not base64".into()))?;
-                let cert = x509_cert::Certificate::from_der(&der).map_err(|e| bad(format!("an X509Certificate does not parse: {e}")))?;
+            for cert in kd.descendants().filter(|n| {
+                n.is_element() && n.tag_name().namespace() == Some(DS) && n.tag_name().name() == "X509Certificate"
+            }) {
+                let der =
+                    decode(cert.text().unwrap_or("")).ok_or_else(|| bad("an X509Certificate is not base64".into()))?;
+                let cert = x509_cert::Certificate::from_der(&der)
+                    .map_err(|e| bad(format!("an X509Certificate does not parse: {e}")))?;
                 let spki = cert.tbs_certificate.subject_public_key_info.to_der().map_err(|e| bad(e.to_string()))?;
-                let key = RsaPublicKey::from_public_key_der(&spki).map_err(|_| bad("a signing certificate's key is not an RSA key".into()))?;
+                let key = RsaPublicKey::from_public_key_der(&spki)
+                    .map_err(|_| bad("a signing certificate's key is not an RSA key".into()))?;
                 keys.push(key);
             }
         }

@@ -104,7 +104,10 @@ pub struct ServiceProvider {
 
 impl std::fmt::Debug for ServiceProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceProvider").field("entity_id", &self.config.entity_id).field("idp", &self.idp).finish_non_exhaustive()
+        f.debug_struct("ServiceProvider")
+            .field("entity_id", &self.config.entity_id)
+            .field("idp", &self.idp)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,12 +161,18 @@ impl ServiceProvider {
     }
 
     /// Verifies a posted `SAMLResponse` (base64) and its `RelayState`: who signed in.
-    pub fn consume(&self, saml_response: &str, relay_state: Option<&str>, now: SystemTime) -> Result<SamlSignIn, SamlError> {
+    pub fn consume(
+        &self,
+        saml_response: &str,
+        relay_state: Option<&str>,
+        now: SystemTime,
+    ) -> Result<SamlSignIn, SamlError> {
         // base64 of MAX_XML_BYTES, with room for line breaks.
         if saml_response.len() > MAX_XML_BYTES / 3 * 4 + MAX_XML_BYTES / 32 {
             return Err(SamlError::Malformed(format!("the response is larger than {MAX_XML_BYTES} bytes")));
         }
-        let bytes = signature::decode(saml_response).ok_or_else(|| SamlError::Malformed("SAMLResponse is not base64".into()))?;
+        let bytes = signature::decode(saml_response)
+            .ok_or_else(|| SamlError::Malformed("SAMLResponse is not base64".into()))?;
         let xml = String::from_utf8(bytes).map_err(|_| SamlError::Malformed("the response is not UTF-8".into()))?;
         let expect = response::Expect {
             idp_entity_id: &self.idp.entity_id,
@@ -180,9 +189,11 @@ impl ServiceProvider {
                 if relay_state.is_some_and(|r| r != id) {
                     return Err(SamlError::Invalid("the RelayState belongs to another sign-in".into()));
                 }
-                self.pending
-                    .take(id, now)
-                    .ok_or_else(|| SamlError::Invalid("the response answers no sign-in in progress (unknown, expired or used InResponseTo)".into()))?
+                self.pending.take(id, now).ok_or_else(|| {
+                    SamlError::Invalid(
+                        "the response answers no sign-in in progress (unknown, expired or used InResponseTo)".into(),
+                    )
+                })?
             }
             None if self.config.allow_idp_initiated => DEFAULT_RETURN_TO.to_owned(),
             None => {
@@ -196,9 +207,11 @@ impl ServiceProvider {
         }
         let mut ttl = self.config.session_ttl.unwrap_or(Duration::from_secs(8 * 3600));
         if let Some(end) = vouched.session_not_on_or_after {
-            ttl = ttl.min(end.duration_since(now).map_err(|_| SamlError::Expired("the IdP's session has ended".into()))?);
+            ttl =
+                ttl.min(end.duration_since(now).map_err(|_| SamlError::Expired("the IdP's session has ended".into()))?);
         }
-        let sign_in = SignIn::new(vouched.name_id, self.idp.entity_id.clone(), AuthMethod::Saml).with_groups(vouched.groups);
+        let sign_in =
+            SignIn::new(vouched.name_id, self.idp.entity_id.clone(), AuthMethod::Saml).with_groups(vouched.groups);
         Ok(SamlSignIn { sign_in, ttl, return_to })
     }
 }

@@ -61,7 +61,10 @@ pub(crate) fn verify(xml: &str, expect: &Expect<'_>) -> Result<Vouched, SamlErro
         return Err(SamlError::Invalid("encrypted assertions are not supported".into()));
     }
     let [assertion] = assertions.as_slice() else {
-        return Err(SamlError::Invalid(format!("the response must hold exactly one assertion, not {}", assertions.len())));
+        return Err(SamlError::Invalid(format!(
+            "the response must hold exactly one assertion, not {}",
+            assertions.len()
+        )));
     };
     let assertion = *assertion;
     if assertion.parent() != Some(response) {
@@ -86,7 +89,10 @@ pub(crate) fn verify(xml: &str, expect: &Expect<'_>) -> Result<Vouched, SamlErro
     // so everything that matters is checked again inside the assertion.
     let status = only_child(only_child(response, SAMLP, "Status")?, SAMLP, "StatusCode")?;
     if status.attribute("Value") != Some(SUCCESS) {
-        return Err(SamlError::Refused(format!("the IdP answered {}", status.attribute("Value").unwrap_or("no status"))));
+        return Err(SamlError::Refused(format!(
+            "the IdP answered {}",
+            status.attribute("Value").unwrap_or("no status")
+        )));
     }
     if response.attribute("Version") != Some("2.0") {
         return Err(SamlError::Invalid("the response is not SAML 2.0".into()));
@@ -128,7 +134,8 @@ impl<'a, 'i> SignedAssertion<'a, 'i> {
         if a.attribute("Version") != Some("2.0") {
             return Err(invalid("the assertion is not SAML 2.0"));
         }
-        let assertion_id = a.attribute("ID").filter(|s| !s.is_empty()).ok_or_else(|| invalid("the assertion has no ID"))?;
+        let assertion_id =
+            a.attribute("ID").filter(|s| !s.is_empty()).ok_or_else(|| invalid("the assertion has no ID"))?;
         if sole_text(only_child(a, SAML, "Issuer")?)?.trim() != expect.idp_entity_id {
             return Err(invalid("the assertion's issuer is not the configured IdP"));
         }
@@ -191,12 +198,15 @@ impl<'a, 'i> SignedAssertion<'a, 'i> {
             }
         }
 
-        let authn = children(a, SAML, "AuthnStatement").next().ok_or_else(|| invalid("the assertion has no AuthnStatement"))?;
+        let authn =
+            children(a, SAML, "AuthnStatement").next().ok_or_else(|| invalid("the assertion has no AuthnStatement"))?;
         let session_not_on_or_after = authn.attribute("SessionNotOnOrAfter").map(instant).transpose()?;
 
         let mut groups = Vec::new();
         for statement in children(a, SAML, "AttributeStatement") {
-            for attribute in children(statement, SAML, "Attribute").filter(|x| x.attribute("Name") == Some(expect.groups_attribute)) {
+            for attribute in
+                children(statement, SAML, "Attribute").filter(|x| x.attribute("Name") == Some(expect.groups_attribute))
+            {
                 for value in children(attribute, SAML, "AttributeValue") {
                     let g = sole_text(value)?.trim();
                     if !g.is_empty() {

@@ -44,14 +44,18 @@ pub(crate) fn signature_of<'a, 'i>(node: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
 }
 
 /// Verifies the signature enveloped in `element` against `keys`.
-pub(crate) fn verify_enveloped<'a, 'i>(element: Node<'a, 'i>, keys: &[RsaPublicKey]) -> Result<Signed<'a, 'i>, SamlError> {
+pub(crate) fn verify_enveloped<'a, 'i>(
+    element: Node<'a, 'i>,
+    keys: &[RsaPublicKey],
+) -> Result<Signed<'a, 'i>, SamlError> {
     let name = element.tag_name().name();
     let bad = |why: &str| SamlError::Signature(format!("the signature of <{name}> {why}"));
     if children(element, DS, "Signature").count() != 1 {
         return Err(bad("is missing or not alone"));
     }
     let signature = only_child(element, DS, "Signature")?;
-    let id = element.attribute("ID").filter(|id| !id.is_empty()).ok_or_else(|| bad("covers an element without an ID"))?;
+    let id =
+        element.attribute("ID").filter(|id| !id.is_empty()).ok_or_else(|| bad("covers an element without an ID"))?;
     let signed_info = only_child(signature, DS, "SignedInfo")?;
     let c14n_method = only_child(signed_info, DS, "CanonicalizationMethod")?;
     if c14n_method.attribute("Algorithm") != Some(EXC_C14N) {
@@ -82,8 +86,10 @@ pub(crate) fn verify_enveloped<'a, 'i>(element: Node<'a, 'i>, keys: &[RsaPublicK
     if only_child(reference, DS, "DigestMethod")?.attribute("Algorithm") != Some(SHA256) {
         return Err(bad("uses a digest other than SHA-256"));
     }
-    let digest_value = decode(super::xml::sole_text(only_child(reference, DS, "DigestValue")?)?).ok_or_else(|| bad("has a digest that is not base64"))?;
-    let signature_value = decode(super::xml::sole_text(only_child(signature, DS, "SignatureValue")?)?).ok_or_else(|| bad("has a value that is not base64"))?;
+    let digest_value = decode(super::xml::sole_text(only_child(reference, DS, "DigestValue")?)?)
+        .ok_or_else(|| bad("has a digest that is not base64"))?;
+    let signature_value = decode(super::xml::sole_text(only_child(signature, DS, "SignatureValue")?)?)
+        .ok_or_else(|| bad("has a value that is not base64"))?;
 
     let digest = Sha256::digest(canonicalize(element, Some(signature.id()), &inclusive).as_bytes());
     if !bool::from(digest[..].ct_eq(&digest_value)) {
@@ -102,7 +108,9 @@ pub(crate) fn verify_enveloped<'a, 'i>(element: Node<'a, 'i>, keys: &[RsaPublicK
 fn prefix_list(method: Node<'_, '_>) -> Vec<String> {
     method
         .children()
-        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(EXC_C14N) && c.tag_name().name() == "InclusiveNamespaces")
+        .filter(|c| {
+            c.is_element() && c.tag_name().namespace() == Some(EXC_C14N) && c.tag_name().name() == "InclusiveNamespaces"
+        })
         .filter_map(|c| c.attribute("PrefixList"))
         .flat_map(|l| l.split_ascii_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .collect()

@@ -28,12 +28,18 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, SamlError> {
         return Err(SamlError::Malformed("XML with a document type declaration (DTD) is refused".into()));
     }
     let options = ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..ParsingOptions::default() };
-    Document::parse_with_options(text, options).map_err(|e| SamlError::Malformed(format!("the XML does not parse: {e}")))
+    Document::parse_with_options(text, options)
+        .map_err(|e| SamlError::Malformed(format!("the XML does not parse: {e}")))
 }
 
 /// The element children of `node` named `name` in namespace `ns`.
-pub(crate) fn children<'a, 'i>(node: Node<'a, 'i>, ns: &'a str, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
-    node.children().filter(move |c| c.is_element() && c.tag_name().namespace() == Some(ns) && c.tag_name().name() == name)
+pub(crate) fn children<'a, 'i>(
+    node: Node<'a, 'i>,
+    ns: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
+    node.children()
+        .filter(move |c| c.is_element() && c.tag_name().namespace() == Some(ns) && c.tag_name().name() == name)
 }
 
 /// The one child `ns:name` of `node`; none or several is an error.
@@ -42,12 +48,18 @@ pub(crate) fn only_child<'a, 'i>(node: Node<'a, 'i>, ns: &'a str, name: &'a str)
     match (it.next(), it.next()) {
         (Some(one), None) => Ok(one),
         (None, _) => Err(SamlError::Invalid(format!("<{name}> is missing in <{}>", node.tag_name().name()))),
-        (Some(_), Some(_)) => Err(SamlError::Invalid(format!("<{}> has more than one <{name}>", node.tag_name().name()))),
+        (Some(_), Some(_)) => {
+            Err(SamlError::Invalid(format!("<{}> has more than one <{name}>", node.tag_name().name())))
+        }
     }
 }
 
 /// At most one child `ns:name`.
-pub(crate) fn optional_child<'a, 'i>(node: Node<'a, 'i>, ns: &'a str, name: &'a str) -> Result<Option<Node<'a, 'i>>, SamlError> {
+pub(crate) fn optional_child<'a, 'i>(
+    node: Node<'a, 'i>,
+    ns: &'a str,
+    name: &'a str,
+) -> Result<Option<Node<'a, 'i>>, SamlError> {
     let mut it = children(node, ns, name);
     match (it.next(), it.next()) {
         (one, None) => Ok(one),
