@@ -55,7 +55,7 @@ impl Idp {
             .arg(port.to_string())
             .arg(dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(dir.path().join("idp.log")).expect("idp log"))
             .spawn()
             .expect("start the pysaml2 IdP");
         let mut idp = Self { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
