@@ -227,6 +227,26 @@ fn a_response_signature_that_refers_to_its_assertion_instead_of_itself_is_refuse
     refused(consume(&sp, &xml), "does not refer to the element it is in");
 }
 
+#[test]
+fn weak_algorithms_and_references_to_anything_but_the_signed_element_are_refused() {
+    let sp = sp();
+    let says = Says::to(&start(&sp, None));
+    let xml = says.signed_assertion();
+    for (from, to, why) in [
+        ("xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1\" x=\"", "RSA-SHA256"),
+        ("xmlenc#sha256", "xmldsig#sha1\" x=\"", "SHA-256"),
+        (r##"URI="#_a"##, r##"URI="" x="#_a"##, "does not refer to the element it is in"),
+        (
+            "xml-exc-c14n#\"/><ds:SignatureMethod",
+            "xml-exc-c14n#WithComments\"/><ds:SignatureMethod",
+            "canonicalization",
+        ),
+    ] {
+        assert!(xml.contains(from), "{from}");
+        refused(consume(&sp, &xml.replacen(from, to, 1)), why);
+    }
+}
+
 // === signature wrapping (XSW) ===
 
 #[test]
