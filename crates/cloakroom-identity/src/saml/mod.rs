@@ -42,7 +42,7 @@ pub use config::SamlConfig;
 pub use metadata::IdpMetadata;
 pub use xml::MAX_XML_BYTES;
 
-use memory::{Expiring, MAX_PENDING, MAX_SEEN};
+use memory::{Expiring, WhenFull, MAX_PENDING, MAX_SEEN};
 
 /// Why a SAML sign-in failed. Messages name what was wrong, never a token or key.
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +116,13 @@ impl ServiceProvider {
     /// resolved `identity.saml.acs_url`.
     pub fn new(config: SamlConfig, acs_url: String, idp_metadata_xml: &str) -> Result<Self, SamlError> {
         let idp = IdpMetadata::parse(idp_metadata_xml)?;
-        Ok(Self { config, acs_url, idp, pending: Expiring::new(MAX_PENDING), seen: Expiring::new(MAX_SEEN) })
+        Ok(Self {
+            config,
+            acs_url,
+            idp,
+            pending: Expiring::new(MAX_PENDING, WhenFull::ForgetSoonest),
+            seen: Expiring::new(MAX_SEEN, WhenFull::Refuse),
+        })
     }
 
     /// Reads `config.idp_metadata` (the file, or the URL with a 10 s deadline) and builds
