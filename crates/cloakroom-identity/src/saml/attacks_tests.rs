@@ -177,6 +177,23 @@ fn a_signed_response_covering_its_unsigned_assertion_signs_the_person_in() {
 }
 
 #[test]
+fn a_signed_response_may_carry_the_request_id_alone_but_an_unsigned_one_may_not() {
+    let sp = sp();
+    let req = start(&sp, Some("/console/x"));
+    let says = Says::to(&req);
+    let assertion = says.assertion().replace(&format!(r#" InResponseTo="{req}""#), "");
+    let rid = format!("_r{}", says.assertion_id);
+    let xml = sign(&says.response(&assertion), &rid, IDP_KEY);
+    assert_eq!(consume(&sp, &xml).unwrap().return_to, "/console/x");
+    // Only the assertion signed: the response's InResponseTo is the attacker's to write.
+    let req = start(&sp, None);
+    let says = Says::to(&req);
+    let assertion = says.assertion().replace(&format!(r#" InResponseTo="{req}""#), "");
+    let xml = says.response(&sign(&assertion, &says.assertion_id, IDP_KEY));
+    refused(consume(&sp, &xml), "not covered by a signature");
+}
+
+#[test]
 fn xmlsec1_signed_response_verifies() {
     // testdata/xmlsec1-response.xml: the assertion signed by `xmlsec1 --sign` (libxmlsec1)
     // with namespaces declared on the response and an InclusiveNamespaces prefix list.

@@ -110,11 +110,18 @@ pub(crate) fn verify(xml: &str, expect: &Expect<'_>) -> Result<Vouched, SamlErro
             return Err(SamlError::Invalid("the response's issuer is not the configured IdP".into()));
         }
     }
-    let vouched = signed.read(expect)?;
-    if let Some(irt) = response.attribute("InResponseTo") {
-        if vouched.in_response_to.as_deref() != Some(irt) {
-            return Err(SamlError::Invalid("the response and its assertion answer different requests".into()));
+    let mut vouched = signed.read(expect)?;
+    // The request answered: the signed assertion's, else the response's own when the
+    // response is what is signed; never an unsigned one.
+    match (vouched.in_response_to.as_deref(), response.attribute("InResponseTo")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(SamlError::Invalid("the response and its assertion answer different requests".into()))
         }
+        (None, Some(r)) if signed_response.is_some() => vouched.in_response_to = Some(r.to_owned()),
+        (None, Some(_)) => {
+            return Err(SamlError::Invalid("the response's InResponseTo is not covered by a signature".into()))
+        }
+        _ => {}
     }
     Ok(vouched)
 }
