@@ -37,6 +37,17 @@ if [ -f "$ROOT/tests/mcp-node/package.json" ]; then
     fi
 fi
 
+# --- SAML: xmlsec1 for the pysaml2 test IdP (tests/saml-idp) ----------------------------
+if ! command -v xmlsec1 >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        log "installing Debian's xmlsec1 (the SAML test IdP signs with it)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xmlsec1 >/dev/null
+    else
+        log "xmlsec1 is missing and cannot be installed (not root): apt-get install xmlsec1"; exit 1
+    fi
+fi
+
 # --- PostgreSQL ------------------------------------------------------------------------
 pg_up() { pg_isready -q -h "$1" -p "$2" -U postgres 2>/dev/null; }
 if [ -z "${CLOAKROOM_TEST_POSTGRES:-}" ]; then

@@ -103,6 +103,18 @@ fn slack_app(config: &ApprovalsConfig) -> Result<Option<SlackApp>, GatewayError>
     config.slack.as_ref().map(|c| SlackApp::from_env(c).map_err(|e| component("approvals", e))).transpose()
 }
 
+/// The SAML service provider of `[identity.saml]`, with the IdP metadata read (or fetched)
+/// now: a gateway that cannot trust its IdP does not start.
+async fn open_saml(config: &Config) -> Result<Option<Arc<cloakroom_identity::saml::ServiceProvider>>, GatewayError> {
+    let Some(saml) = &config.identity.saml else { return Ok(None) };
+    let acs_url = saml.acs_url.clone().unwrap_or_else(|| format!("http://{}/v1/saml/acs", config.server.admin_listen));
+    let sp = cloakroom_identity::saml::ServiceProvider::load(saml.clone(), acs_url)
+        .await
+        .map_err(|e| component("identity", format!("identity.saml: {e}")))?;
+    tracing::info!(idp = %sp.idp().entity_id, acs_url = %sp.acs_url(), "SAML sign-in enabled");
+    Ok(Some(Arc::new(sp)))
+}
+
 /// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
 /// PostgreSQL from the environment variable `approvals.postgres_url_env` (migrated on
 /// open), which several replicas share.
@@ -158,6 +170,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The key people's sessions are signed with (SAML, OIDC sign-in, the console).
     session_keys: Arc<SessionKeys>,
+    /// The SAML service provider of `[identity.saml]` (built at start; changes need a restart).
+    pub(crate) saml: Option<Arc<cloakroom_identity::saml::ServiceProvider>>,
 }
 
 /// The gateway: cheap to clone, shared by the listeners.
@@ -222,6 +236,7 @@ impl Gateway {
         metrics.set_known_from(&config);
         let sessions = McpSessions::default();
         let session_keys = Arc::new(open_session_keys(&config, &data_dir).await?);
+        let saml = open_saml(&config).await?;
         let parts = Parts {
             audit: &audit,
             policies: &policies,
@@ -250,6 +265,7 @@ impl Gateway {
                 forwarder,
                 metrics,
                 session_keys,
+                saml,
             }),
         })
     }
@@ -330,6 +346,11 @@ impl Gateway {
         shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
         Ok(())
+    }
+
+    /// The SAML service provider, when `[identity.saml]` is configured.
+    pub fn saml(&self) -> Option<&cloakroom_identity::saml::ServiceProvider> {
+        self.shared.saml.as_deref()
     }
 
     /// The key people's sessions are minted with ([`cloakroom_identity::SessionKeys::mint`]).

@@ -57,6 +57,9 @@ pub struct IdentityConfig {
     /// Sessions for people who sign in (`[identity.sessions]`).
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// SAML 2.0 sign-in for people (`[identity.saml]`, docs/identity.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<crate::saml::SamlConfig>,
 }
 
 /// `[identity.sessions]`: the session tokens the gateway mints for people who sign in
@@ -101,6 +104,7 @@ impl Default for IdentityConfig {
             trusted_proxies: Vec::new(),
             token_cache_capacity: default_cache_capacity(),
             sessions: SessionsConfig::default(),
+            saml: None,
         }
     }
 }

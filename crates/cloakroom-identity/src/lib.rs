@@ -10,7 +10,8 @@
 //! without the layer, for the admin API, where [`Authenticator::authorize`] also runs a
 //! Biscuit token's own checks (TTL, attenuation blocks) against the [`Operation`] each
 //! endpoint states. A verified Biscuit stays in the `Identity`, so it is verified once
-//! per request. docs/identity.md describes each method and every fact.
+//! per request. docs/identity.md describes each method and every fact. [`saml`] is the
+//! SAML 2.0 service provider through which people sign in for a gateway session.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -63,6 +64,7 @@ mod future;
 mod layer;
 mod oidc;
 mod operation;
+pub mod saml;
 mod service;
 mod session;
 mod source;

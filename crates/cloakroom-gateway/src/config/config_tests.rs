@@ -177,6 +177,10 @@ fn restart_changes_names_exactly_the_keys_a_reload_cannot_apply() {
         ),
         (edit("\n[approvals]\nstore = \"postgres\"\n", none), vec!["approvals.store"]),
         (edit("\n[vault]\nkeys_file = \"/etc/cloakroom/keys\"\n", none), vec!["[vault]"]),
+        (
+            edit("\n[identity.saml]\nidp_metadata = \"https://idp.test/md\"\nentity_id = \"sp\"\n", none),
+            vec!["[identity.saml]"],
+        ),
     ];
     for (new, keys) in cases {
         assert_eq!(old.restart_changes(&new), keys);

@@ -260,6 +260,11 @@ impl Config {
         if let Err(e) = cloakroom_identity::Authenticator::new(&self.identity) {
             return Err(at.error(&[Key("identity")], e.to_string()));
         }
+        if let Some(saml) = &self.identity.saml {
+            if let Err((key, why)) = saml.validate() {
+                return Err(at.error(&[Key("identity"), Key("saml"), Key(key)], why));
+            }
+        }
         for (i, rule) in self.policy.rules.iter().enumerate() {
             if let Some(j) = self.unknown_function(&rule.functions) {
                 return Err(at.error(
@@ -315,6 +320,7 @@ impl Config {
         );
         check(s.max_concurrent_calls != n.max_concurrent_calls, "server.max_concurrent_calls");
         check(self.vault != new.vault, "[vault]");
+        check(self.identity.saml != new.identity.saml, "[identity.saml]");
         check(
             self.identity.sessions.signing_key_env != new.identity.sessions.signing_key_env,
             "identity.sessions.signing_key_env",

@@ -136,14 +136,7 @@ impl SlackApp {
              decide approvals here"
                 .to_owned()
         })?;
-        Ok(Identity {
-            subject: user.subject.clone(),
-            issuer: user.issuer.clone(),
-            method: AuthMethod::Slack,
-            groups: user.groups.clone(),
-            source_ip: None,
-            biscuit: None,
-        })
+        Ok(Identity::new(user.subject.clone(), user.issuer.clone(), AuthMethod::Slack).with_groups(user.groups.clone()))
     }
 
     /// Posts the message for new approval `a` in the background, remembering where it
