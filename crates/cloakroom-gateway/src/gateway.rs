@@ -152,6 +152,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The key people's sessions are signed with (SAML, OIDC sign-in, the console).
     session_keys: Arc<SessionKeys>,
+    /// OIDC sign-ins in progress and sessions waiting for `cloakroom login`.
+    pub(crate) oidc_sign_ins: crate::admin::OidcSignIns,
 }
 
 /// The gateway: cheap to clone, shared by the listeners.
@@ -243,6 +245,7 @@ impl Gateway {
                 forwarder,
                 metrics,
                 session_keys,
+                oidc_sign_ins: crate::admin::OidcSignIns::default(),
             }),
         })
     }

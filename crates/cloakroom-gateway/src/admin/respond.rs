@@ -24,13 +24,11 @@ pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBo
 
 /// The cookie that carries a person's session (a session token of
 /// [`cloakroom_identity::SessionKeys::mint`]) for the console.
-#[allow(dead_code)] // until the sign-in surfaces land
 pub(super) const SESSION_COOKIE: &str = "cloakroom_session";
 
 /// `Set-Cookie` for a person's session: readable by the admin listener only (`HttpOnly`,
 /// `Path=/`), never sent on cross-site requests (`SameSite=Strict`), `Secure` when the
 /// listener is reached over TLS, gone when the session expires.
-#[allow(dead_code)] // until the sign-in surfaces land
 pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool) -> HeaderValue {
     let max_age = session.expires_at.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0);
     let secure = if secure { "; Secure" } else { "" };

@@ -85,7 +85,7 @@ pub struct OidcLogin {
 }
 
 /// 32 random bytes, base64url without padding (43 characters): a state, nonce or verifier.
-pub(crate) fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

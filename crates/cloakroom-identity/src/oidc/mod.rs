@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 use crate::{config::OidcIssuerConfig, error::ConfigError, AuthError};
 
 pub(crate) use jwks::Issuer;
-pub use login::{pkce_challenge, OidcLogin, PendingLogin, SignInError};
+pub use login::{pkce_challenge, random_token, OidcLogin, PendingLogin, SignInError};
 
 /// The algorithms a JWKS issuer's tokens may use.
 pub const ACCEPTED_ALGORITHMS: [Algorithm; 9] = [
