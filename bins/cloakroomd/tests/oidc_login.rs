@@ -388,9 +388,15 @@ async fn an_expired_session_is_refused() {
     assert_eq!(s.sign_in(&mut browser, "").await.status, 303);
     let token = browser.cookie("cloakroom_session").unwrap();
     let id = s.held_refund().await;
+    let fresh = reqwest::Client::new().get(s.gw.admin_url(&format!("/v1/approvals/{id}"))).bearer_auth(&token);
+    assert_eq!(fresh.send().await.unwrap().status(), 200, "the session works until it expires");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (status, body) = approve(&s, &id, &token).await;
-    assert_eq!(status, 401, "{body}");
+    // The expiry is the session's own Biscuit check, which the admin API runs for the
+    // operation: refused as not allowed, and the approval is still pending.
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("check if time"), "{body}");
+    assert_eq!(s.gw.admin_get(&format!("/v1/approvals/{id}")).await["state"], "pending");
 }
 
 #[tokio::test]
@@ -449,17 +455,25 @@ async fn cloakroom_login_stores_a_session_the_cli_then_uses() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn cloakroom login");
-    // The CLI prints the URL to open; the test is the browser.
+    // The CLI prints the URL to open; the test is the browser. Its stderr is read to the
+    // end, so the CLI can go on writing to it.
     let stderr = child.stderr.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned))
-            .expect("the CLI prints the login URL")
-    })
-    .await
-    .unwrap();
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                let _ = url_tx.send(url.to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let url = tokio::task::spawn_blocking(move || url_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the CLI prints the login URL");
     assert!(url.contains("/v1/oidc/login?") && url.contains("cli_redirect=") && url.contains("cli_challenge="), "{url}");
     let mut browser = Browser::default();
     let authorize = browser.get(&url).await;
@@ -471,14 +485,16 @@ async fn cloakroom_login_stores_a_session_the_cli_then_uses() {
     let page = browser.get(&to_cli.location).await;
     assert_eq!(page.status, 200);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    assert!(out.status.success(), "cloakroom login failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = reader.join().unwrap();
+    assert!(out.status.success(), "cloakroom login failed: {stderr}");
+    assert!(stderr.contains("Signed in as"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
 
     let file = home.path().join("cloakroom/token");
     let token = std::fs::read_to_string(&file).expect("the token file");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!stdout.contains(token.trim()), "the token is not printed without --print");
+    assert!(!stdout.contains(token.trim()) && !stderr.contains(token.trim()), "the token is not printed without --print");
 
     // The CLI reads it when CLOAKROOM_TOKEN is unset, and the person approves.
     let id = s.held_refund().await;
