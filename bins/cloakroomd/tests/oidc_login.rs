@@ -47,7 +47,8 @@ impl Idp {
     async fn start() -> Self {
         let bao = OpenBao::start();
         ok(&bao, "POST", "/v1/sys/auth/userpass", Some(json!({"type": "userpass"}))).await;
-        let policy = format!("path \"identity/oidc/provider/{PROVIDER}/authorize\" {{ capabilities = [\"read\", \"update\"] }}");
+        let policy =
+            format!("path \"identity/oidc/provider/{PROVIDER}/authorize\" {{ capabilities = [\"read\", \"update\"] }}");
         ok(&bao, "PUT", "/v1/sys/policies/acl/oidc-authorize", Some(json!({"policy": policy}))).await;
         ok(
             &bao,
@@ -119,7 +120,8 @@ impl Idp {
     async fn authorize(&self, authorize_url: &str, tamper: impl Fn(&mut Vec<(String, String)>)) -> String {
         let url = reqwest::Url::parse(authorize_url).unwrap();
         assert!(url.as_str().starts_with(&format!("{}/ui/vault/identity/oidc/provider/", self.bao.address)), "{url}");
-        let mut pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let mut pairs: Vec<(String, String)> =
+            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         tamper(&mut pairs);
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
         let mut api = reqwest::Url::parse(&self.bao.address).unwrap();
@@ -365,7 +367,8 @@ async fn an_id_token_with_another_nonce_is_refused() {
 #[tokio::test]
 async fn return_to_must_be_a_local_path() {
     let s = setup("").await;
-    for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "/%5Cevil.example", "%2F%2Fevil.example"] {
+    for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "/%5Cevil.example", "%2F%2Fevil.example"]
+    {
         let mut browser = Browser::default();
         let a = browser.get(&s.gw.admin_url(&format!("/v1/oidc/login?return_to={evil}"))).await;
         assert_eq!(a.status, 400, "{evil}: {}", a.body);
@@ -474,7 +477,10 @@ async fn cloakroom_login_stores_a_session_the_cli_then_uses() {
         .await
         .unwrap()
         .expect("the CLI prints the login URL");
-    assert!(url.contains("/v1/oidc/login?") && url.contains("cli_redirect=") && url.contains("cli_challenge="), "{url}");
+    assert!(
+        url.contains("/v1/oidc/login?") && url.contains("cli_redirect=") && url.contains("cli_challenge="),
+        "{url}"
+    );
     let mut browser = Browser::default();
     let authorize = browser.get(&url).await;
     assert_eq!(authorize.status, 302, "{}", authorize.body);
@@ -494,7 +500,10 @@ async fn cloakroom_login_stores_a_session_the_cli_then_uses() {
     let token = std::fs::read_to_string(&file).expect("the token file");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(!stdout.contains(token.trim()) && !stderr.contains(token.trim()), "the token is not printed without --print");
+    assert!(
+        !stdout.contains(token.trim()) && !stderr.contains(token.trim()),
+        "the token is not printed without --print"
+    );
 
     // The CLI reads it when CLOAKROOM_TOKEN is unset, and the person approves.
     let id = s.held_refund().await;

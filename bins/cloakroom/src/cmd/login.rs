@@ -11,11 +11,7 @@
 //! `$XDG_CONFIG_HOME/cloakroom/token` (mode 0600), or to stdout as an `export` line
 //! with `--print`.
 
-use std::{
-    io::Write as _,
-    path::PathBuf,
-    time::Duration,
-};
+use std::{io::Write as _, path::PathBuf, time::Duration};
 
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -78,9 +74,9 @@ pub(crate) async fn run(admin: &AdminClient, c: Login) -> Result<(), CliError> {
     if !c.no_browser {
         open_browser(url.as_str());
     }
-    let code = tokio::time::timeout(c.timeout, wait_for_code(&listener))
-        .await
-        .map_err(|_| CliError::Input(format!("the sign-in did not finish within {}", humantime::format_duration(c.timeout))))??;
+    let code = tokio::time::timeout(c.timeout, wait_for_code(&listener)).await.map_err(|_| {
+        CliError::Input(format!("the sign-in did not finish within {}", humantime::format_duration(c.timeout)))
+    })??;
     let session = admin.post("/v1/oidc/session", &json!({"code": code, "code_verifier": verifier})).await?;
     let token = session["token"]
         .as_str()
@@ -93,8 +89,8 @@ pub(crate) async fn run(admin: &AdminClient, c: Login) -> Result<(), CliError> {
         eprintln!("Signed in as {who} until {until}.");
         return Ok(());
     }
-    let path = token_file()
-        .ok_or_else(|| CliError::Input("neither XDG_CONFIG_HOME nor HOME is set: use --print".into()))?;
+    let path =
+        token_file().ok_or_else(|| CliError::Input("neither XDG_CONFIG_HOME nor HOME is set: use --print".into()))?;
     store(&path, token)?;
     eprintln!("Signed in as {who} until {until}; the session is in {}.", path.display());
     if std::env::var_os("CLOAKROOM_TOKEN").is_some() {
@@ -107,7 +103,11 @@ pub(crate) async fn run(admin: &AdminClient, c: Login) -> Result<(), CliError> {
 fn store(path: &std::path::Path, token: &str) -> Result<(), CliError> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io("creating the token directory"))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("creating the token directory"))?;
     }
     // A fresh file each time, so an existing file's wider mode is never kept.
     let tmp = path.with_extension("tmp");

@@ -164,13 +164,12 @@ impl OidcVerifier {
             .filter(|i| i.config.issuer == pending.issuer)
             .ok_or_else(|| SignInError::NotConfigured("the issuer of this sign-in is no longer configured".into()))?;
         let config = &issuer.config;
-        let client_id = config.client_id.as_deref().ok_or_else(|| {
-            SignInError::NotConfigured("the issuer of this sign-in no longer has a client_id".into())
-        })?;
-        let endpoints = issuer
-            .sign_in_endpoints()
-            .await
-            .map_err(|_| SignInError::IssuerUnavailable("discovery failed".into()))?;
+        let client_id = config
+            .client_id
+            .as_deref()
+            .ok_or_else(|| SignInError::NotConfigured("the issuer of this sign-in no longer has a client_id".into()))?;
+        let endpoints =
+            issuer.sign_in_endpoints().await.map_err(|_| SignInError::IssuerUnavailable("discovery failed".into()))?;
         let id_token = exchange(issuer, &endpoints.token_endpoint, client_id, pending, code).await?;
         let (_, claims) = self.decode(&id_token, Some(client_id)).await.map_err(|e| match e {
             AuthError::IssuerUnavailable => SignInError::IssuerUnavailable("its keys could not be fetched".into()),

@@ -158,7 +158,10 @@ async fn sign_in_needs_a_client_id_and_a_known_issuer() {
     let v = OidcVerifier::new(&[bearer_only.clone()], reqwest::Client::new()).unwrap();
     assert!(matches!(v.start_login(None, "http://x/cb").await, Err(SignInError::NotConfigured(_))));
     assert!(matches!(v.start_login(Some("0"), "http://x/cb").await, Err(SignInError::NotConfigured(_))));
-    assert!(matches!(v.start_login(Some("https://nope.example"), "http://x/cb").await, Err(SignInError::NotConfigured(_))));
+    assert!(matches!(
+        v.start_login(Some("https://nope.example"), "http://x/cb").await,
+        Err(SignInError::NotConfigured(_))
+    ));
     let mut half = bearer_only;
     half.client_secret_env = Some("X".into());
     assert!(OidcVerifier::new(&[half], reqwest::Client::new()).is_err(), "a secret without a client id");

@@ -100,7 +100,10 @@ impl OidcVerifier {
             }
             if let Some(r) = &c.redirect_uri {
                 if !(r.starts_with("https://") || r.starts_with("http://")) {
-                    return Err(ConfigError::Oidc { index, reason: format!("redirect_uri {r:?} is not an http(s) URL") });
+                    return Err(ConfigError::Oidc {
+                        index,
+                        reason: format!("redirect_uri {r:?} is not an http(s) URL"),
+                    });
                 }
             }
             issuers.push(Arc::new(Issuer::new(c.clone(), client.clone())));

@@ -164,9 +164,9 @@ async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response
         let word: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
         return Err(Error::new(ErrorCode::Unauthenticated, format!("the identity provider answered {word}")));
     }
-    let code = param(query, "code").filter(|c| !c.is_empty()).ok_or_else(|| {
-        Error::new(ErrorCode::BadRequest, "the callback carries no authorization code")
-    })?;
+    let code = param(query, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::new(ErrorCode::BadRequest, "the callback carries no authorization code"))?;
     let authenticator = gateway.authenticator();
     let who = authenticator.finish_oidc_login(&started.login, &code).await.map_err(|e| {
         tracing::warn!(issuer = %started.login.issuer, error = %e, "OIDC sign-in refused");
@@ -188,10 +188,10 @@ async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response
         Destination::Cli { redirect: mut redirect_to, challenge } => {
             let handoff = cloakroom_identity::random_token();
             redirect_to.query_pairs_mut().append_pair("code", &handoff);
-            gateway.shared.oidc_sign_ins.hand_off(
-                handoff,
-                Handoff { session, subject: who.subject, groups: who.groups, challenge },
-            );
+            gateway
+                .shared
+                .oidc_sign_ins
+                .hand_off(handoff, Handoff { session, subject: who.subject, groups: who.groups, challenge });
             redirect(StatusCode::SEE_OTHER, redirect_to.as_str())?
         }
     };

@@ -39,9 +39,8 @@ pub(super) fn local_return_to(return_to: &str) -> Result<String, Error> {
 /// address `127.0.0.1` or `[::1]` with an explicit port, no user info and no fragment.
 /// `localhost` is refused: a name may resolve elsewhere.
 pub(super) fn loopback_redirect(cli_redirect: &str) -> Result<url::Url, Error> {
-    let refused = || {
-        Error::new(ErrorCode::BadRequest, "cli_redirect must be http://127.0.0.1:<port>/… or http://[::1]:<port>/…")
-    };
+    let refused =
+        || Error::new(ErrorCode::BadRequest, "cli_redirect must be http://127.0.0.1:<port>/… or http://[::1]:<port>/…");
     let url = url::Url::parse(cli_redirect).map_err(|_| refused())?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(a)) => a == std::net::Ipv4Addr::LOCALHOST,
