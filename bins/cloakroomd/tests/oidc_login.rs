@@ -439,7 +439,7 @@ async fn a_cli_hand_off_needs_the_cli_verifier_and_is_used_once() {
     assert_eq!(body["subject"], s.idp.person_entity);
     assert_eq!(body["groups"], json!(["leads"]));
     let id = s.held_refund().await;
-    assert_eq!(approve(&s, &id, body["token"].as_str().unwrap()).await.0, 200);
+    assert_eq!(approve(s, &id, body["token"].as_str().unwrap()).await.0, 200);
     assert_eq!(collect(code, verifier.into()).await.0, 401);
     // cli_redirect without a challenge is refused before the sign-in starts.
     let a = browser.get(&s.gw.admin_url(&format!("/v1/oidc/login?cli_redirect={cli}"))).await;
