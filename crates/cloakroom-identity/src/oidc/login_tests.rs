@@ -155,7 +155,7 @@ async fn sign_in_needs_a_client_id_and_a_known_issuer() {
     let key = OidcTestKey::rsa(1, "k1", "RS256");
     let issuer = OidcIssuer::start(&[&key]).await;
     let bearer_only = OidcIssuerConfig::new(issuer.issuer.clone(), vec!["cloakroom".into()]);
-    let v = OidcVerifier::new(&[bearer_only.clone()], reqwest::Client::new()).unwrap();
+    let v = OidcVerifier::new(std::slice::from_ref(&bearer_only), reqwest::Client::new()).unwrap();
     assert!(matches!(v.start_login(None, "http://x/cb").await, Err(SignInError::NotConfigured(_))));
     assert!(matches!(v.start_login(Some("0"), "http://x/cb").await, Err(SignInError::NotConfigured(_))));
     assert!(matches!(
