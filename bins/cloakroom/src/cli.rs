@@ -8,7 +8,8 @@ use crate::output::Output;
 
 const AFTER_HELP: &str = "\
 Environment:
-  CLOAKROOM_TOKEN  the admin credential (JWT, Biscuit or API key), sent as Authorization: Bearer
+  CLOAKROOM_TOKEN  the admin credential (JWT, Biscuit or API key), sent as Authorization: Bearer;
+                   unset: the session `cloakroom login` stored in $XDG_CONFIG_HOME/cloakroom/token
   CLOAKROOM_ADMIN  the admin API URL (as --admin)
 
 Exit statuses:
@@ -54,6 +55,8 @@ pub(crate) enum Command {
     /// Create, narrow and read Biscuit tokens for callers and agents.
     #[command(subcommand)]
     Biscuit(BiscuitCmd),
+    /// Sign in with your identity provider (OIDC) in a browser and keep the session.
+    Login(Login),
     /// Print a fresh CLOAKROOM_PLACEHOLDER_KEY and CLOAKROOM_VAULT_KEY.
     Keygen,
     /// Print a shell completion script.
@@ -62,6 +65,23 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+/// `cloakroom login`
+#[derive(Debug, Args)]
+pub(crate) struct Login {
+    /// Which `[[identity.oidc]]` issuer: its index or URL (default: the only one with a client_id).
+    #[arg(long)]
+    pub(crate) issuer: Option<String>,
+    /// Print `export CLOAKROOM_TOKEN=…` instead of storing the session in the token file.
+    #[arg(long)]
+    pub(crate) print: bool,
+    /// Only print the URL to open; do not start a browser.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// How long to wait for the sign-in to finish.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// Shells with completion scripts.

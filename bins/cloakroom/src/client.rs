@@ -1,7 +1,7 @@
 //! A small client for the admin API (SPEC §5): JSON in, JSON out, errors mapped to
 //! [`CliError`].
 //!
-//! The token comes from `CLOAKROOM_TOKEN` and is sent as `Authorization: Bearer`; it is
+//! The token comes from `CLOAKROOM_TOKEN` (else the file `cloakroom login` wrote) and is sent as `Authorization: Bearer`; it is
 //! never printed, not even in errors (reqwest errors are rendered without the request
 //! headers, and the URL never carries it).
 
@@ -45,6 +45,11 @@ impl AdminClient {
         // A token read from a file often ends in a newline, which no header may carry.
         let token = token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         Ok(Self { base, token, http })
+    }
+
+    /// The admin API's base URL (`http://127.0.0.1:8081`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
     }
 
     /// `GET path` -> JSON.

@@ -51,13 +51,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let out = cli.output;
-    let admin = || AdminClient::new(&cli.admin, std::env::var("CLOAKROOM_TOKEN").ok());
+    let admin = || AdminClient::new(&cli.admin, cmd::login::token());
     match cli.command {
         Command::Secret(c) => cmd::secret::run(&admin()?, out, c).await,
         Command::Approval(c) => cmd::approval::run(&admin()?, out, c).await,
         Command::Audit(c) => cmd::audit::run(&admin()?, out, c).await,
         Command::Policy(c) => cmd::policy::run(out, c).await,
         Command::Biscuit(c) => cmd::biscuit::run(out, c),
+        Command::Login(c) => cmd::login::run(&AdminClient::new(&cli.admin, None)?, c).await,
         Command::Keygen => cmd::keygen::run(out),
         Command::Completions { shell } => cmd::completions::run(shell),
     }

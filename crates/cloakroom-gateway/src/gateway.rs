@@ -172,6 +172,8 @@ pub(crate) struct Shared {
     session_keys: Arc<SessionKeys>,
     /// The SAML service provider of `[identity.saml]` (built at start; changes need a restart).
     pub(crate) saml: Option<Arc<cloakroom_identity::saml::ServiceProvider>>,
+    /// OIDC sign-ins in progress and sessions waiting for `cloakroom login`.
+    pub(crate) oidc_sign_ins: crate::admin::OidcSignIns,
 }
 
 /// The gateway: cheap to clone, shared by the listeners.
@@ -266,6 +268,7 @@ impl Gateway {
                 metrics,
                 session_keys,
                 saml,
+                oidc_sign_ins: crate::admin::OidcSignIns::default(),
             }),
         })
     }

@@ -15,8 +15,8 @@ use crate::{
     cache::{token_hash, TokenCache},
     credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN},
     error::ConfigError,
-    oidc::OidcVerifier,
-    AuthError, AuthzError, IdentityConfig, Operation, SourceAddress,
+    oidc::{OidcLogin, OidcVerifier, PendingLogin, SignInError},
+    AuthError, AuthzError, IdentityConfig, Operation, SignIn, SourceAddress,
 };
 
 /// How long a verified Biscuit is remembered. A Biscuit's signatures never stop being
@@ -102,6 +102,23 @@ impl Authenticator {
     /// is not fatal: the keys are fetched again on first use.
     pub async fn warm_up(&self) -> Result<(), AuthError> {
         self.oidc.warm_up().await
+    }
+
+    /// Starts signing a person in with the OIDC issuer `selector` names (its index in
+    /// `[[identity.oidc]]` or its URL; `None`: the only one with a `client_id`), with
+    /// `default_redirect_uri` unless the issuer sets `redirect_uri` (see [`OidcLogin`]).
+    pub async fn start_oidc_login(
+        &self,
+        selector: Option<&str>,
+        default_redirect_uri: &str,
+    ) -> Result<OidcLogin, SignInError> {
+        self.oidc.start_login(selector, default_redirect_uri).await
+    }
+
+    /// Finishes a sign-in: exchanges `code` with the pending login's PKCE verifier and
+    /// verifies the ID token (signature, `iss`, `aud` = client id, `exp`, `nonce`).
+    pub async fn finish_oidc_login(&self, pending: &PendingLogin, code: &str) -> Result<SignIn, SignInError> {
+        self.oidc.finish_login(pending, code).await
     }
 
     /// The identity proved by the request's credential (SPEC §5: `Proxy-Authorization`

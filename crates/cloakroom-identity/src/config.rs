@@ -134,6 +134,29 @@ pub struct OidcIssuerConfig {
     /// to fetch the keys of an issuer that could not be reached. Default `10s`; at least `1s`.
     #[serde(default = "default_jwks_min_refetch", with = "humantime_serde")]
     pub jwks_min_refetch: Duration,
+    /// The client id Cloakroom signs people in with (authorization code flow with PKCE,
+    /// `GET /v1/oidc/login`). Unset: this issuer only verifies bearer JWTs. An ID token
+    /// from sign-in must name it in `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The environment variable holding the client secret, sent to the token endpoint
+    /// with HTTP Basic (`client_secret_basic`). Unset: a public client (PKCE only). The
+    /// secret itself is never in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// The scopes asked for at sign-in; `openid` is always asked for. Add the scope that
+    /// puts groups into the ID token (often `groups`). Default `["openid"]`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The redirect URI registered with the issuer. Default
+    /// `http://{server.admin_listen}/v1/oidc/callback`; set it when people reach the
+    /// admin listener through a proxy (`https://cloakroom.example.com/v1/oidc/callback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".to_owned()]
 }
 
 fn default_groups_claim() -> String {
@@ -162,6 +185,10 @@ impl OidcIssuerConfig {
             leeway: default_leeway(),
             jwks_refresh: default_jwks_refresh(),
             jwks_min_refetch: default_jwks_min_refetch(),
+            client_id: None,
+            client_secret_env: None,
+            scopes: default_scopes(),
+            redirect_uri: None,
         }
     }
 }

@@ -78,7 +78,7 @@ pub use credential::{kind_of, Credential, CredentialKind, MAX_CREDENTIAL_LEN};
 pub use error::{AuthError, AuthzError, ConfigError};
 pub use future::ResponseFuture;
 pub use layer::IdentityLayer;
-pub use oidc::ACCEPTED_ALGORITHMS;
+pub use oidc::{pkce_challenge, random_token, OidcLogin, PendingLogin, SignInError, ACCEPTED_ALGORITHMS};
 pub use operation::Operation;
 pub use service::IdentityService;
 pub use session::{Session, SessionKeys, SignIn, SESSION_ROOT_KEY_ID};

@@ -116,6 +116,8 @@ struct State {
     jwks: Mutex<Value>,
     discovery_issuer: Mutex<Option<String>>,
     jwks_fetches: AtomicUsize,
+    token_response: Mutex<(u16, Value)>,
+    token_requests: Mutex<Vec<String>>,
 }
 
 /// A running issuer at `http://127.0.0.1:<port>`, serving `/.well-known/openid-configuration`
@@ -142,6 +144,8 @@ impl OidcIssuer {
             jwks: Mutex::new(Value::Null),
             discovery_issuer: Mutex::new(None),
             jwks_fetches: AtomicUsize::new(0),
+            token_response: Mutex::new((400, json!({"error": "invalid_grant"}))),
+            token_requests: Mutex::new(Vec::new()),
         });
         let this = Self { issuer, state: state.clone() };
         this.set_keys(keys);
@@ -174,6 +178,18 @@ impl OidcIssuer {
         *self.state.discovery_issuer.lock().unwrap_or_else(|p| p.into_inner()) = Some(issuer.into());
     }
 
+    /// What `POST /token` answers from now on (status and JSON body). Until set: 400
+    /// `invalid_grant`.
+    pub fn set_token_response(&self, status: u16, body: Value) {
+        *self.state.token_response.lock().unwrap_or_else(|p| p.into_inner()) = (status, body);
+    }
+
+    /// The form bodies `POST /token` received, in order (with the `Authorization`
+    /// header, if any, as a first line `authorization: …`).
+    pub fn token_requests(&self) -> Vec<String> {
+        self.state.token_requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// How many times the JWKS was fetched.
     pub fn jwks_fetches(&self) -> usize {
         self.state.jwks_fetches.load(Ordering::SeqCst)
@@ -194,6 +210,22 @@ impl OidcIssuer {
 }
 
 async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    use http_body_util::BodyExt as _;
+    if req.uri().path() == "/token" {
+        let auth = req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let form = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let mut seen = String::new();
+        if let Some(a) = auth {
+            seen.push_str(&format!("authorization: {a}\n"));
+        }
+        seen.push_str(&String::from_utf8_lossy(&form));
+        state.token_requests.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
+        let (status, body) = state.token_response.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+        *res.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        return Ok(res);
+    }
     let body = match req.uri().path() {
         "/.well-known/openid-configuration" => {
             let issuer = state
@@ -202,7 +234,12 @@ async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ful
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
                 .unwrap_or_else(|| state.issuer.clone());
-            json!({"issuer": issuer, "jwks_uri": format!("{}/jwks", state.issuer)})
+            json!({
+                "issuer": issuer,
+                "jwks_uri": format!("{}/jwks", state.issuer),
+                "authorization_endpoint": format!("{}/authorize", state.issuer),
+                "token_endpoint": format!("{}/token", state.issuer),
+            })
         }
         "/jwks" => {
             state.jwks_fetches.fetch_add(1, Ordering::SeqCst);

@@ -5,5 +5,6 @@ pub(crate) mod audit;
 pub(crate) mod biscuit;
 pub(crate) mod completions;
 pub(crate) mod keygen;
+pub(crate) mod login;
 pub(crate) mod policy;
 pub(crate) mod secret;

@@ -43,6 +43,7 @@ mod respond;
 mod saml;
 mod slack;
 
+pub(crate) use self::oidc::OidcSignIns;
 use self::respond::{json_response, not_found};
 
 /// The admin listener's service for a connection from `peer`.

@@ -140,9 +140,17 @@ impl KeySet {
     }
 }
 
+/// Where an issuer signs people in, from its discovery document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SignInEndpoints {
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
+}
+
 #[derive(Debug, Default)]
 struct FetchState {
     jwks_uri: Option<String>,
+    sign_in: Option<SignInEndpoints>,
     last_attempt: Option<Instant>,
     last_unknown_kid_refetch: Option<Instant>,
     generation: u64,
@@ -273,6 +281,10 @@ impl Issuer {
                 struct Discovery {
                     issuer: String,
                     jwks_uri: String,
+                    #[serde(default)]
+                    authorization_endpoint: Option<String>,
+                    #[serde(default)]
+                    token_endpoint: Option<String>,
                 }
                 let body = self.get(&url).await?;
                 let doc: Discovery = serde_json::from_slice(&body).map_err(|e| format!("discovery document: {e}"))?;
@@ -283,6 +295,12 @@ impl Issuer {
                     ));
                 }
                 state.jwks_uri = Some(doc.jwks_uri.clone());
+                state.sign_in = match (doc.authorization_endpoint, doc.token_endpoint) {
+                    (Some(a), Some(t)) if !a.is_empty() && !t.is_empty() => {
+                        Some(SignInEndpoints { authorization_endpoint: a, token_endpoint: t })
+                    }
+                    _ => None,
+                };
                 doc.jwks_uri
             }
         };
@@ -302,6 +320,25 @@ impl Issuer {
             }
         }
         Ok(body)
+    }
+
+    /// The issuer's authorization and token endpoints, running discovery (and a JWKS
+    /// fetch) first when it has not succeeded yet.
+    pub(crate) async fn sign_in_endpoints(self: &Arc<Self>) -> Result<SignInEndpoints, AuthError> {
+        let mut state = self.fetch.lock().await;
+        if state.jwks_uri.is_none() {
+            let min = self.min_refetch();
+            if state.last_attempt.is_some_and(|t| t.elapsed() < min) && self.current().is_none() {
+                return Err(AuthError::IssuerUnavailable);
+            }
+            self.fetch_locked(&mut state).await?;
+        }
+        state.sign_in.clone().ok_or(AuthError::IssuerUnavailable)
+    }
+
+    /// The client for requests to this issuer (discovery, JWKS, token endpoint).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// Fetches the keys now (start-up warm-up, background refresh).

@@ -9,6 +9,7 @@
 
 mod claims;
 mod jwks;
+mod login;
 
 use std::{
     sync::Arc,
@@ -24,6 +25,7 @@ use serde_json::{Map, Value};
 use crate::{config::OidcIssuerConfig, error::ConfigError, AuthError};
 
 pub(crate) use jwks::Issuer;
+pub use login::{pkce_challenge, random_token, OidcLogin, PendingLogin, SignInError};
 
 /// The algorithms a JWKS issuer's tokens may use.
 pub const ACCEPTED_ALGORITHMS: [Algorithm; 9] = [
@@ -87,6 +89,23 @@ impl OidcVerifier {
                     reason: "audiences is empty: every token would be refused".into(),
                 });
             }
+            if c.client_id.as_deref().is_some_and(str::is_empty) {
+                return Err(ConfigError::Oidc { index, reason: "client_id is empty".into() });
+            }
+            if c.client_id.is_none() && (c.client_secret_env.is_some() || c.redirect_uri.is_some()) {
+                return Err(ConfigError::Oidc {
+                    index,
+                    reason: "client_secret_env and redirect_uri are sign-in settings: set client_id too".into(),
+                });
+            }
+            if let Some(r) = &c.redirect_uri {
+                if !(r.starts_with("https://") || r.starts_with("http://")) {
+                    return Err(ConfigError::Oidc {
+                        index,
+                        reason: format!("redirect_uri {r:?} is not an http(s) URL"),
+                    });
+                }
+            }
             issuers.push(Arc::new(Issuer::new(c.clone(), client.clone())));
         }
         Ok(Self { issuers })
@@ -108,6 +127,28 @@ impl OidcVerifier {
     }
 
     pub(crate) async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
+        let (issuer, claims) = self.decode(token, None).await?;
+        identity_from(&issuer.config, claims)
+    }
+
+    /// The issuer at `index` of the configuration.
+    pub(crate) fn issuer(&self, index: usize) -> Option<&Arc<Issuer>> {
+        self.issuers.get(index)
+    }
+
+    /// The configured issuers, in order.
+    pub(crate) fn issuers(&self) -> &[Arc<Issuer>] {
+        &self.issuers
+    }
+
+    /// Checks `token`'s signature, `iss`, `exp`, `nbf` and `aud` — against `audience`
+    /// when given (an ID token's client id), else the issuer's configured audiences —
+    /// and returns the issuer and the signed claims.
+    pub(crate) async fn decode(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<(Arc<Issuer>, Map<String, Value>), AuthError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(AuthError::Malformed);
@@ -130,11 +171,14 @@ impl OidcVerifier {
         };
         let issuer = self.issuers.iter().find(|i| i.config.issuer == iss).ok_or(AuthError::UntrustedIssuer)?;
         let keys = issuer.candidates(header.kid.as_deref(), alg).await?;
-        let validation = validation(&issuer.config, alg);
+        let mut validation = validation(&issuer.config, alg);
+        if let Some(aud) = audience {
+            validation.set_audience(&[aud]);
+        }
         let mut last = AuthError::BadSignature;
         for key in keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation) {
-                Ok(data) => return identity_from(&issuer.config, data.claims),
+                Ok(data) => return Ok((issuer.clone(), data.claims)),
                 Err(e) => {
                     last = map_error(e.kind());
                     if last != AuthError::BadSignature {
@@ -177,7 +221,7 @@ fn map_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
-fn identity_from(config: &OidcIssuerConfig, claims: Map<String, Value>) -> Result<Verified, AuthError> {
+pub(crate) fn identity_from(config: &OidcIssuerConfig, claims: Map<String, Value>) -> Result<Verified, AuthError> {
     let subject = claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or(AuthError::MissingClaim)?;
     let exp = claims.get("exp").and_then(Value::as_f64).ok_or(AuthError::MissingClaim)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
