@@ -24,7 +24,6 @@ pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBo
 
 /// The cookie that carries a person's session (a session token of
 /// [`cloakroom_identity::SessionKeys::mint`]) for the console.
-#[allow(dead_code)] // until the sign-in surfaces land
 pub(super) const SESSION_COOKIE: &str = "cloakroom_session";
 
 /// `Set-Cookie` for a person's session: readable by the admin listener only (`HttpOnly`,
@@ -42,7 +41,6 @@ pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool
 }
 
 /// The session token in the request's `cloakroom_session` cookie, if any.
-#[allow(dead_code)] // until the console lands
 pub(super) fn session_from_cookie(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
