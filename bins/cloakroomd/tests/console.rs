@@ -105,7 +105,8 @@ async fn csrf(gw: &Cloakroomd, path: &str, token: &str) -> String {
 
 /// A call to `function` held for approval: its approval id.
 async fn held_call(gw: &Cloakroomd, function: &str, body: Value) -> String {
-    let res = client().post(gw.url(&format!("/fn/{function}/go"))).bearer_auth(AGENT_KEY).json(&body).send().await.unwrap();
+    let res =
+        client().post(gw.url(&format!("/fn/{function}/go"))).bearer_auth(AGENT_KEY).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 202, "{function}");
     let v: Value = res.json().await.unwrap();
     v["approval_id"].as_str().unwrap().to_owned()
@@ -166,7 +167,12 @@ async fn a_missing_forged_or_expired_session_is_sent_to_sign_in() {
         .unwrap()
         .to_base64()
         .unwrap();
-    for (token, what) in [(None, "no cookie"), (Some("not-a-key"), "unknown key"), (Some(&*expired), "expired"), (Some(&*forged), "forged")] {
+    for (token, what) in [
+        (None, "no cookie"),
+        (Some("not-a-key"), "unknown key"),
+        (Some(&*expired), "expired"),
+        (Some(&*forged), "forged"),
+    ] {
         for path in ["/console", "/console/audit", "/console/secrets", "/console/approvals/list"] {
             let (status, headers, body) = get(&gw, path, token).await;
             assert_eq!(status, 303, "{what} {path}: {body}");
@@ -264,7 +270,11 @@ async fn a_state_change_without_the_sessions_csrf_token_or_from_another_site_is_
     }
     // The right token from a foreign origin, or a browser that says cross-site.
     let mine = csrf(&gw, "/console", APPROVER_KEY).await;
-    for (origin, site) in [("http://evil.example", "cross-site"), (&*format!("http://{}", gw.admin), "cross-site"), ("null", "same-origin")] {
+    for (origin, site) in [
+        ("http://evil.example", "cross-site"),
+        (&*format!("http://{}", gw.admin), "cross-site"),
+        ("null", "same-origin"),
+    ] {
         let res = client()
             .post(gw.admin_url(&approve))
             .header("cookie", cookie(APPROVER_KEY))
@@ -304,19 +314,25 @@ async fn an_approver_sees_and_decides_only_their_groups_approvals() {
 
     // The lead cannot approve finance's approval through the console, nor the agent its own.
     let token = csrf(&gw, "/console", APPROVER_KEY).await;
-    let (status, _, _) = post(&gw, &format!("/console/approvals/{payroll}/approve"), APPROVER_KEY, &[("csrf", &token)]).await;
+    let (status, _, _) =
+        post(&gw, &format!("/console/approvals/{payroll}/approve"), APPROVER_KEY, &[("csrf", &token)]).await;
     assert_eq!(status, 403);
     let token = csrf(&gw, "/console", AGENT_KEY).await;
-    let (status, _, _) = post(&gw, &format!("/console/approvals/{refund}/approve"), AGENT_KEY, &[("csrf", &token)]).await;
+    let (status, _, _) =
+        post(&gw, &format!("/console/approvals/{refund}/approve"), AGENT_KEY, &[("csrf", &token)]).await;
     assert_eq!(status, 403);
     assert_eq!(gw.admin_get(&format!("/v1/approvals/{payroll}")).await["state"], "pending");
     assert_eq!(gw.admin_get(&format!("/v1/approvals/{refund}")).await["state"], "pending");
 
     // Finance denies with a reason.
     let token = csrf(&gw, "/console", FINANCE_KEY).await;
-    let (status, _, _) =
-        post(&gw, &format!("/console/approvals/{payroll}/deny"), FINANCE_KEY, &[("csrf", &token), ("reason", "not this month")])
-            .await;
+    let (status, _, _) = post(
+        &gw,
+        &format!("/console/approvals/{payroll}/deny"),
+        FINANCE_KEY,
+        &[("csrf", &token), ("reason", "not this month")],
+    )
+    .await;
     assert_eq!(status, 303);
     let a = gw.admin_get(&format!("/v1/approvals/{payroll}")).await;
     assert_eq!(a["state"], "denied");
@@ -354,7 +370,8 @@ async fn only_admins_reach_the_secrets_and_audit_pages() {
         }
         let token = csrf(&gw, "/console", key).await;
         let (status, _, _) =
-            post(&gw, "/console/secrets", key, &[("csrf", &token), ("name", "sneaky"), ("value", "v4lue-sneaky")]).await;
+            post(&gw, "/console/secrets", key, &[("csrf", &token), ("name", "sneaky"), ("value", "v4lue-sneaky")])
+                .await;
         assert_eq!(status, 403, "{key}");
         // Navigation offers them no admin pages.
         let (_, _, page) = get(&gw, "/console", Some(key)).await;
@@ -373,7 +390,13 @@ async fn a_secret_put_through_the_form_is_stored_and_its_value_never_shown() {
         &gw,
         "/console/secrets",
         ADMIN_KEY,
-        &[("csrf", &token), ("name", "stripe"), ("value", value), ("functions", "refund"), ("locations", "header:x-api-key")],
+        &[
+            ("csrf", &token),
+            ("name", "stripe"),
+            ("value", value),
+            ("functions", "refund"),
+            ("locations", "header:x-api-key"),
+        ],
     )
     .await;
     assert_eq!(status, 303);
@@ -398,7 +421,10 @@ async fn a_secret_put_through_the_form_is_stored_and_its_value_never_shown() {
     let (status, _, _) = post(&gw, "/console/secrets/stripe/delete", ADMIN_KEY, &[("csrf", &token)]).await;
     assert_eq!(status, 303);
     let list = gw.admin_get("/v1/secrets").await;
-    assert!(list["secrets"].as_array().unwrap().iter().all(|s| s["name"] != "stripe" || s["has_value"] == false), "{list}");
+    assert!(
+        list["secrets"].as_array().unwrap().iter().all(|s| s["name"] != "stripe" || s["has_value"] == false),
+        "{list}"
+    );
 }
 
 #[tokio::test]

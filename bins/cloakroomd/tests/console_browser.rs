@@ -131,7 +131,10 @@ fn client() -> reqwest::Client {
 #[tokio::test]
 async fn a_person_approves_a_held_call_in_the_browser_and_the_call_goes_through() {
     let Some(path) = chromedriver_path() else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and chromedriver is missing (scripts/test-env.sh installs it)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and chromedriver is missing (scripts/test-env.sh installs it)"
+        );
         eprintln!("skipping: no chromedriver (install Debian's chromium-driver, or source scripts/test-env.sh)");
         return;
     };
@@ -222,5 +225,9 @@ async fn run(browser: &Client, gw: &Cloakroomd, up: &RecordingUpstream) {
     assert!(!page.contains(value));
     save(browser, "secrets").await;
     let stored = gw.admin_get("/v1/secrets").await;
-    assert!(stored["secrets"].as_array().unwrap().iter().any(|s| s["name"] == "refund_api_key" && s["has_value"] == true));
+    assert!(stored["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "refund_api_key" && s["has_value"] == true));
 }

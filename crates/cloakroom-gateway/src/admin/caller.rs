@@ -29,6 +29,9 @@ impl<'a> Caller<'a> {
     /// A caller whose credential is the bare `token` of the console's session cookie
     /// (a gateway-minted session, an operator's Biscuit or an API key), verified by the
     /// same authenticator as `Authorization: Bearer`, with the request's source address.
+    /// A token whose time check fails (a session or Biscuit past its TTL) is
+    /// `unauthenticated` here rather than `forbidden` on every page, so the console sends
+    /// the person to sign in again.
     pub(super) async fn from_token(
         gateway: &'a Gateway,
         token: &str,
@@ -38,6 +41,13 @@ impl<'a> Caller<'a> {
         let authenticator = gateway.authenticator();
         let mut identity = authenticator.verify_token(token).await.map_err(|e| e.to_error())?;
         identity.source_ip = authenticator.source_ip(headers, peer);
+        if let Err(cloakroom_identity::AuthzError::CheckFailed { checks, .. }) =
+            authenticator.authorize(&identity, &Operation::new(Operation::APPROVALS_LIST))
+        {
+            if checks.contains("time(") {
+                return Err(Error::new(ErrorCode::Unauthenticated, "the session has expired: sign in again"));
+            }
+        }
         Ok(Self { gateway, identity })
     }
 
