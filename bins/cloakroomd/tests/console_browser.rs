@@ -116,7 +116,9 @@ async fn sign_in(browser: &Client, gw: &Cloakroomd, key: &str) {
     browser.goto(&gw.admin_url("/console/login")).await.unwrap();
     browser.find(Locator::Css("#token")).await.unwrap().send_keys(key).await.unwrap();
     browser.find(Locator::Css("form.card button[type=submit]")).await.unwrap().click().await.unwrap();
-    browser.wait().for_element(Locator::Css("form.signout")).await.unwrap();
+    if browser.wait().for_element(Locator::Css("form.signout")).await.is_err() {
+        panic!("not signed in: {}\n{}", browser.current_url().await.unwrap(), browser.source().await.unwrap());
+    }
 }
 
 async fn sign_out(browser: &Client) {

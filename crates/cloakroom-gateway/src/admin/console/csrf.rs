@@ -53,25 +53,32 @@ pub(super) fn check(session: &str, presented: Option<&str>) -> Result<(), Error>
 }
 
 /// Refuses a request a browser says came from another site: `Sec-Fetch-Site` other than
-/// `same-origin`, or an `Origin` that is not this listener (`Host`). A request with
-/// neither (not a browser, or a very old one) still needs the CSRF token.
+/// `same-origin`, or an `Origin` that is not this listener (`Host`). `Origin: null` is
+/// what a browser sends for a same-origin form under `Referrer-Policy: no-referrer`, so
+/// it passes only with `Sec-Fetch-Site: same-origin`. A request with neither header
+/// (not a browser) still needs the CSRF token.
 pub(super) fn check_origin(headers: &HeaderMap) -> Result<(), Error> {
     let refuse = |why: &str| {
         tracing::info!(why, "console request refused as cross-site");
         Err(Error::new(ErrorCode::Forbidden, "cross-site requests to the console are refused"))
     };
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return refuse("Sec-Fetch-Site is not same-origin");
-        }
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if site.is_some_and(|s| s != b"same-origin") {
+        return refuse("Sec-Fetch-Site is not same-origin");
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let origin = origin.to_str().unwrap_or("");
-        let same = !host.is_empty()
-            && (origin.strip_prefix("http://") == Some(host) || origin.strip_prefix("https://") == Some(host));
-        if !same {
-            return refuse("Origin is not this listener");
+        if origin == "null" {
+            if site.is_none() {
+                return refuse("Origin is null and Sec-Fetch-Site is missing");
+            }
+        } else {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let same = !host.is_empty()
+                && (origin.strip_prefix("http://") == Some(host) || origin.strip_prefix("https://") == Some(host));
+            if !same {
+                return refuse("Origin is not this listener");
+            }
         }
     }
     Ok(())
@@ -104,6 +111,10 @@ mod tests {
         assert!(check_origin(&h).is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&h).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check_origin(&h).is_ok(), "a same-origin form under no-referrer");
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        assert!(check_origin(&h).is_err(), "Sec-Fetch-Site does not excuse a foreign Origin");
         h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8081"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(check_origin(&h).is_err());
