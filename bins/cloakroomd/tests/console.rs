@@ -403,6 +403,9 @@ async fn a_secret_put_through_the_form_is_stored_and_its_value_never_shown() {
     let (_, _, page) = get(&gw, &location, Some(ADMIN_KEY)).await;
     assert!(page.contains("stripe") && page.contains("cloak_") && page.contains("header:x-api-key"));
     assert!(!page.contains(value));
+    // A crafted link cannot make the page announce a placeholder the catalog does not have.
+    let (_, _, page) = get(&gw, "/console/secrets?stored=ghost", Some(ADMIN_KEY)).await;
+    assert!(!page.contains("ghost"));
 
     // A refused put (bad location) shows the form again without the value.
     let (status, _, page) = post(
@@ -456,4 +459,60 @@ async fn the_audit_pages_search_and_replay_against_todays_policy() {
     assert!(view.contains("Replay against today"), "{view}");
     assert!(view.contains("Nothing changed since the call."), "{view}");
     assert!(view.contains("intact"), "{view}");
+}
+
+#[tokio::test]
+async fn the_dev_banner_links_a_sign_in_that_accepts_only_the_dev_admin_token() {
+    use std::io::{BufRead, BufReader};
+    struct Dev(std::process::Child);
+    impl Drop for Dev {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+    let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
+    let mut child = Dev(std::process::Command::new(binary())
+        .args(["--dev", "--listen", &addr, "--admin-listen", &admin])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        let mut lines = Vec::new();
+        // Read to the end: a closed pipe would fail cloakroomd's next print.
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("/console/login?token=");
+            lines.push(line);
+            if done {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(lines.join("\n"));
+                }
+            }
+        }
+    });
+    let banner = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("a console link").unwrap();
+    let link = banner.lines().last().unwrap().trim().to_owned();
+    let agent = banner.lines().find(|l| l.contains("export CLOAKROOM_AGENT_TOKEN=")).unwrap().split('\'').nth(1).unwrap();
+    assert!(link.starts_with(&format!("http://{admin}/console/login?token=")), "{link}");
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+
+    let res = client().get(&link).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/console", "the token leaves the address bar");
+    assert!(res.headers()["set-cookie"].to_str().unwrap().starts_with(&format!("cloakroom_session={token};")));
+    let res = client().get(format!("http://{admin}/console/secrets")).header("cookie", cookie(&token)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the dev admin sees the admin pages");
+
+    // Any other token, even a valid one of the same process, is not accepted in a URL.
+    for other in [agent, "not-the-dev-token"] {
+        let res = client().get(format!("http://{admin}/console/login?token={other}")).send().await.unwrap();
+        assert_eq!(res.status(), 403);
+        assert!(res.headers().get("set-cookie").is_none());
+    }
 }

@@ -30,7 +30,16 @@ pub(super) async fn page(
     signed.caller.authorize_admin(Operation::new(Operation::SECRETS_LIST))?;
     let nav = signed.nav();
     let list = gateway.catalog().list();
-    let done = param(&signed.query, "done");
+    // What a put or delete redirected here with: a name only. The message is built
+    // from the catalog, so a crafted link cannot show a placeholder that is not real.
+    let done = match (param(&signed.query, "stored"), param(&signed.query, "deleted")) {
+        (Some(n), _) => list
+            .iter()
+            .find(|s| s.name == n)
+            .map(|s| format!("Stored {}; its placeholder is {}", s.name, s.placeholder.as_str())),
+        (None, Some(n)) => Some(format!("Deleted the value of {n}")),
+        _ => None,
+    };
     let (status, refused, kept) = match &outcome {
         Some(Outcome::Refused(m, f)) => (StatusCode::BAD_REQUEST, Some(m.as_str()), Some(*f)),
         None => (StatusCode::OK, None, None),
@@ -101,10 +110,7 @@ pub(super) async fn put(gateway: &Gateway, signed: &Signed<'_>) -> Result<Respon
         Some(BindingSpec { functions, locations, groups, approvers, ..BindingSpec::default() })
     };
     match gateway.catalog().put(name, Secret::from(value.to_owned()), binding).await {
-        Ok(p) => Ok(see_other(&format!(
-            "/console/secrets?done={}",
-            urlencode(&format!("Stored {name}; its placeholder is {}", p.as_str()))
-        ))),
+        Ok(_) => Ok(see_other(&format!("/console/secrets?stored={}", urlencode(name)))),
         // The catalog's messages name the secret and the binding, never the value.
         Err(e) => {
             let e = e.to_error();
@@ -124,7 +130,7 @@ pub(super) async fn delete(gateway: &Gateway, signed: &Signed<'_>, name: &str) -
     if !gateway.catalog().delete(&name).await.map_err(|e| e.to_error())? {
         return Err(Error::new(ErrorCode::NotFound, format!("no value is stored for secret {name:?}")));
     }
-    Ok(see_other(&format!("/console/secrets?done={}", urlencode(&format!("Deleted the value of {name}")))))
+    Ok(see_other(&format!("/console/secrets?deleted={}", urlencode(&name))))
 }
 
 fn urlencode(s: &str) -> String {
