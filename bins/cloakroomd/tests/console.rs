@@ -273,7 +273,9 @@ async fn a_state_change_without_the_sessions_csrf_token_or_from_another_site_is_
     for (origin, site) in [
         ("http://evil.example", "cross-site"),
         (&*format!("http://{}", gw.admin), "cross-site"),
-        ("null", "same-origin"),
+        ("null", "cross-site"),
+        ("http://evil.example", "same-origin"),
+        ("null", "none"),
     ] {
         let res = client()
             .post(gw.admin_url(&approve))
@@ -498,7 +500,8 @@ async fn the_dev_banner_links_a_sign_in_that_accepts_only_the_dev_admin_token() 
     });
     let banner = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("a console link").unwrap();
     let link = banner.lines().last().unwrap().trim().to_owned();
-    let agent = banner.lines().find(|l| l.contains("export CLOAKROOM_AGENT_TOKEN=")).unwrap().split('\'').nth(1).unwrap();
+    let agent =
+        banner.lines().find(|l| l.contains("export CLOAKROOM_AGENT_TOKEN=")).unwrap().split('\'').nth(1).unwrap();
     assert!(link.starts_with(&format!("http://{admin}/console/login?token=")), "{link}");
     let token = link.split("token=").nth(1).unwrap().to_owned();
 
@@ -506,7 +509,8 @@ async fn the_dev_banner_links_a_sign_in_that_accepts_only_the_dev_admin_token() 
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/console", "the token leaves the address bar");
     assert!(res.headers()["set-cookie"].to_str().unwrap().starts_with(&format!("cloakroom_session={token};")));
-    let res = client().get(format!("http://{admin}/console/secrets")).header("cookie", cookie(&token)).send().await.unwrap();
+    let res =
+        client().get(format!("http://{admin}/console/secrets")).header("cookie", cookie(&token)).send().await.unwrap();
     assert_eq!(res.status(), 200, "the dev admin sees the admin pages");
 
     // Any other token, even a valid one of the same process, is not accepted in a URL.

@@ -61,7 +61,7 @@ pub(super) async fn page(
                             @if !b.approvers.is_empty() { br; "approvers " (b.approvers.join(", ")) }
                             @if let Some(e) = b.expires { br; "expires " (super::approvals::rfc3339(e)) }
                          } @else { span.muted { "unbound" } } }
-                    td { (serde_json::to_value(&s.origin).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) }
+                    td { (serde_json::to_value(s.origin).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) }
                     td { @if s.has_value { "stored" } @else { span.muted { "none" } } }
                     td { @if s.has_value {
                         form.delete method="post" action={ "/console/secrets/" (urlencode(&s.name)) "/delete" }
