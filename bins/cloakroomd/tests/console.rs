@@ -297,6 +297,8 @@ async fn a_state_change_without_the_sessions_csrf_token_or_from_another_site_is_
     assert_eq!(status, 303);
     assert!(location.starts_with("/console/approvals?decided="));
     assert_eq!(gw.admin_get(&format!("/v1/approvals/{approval}")).await["state"], "approved");
+    let (_, _, page) = get(&gw, &location, Some(APPROVER_KEY)).await;
+    assert!(page.contains("is now <strong>approved</strong>"), "{page}");
 }
 
 #[tokio::test]
@@ -311,6 +313,9 @@ async fn an_approver_sees_and_decides_only_their_groups_approvals() {
     assert!(fin.contains(&payroll) && !fin.contains(&refund), "{fin}");
     let (_, _, outsider) = get(&gw, "/console", Some(OUTSIDER_KEY)).await;
     assert!(!outsider.contains(&payroll) && !outsider.contains(&refund));
+    // A crafted notice link does not reveal another group's approval either.
+    let (_, _, crafted) = get(&gw, &format!("/console/approvals?decided={payroll}"), Some(APPROVER_KEY)).await;
+    assert!(!crafted.contains(&payroll), "{crafted}");
     let (_, _, admin) = get(&gw, "/console/approvals/list", Some(ADMIN_KEY)).await;
     assert!(admin.contains(&payroll) && admin.contains(&refund));
 

@@ -21,9 +21,18 @@ use crate::{admin::respond::param, forward::GatewayBody, Gateway};
 pub(super) async fn page(gateway: &Gateway, signed: &Signed<'_>) -> Result<Response<GatewayBody>, Error> {
     let nav = signed.nav();
     let list = inbox(gateway, signed, &nav.csrf).await?;
-    let decided = param(&signed.query, "decided");
+    let decided = match param(&signed.query, "decided") {
+        // Told from the store, not from the link: a crafted `?decided=` shows nothing false.
+        Some(id) => match signed.caller.authorize_approval(Operation::APPROVALS_READ, &id).await {
+            Ok((a, identity)) if nav.is_admin || identity.in_any_group(&a.approvers) => Some(a),
+            _ => None,
+        },
+        None => None,
+    };
     let body = html! {
-        @if let Some(d) = decided { p.notice { "Your decision on " code { (d) } " was recorded." } }
+        @if let Some(a) = decided {
+            p.notice { "Approval " code { (a.id) } " (" (a.function) ") is now " strong { (a.state_at(time::OffsetDateTime::now_utc()).as_str()) } "." }
+        }
         div #inbox hx-get="/console/approvals/list" hx-trigger="every 2s" hx-swap="innerHTML" { (list) }
     };
     Ok(layout::html(StatusCode::OK, layout::page("Approvals", Some(&nav), body)))
