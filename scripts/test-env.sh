@@ -86,3 +86,21 @@ if [ -z "${CLOAKROOM_TEST_POSTGRES:-}" ]; then
     fi
 fi
 log "PostgreSQL: $CLOAKROOM_TEST_POSTGRES"
+
+# --- Chromium (the console's browser test) ------------------------------------------
+# bins/cloakroomd/tests/console_browser.rs drives headless Chromium through chromedriver
+# (Debian's chromium and chromium-driver). It finds them on PATH or through
+# CLOAKROOM_CHROMEDRIVER; with CI=true a missing chromedriver fails that test.
+if ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing Debian's chromium and chromium-driver"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        log "chromedriver missing and not root: the console browser test cannot run"
+    fi
+fi
+if command -v chromedriver >/dev/null 2>&1; then
+    export CLOAKROOM_CHROMEDRIVER="$(command -v chromedriver)"
+    log "chromedriver: $CLOAKROOM_CHROMEDRIVER"
+fi

@@ -67,6 +67,8 @@ impl DevSetup {
         };
         let admin_token = mint("dev-admin", "admins")?;
         let agent_token = mint("dev-agent", "agents")?;
+        // The banner's console link signs the dev admin in with this token (dev only).
+        crate::admin::allow_dev_sign_in(&admin_token);
         let root_public_key = root.public().to_string();
         let mut config = Config::default();
         config.server.listen = listen;
@@ -158,6 +160,10 @@ Biscuit root public key: {root}
 3. Read the audit record: who called what, which secret was used where, never its value:
 
     curl -s "http://{admin}/v1/audit?limit=5" -H "Authorization: Bearer $CLOAKROOM_ADMIN_TOKEN"
+
+4. Or open the web console (approvals, audit, secrets), signed in as the dev admin:
+
+    http://{admin}/console/login?token={admin_token}
 "#,
             data_dir = self.data_dir.display(),
             root = self.root_public_key,

@@ -26,6 +26,31 @@ impl<'a> Caller<'a> {
         Ok(Self { gateway, identity })
     }
 
+    /// A caller whose credential is the bare `token` of the console's session cookie
+    /// (a gateway-minted session, an operator's Biscuit or an API key), verified by the
+    /// same authenticator as `Authorization: Bearer`, with the request's source address.
+    /// A token whose time check fails (a session or Biscuit past its TTL) is
+    /// `unauthenticated` here rather than `forbidden` on every page, so the console sends
+    /// the person to sign in again.
+    pub(super) async fn from_token(
+        gateway: &'a Gateway,
+        token: &str,
+        headers: &http::HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Caller<'a>, Error> {
+        let authenticator = gateway.authenticator();
+        let mut identity = authenticator.verify_token(token).await.map_err(|e| e.to_error())?;
+        identity.source_ip = authenticator.source_ip(headers, peer);
+        if let Err(cloakroom_identity::AuthzError::CheckFailed { checks, .. }) =
+            authenticator.authorize(&identity, &Operation::new(Operation::APPROVALS_LIST))
+        {
+            if checks.contains("time(") {
+                return Err(Error::new(ErrorCode::Unauthenticated, "the session has expired: sign in again"));
+            }
+        }
+        Ok(Self { gateway, identity })
+    }
+
     /// The identity, once its credential allows `operation` (else 403 `forbidden`).
     pub(super) fn authorize(&self, operation: Operation) -> Result<&Identity, Error> {
         match self.gateway.authenticator().authorize(&self.identity, &operation) {
@@ -72,6 +97,11 @@ impl<'a> Caller<'a> {
                 Err(e.to_error())
             }
         }
+    }
+
+    /// Who is signed in, for the console's header (no operation is done with it).
+    pub(super) fn subject(&self) -> &str {
+        &self.identity.subject
     }
 
     pub(super) fn is_admin(&self) -> bool {

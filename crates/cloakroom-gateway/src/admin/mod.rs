@@ -38,6 +38,7 @@ use crate::{
 mod api;
 mod caller;
 mod console;
+pub(crate) use console::allow_dev_sign_in;
 mod oidc;
 mod respond;
 mod saml;

@@ -40,7 +40,6 @@ pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool
 }
 
 /// The session token in the request's `cloakroom_session` cookie, if any.
-#[allow(dead_code)] // until the console lands
 pub(super) fn session_from_cookie(headers: &http::HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
