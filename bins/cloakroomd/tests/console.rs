@@ -207,7 +207,7 @@ async fn signing_in_sets_an_http_only_strict_cookie_and_a_bad_credential_is_not_
     assert_eq!(res.headers()["location"], "/console");
     let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(set.starts_with(&format!("cloakroom_session={APPROVER_KEY};")), "{set}");
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"), "{set}");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"), "{set}");
 
     let wrong = "ck_wrong_key_but_looks_plausible_123";
     let res = client().post(gw.admin_url("/console/login")).form(&[("token", wrong)]).send().await.unwrap();

@@ -147,7 +147,7 @@ async fn a_person_signs_in_at_the_idp_and_the_session_works_on_the_admin_api_and
     assert_eq!(res.headers()["location"], "/console/approvals");
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
-        cookie.starts_with("cloakroom_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.starts_with("cloakroom_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
     let cookie_token = cookie["cloakroom_session=".len()..].split(';').next().unwrap().to_owned();

@@ -84,6 +84,7 @@ pub async fn replay(record: &AuditRecord, policy: &dyn ReplayPolicy) -> Result<R
         "biscuit" => AuthMethod::Biscuit,
         "api_key" => AuthMethod::ApiKey,
         "saml" => AuthMethod::Saml,
+        "slack" => AuthMethod::Slack,
         other => return Err(ReplayError::UnknownMethod(other.to_owned())),
     };
     let mut caveats = Vec::new();

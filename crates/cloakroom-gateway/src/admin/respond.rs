@@ -27,13 +27,16 @@ pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBo
 pub(super) const SESSION_COOKIE: &str = "cloakroom_session";
 
 /// `Set-Cookie` for a person's session: readable by the admin listener only (`HttpOnly`,
-/// `Path=/`), never sent on cross-site requests (`SameSite=Strict`), `Secure` when the
+/// `Path=/`), never sent on cross-site subrequests or POSTs (`SameSite=Lax`: a sign-in
+/// arrives by a cross-site POST or redirect from the IdP, after which a `Strict` cookie
+/// would be withheld from the redirect to the console; state changes are POSTs with a
+/// CSRF token besides), `Secure` when the
 /// listener is reached over TLS, gone when the session expires.
 pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool) -> HeaderValue {
     let max_age = session.expires_at.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0);
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
         session.token
     ))
     .expect("a base64url token is a valid header value")

@@ -85,7 +85,7 @@ pub(super) fn sign_out(_gateway: &Gateway) -> Response<GatewayBody> {
 
 /// `Set-Cookie` that removes the session cookie.
 pub(super) fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"))
         .expect("a static cookie is a valid header value")
 }
 
@@ -95,12 +95,11 @@ fn signed_in(gateway: &Gateway, token: String) -> Response<GatewayBody> {
     let ttl = gateway.config().identity.sessions.ttl;
     let max_age = ttl.max(Duration::from_secs(60)).as_secs();
     let mut res = see_other("/console");
-    // The same attributes as `respond::session_cookie` (HttpOnly, SameSite=Strict); the
+    // The same attributes as `respond::session_cookie` (HttpOnly, SameSite=Lax); the
     // admin listener speaks plain HTTP on 127.0.0.1, so no `Secure`. `is_cookie_safe`
     // held for `token`, so the header value is valid.
-    match HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
-    )) {
+    match HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"))
+    {
         Ok(v) => {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
