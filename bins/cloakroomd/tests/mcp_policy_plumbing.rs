@@ -156,6 +156,9 @@ fn check_warns_about_rules_that_can_never_match_and_still_accepts_the_file() {
     assert!(err.contains("\"pay sub-path\"): field `functions[0]`"), "{err}");
     assert!(err.contains("\"pay sub-path\"): field `functions[1]`"), "{err}");
     assert!(err.contains("\"typo method\"): field `methods`: \"PSOT\""), "{err}");
-    assert!(err.contains("(\"ops pay\"): every call it matches is denied by the earlier deny rule \"nobody pays\""), "{err}");
+    assert!(
+        err.contains("(\"ops pay\"): every call it matches is denied by the earlier deny rule \"nobody pays\""),
+        "{err}"
+    );
     assert!(!err.contains("tools ok"), "{err}");
 }
