@@ -94,7 +94,7 @@ fn body(secrets: Vec<Vec<u8>>) -> impl Strategy<Value = (Vec<Vec<u8>>, Vec<u8>)>
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: std::env::var("SHAPE_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128), ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn streamed_equals_oracle(
