@@ -195,7 +195,13 @@ impl AuditLog {
         let chain_id = match &config.chain_id {
             Some(id) if id.trim().is_empty() => return Err(AuditError::Config("chain_id is empty".into())),
             Some(id) => id.clone(),
-            None => replica_id(data_dir)?,
+            None => {
+                // Reads, and on first start writes and fsyncs, a file: off the runtime.
+                let dir = data_dir.to_owned();
+                tokio::task::spawn_blocking(move || replica_id(&dir))
+                    .await
+                    .map_err(|e| AuditError::Sink(SinkError::Task(e.to_string())))??
+            }
         };
         let store: Arc<dyn AuditStore> = match config.sink {
             SinkKind::Embedded => Arc::new(SegmentStore::open(&data_dir.join("audit")).await?),

@@ -113,8 +113,11 @@ impl Catalog {
         match config.backend {
             BackendKind::Embedded => {
                 let key = keys.vault_key().ok_or(KeyError::Missing { var: crate::keys::VAULT_KEY_ENV })?;
-                let dir = data_dir.join("vault");
-                let store = EmbeddedVault::open(&dir, key)?;
+                let (dir, key) = (data_dir.join("vault"), key.clone());
+                // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
+                let store = tokio::task::spawn_blocking(move || EmbeddedVault::open(&dir, &key))
+                    .await
+                    .map_err(|_| VaultError::Unavailable("embedded store: opening did not finish".into()))??;
                 Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
             }
             BackendKind::Openbao => {

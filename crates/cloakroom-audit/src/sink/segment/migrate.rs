@@ -50,7 +50,11 @@ pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<
         fs::remove_dir_all(&migrating)?;
     }
     let records = {
-        let sled = SledSink::open(dir)?;
+        let sled = blocking({
+            let dir = dir.to_owned();
+            move || SledSink::open(&dir)
+        })
+        .await?;
         let store = blocking({
             let migrating = migrating.clone();
             move || SegmentStore::open_here(&migrating, segment_bytes)
