@@ -173,7 +173,9 @@ impl Rule {
                 (false, Some(m.field.into_owned()), m.reason)
             }
         };
-        RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(self.effect), matched, field, reason }
+        // The effect the rule has on this call: plumbing matched through a tool is allowed.
+        let effect = self.verdict(input).unwrap_or(self.effect);
+        RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(effect), matched, field, reason }
     }
 
     // Cheapest and most selective fields first: most rules fail on `functions`. Nothing

@@ -134,6 +134,11 @@ async fn an_approve_rule_on_a_tool_allows_plumbing_without_asking_and_a_deny_on_
     let d = decide(&s, &who("x", &[]), &mcp("pay", "initialize")).await;
     assert_eq!((d.effect, d.rule.as_deref()), (Effect::Allow, Some("refunds need a lead")));
     assert!(d.approvers.is_empty());
+    // explain says so: the approve rule matched, with the effect it has here (allow).
+    let ex = s.explain(&PolicyInput::new(&who("x", &[]), &mcp("pay", "initialize"))).await;
+    let report = ex.rules.iter().find(|r| r.name == "refunds need a lead").unwrap();
+    assert!(report.matched && report.effect == Some(Effect::Allow), "{report:?}");
+    assert!(report.reason.contains("MCP plumbing"), "{report:?}");
     // `*/drop` and `tools/delete` deny tools, not every function's initialize.
     let d = decide(&s, &who("a", &["agents"]), &mcp("tools", "initialize")).await;
     assert_eq!(d.effect, Effect::Allow);
