@@ -7,6 +7,8 @@ Scenarios:
 - main PLACEHOLDER: list tools; call echo, slow (with progress) and drop_db; call refund
   without an approval (expect a pending-approval error).
 - approved APPROVAL_ID PLACEHOLDER: call refund with the Cloakroom-Approval header.
+- plumbing TOOL...: connect, list tools, call each TOOL with no arguments (echo with a
+  text); a refused connection or listing is reported as `connect` / `list`.
 """
 
 import asyncio
@@ -28,12 +30,43 @@ def text_of(result) -> str:
     return "".join(c.text for c in result.content if getattr(c, "type", None) == "text")
 
 
+async def plumbing(url: str, headers: dict, tools: list, out: dict) -> None:
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        try:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                try:
+                    listed = await client.list_tools()
+                except MCPError as e:
+                    out["list"] = error_json(e)
+                    return
+                out["tools"] = sorted(t.name for t in listed.tools)
+                out["calls"] = {}
+                for name in tools:
+                    args = {"text": "hi"} if name == "echo" else {}
+                    try:
+                        r = await client.call_tool(name, args)
+                        out["calls"][name] = {"ok": not r.is_error}
+                    except MCPError as e:
+                        out["calls"][name] = error_json(e)
+        except MCPError as e:
+            out["connect"] = error_json(e)
+        except Exception as e:  # the SDK wraps transport failures in task groups
+            if "tools" not in out:
+                out["connect"] = {"thrown": repr(e)}
+            else:
+                raise
+
+
 async def main() -> None:
     url, token, scenario = sys.argv[1], sys.argv[2], sys.argv[3]
     headers = {"Authorization": f"Bearer {token}"}
     if scenario == "approved":
         headers["Cloakroom-Approval"] = sys.argv[4]
     out: dict = {}
+    if scenario == "plumbing":
+        await plumbing(url, headers, sys.argv[4:], out)
+        print(json.dumps(out))
+        return
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
         async with Client(streamable_http_client(url, http_client=http)) as client:
             out["protocol"] = client.protocol_version

@@ -53,7 +53,11 @@ fn main() -> ExitCode {
     if args.check {
         let path = args.config.as_deref().expect("clap requires --config with --check");
         return match Config::load(path) {
-            Ok(_) => {
+            Ok(config) => {
+                // Rules that can never do anything: worth a look, not a reason to refuse.
+                for w in config.warnings() {
+                    eprintln!("warning: {}: {w}", path.display());
+                }
                 println!("{}: configuration is valid", path.display());
                 ExitCode::SUCCESS
             }
@@ -108,6 +112,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let path = args.config.clone().expect("clap requires --config without --dev");
         (Config::load(&path)?, Some(path))
     };
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
     if let Some(l) = args.listen {
         config.server.listen = l;
     }

@@ -19,11 +19,11 @@
 //! #[async_trait]
 //! impl Policy for NoDeletes {
 //!     fn name(&self) -> &str { "no-deletes" }
-//!     async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+//!     async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
 //!         if input.call.method == "DELETE" {
-//!             Decision::deny("no-deletes", "DELETE is never allowed")
+//!             Some(Decision::deny("no-deletes", "DELETE is never allowed"))
 //!         } else {
-//!             Decision::default_deny() // no opinion
+//!             None // no opinion
 //!         }
 //!     }
 //! }

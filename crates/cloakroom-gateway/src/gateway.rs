@@ -124,7 +124,12 @@ async fn open_approval_store(
 ) -> Result<Arc<dyn ApprovalStore>, GatewayError> {
     match config.store {
         ApprovalStoreKind::Embedded => {
-            let store = SledApprovalStore::open(&data_dir.join("approvals")).map_err(|e| component("approvals", e))?;
+            // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
+            let dir = data_dir.join("approvals");
+            let store = tokio::task::spawn_blocking(move || SledApprovalStore::open(&dir))
+                .await
+                .map_err(|e| component("approvals", e))?
+                .map_err(|e| component("approvals", e))?;
             Ok(Arc::new(store))
         }
         ApprovalStoreKind::Postgres => {
@@ -280,7 +285,10 @@ impl Gateway {
             return Err(component("reload", "this gateway was not started from a configuration file"));
         };
         let _order = self.shared.reloading.lock().await;
-        let config = Config::load(path)?;
+        // Reading the file is blocking I/O; the reload runs on a serving runtime.
+        let path = path.clone();
+        let config =
+            tokio::task::spawn_blocking(move || Config::load(&path)).await.map_err(|e| component("reload", e))??;
         self.apply_locked(config).await
     }
 

@@ -57,7 +57,7 @@ impl Policy for SecretApprovers {
         "secret-approvers"
     }
 
-    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
         let snap = self.catalog.snapshot();
         let mut approvers: Vec<String> = Vec::new();
         let mut names: Vec<&str> = Vec::new();
@@ -74,13 +74,13 @@ impl Policy for SecretApprovers {
             }
         }
         if approvers.is_empty() {
-            return Decision::default_deny();
+            return None;
         }
-        Decision::approve(
+        Some(Decision::approve(
             "secret-approvers",
             format!("secret {} needs approval for every use", names.join(", ")),
             approvers,
-        )
+        ))
     }
 }
 

@@ -24,11 +24,11 @@ impl Policy for NoDeletes {
         "no-deletes"
     }
 
-    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
         if input.call.method == "DELETE" {
-            Decision::deny("no-deletes", "DELETE is never allowed")
+            Some(Decision::deny("no-deletes", "DELETE is never allowed"))
         } else {
-            Decision::default_deny()
+            None
         }
     }
 }

@@ -519,7 +519,7 @@ impl ViewSearch {
         loop {
             if let Some(r) = &self.region {
                 if r.re > pos {
-                    if let Some(m) = search_region(r, target, pos, view_index) {
+                    if let Some(m) = search_region(r, target, view.grammar, hay, pos, view_index) {
                         self.cache = Some((pos, Some(m)));
                         return Some(m);
                     }
@@ -732,12 +732,26 @@ fn decode(g: Grammar, hay: &[u8], rs: usize, re: usize, end: usize, last: bool) 
 
 /// The leftmost-longest match in `r` whose first and last bytes are whole tokens and
 /// which starts at or after `pos`.
-fn search_region(r: &Region, target: &Target, pos: usize, view_index: u8) -> Option<RawMatch> {
+///
+/// In the JSON, HTML and URL views a span without any escape is skipped: it is the
+/// secret's raw form, which the input's own bytes find with the same span. Reporting it
+/// here would be wrong when the region was cut short: a region ends `l - 1` literal
+/// bytes after its last escape, so the longest match at a start in that literal tail may
+/// be a shorter secret there, while a longer one at the same start runs on into the next
+/// region's escape (`aaaaaaaa/\"//c` after another one: the second `aaaaaaaa` must not
+/// win over the `\"`-escaped longer secret, or the rest of it leaks).
+fn search_region(r: &Region, target: &Target, g: Grammar, hay: &[u8], pos: usize, view_index: u8) -> Option<RawMatch> {
     let da = r.src.partition_point(|&s| s < pos);
     let mut search = Search::new(&target.matcher, &r.dec, r.dec.len());
     let mut d = da;
+    let raw_targets = matches!(g, Grammar::Json | Grammar::Html | Grammar::Url | Grammar::UrlPlus);
     while let Some(m) = search.next_from(d) {
         let a = m.start;
+        // The longest match at `a` is as written in the input: so is every shorter one.
+        if raw_targets && hay[r.src[a]..r.src_end[m.end - 1]] == r.dec[a..m.end] {
+            d = a + 1;
+            continue;
+        }
         if r.first(a) {
             if r.last(m.end) {
                 return Some(map(r, target, m.pattern, a, m.end, view_index));

@@ -93,6 +93,27 @@ fn body(secrets: Vec<Vec<u8>>) -> impl Strategy<Value = (Vec<Vec<u8>>, Vec<u8>)>
     })
 }
 
+/// Found by `secrets_sharing_windows_stream_like_the_oracle_on_every_confirmation_path`:
+/// the JSON view's region around the first `\"` ends 12 literal bytes after it, so at
+/// the second occurrence's start it held only `aaaaaaaa` (the shorter secret) and
+/// reported that, while the longer secret, escaped, runs on into the next region. The
+/// longest match at a start must win, or `/\"//c` of the longer secret leaks.
+#[test]
+fn a_shorter_secret_in_a_cut_region_does_not_hide_a_longer_escaped_one_at_the_same_start() {
+    let secrets = vec![b"aaaaaaaa".to_vec(), b"aaaaaaaa/\"//c".to_vec()];
+    let body = b"aaaaaaaa/\\\"//cbaaaaaaaa/\\\"//c".to_vec();
+    let entries = entries(&secrets);
+    let options = no_detectors();
+    let expected = oracle::replace(&entries, &options, &body);
+    assert_eq!(expected, b"\0R1\0b\0R1\0");
+    for cuts in [vec![], vec![9214127891906982338, 14389019638139457413, 9439438667337526105], vec![20], vec![25]] {
+        for matcher in every_path(&entries, &options) {
+            assert_eq!(matcher.replace(&body).output, expected);
+            assert_eq!(streamed(&matcher, &body, &cuts), expected, "cuts {cuts:?}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 

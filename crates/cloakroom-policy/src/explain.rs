@@ -59,6 +59,18 @@ pub struct RuleReport {
 }
 
 impl RuleReport {
+    /// The report of a policy that abstained (no opinion about the call).
+    pub fn abstained(kind: RuleKind, name: &str) -> Self {
+        RuleReport {
+            kind,
+            name: name.to_owned(),
+            effect: None,
+            matched: false,
+            field: None,
+            reason: "no opinion (abstained)".to_owned(),
+        }
+    }
+
     /// A report from a policy's decision: a decision naming a rule counts as a match.
     pub fn from_decision(kind: RuleKind, name: &str, d: &Decision) -> Self {
         let matched = d.rule.is_some();

@@ -3,14 +3,20 @@
 use async_trait::async_trait;
 use cloakroom_core::Decision;
 
-use crate::{explain::RuleReport, PolicyInput};
+use crate::{
+    explain::{RuleKind, RuleReport},
+    PolicyInput,
+};
 
-/// A policy: given a caller and a call, a [`Decision`].
+/// A policy: given a caller and a call, a [`Decision`] — or `None`, no opinion.
 ///
-/// A policy with no opinion about a call returns [`Decision::default_deny`] (a deny with
-/// `rule: None`). Under deny-overrides that is the same as abstaining: the call is
-/// allowed only if another policy allows it and none denies it. A deny that names a rule
-/// (`Decision::deny("rule", …)`) overrides every allow and approve.
+/// `None` abstains: the policy is not applicable to the call, and the others decide
+/// (the call is allowed only if another policy allows it and none denies it; nothing
+/// applicable denies by default). `Some(Decision::deny(…))` refuses the call whatever
+/// the others say (deny-overrides); `Some(Decision::approve(…))` adds an approval
+/// requirement; `Some(Decision::allow(…))` allows it unless something denies or needs
+/// approval. A decision whose `rule` is `None` is named after [`Policy::name`], so even
+/// `Some(Decision::default_deny())` is a real deny, not an abstention.
 ///
 /// The trait is object-safe (`Arc<dyn Policy>`), so custom policy crates plug into a
 /// [`crate::PolicySet`] and into the gateway builder.
@@ -25,11 +31,11 @@ use crate::{explain::RuleReport, PolicyInput};
 /// #[async_trait]
 /// impl Policy for NoDeletes {
 ///     fn name(&self) -> &str { "no-deletes" }
-///     async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+///     async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
 ///         if input.call.method == "DELETE" {
-///             Decision::deny("no-deletes", "DELETE is never allowed")
+///             Some(Decision::deny("no-deletes", "DELETE is never allowed"))
 ///         } else {
-///             Decision::default_deny() // no opinion
+///             None // no opinion
 ///         }
 ///     }
 /// }
@@ -40,13 +46,26 @@ pub trait Policy: Send + Sync {
     /// The policy's name, shown in `explain` output.
     fn name(&self) -> &str;
 
-    /// Decides about one call.
-    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision;
+    /// Decides about one call; `None` abstains (no opinion).
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision>;
 
     /// Why: one report per rule this policy holds. The default reports the policy as one
-    /// rule with the decision `evaluate` gives.
+    /// rule with the decision `evaluate` gives (unmatched when it abstains).
     async fn explain(&self, input: &PolicyInput<'_>) -> Vec<RuleReport> {
-        let d = self.evaluate(input).await;
-        vec![RuleReport::from_decision(crate::explain::RuleKind::Custom, self.name(), &d)]
+        let report = match self.evaluate(input).await {
+            Some(d) => RuleReport::from_decision(RuleKind::Custom, self.name(), &named(d, self.name())),
+            None => RuleReport::abstained(RuleKind::Custom, self.name()),
+        };
+        vec![report]
     }
+}
+
+/// `d` with `rule` set to `name` when the policy left it empty: a decision a policy
+/// returns is never "no opinion" (that is `None`), and denials and audit records name
+/// what decided.
+pub(crate) fn named(mut d: Decision, name: &str) -> Decision {
+    if d.rule.is_none() {
+        d.rule = Some(name.to_owned());
+    }
+    d
 }

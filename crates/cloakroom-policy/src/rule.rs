@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use cloakroom_core::{Effect, FunctionPatterns};
+use cloakroom_core::{Effect, FunctionPattern, FunctionPatterns, Protocol};
 use ipnet::IpNet;
 use regex::Regex;
 
@@ -24,6 +24,10 @@ pub struct Rule {
     /// Literal prefixes of the function globs (up to the first metacharacter), checked
     /// before the globs so that most non-matching rules cost a string compare.
     prefixes: Vec<String>,
+    /// The function part (before the first `/`) of each pattern that names MCP tools
+    /// (`tools/*` → `tools`): an allow or approve rule matching a tool of a function
+    /// also matches that function's protocol plumbing (see [`is_mcp_plumbing`]).
+    tool_functions: Vec<FunctionPattern>,
     groups: Vec<String>,
     subjects: Vec<String>,
     source_cidrs: Vec<IpNet>,
@@ -45,6 +49,14 @@ enum Miss {
     ArgumentNoMatch(usize),
 }
 
+/// How a matching rule matched: the called function itself, or (MCP plumbing only) a
+/// tool of the called function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Function,
+    Tool,
+}
+
 /// Why a rule did not match, spelled out for `explain`.
 struct Mismatch {
     field: Cow<'static, str>,
@@ -61,6 +73,12 @@ impl Rule {
         }
         let functions = FunctionPatterns::new(&config.functions).map_err(|e| err("functions", e.to_string()))?;
         let prefixes = config.functions.iter().map(|p| literal_prefix(p).to_owned()).collect();
+        let tool_functions = if config.effect == Effect::Deny {
+            // A deny of some tools must not take the whole function's plumbing with it.
+            Vec::new()
+        } else {
+            config.functions.iter().filter_map(|p| tool_function(p)).collect()
+        };
         let source_cidrs = config
             .source_cidrs
             .iter()
@@ -99,6 +117,7 @@ impl Rule {
             effect: config.effect,
             functions,
             prefixes,
+            tool_functions,
             groups: config.groups.clone(),
             subjects: config.subjects.clone(),
             source_cidrs,
@@ -128,23 +147,45 @@ impl Rule {
         self.check(input).is_ok()
     }
 
+    /// The effect this rule gives the call, `None` when it does not match. An approve
+    /// rule matching only through a tool of the called function gives `Allow` to that
+    /// function's MCP plumbing: approval is for tool calls, not for `initialize`.
+    pub fn verdict(&self, input: &PolicyInput<'_>) -> Option<Effect> {
+        match self.check(input) {
+            Ok(Via::Tool) => Some(Effect::Allow),
+            Ok(Via::Function) => Some(self.effect),
+            Err(_) => None,
+        }
+    }
+
     /// The verdict with the reason, for `explain`.
     pub fn report(&self, input: &PolicyInput<'_>) -> RuleReport {
         let (matched, field, reason) = match self.check(input) {
-            Ok(()) => (true, None, "every condition matched".to_owned()),
+            Ok(Via::Function) => (true, None, "every condition matched".to_owned()),
+            Ok(Via::Tool) => (
+                true,
+                None,
+                "MCP plumbing of a function whose tools this rule names: allowed (argument conditions apply to tool calls)"
+                    .to_owned(),
+            ),
             Err(miss) => {
                 let m = self.describe(miss, input);
                 (false, Some(m.field.into_owned()), m.reason)
             }
         };
-        RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(self.effect), matched, field, reason }
+        // The effect the rule has on this call: plumbing matched through a tool is allowed.
+        let effect = self.verdict(input).unwrap_or(self.effect);
+        RuleReport { kind: RuleKind::Rule, name: self.name.clone(), effect: Some(effect), matched, field, reason }
     }
 
     // Cheapest and most selective fields first: most rules fail on `functions`. Nothing
     // here allocates: the reason is only spelled out for `explain`.
-    fn check(&self, input: &PolicyInput<'_>) -> Result<(), Miss> {
+    fn check(&self, input: &PolicyInput<'_>) -> Result<Via, Miss> {
         let call = input.call;
         let id = input.identity;
+        // Matched only through a tool of the function: the call is plumbing and carries
+        // no tool arguments, so the rule's argument conditions (about tool calls) do not apply.
+        let mut via_tool = false;
         if !self.functions.is_empty() {
             let f = call.function.as_str();
             let hit = self
@@ -153,7 +194,10 @@ impl Rule {
                 .zip(self.functions.iter())
                 .any(|(prefix, pattern)| f.starts_with(prefix.as_str()) && pattern.matches(f));
             if !hit {
-                return Err(Miss::Functions);
+                via_tool = is_mcp_plumbing(call) && self.tool_functions.iter().any(|p| p.matches(f));
+                if !via_tool {
+                    return Err(Miss::Functions);
+                }
             }
         }
         if !self.subjects.is_empty() && !self.subjects.contains(&id.subject) {
@@ -172,6 +216,9 @@ impl Rule {
                 Some(_) => {}
             }
         }
+        if via_tool {
+            return Ok(Via::Tool);
+        }
         for (i, (pointer, re)) in self.arguments.iter().enumerate() {
             let Some(value) = call.argument(pointer) else {
                 return Err(Miss::ArgumentAbsent(i));
@@ -184,7 +231,7 @@ impl Rule {
                 return Err(Miss::ArgumentNoMatch(i));
             }
         }
-        Ok(())
+        Ok(Via::Function)
     }
 
     fn describe(&self, miss: Miss, input: &PolicyInput<'_>) -> Mismatch {
@@ -216,6 +263,32 @@ impl Rule {
     fn patterns(&self) -> Vec<&str> {
         self.functions.iter().map(|p| p.as_str()).collect()
     }
+}
+
+/// Whether `call` is an MCP function's protocol plumbing rather than a tool call:
+/// `initialize`, `tools/list`, `ping`, `notifications/*`, responses, batches without a
+/// tool call, and the session's GET stream and DELETE. The gateway names all of these
+/// the bare function (`tools`), tool calls `<function>/<tool>` with detail `tools/call`.
+pub(crate) fn is_mcp_plumbing(call: &cloakroom_core::Call) -> bool {
+    call.protocol == Protocol::Mcp && !call.function.contains('/') && call.detail.as_deref() != Some("tools/call")
+}
+
+/// The function part of a pattern that names tools of a function: `tools` of
+/// `tools/*`, `tools/search` or `tools/**`, `t*` of `t*/search`, `**` of `**/x`.
+/// `None` for a pattern of bare functions (`tools`, `*`) — those match plumbing
+/// themselves — and for one whose function part does not compile on its own. Any glob
+/// segment after the first matches some tool name, so the pattern matches a tool of
+/// every function its first segment matches.
+fn tool_function(pattern: &str) -> Option<FunctionPattern> {
+    let (first, rest) = match pattern.split_once('/') {
+        Some((first, rest)) => (first, rest),
+        // `**` alone (or `**` inside the only segment) already matches bare names.
+        None => return None,
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    FunctionPattern::new(first).ok()
 }
 
 /// A CIDR, or a bare address meaning that single host.

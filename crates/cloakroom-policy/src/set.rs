@@ -13,6 +13,7 @@ use crate::{
     config::{DatalogLimitsConfig, PolicyConfig},
     datalog::{self, DatalogPolicy},
     explain::{Explanation, RuleKind, RuleReport},
+    policy::named,
     rule::Rule,
     Policy, PolicyError, PolicyInput,
 };
@@ -194,10 +195,8 @@ impl PolicySet {
         let mut best: Option<Decision> = None;
         // Built-in rules without allocating for those that do not match.
         for rule in &self.rules {
-            if !rule.matches(input) {
-                continue;
-            }
-            match rule.effect() {
+            let Some(effect) = rule.verdict(input) else { continue };
+            match effect {
                 Effect::Deny => return Decision::deny(rule.name(), "denied by rule"),
                 Effect::Approve => require_approval(
                     &mut best,
@@ -222,8 +221,9 @@ impl PolicySet {
             }
         }
         for p in &self.custom {
-            let d = p.evaluate(input).await;
-            if let Some(deny) = fold(&mut best, d) {
+            // An abstaining policy is not applicable: it changes nothing.
+            let Some(d) = p.evaluate(input).await else { continue };
+            if let Some(deny) = fold(&mut best, named(d, p.name())) {
                 return deny;
             }
         }
@@ -236,8 +236,8 @@ impl PolicySet {
         let mut decisions = Vec::new();
         for rule in &self.rules {
             let report = rule.report(input);
-            if report.matched {
-                decisions.push(match rule.effect() {
+            if let Some(effect) = rule.verdict(input) {
+                decisions.push(match effect {
                     Effect::Deny => Decision::deny(rule.name(), "denied by rule"),
                     Effect::Approve => Decision::approve(rule.name(), "approval required", rule.approvers().to_vec()),
                     Effect::Allow => Decision::allow(rule.name(), "allowed by rule"),
@@ -258,9 +258,10 @@ impl PolicySet {
             }
         }
         for p in &self.custom {
-            let d = p.evaluate(input).await;
+            if let Some(d) = p.evaluate(input).await {
+                decisions.push(named(d, p.name()));
+            }
             reports.extend(p.explain(input).await);
-            decisions.push(d);
         }
         let mut best = None;
         let mut denied = None;
@@ -328,7 +329,8 @@ fn require_approval(best: &mut Option<Decision>, d: Decision) {
 
 /// Folds one decision into the running best; returns the deny that ends evaluation.
 fn fold(best: &mut Option<Decision>, d: Decision) -> Option<Decision> {
-    // A decision without a rule is "no opinion".
+    // A Datalog file's decision without a rule is "no opinion" (custom policies'
+    // decisions are named before they get here: theirs abstain with `None`).
     d.rule.as_ref()?;
     match d.effect {
         Effect::Deny => Some(d),
@@ -351,8 +353,11 @@ impl Policy for PolicySet {
         "policy set"
     }
 
-    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
-        PolicySet::evaluate(self, input).await
+    /// A nested set abstains when nothing in it applies (its default deny is the
+    /// outer set's to give).
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
+        let d = PolicySet::evaluate(self, input).await;
+        d.rule.is_some().then_some(d)
     }
 
     async fn explain(&self, input: &PolicyInput<'_>) -> Vec<RuleReport> {

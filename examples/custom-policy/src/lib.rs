@@ -4,7 +4,7 @@
 //! Built-in rules cannot say "outside business hours"; a few lines of Rust can. The
 //! policy implements [`cloakroom_policy::Policy`] and is plugged into the policy set next
 //! to the rules and Datalog files of `cloakroom.toml`, with the same deny-overrides
-//! combination: it never allows anything by itself (it returns "no opinion" for calls it
+//! combination: it never allows anything by itself (it abstains, `None`, for calls it
 //! does not care about), it only adds an approval requirement.
 //!
 //! ```
@@ -137,17 +137,18 @@ impl Policy for RefundHours {
         "refund-hours"
     }
 
-    async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
+    async fn evaluate(&self, input: &PolicyInput<'_>) -> Option<Decision> {
         if !self.functions.matches(&input.call.function) {
-            return Decision::default_deny(); // not a refund: no opinion
+            return None; // not a refund: no opinion
         }
         match Self::amount(input) {
-            Some(amount) if amount > self.threshold && !self.in_business_hours(input) => Decision::approve(
+            Some(amount) if amount > self.threshold && !self.in_business_hours(input) => Some(Decision::approve(
                 "refund-hours",
                 format!("refunds above {} outside business hours need approval", self.threshold),
                 self.approvers.clone(),
-            ),
-            _ => Decision::default_deny(),
+            )),
+            // Small, or in business hours: no opinion; the configuration's rules decide.
+            _ => None,
         }
     }
 }

@@ -86,3 +86,23 @@ async fn explain_shows_the_custom_policy() {
     assert!(custom.matched);
     assert_eq!(custom.name, "refund-hours");
 }
+
+#[tokio::test]
+async fn the_policy_abstains_on_calls_it_has_no_opinion_about() {
+    use cloakroom_policy::Policy;
+    let policy = RefundHours::new(500, vec!["finance-leads".into()]);
+    let id = support();
+    let saturday = datetime!(2026-11-28 11:00 UTC);
+    // Not a refund, or a small one: `None`, not a deny.
+    let mut list = refund(serde_json::json!(900));
+    list.function = "payments/list".into();
+    assert_eq!(policy.evaluate(&PolicyInput::new(&id, &list).at(saturday)).await, None);
+    assert_eq!(policy.evaluate(&PolicyInput::new(&id, &refund(serde_json::json!(40))).at(saturday)).await, None);
+    let d = policy.evaluate(&PolicyInput::new(&id, &refund(serde_json::json!(900))).at(saturday)).await.unwrap();
+    assert_eq!(d.effect, Effect::Approve);
+    // explain reports an abstention as not matched.
+    let ex = set().explain(&PolicyInput::new(&id, &list).at(saturday)).await;
+    let custom = ex.rules.iter().find(|r| r.kind == RuleKind::Custom).unwrap();
+    assert!(!custom.matched, "{custom:?}");
+    assert_eq!(ex.decision.effect, Effect::Allow);
+}

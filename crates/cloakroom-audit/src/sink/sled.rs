@@ -6,6 +6,8 @@
 //! leaf on every insert, so one value per run instead of one per record is what makes
 //! group commits of 1 KiB-body records fast. Key `c` + call id -> `seq` indexes calls.
 //! A batch is written with one atomic sled batch and flushed before `append` returns.
+//! Every sled call (writes, reads, scans; they block on disk I/O) runs on tokio's
+//! blocking pool, never on a serving thread.
 
 use std::path::Path;
 
@@ -81,7 +83,6 @@ impl AuditSink for SledSink {
 
     async fn append(&self, batch: &[SealedRecord]) -> Result<(), SinkError> {
         let Some(first) = batch.first() else { return Ok(()) };
-        let tree = self.chain_tree(&first.chain_id)?;
         let mut b = sled::Batch::default();
         for run in batch.chunks(RUN_LEN) {
             let mut value = Vec::with_capacity(run.iter().map(|r| r.text.len() + 1).sum());
@@ -95,8 +96,9 @@ impl AuditSink for SledSink {
             }
             b.insert(&record_key(run[0].seq)[..], value);
         }
-        let db = self.db.clone();
+        let (s, chain_id) = (self.clone(), first.chain_id.clone());
         blocking(move || {
+            let (tree, db) = (s.chain_tree(&chain_id)?, &s.db);
             tree.apply_batch(b)?;
             db.flush()?;
             Ok(())
@@ -128,6 +130,34 @@ fn records_from(tree: &sled::Tree, from: u64) -> impl Iterator<Item = Result<(u6
 #[async_trait]
 impl AuditStore for SledSink {
     async fn head(&self, chain_id: &str) -> Result<Option<(u64, String)>, SinkError> {
+        let (s, chain_id) = (self.clone(), chain_id.to_owned());
+        blocking(move || s.head_now(&chain_id)).await
+    }
+
+    async fn chain_ids(&self) -> Result<Vec<String>, SinkError> {
+        let s = self.clone();
+        blocking(move || Ok(s.chain_ids_now())).await
+    }
+
+    async fn scan(&self, chain_id: &str, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, SinkError> {
+        let (s, chain_id) = (self.clone(), chain_id.to_owned());
+        blocking(move || s.scan_now(&chain_id, after, limit)).await
+    }
+
+    async fn query(&self, query: &RecordQuery, local_chain: &str) -> Result<Vec<Vec<u8>>, SinkError> {
+        let (s, query, local_chain) = (self.clone(), query.clone(), local_chain.to_owned());
+        blocking(move || s.query_now(&query, &local_chain)).await
+    }
+
+    async fn find(&self, call_id: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        let (s, call_id) = (self.clone(), call_id.to_owned());
+        blocking(move || s.find_now(&call_id)).await
+    }
+}
+
+/// The reads of [`AuditStore`], blocking (called on the blocking pool).
+impl SledSink {
+    fn head_now(&self, chain_id: &str) -> Result<Option<(u64, String)>, SinkError> {
         let tree = self.chain_tree(chain_id)?;
         let Some((k, v)) = tree.scan_prefix(b"r").next_back().transpose()? else { return Ok(None) };
         let first = seq_of_key(&k)?;
@@ -137,7 +167,7 @@ impl AuditStore for SledSink {
         Ok(Some((record.seq, record.hash)))
     }
 
-    async fn chain_ids(&self) -> Result<Vec<String>, SinkError> {
+    fn chain_ids_now(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .db
             .tree_names()
@@ -146,10 +176,10 @@ impl AuditStore for SledSink {
             .filter_map(|n| n.strip_prefix(TREE_PREFIX).map(str::to_owned))
             .collect();
         ids.sort();
-        Ok(ids)
+        ids
     }
 
-    async fn scan(&self, chain_id: &str, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, SinkError> {
+    fn scan_now(&self, chain_id: &str, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, SinkError> {
         let tree = self.chain_tree(chain_id)?;
         let from = match after {
             None => 0,
@@ -159,10 +189,10 @@ impl AuditStore for SledSink {
         records_from(&tree, from).take(limit).collect()
     }
 
-    async fn query(&self, query: &RecordQuery, local_chain: &str) -> Result<Vec<Vec<u8>>, SinkError> {
+    fn query_now(&self, query: &RecordQuery, local_chain: &str) -> Result<Vec<Vec<u8>>, SinkError> {
         let chains = match &query.chain_id {
             Some(c) => vec![c.clone()],
-            None => self.chain_ids().await?,
+            None => self.chain_ids_now(),
         };
         let mut out = Vec::new();
         for chain in chains {
@@ -193,8 +223,8 @@ impl AuditStore for SledSink {
         Ok(out)
     }
 
-    async fn find(&self, call_id: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        for chain in self.chain_ids().await? {
+    fn find_now(&self, call_id: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        for chain in self.chain_ids_now() {
             let tree = self.chain_tree(&chain)?;
             if let Some(seq) = tree.get(call_key(call_id))? {
                 let seq: [u8; 8] = seq.as_ref().try_into().map_err(|_| SinkError::Corrupt("call index".into()))?;

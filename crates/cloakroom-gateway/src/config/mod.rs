@@ -29,6 +29,7 @@ mod function;
 mod keys;
 mod locate;
 mod server;
+mod warnings;
 
 use std::{collections::HashMap, path::Path};
 

@@ -1,4 +1,7 @@
 //! The embedded approval store (sled), the default for a single gateway.
+//!
+//! sled's reads, compare-and-swaps and scans block on disk I/O (a page fault on a cold
+//! tree, a segment read): each runs on tokio's blocking pool, never on a serving thread.
 
 use std::path::Path;
 
@@ -31,6 +34,16 @@ impl SledApprovalStore {
     }
 }
 
+/// Runs `f` on the blocking pool. A task that panicked or was cancelled (the runtime
+/// shutting down) is an I/O error of the store; the panic's message is not repeated.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(StoreError::Sled(sled::Error::Io(std::io::Error::other("the store's blocking task did not finish"))))
+    })
+}
+
 fn decode(bytes: &[u8]) -> Result<Approval, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -42,7 +55,8 @@ fn encode(a: &Approval) -> Result<Vec<u8>, StoreError> {
 #[async_trait]
 impl ApprovalStore for SledApprovalStore {
     async fn insert(&self, approval: &Approval) -> Result<(), StoreError> {
-        let res = self.tree.compare_and_swap(&approval.id, None::<&[u8]>, Some(encode(approval)?))?;
+        let (tree, id, bytes) = (self.tree.clone(), approval.id.clone(), encode(approval)?);
+        let res = blocking(move || Ok(tree.compare_and_swap(&id, None::<&[u8]>, Some(bytes))?)).await?;
         if res.is_err() {
             return Err(StoreError::Corrupt(format!("approval {} already exists", approval.id)));
         }
@@ -51,7 +65,8 @@ impl ApprovalStore for SledApprovalStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Approval>, StoreError> {
-        self.tree.get(id)?.map(|v| decode(&v)).transpose()
+        let (tree, id) = (self.tree.clone(), id.to_owned());
+        blocking(move || tree.get(id)?.map(|v| decode(&v)).transpose()).await
     }
 
     async fn list(
@@ -60,29 +75,37 @@ impl ApprovalStore for SledApprovalStore {
         now: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<Approval>, StoreError> {
-        // Ids are UUIDv7: key order is creation order.
-        let mut out = Vec::new();
-        for kv in self.tree.iter().rev() {
-            if out.len() >= limit {
-                break;
+        let tree = self.tree.clone();
+        blocking(move || {
+            // Ids are UUIDv7: key order is creation order.
+            let mut out = Vec::new();
+            for kv in tree.iter().rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let a = decode(&kv?.1)?.at(now);
+                if state.is_none_or(|s| a.state == s) {
+                    out.push(a);
+                }
             }
-            let a = decode(&kv?.1)?.at(now);
-            if state.is_none_or(|s| a.state == s) {
-                out.push(a);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn replace(&self, current: &Approval, new: &Approval) -> Result<bool, StoreError> {
-        let Some(old) = self.tree.get(&current.id)? else { return Ok(false) };
-        if decode(&old)?.revision != current.revision {
-            return Ok(false);
+        let (tree, id, revision, bytes) = (self.tree.clone(), current.id.clone(), current.revision, encode(new)?);
+        let swapped = blocking(move || {
+            let Some(old) = tree.get(&id)? else { return Ok(false) };
+            if decode(&old)?.revision != revision {
+                return Ok(false);
+            }
+            Ok(tree.compare_and_swap(&id, Some(old), Some(bytes))?.is_ok())
+        })
+        .await?;
+        if swapped {
+            self.db.flush_async().await?;
         }
-        if self.tree.compare_and_swap(&current.id, Some(old), Some(encode(new)?))?.is_err() {
-            return Ok(false);
-        }
-        self.db.flush_async().await?;
-        Ok(true)
+        Ok(swapped)
     }
 }

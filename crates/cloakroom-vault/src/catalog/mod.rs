@@ -30,106 +30,30 @@
 use std::{
     collections::HashMap,
     path::Path,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, Weak,
-    },
+    sync::{atomic::AtomicU64, Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use cloakroom_core::{Error, ErrorCode, Placeholder, Secret};
-use cloakroom_mask::{MaskHandle, MaskingConfig, Matcher};
+use cloakroom_core::{Placeholder, Secret};
+use cloakroom_mask::MaskingConfig;
 
 use crate::{
-    binding::{Binding, BindingError, BindingSpec},
+    binding::{Binding, BindingSpec},
     config::{BackendKind, SecretConfig, VaultConfig},
     keys::{Key, KeyError, Keys},
     store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError},
 };
 
+mod error;
+mod listeners;
 mod snapshot;
+
+pub use error::{validate_name, CatalogError};
+use listeners::RebuildState;
 
 use snapshot::CachedValue;
 pub use snapshot::{ApprovalNeed, CatalogEntry, CatalogSnapshot, Origin, SecretInfo, ValuePattern};
-
-/// Why a catalog operation failed. Messages never contain a value.
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    /// The name is not 1-128 characters of `A-Z a-z 0-9 _ . -` starting with a letter or digit.
-    #[error("invalid secret name {0:?}: use 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit")]
-    InvalidName(String),
-    /// The binding does not compile.
-    #[error("secret {name:?}: {source}")]
-    Binding {
-        /// The secret.
-        name: String,
-        /// Why.
-        source: BindingError,
-    },
-    /// An API put tried to change the binding of a config-declared secret.
-    #[error("secret {0:?} is declared in the configuration with a different binding; the configuration wins")]
-    Conflict(String),
-    /// The secret has no value in the vault.
-    #[error("secret {0:?} has no value in the vault")]
-    NoValue(String),
-    /// A value must not be empty.
-    #[error("secret {0:?}: the value is empty")]
-    EmptyValue(String),
-    /// The backend failed.
-    #[error(transparent)]
-    Vault(#[from] VaultError),
-    /// The keys could not be loaded.
-    #[error(transparent)]
-    Keys(#[from] KeyError),
-}
-
-impl CatalogError {
-    /// The wire error code.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            CatalogError::InvalidName(_) | CatalogError::Binding { .. } | CatalogError::EmptyValue(_) => {
-                ErrorCode::BadRequest
-            }
-            CatalogError::Conflict(_) => ErrorCode::Conflict,
-            CatalogError::NoValue(_) => ErrorCode::NotFound,
-            CatalogError::Vault(e) => e.code(),
-            CatalogError::Keys(_) => ErrorCode::Internal,
-        }
-    }
-
-    /// As a wire error.
-    pub fn to_error(&self) -> Error {
-        Error::new(self.code(), self.to_string())
-    }
-}
-
-/// Checks a secret name (also a path segment in OpenBao, so kept simple).
-pub fn validate_name(name: &str) -> Result<(), CatalogError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(CatalogError::InvalidName(name.to_owned()))
-    }
-}
-
-type Listener = Arc<dyn Fn(&CatalogSnapshot) + Send + Sync>;
-
-/// What the listeners (the masker) have been built from, behind one lock so that a
-/// listener registered while a writer is between its rebuild and its snapshot store
-/// still starts from that writer's snapshot, not the older visible one.
-#[derive(Default)]
-struct RebuildState {
-    /// Generation of the last rebuild that ran.
-    done: u64,
-    listeners: Vec<Listener>,
-    /// The snapshot of the last rebuild that ran: the visible one, or the one about to be.
-    latest: Option<Arc<CatalogSnapshot>>,
-}
 
 /// The secret catalog (see the module docs).
 pub struct Catalog {
@@ -189,8 +113,11 @@ impl Catalog {
         match config.backend {
             BackendKind::Embedded => {
                 let key = keys.vault_key().ok_or(KeyError::Missing { var: crate::keys::VAULT_KEY_ENV })?;
-                let dir = data_dir.join("vault");
-                let store = EmbeddedVault::open(&dir, key)?;
+                let (dir, key) = (data_dir.join("vault"), key.clone());
+                // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
+                let store = tokio::task::spawn_blocking(move || EmbeddedVault::open(&dir, &key))
+                    .await
+                    .map_err(|_| VaultError::Unavailable("embedded store: opening did not finish".into()))??;
                 Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
             }
             BackendKind::Openbao => {
@@ -247,64 +174,6 @@ impl Catalog {
     /// The current snapshot (never blocks).
     pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
         self.snapshot.load_full()
-    }
-
-    /// Registers a listener called (on a blocking thread) with the new snapshot on every
-    /// change, before the snapshot becomes visible to requests, and once now, on the
-    /// calling thread, before this returns. The gateway uses it to rebuild the response
-    /// masker from [`CatalogSnapshot::value_patterns`].
-    ///
-    /// The first call and the registration happen under the lock the rebuilds take, so a
-    /// change made concurrently is never missed: either its rebuild already ran (and the
-    /// first call sees its snapshot) or it runs later with this listener.
-    pub fn on_change(&self, listener: impl Fn(&CatalogSnapshot) + Send + Sync + 'static) {
-        let listener: Listener = Arc::new(listener);
-        let mut state = self.rebuild_state.lock().unwrap_or_else(|p| p.into_inner());
-        let current = state.latest.clone().unwrap_or_else(|| self.snapshot.load_full());
-        listener(&current);
-        state.listeners.push(listener);
-    }
-
-    /// Keeps `handle` holding a response masker for the current secrets: builds one and
-    /// stores it in `handle` before returning (so secrets loaded from the store at start
-    /// are masked from the first response), and a new one (on a blocking thread) on every
-    /// change, before [`Catalog::put`] / [`Catalog::delete`] / [`Catalog::refresh`]
-    /// return, with the encodings, replacement and detectors of `masking`.
-    ///
-    /// A catalog has one set of masking settings, used by every masker attached to it:
-    /// the last given here or to [`Catalog::set_masking`].
-    pub fn attach_masker(&self, handle: MaskHandle, masking: MaskingConfig) {
-        self.masking.store(Arc::new(masking));
-        let settings = self.masking.clone();
-        self.on_change(move |snap| {
-            let masking = settings.load();
-            match Matcher::build(snap.mask_entries(&masking), &masking.options()) {
-                Ok(m) => {
-                    for refused in m.refused() {
-                        tracing::warn!(%refused, "secret only partly masked");
-                    }
-                    handle.store(m);
-                }
-                Err(e) => tracing::error!(error = %e, "building the response masker failed; keeping the previous one"),
-            }
-        });
-    }
-
-    /// Replaces the masking settings (a configuration reload of `[masking]`): every
-    /// attached masker is rebuilt with them before this returns. Ordered with
-    /// [`Catalog::put`], [`Catalog::delete`] and [`Catalog::refresh`], so the rebuilt
-    /// maskers hold every secret those have stored.
-    pub async fn set_masking(&self, masking: MaskingConfig) {
-        let _w = self.writer.lock().await;
-        self.masking.store(Arc::new(masking));
-        // Under the writer lock the visible snapshot is the newest: no change is between
-        // its rebuild and its publication.
-        self.rebuild(self.snapshot.load_full()).await;
-    }
-
-    /// The masking settings attached maskers are built with.
-    pub fn masking(&self) -> Arc<MaskingConfig> {
-        self.masking.load_full()
     }
 
     fn entry(&self, name: &str, binding: Option<Arc<Binding>>, origin: Origin, value: Option<Secret>) -> CatalogEntry {
@@ -574,48 +443,6 @@ impl Catalog {
             }
         }
         out
-    }
-
-    /// Makes `snapshot` current. When it changed, the listeners (the masker) run first,
-    /// so that a value the detokenizer can substitute is already masked in responses.
-    async fn publish(&self, snapshot: CatalogSnapshot, changed: bool) {
-        let snapshot = Arc::new(snapshot);
-        if changed {
-            self.rebuild(snapshot.clone()).await;
-        }
-        self.snapshot.store(snapshot);
-    }
-
-    /// Runs the listeners with `snapshot` on a blocking thread and waits for them.
-    /// Rebuilds are serialized; one superseded by a newer one before it starts is skipped.
-    async fn rebuild(&self, snapshot: Arc<CatalogSnapshot>) {
-        let generation = self.rebuild_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let state = self.rebuild_state.clone();
-        {
-            // No listener yet: only remember the snapshot (no thread needed).
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            if s.listeners.is_empty() {
-                if s.done < generation {
-                    s.done = generation;
-                    s.latest = Some(snapshot);
-                }
-                return;
-            }
-        }
-        let run = move || {
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            if s.done > generation {
-                return;
-            }
-            for l in &s.listeners {
-                l(&snapshot);
-            }
-            s.done = generation;
-            s.latest = Some(snapshot);
-        };
-        if let Err(e) = tokio::task::spawn_blocking(run).await {
-            tracing::error!(error = %e, "a catalog listener panicked");
-        }
     }
 }
 

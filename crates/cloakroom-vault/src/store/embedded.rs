@@ -6,6 +6,9 @@
 //! name does not decrypt. The plaintext is `u32 BE length | value | binding JSON`.
 //! A key-check record (`meta/keycheck`) written on first open makes a wrong key a clear
 //! start-up error instead of garbage later.
+//!
+//! sled's reads, compare-and-swaps and scans can block on disk I/O: the trait's methods
+//! run them on tokio's blocking pool, never on a serving thread.
 
 use std::path::Path;
 
@@ -43,6 +46,16 @@ fn storage(e: sled::Error) -> VaultError {
 /// `sled::open`, waiting out a held directory lock (see [`cloakroom_core::sled_open`]).
 fn open_sled(dir: &Path) -> Result<sled::Db, VaultError> {
     cloakroom_core::sled_open::open(&sled::Config::new().path(dir)).map_err(storage)
+}
+
+/// Runs `f` on the blocking pool; a task that panicked or was cancelled (the runtime
+/// shutting down) makes the store unavailable for this call.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, VaultError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|_| Err(VaultError::Unavailable("embedded store: a blocking task did not finish".into())))
 }
 
 fn aad(name: &str) -> Vec<u8> {
@@ -128,7 +141,8 @@ impl Vault for EmbeddedVault {
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredSecret>, VaultError> {
-        match self.secrets.get(name).map_err(storage)? {
+        let (tree, key) = (self.secrets.clone(), name.to_owned());
+        match blocking(move || tree.get(key).map_err(storage)).await? {
             Some(rec) => self.decode(name, &rec).map(Some),
             None => Ok(None),
         }
@@ -143,10 +157,42 @@ impl Vault for EmbeddedVault {
     ) -> Result<u64, VaultError> {
         let plain = encode_plain(value, binding);
         let sealed = self.seal(&plain, &aad(name));
-        // Compare-and-swap loop: concurrent puts get increasing versions, and an explicit
-        // `cas` fails cleanly when another writer got there first.
+        let (tree, name) = (self.secrets.clone(), name.to_owned());
+        let version = blocking(move || Self::swap_in(&tree, &name, &sealed, cas)).await?;
+        self.db.flush_async().await.map_err(storage)?;
+        Ok(version)
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        let (tree, key) = (self.secrets.clone(), name.to_owned());
+        let old = blocking(move || tree.remove(key).map_err(storage)).await?;
+        self.db.flush_async().await.map_err(storage)?;
+        Ok(old.is_some())
+    }
+
+    async fn list(&self) -> Result<Vec<String>, VaultError> {
+        let tree = self.secrets.clone();
+        blocking(move || {
+            tree.iter()
+                .keys()
+                .map(|k| {
+                    let k = k.map_err(storage)?;
+                    String::from_utf8(k.to_vec())
+                        .map_err(|_| VaultError::Malformed { name: "?".into(), reason: "name is not UTF-8".into() })
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+impl EmbeddedVault {
+    /// Stores `sealed` as the next version of `name` (blocking: sled I/O). A
+    /// compare-and-swap loop: concurrent puts get increasing versions, and an explicit
+    /// `cas` fails cleanly when another writer got there first.
+    fn swap_in(tree: &sled::Tree, name: &str, sealed: &[u8], cas: Option<u64>) -> Result<u64, VaultError> {
         loop {
-            let current = self.secrets.get(name).map_err(storage)?;
+            let current = tree.get(name).map_err(storage)?;
             let current_version = match &current {
                 Some(rec) if rec.len() >= 9 => u64::from_be_bytes(rec[1..9].try_into().expect("8 bytes")),
                 _ => 0,
@@ -160,34 +206,13 @@ impl Vault for EmbeddedVault {
             let mut rec = Vec::with_capacity(9 + sealed.len());
             rec.push(FORMAT);
             rec.extend_from_slice(&version.to_be_bytes());
-            rec.extend_from_slice(&sealed);
-            match self.secrets.compare_and_swap(name, current, Some(rec)).map_err(storage)? {
-                Ok(()) => {
-                    self.db.flush_async().await.map_err(storage)?;
-                    return Ok(version);
-                }
+            rec.extend_from_slice(sealed);
+            match tree.compare_and_swap(name, current, Some(rec)).map_err(storage)? {
+                Ok(()) => return Ok(version),
                 Err(_) if cas.is_some() => return Err(VaultError::Conflict { name: name.to_owned() }),
                 Err(_) => continue,
             }
         }
-    }
-
-    async fn delete(&self, name: &str) -> Result<bool, VaultError> {
-        let old = self.secrets.remove(name).map_err(storage)?;
-        self.db.flush_async().await.map_err(storage)?;
-        Ok(old.is_some())
-    }
-
-    async fn list(&self) -> Result<Vec<String>, VaultError> {
-        self.secrets
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k.map_err(storage)?;
-                String::from_utf8(k.to_vec())
-                    .map_err(|_| VaultError::Malformed { name: "?".into(), reason: "name is not UTF-8".into() })
-            })
-            .collect()
     }
 }
 

@@ -49,6 +49,12 @@ use crate::{
     AuditRecord, RecordBody, Redactor,
 };
 
+mod scrub;
+mod writer;
+
+use scrub::*;
+use writer::*;
+
 /// The longest a `batched` record waits in the queue before its group commit starts.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// The most records written in one group commit.
@@ -189,7 +195,13 @@ impl AuditLog {
         let chain_id = match &config.chain_id {
             Some(id) if id.trim().is_empty() => return Err(AuditError::Config("chain_id is empty".into())),
             Some(id) => id.clone(),
-            None => replica_id(data_dir)?,
+            None => {
+                // Reads, and on first start writes and fsyncs, a file: off the runtime.
+                let dir = data_dir.to_owned();
+                tokio::task::spawn_blocking(move || replica_id(&dir))
+                    .await
+                    .map_err(|e| AuditError::Sink(SinkError::Task(e.to_string())))??
+            }
         };
         let store: Arc<dyn AuditStore> = match config.sink {
             SinkKind::Embedded => Arc::new(SegmentStore::open(&data_dir.join("audit")).await?),
@@ -425,58 +437,6 @@ impl AuditLog {
     }
 }
 
-/// Whether the redactor finds anything in any string (or object key) of the record.
-///
-/// The strings are joined with NUL bytes and scanned once. Every occurrence inside one
-/// string is an occurrence in the joined bytes, and a NUL is no word character, so the
-/// built-in detectors' boundary checks see a string's edges as they would alone; a match
-/// that spans two strings only makes this answer `true`, which costs the per-string
-/// pass and nothing else. So `false` means no string would be changed by
-/// [`redact_strings`].
-fn holds_secret(rendered: &Rendered, redactor: &dyn Redactor) -> bool {
-    redactor.finds(rendered.strings())
-}
-
-/// Runs the redactor over every string (and object key) of a JSON value.
-fn redact_strings(value: &mut serde_json::Value, redactor: &dyn Redactor) -> Result<(), AuditError> {
-    use serde_json::Value;
-    let redact = |s: &str| -> Result<Option<String>, AuditError> {
-        let out = redactor.redact(s.as_bytes());
-        if out == s.as_bytes() {
-            return Ok(None);
-        }
-        String::from_utf8(out).map(Some).map_err(|_| AuditError::Redaction("the redactor returned non-UTF-8".into()))
-    };
-    match value {
-        Value::String(s) => {
-            if let Some(r) = redact(s)? {
-                *s = r;
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                redact_strings(item, redactor)?;
-            }
-        }
-        Value::Object(map) => {
-            let mut renamed = Vec::new();
-            for (key, v) in map.iter_mut() {
-                redact_strings(v, redactor)?;
-                if let Some(new) = redact(key)? {
-                    renamed.push((key.clone(), new));
-                }
-            }
-            for (old, new) in renamed {
-                if let Some(v) = map.remove(&old) {
-                    map.insert(new, v);
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Verifies every chain of a store from its stored bytes and reports, per chain, the
 /// first broken link.
 pub async fn verify_store(store: &dyn AuditStore) -> Result<VerifyReport, SinkError> {
@@ -500,178 +460,5 @@ pub async fn verify_store(store: &dyn AuditStore) -> Result<VerifyReport, SinkEr
     Ok(VerifyReport { chains })
 }
 
-// === impl Writer ===
-
-struct Writer {
-    rx: mpsc::Receiver<Job>,
-    sinks: Vec<Arc<dyn AuditSink>>,
-    metrics: Arc<AuditMetrics>,
-    durability: Durability,
-    on_failure: OnFailure,
-}
-
-type Ack = oneshot::Sender<Result<(), AuditError>>;
-
-impl Writer {
-    async fn run(mut self) {
-        loop {
-            let Some(first) = self.rx.recv().await else { return };
-            let mut batch = Vec::new();
-            let mut acks: Vec<Ack> = Vec::new();
-            let mut flushes = Vec::new();
-            let mut close = None;
-            let deadline = match &first {
-                Job::Record { queued, .. } => *queued + BATCH_WINDOW,
-                _ => Instant::now(),
-            };
-            let mut next = Some(first);
-            loop {
-                match next.take() {
-                    Some(Job::Record { record, ack, .. }) => {
-                        batch.push(record);
-                        acks.extend(ack);
-                    }
-                    Some(Job::Flush(tx)) => {
-                        flushes.push(tx);
-                        break;
-                    }
-                    Some(Job::Close(tx)) => {
-                        close = Some(tx);
-                        break;
-                    }
-                    None => {}
-                }
-                if batch.len() >= MAX_BATCH {
-                    break;
-                }
-                next = match self.rx.try_recv() {
-                    Ok(j) => Some(j),
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
-                    Err(mpsc::error::TryRecvError::Empty) if self.durability == Durability::Batched => {
-                        if Instant::now() >= deadline {
-                            break;
-                        }
-                        // Sleep out the window and then take what came, rather than wake
-                        // for every record: one wake-up per batch instead of one per call.
-                        tokio::time::sleep_until(deadline).await;
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                };
-            }
-            if !batch.is_empty() {
-                self.write(&batch, acks, close.is_some()).await;
-            }
-            for f in flushes {
-                let _ = f.send(());
-            }
-            if let Some(c) = close {
-                // Write whatever is still queued, then stop.
-                while let Ok(job) = self.rx.try_recv() {
-                    match job {
-                        Job::Record { record, ack, .. } => {
-                            self.write(std::slice::from_ref(&record), ack.into_iter().collect(), true).await
-                        }
-                        Job::Flush(tx) | Job::Close(tx) => {
-                            let _ = tx.send(());
-                        }
-                    }
-                }
-                self.rx.close();
-                let _ = c.send(());
-                return;
-            }
-        }
-    }
-
-    /// Writes one batch to every sink, retrying the sinks that failed until they
-    /// succeed (or, when closing, giving up after a few tries).
-    async fn write(&self, batch: &[SealedRecord], mut acks: Vec<Ack>, closing: bool) {
-        let mut done = vec![false; self.sinks.len()];
-        let mut backoff = Duration::from_millis(50);
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            for (sink, done) in self.sinks.iter().zip(done.iter_mut()) {
-                if *done {
-                    continue;
-                }
-                match sink.append(batch).await {
-                    Ok(()) => *done = true,
-                    Err(e) => {
-                        AuditMetrics::add(&self.metrics.write_failures, 1);
-                        tracing::warn!(sink = sink.kind(), error = %e, records = batch.len(), "audit write failed");
-                    }
-                }
-            }
-            if done.iter().all(|d| *d) {
-                self.metrics.available.store(true, Ordering::Relaxed);
-                AuditMetrics::add(&self.metrics.records_written, batch.len() as u64);
-                AuditMetrics::add(&self.metrics.batches, 1);
-                for a in acks.drain(..) {
-                    let _ = a.send(Ok(()));
-                }
-                return;
-            }
-            self.metrics.available.store(false, Ordering::Relaxed);
-            for a in acks.drain(..) {
-                let _ = a.send(Err(AuditError::Unavailable));
-            }
-            // With `refuse` the batch is retried until it is written: calls are refused
-            // meanwhile and nothing is lost. With `continue` (or when closing) it is given
-            // up after a few tries, counted, and later records chain over the hole.
-            if (closing || self.on_failure == OnFailure::Continue) && tries >= 3 {
-                AuditMetrics::add(&self.metrics.records_lost, batch.len() as u64);
-                return;
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Replaces one secret, like the gateway's masker would.
-    fn knows_hunter2(bytes: &[u8]) -> Vec<u8> {
-        String::from_utf8_lossy(bytes).replace("hunter2!", "cloak_pw").into_bytes()
-    }
-
-    fn record() -> AuditRecord {
-        let mut r = AuditRecord::new(CallId::new(), time::OffsetDateTime::UNIX_EPOCH);
-        r.function = Some("echo".into());
-        r.request.method = "POST".into();
-        r.request.path = "/fn/echo?q=1".into();
-        r.request.headers.insert("x-note".into(), vec!["nothing \"quoted\"\n".into()]);
-        r.request.body = Some(RecordBody::capture(b"{\"a\":\"here\"}", 12, 1024));
-        r
-    }
-
-    #[test]
-    fn a_clean_record_needs_no_per_string_pass() {
-        assert!(!holds_secret(&Rendered::new(&record()), &knows_hunter2));
-    }
-
-    #[test]
-    fn a_secret_in_any_string_or_key_is_found_by_the_joined_scan() {
-        type Plant = fn(&mut AuditRecord);
-        let plants: [Plant; 5] = [
-            |r| r.request.path = "/fn/echo?pw=hunter2!".into(),
-            |r| drop(r.request.headers.insert("hunter2!".into(), vec!["v".into()])),
-            |r| r.response.body = Some(RecordBody::capture(b"{\"pw\":\"hunter2!\"}", 17, 1024)),
-            // Escaped in the text: the scan sees the unescaped string.
-            |r| r.request.headers.get_mut("x-note").unwrap().push("\"hunter2!\"\t".into()),
-            |r| r.source_ip = Some("hunter2!".into()),
-        ];
-        for plant in plants {
-            let mut r = record();
-            plant(&mut r);
-            assert!(holds_secret(&Rendered::new(&r), &knows_hunter2), "{r:?}");
-            let mut redacted = serde_json::to_value(&r).unwrap();
-            redact_strings(&mut redacted, &knows_hunter2).unwrap();
-            assert!(!redacted.to_string().contains("hunter2"), "{redacted}");
-        }
-    }
-}
+mod tests;
