@@ -70,14 +70,11 @@ async fn a_nested_policy_set_abstains_when_nothing_in_it_applies() {
 }
 
 fn mcp(function: &str, detail: &str) -> Call {
-    Call {
-        function: function.into(),
-        protocol: Protocol::Mcp,
-        arguments: serde_json::Value::Null,
-        detail: Some(detail.into()),
-        method: "POST".into(),
-        digest: "d".into(),
-    }
+    Call::new(function.into(), Protocol::Mcp)
+        .with_arguments(serde_json::Value::Null)
+        .with_detail(Some(detail.into()))
+        .with_method("POST".into())
+        .with_digest("d".into())
 }
 
 const TOOL_RULES: &str = r#"
