@@ -25,8 +25,21 @@ pub use upstream::{RecordedRequest, RecordingUpstream, Reply};
 use std::net::{SocketAddr, TcpListener};
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a test server).
+///
+/// Never the same port twice in one test process: the kernel may hand a just-released
+/// port out again, and two calls in a row (a gateway's listener and its admin listener)
+/// then got the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A free loopback address.
