@@ -394,12 +394,6 @@ impl Gateway {
         &self.shared.catalog
     }
 
-    /// Does nothing any more: the catalog rebuilds the response masker itself, in order
-    /// with every change, before `put`/`delete`/`set_masking` return. Kept so that
-    /// embedders' code that calls it still compiles.
-    #[deprecated(note = "the catalog rebuilds the masker itself before put/delete return; remove the call")]
-    pub fn rebuild_masker(&self) {}
-
     /// The in-flight call registry (function-side redemption).
     pub fn inflight(&self) -> &InFlight {
         &self.shared.inflight

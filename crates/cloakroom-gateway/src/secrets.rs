@@ -120,18 +120,6 @@ pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> s
     serde_json::from_slice(&masked).unwrap_or_else(|_| serde_json::Value::String("[REDACTED]".into()))
 }
 
-/// Formerly rebuilt the response masker here, to close a window in which the catalog
-/// rebuilt it only after a change was visible. The catalog now does it itself, ordered
-/// with every change: [`Catalog::attach_masker`] stores a masker before it returns and
-/// `put`/`delete` return only once the new one is in `handle`. Storing one built here
-/// would be unordered with concurrent changes (a masker built from an older snapshot
-/// could replace a newer one), so this no longer stores anything; kept so callers
-/// compile unchanged. A reload's `[masking]` goes to [`Catalog::set_masking`].
-#[deprecated(note = "the catalog rebuilds the masker itself before put/delete return; remove the call")]
-pub fn rebuild_masker(catalog: &Catalog, handle: &MaskHandle, masking: &cloakroom_mask::MaskingConfig) {
-    let _ = (catalog, handle, masking);
-}
-
 #[cfg(test)]
 mod tests {
     use cloakroom_audit::Redactor as _;
