@@ -30,28 +30,52 @@ pub(super) const SESSION_COOKIE: &str = "cloakroom_session";
 /// `Path=/`), never sent on cross-site subrequests or POSTs (`SameSite=Lax`: a sign-in
 /// arrives by a cross-site POST or redirect from the IdP, after which a `Strict` cookie
 /// would be withheld from the redirect to the console; state changes are POSTs with a
-/// CSRF token besides), `Secure` when the
-/// listener is reached over TLS, gone when the session expires.
+/// CSRF token besides), `Secure` when the listener is reached over TLS, gone when the
+/// session expires.
 pub(super) fn session_cookie(session: &cloakroom_identity::Session, secure: bool) -> HeaderValue {
     let max_age = session.expires_at.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0);
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
-        session.token
-    ))
-    .expect("a base64url token is a valid header value")
+    session_cookie_with(&session.token, max_age, secure).expect("a base64url token is a valid header value")
 }
 
-/// The session token in the request's `cloakroom_session` cookie, if any.
-pub(super) fn session_from_cookie(headers: &http::HeaderMap) -> Option<String> {
+/// The session cookie holding `token` for `max_age` seconds, with the attributes of
+/// [`session_cookie`] (the one place they are written); `None` when `token` cannot be
+/// a header value. An empty `token` with `max_age` 0 removes the cookie.
+pub(super) fn session_cookie_with(token: &str, max_age: u64, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .ok()
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers, if any.
+pub(super) fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// The session token in the request's `cloakroom_session` cookie, if any.
+pub(super) fn session_from_cookie(headers: &http::HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// A redirect (`status` 302 or 303) to `location`, never cached. A location that is not
+/// a valid header value is refused as an internal error, never answered with a redirect
+/// to somewhere else or to nowhere.
+pub(super) fn redirect(status: StatusCode, location: &str) -> Result<Response<GatewayBody>, Error> {
+    let location = HeaderValue::from_str(location)
+        .map_err(|_| Error::new(ErrorCode::Internal, "the redirect target is not a valid header value"))?;
+    let mut res = Response::new(boxed(Full::new(Bytes::new())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::LOCATION, location);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
 }
 
 pub(super) fn not_found() -> Error {

@@ -20,7 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 
-use super::respond::{json_response, not_found, param, read_body, session_cookie};
+use super::respond::{json_response, not_found, param, read_body, redirect, session_cookie};
 use crate::{
     forward::{boxed, GatewayBody},
     Gateway,
@@ -46,7 +46,7 @@ pub(super) async fn handle(
         (&Method::GET, ["login"]) => {
             let return_to = param(req.uri().query().unwrap_or(""), "return_to");
             let url = sp.login(return_to.as_deref(), SystemTime::now()).map_err(to_error)?;
-            Ok(see_other(&url))
+            redirect(StatusCode::SEE_OTHER, &url)
         }
         (&Method::POST, ["acs"]) => acs(gateway, sp, peer, req).await,
         _ => Err(not_found()),
@@ -99,19 +99,9 @@ async fn acs(
             }),
         ));
     }
-    let mut res = see_other(&signed_in.return_to);
+    let mut res = redirect(StatusCode::SEE_OTHER, &signed_in.return_to)?;
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(&session, sp.acs_url().starts_with("https://")));
     Ok(res)
-}
-
-fn see_other(location: &str) -> Response<GatewayBody> {
-    let mut res = Response::new(boxed(Full::new(Bytes::new())));
-    *res.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 fn to_error(e: SamlError) -> Error {

@@ -14,7 +14,6 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use cloakroom_core::{Error, ErrorCode};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -154,9 +153,5 @@ fn to_login(htmx: bool, clear: bool) -> Response<GatewayBody> {
 
 /// `303 See Other` to `location` (a console path), the answer to a form's `POST`.
 fn see_other(location: &str) -> Response<GatewayBody> {
-    let mut res = Response::new(crate::forward::boxed(http_body_util::Full::new(Bytes::new())));
-    *res.status_mut() = StatusCode::SEE_OTHER;
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/console")));
-    res
+    super::respond::redirect(StatusCode::SEE_OTHER, location).unwrap_or_else(|e| layout::error_page(&e, false))
 }

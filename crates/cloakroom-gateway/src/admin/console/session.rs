@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::{form::Form, layout, see_other, Caller, LOGIN};
 use crate::{
-    admin::respond::{param, SESSION_COOKIE},
+    admin::respond::{param, session_cookie_with},
     forward::GatewayBody,
     Gateway,
 };
@@ -85,8 +85,7 @@ pub(super) fn sign_out(_gateway: &Gateway) -> Response<GatewayBody> {
 
 /// `Set-Cookie` that removes the session cookie.
 pub(super) fn clear_cookie() -> HeaderValue {
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"))
-        .expect("a static cookie is a valid header value")
+    session_cookie_with("", 0, false).expect("an empty cookie is a valid header value")
 }
 
 /// The verified `token` as the session cookie (for `identity.sessions.ttl` at most: a
@@ -95,15 +94,14 @@ fn signed_in(gateway: &Gateway, token: String) -> Response<GatewayBody> {
     let ttl = gateway.config().identity.sessions.ttl;
     let max_age = ttl.max(Duration::from_secs(60)).as_secs();
     let mut res = see_other("/console");
-    // The same attributes as `respond::session_cookie` (HttpOnly, SameSite=Lax); the
-    // admin listener speaks plain HTTP on 127.0.0.1, so no `Secure`. `is_cookie_safe`
-    // held for `token`, so the header value is valid.
-    match HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"))
-    {
-        Ok(v) => {
+    // The attributes of `respond::session_cookie`; the admin listener speaks plain HTTP
+    // on 127.0.0.1, so no `Secure`. `is_cookie_safe` held for `token`, so the header
+    // value is valid.
+    match session_cookie_with(&token, max_age, false) {
+        Some(v) => {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
-        Err(_) => return refused(gateway, "This credential cannot be kept in a cookie."),
+        None => return refused(gateway, "This credential cannot be kept in a cookie."),
     }
     res
 }

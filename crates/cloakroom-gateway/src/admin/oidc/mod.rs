@@ -23,11 +23,9 @@ mod redirect;
 
 use std::{net::SocketAddr, time::SystemTime};
 
-use bytes::Bytes;
 use cloakroom_core::{Error, ErrorCode};
 use cloakroom_identity::{pkce_challenge, SignInError};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -38,11 +36,8 @@ use self::{
     pending::{Destination, Handoff, Started, LOGIN_TTL},
     redirect::{local_return_to, loopback_redirect, DEFAULT_RETURN_TO},
 };
-use super::respond::{body_json, json_response, not_found, param, read_body, session_cookie};
-use crate::{
-    forward::{boxed, GatewayBody},
-    Gateway,
-};
+use super::respond::{self, body_json, cookie, json_response, not_found, param, read_body, session_cookie};
+use crate::{forward::GatewayBody, Gateway};
 
 /// The cookie that binds a started sign-in to the browser that started it.
 const BROWSER_COOKIE: &str = "cloakroom_oidc";
@@ -69,15 +64,6 @@ pub(super) async fn handle(
     })
 }
 
-fn redirect(status: StatusCode, location: &str) -> Result<Response<GatewayBody>, Error> {
-    let mut res = Response::new(boxed(Full::new(Bytes::new())));
-    *res.status_mut() = status;
-    let location = HeaderValue::from_str(location)
-        .map_err(|_| Error::new(ErrorCode::Internal, "the redirect target is not a valid header value"))?;
-    res.headers_mut().insert(header::LOCATION, location);
-    Ok(res)
-}
-
 fn sign_in_error(e: SignInError) -> Error {
     let code = match &e {
         SignInError::NotConfigured(_) => ErrorCode::BadRequest,
@@ -85,17 +71,6 @@ fn sign_in_error(e: SignInError) -> Error {
         SignInError::Refused(_) | SignInError::InvalidIdToken(_) => ErrorCode::Unauthenticated,
     };
     Error::new(code, format!("OIDC sign-in failed: {e}"))
-}
-
-fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 /// `GET /v1/oidc/login`.
@@ -136,7 +111,7 @@ async fn login(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<Ga
             secure: started.secure,
         },
     );
-    let mut res = redirect(StatusCode::FOUND, &started.authorize_url)?;
+    let mut res = respond::redirect(StatusCode::FOUND, &started.authorize_url)?;
     // Lax, not Strict: the callback is a top-level navigation from the issuer's site.
     let secure = if started.secure { "; Secure" } else { "" };
     let set = format!(
@@ -181,7 +156,7 @@ async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response
     let clear = format!("{BROWSER_COOKIE}=; Path=/v1/oidc/; HttpOnly; SameSite=Lax; Max-Age=0");
     let mut res = match started.destination {
         Destination::Local(path) => {
-            let mut res = redirect(StatusCode::SEE_OTHER, &path)?;
+            let mut res = respond::redirect(StatusCode::SEE_OTHER, &path)?;
             res.headers_mut().append(header::SET_COOKIE, session_cookie(&session, started.secure));
             res
         }
@@ -192,7 +167,7 @@ async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response
                 .shared
                 .oidc_sign_ins
                 .hand_off(handoff, Handoff { session, subject: who.subject, groups: who.groups, challenge });
-            redirect(StatusCode::SEE_OTHER, redirect_to.as_str())?
+            respond::redirect(StatusCode::SEE_OTHER, redirect_to.as_str())?
         }
     };
     res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_str(&clear).expect("a plain cookie"));
