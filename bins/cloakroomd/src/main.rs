@@ -100,30 +100,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // are handled once the gateway runs.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let loaded = match &args.config {
+        Some(path) if !args.dev => Some(Config::load(path)?),
+        _ => None,
+    };
+    let listen = args
+        .listen
+        .or(loaded.as_ref().map(|c| c.server.listen))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let admin_listen = args
+        .admin_listen
+        .or(loaded.as_ref().map(|c| c.server.admin_listen))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
+    anyhow::ensure!(listen != admin_listen, "--listen and --admin-listen must differ");
+    // Both ports are taken before anything else opens a socket: dev mode's echo function
+    // and the gateway's clients bind ephemeral ports, and one of them could otherwise land
+    // on a port the operator (or a test) chose a moment earlier and make the bind fail.
+    let gw_listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let admin_listener =
+        tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
     let mut dev = None;
-    let (mut config, path) = if args.dev {
-        let listen = args.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let admin = args.admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8081)));
-        let setup = DevSetup::create(listen, admin).await?;
-        let config = setup.config.clone();
-        dev = Some(setup);
-        (config, None)
-    } else {
-        let path = args.config.clone().expect("clap requires --config without --dev");
-        (Config::load(&path)?, Some(path))
+    let (mut config, path) = match loaded {
+        Some(config) => (config, args.config.clone()),
+        None => {
+            let setup = DevSetup::create(listen, admin_listen).await?;
+            let config = setup.config.clone();
+            dev = Some(setup);
+            (config, None)
+        }
     };
     for w in config.warnings() {
         tracing::warn!("{w}");
     }
-    if let Some(l) = args.listen {
-        config.server.listen = l;
-    }
-    if let Some(l) = args.admin_listen {
-        config.server.admin_listen = l;
-    }
-    anyhow::ensure!(config.server.listen != config.server.admin_listen, "--listen and --admin-listen must differ");
-    let listen = config.server.listen;
-    let admin_listen = config.server.admin_listen;
+    config.server.listen = listen;
+    config.server.admin_listen = admin_listen;
     let grace = config.server.shutdown_grace;
     let threads = config.server.serving_threads();
     // Both listeners get the same protections, each with its own counts.
@@ -133,9 +143,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dev) = &mut dev {
         dev.store_demo_secret(&gateway).await?;
     }
-    let gw_listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    let admin_listener =
-        tokio::net::TcpListener::bind(admin_listen).await.with_context(|| format!("binding {admin_listen}"))?;
     let g = gateway.clone();
     let serving = ServingThreads::start_with(threads, move |peer| g.service(Some(peer)), grace, limits.clone())
         .context("starting the serving threads")?;

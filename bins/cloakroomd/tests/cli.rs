@@ -212,10 +212,21 @@ async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
     let mut child = Dev(Command::new(binary())
         .args(["--dev", "--listen", &addr, "--admin-listen", &admin])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap());
     let stdout = child.0.stdout.take().unwrap();
+    // Keep stderr too: when cloakroomd exits before its banner, the failure says why.
+    let stderr = child.0.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     // Keep reading stdout to the end: a closed pipe would fail cloakroomd's next print.
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
@@ -232,7 +243,14 @@ async fn dev_mode_prints_tokens_and_the_demo_works_as_printed() {
             }
         }
     });
-    let banner = tokio::time::timeout(Duration::from_secs(60), rx).await.expect("banner printed").unwrap();
+    let banner = match tokio::time::timeout(Duration::from_secs(60), rx).await {
+        Ok(Ok(banner)) => banner,
+        outcome => {
+            let status = child.0.try_wait();
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("no banner ({outcome:?}); cloakroomd {status:?}, stderr:\n{}", log.lock().unwrap())
+        }
+    };
     let export = |name: &str| -> String {
         let line = banner
             .lines()

@@ -30,14 +30,14 @@ use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 
 use crate::{
-    call::{CallLayer, SecretScanner, ToolVisibility},
+    call::{CallLayer, ToolVisibility},
     config::{Config, ConfigError},
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
     mcp::session::{McpSessionLayer, McpSessions},
     metrics::Metrics,
     on_end::OnEnd,
     route::{normalize_target, RefusedTarget, Routed, Routes, TargetError},
-    secrets::{secrets_in_request, ApproverRedactor, MaskRedactor, SecretApprovers},
+    secrets::{ApproverRedactor, MaskRedactor, SecretApprovers},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -149,16 +149,16 @@ async fn open_approval_store(
 type StackService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<GatewayBody>, Infallible>;
 
 /// What a reload replaces.
-struct Stack {
-    config: Arc<Config>,
-    routes: Routes,
-    authenticator: Arc<Authenticator>,
+pub(crate) struct Stack {
+    pub(crate) config: Arc<Config>,
+    pub(crate) routes: Routes,
+    pub(crate) authenticator: Arc<Authenticator>,
     service: StackService,
 }
 
 pub(crate) struct Shared {
     config_path: Option<PathBuf>,
-    stack: ArcSwap<Stack>,
+    pub(crate) stack: ArcSwap<Stack>,
     /// Held while a configuration is read and applied, so that overlapping reloads
     /// (SIGHUP and `POST /v1/reload`) apply in the order their files were read.
     reloading: tokio::sync::Mutex<()>,
@@ -470,8 +470,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
             policies.evaluate(&input).await.effect != cloakroom_core::Effect::Deny
         })
     });
-    let catalog = p.catalog.clone();
-    let scanner: SecretScanner = Arc::new(move |parts, body| secrets_in_request(&catalog, parts, body));
+    let scanner = crate::secrets::scanner(p.catalog);
     let max_body = config.server.max_body_bytes;
     let service = ServiceBuilder::new()
         // Layer 1 of SPEC §2: credentials never reach a log line, every call gets a span
@@ -490,18 +489,26 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         .layer(AuditLayer::new(p.audit.clone(), &config.audit))
         .layer(IdentityLayer::new(authenticator.clone()))
         .layer(McpSessionLayer::new(p.sessions.clone()))
-        .layer(CallLayer::new(max_body).with_tool_visibility(visibility).with_secret_scanner(scanner))
+        .layer(CallLayer::new(max_body).tool_visibility(visibility).secret_scanner(scanner))
         .layer(PolicyLayer::new(p.policies.clone(), p.approvals.clone()))
-        .layer(
-            DetokenizeLayer::new(p.catalog.clone())
-                .max_body_bytes(usize::try_from(max_body).unwrap_or(usize::MAX))
-                .inflight(p.inflight.clone())
-                .approvals(Arc::new(p.approvals.clone())),
-        )
+        .layer(detokenize_layer(p.catalog, p.inflight, p.approvals, max_body))
         .layer(MaskLayer::new(p.mask.clone()))
         .service(p.forwarder.clone());
     let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(service, box_response);
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
+}
+
+/// The detokenizer over the gateway's catalog, in-flight registry and approvals.
+pub(crate) fn detokenize_layer(
+    catalog: &Arc<Catalog>,
+    inflight: &InFlight,
+    approvals: &Approvals,
+    max_body: u64,
+) -> DetokenizeLayer {
+    DetokenizeLayer::new(catalog.clone())
+        .max_body_bytes(usize::try_from(max_body).unwrap_or(usize::MAX))
+        .inflight(inflight.clone())
+        .approvals(Arc::new(approvals.clone()))
 }
 
 /// The service of the gateway listener: routes, adds the call id and audit note, runs

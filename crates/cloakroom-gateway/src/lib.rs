@@ -12,6 +12,7 @@ pub mod call;
 pub mod config;
 pub mod dev;
 pub mod echo;
+pub mod embed;
 pub mod forward;
 pub mod gateway;
 pub mod mcp;
@@ -23,4 +24,5 @@ pub mod server;
 
 pub use builder::GatewayBuilder;
 pub use config::{Config, ConfigError};
+pub use embed::{Cloakroom, CloakroomLayer};
 pub use gateway::{Gateway, GatewayError, GatewayService};

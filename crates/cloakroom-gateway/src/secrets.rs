@@ -10,6 +10,12 @@ use cloakroom_mask::MaskHandle;
 use cloakroom_policy::{Policy, PolicyInput};
 use cloakroom_vault::Catalog;
 
+/// The `CallLayer`'s scanner over `catalog` ([`secrets_in_request`]).
+pub(crate) fn scanner(catalog: &Arc<Catalog>) -> crate::call::SecretScanner {
+    let catalog = catalog.clone();
+    Arc::new(move |parts, body| secrets_in_request(&catalog, parts, body))
+}
+
 /// The known placeholders in the request's header values, query string and body, with
 /// where each was found (`header:NAME` lowercase, `query:NAME` percent-decoded, `body`)
 /// and its secret's name: what policy (`SecretsInCall`) and the call's scope see.

@@ -17,7 +17,7 @@ use crate::{AuthError, Authenticator, Credential, ResourceMetadata, ResponseBody
 type Verify = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send>>;
 
 pin_project! {
-    /// The response future of [`crate::IdentityService`].
+    /// The response future of [`crate::Authenticate`].
     pub struct ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,

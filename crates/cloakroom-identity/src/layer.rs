@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use crate::{Authenticator, IdentityService};
+use crate::{Authenticate, Authenticator};
 
 /// Authenticates every request (SPEC §2, layer 3); see the crate docs.
 #[derive(Debug, Clone)]
@@ -29,9 +29,9 @@ impl IdentityLayer {
 }
 
 impl<S> Layer<S> for IdentityLayer {
-    type Service = IdentityService<S>;
+    type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        IdentityService::from_layer(inner, self)
+        Authenticate::from_layer(inner, self)
     }
 }

@@ -80,7 +80,7 @@ pub use future::ResponseFuture;
 pub use layer::IdentityLayer;
 pub use oidc::{pkce_challenge, random_token, OidcLogin, PendingLogin, SignInError, ACCEPTED_ALGORITHMS};
 pub use operation::Operation;
-pub use service::IdentityService;
+pub use service::Authenticate;
 pub use session::{Session, SessionKeys, SignIn, SESSION_ROOT_KEY_ID};
 pub use source::{SourceAddress, X_FORWARDED_FOR};
 

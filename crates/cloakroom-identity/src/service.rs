@@ -1,4 +1,4 @@
-//! [`IdentityService`]: the identity middleware itself.
+//! [`Authenticate`]: the identity middleware itself.
 
 use std::{
     sync::Arc,
@@ -17,13 +17,13 @@ use crate::{future::ResponseFuture, layer::IdentityLayer, AuthError, Authenticat
 /// and without the header that carried the credential. Otherwise the inner service is
 /// not called and the answer is 401 `unauthenticated` with `WWW-Authenticate: Bearer`.
 #[derive(Debug, Clone)]
-pub struct IdentityService<S> {
+pub struct Authenticate<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
     resource_metadata: Option<Arc<str>>,
 }
 
-impl<S> IdentityService<S> {
+impl<S> Authenticate<S> {
     /// Wraps `inner`, verifying credentials with `authenticator`.
     pub fn new(inner: S, authenticator: Arc<Authenticator>) -> Self {
         Self { inner, authenticator, resource_metadata: None }
@@ -54,7 +54,7 @@ impl<S> IdentityService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for IdentityService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
 {

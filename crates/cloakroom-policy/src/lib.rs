@@ -63,7 +63,7 @@ pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};
 pub use error::PolicyError;
 pub use explain::{Explanation, RuleKind, RuleReport};
 pub use input::{PolicyInput, SecretsInCall};
-pub use layer::{PendingApproval, PolicyLayer, PolicyService, ResponseBody, ResponseFuture, APPROVAL_HEADER};
+pub use layer::{Authorize, PendingApproval, PolicyLayer, ResponseBody, ResponseFuture, APPROVAL_HEADER};
 pub use policy::Policy;
 pub use rule::Rule;
 pub use set::{parse_root_key, Policies, PolicySet, PolicySetBuilder};

@@ -44,7 +44,7 @@ pub use catalog::{
     validate_name, ApprovalNeed, Catalog, CatalogEntry, CatalogError, CatalogSnapshot, Origin, SecretInfo, ValuePattern,
 };
 pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
-pub use detokenize::{percent_decode_lossy, DetokenizeLayer, DetokenizeService, SecretsFound};
+pub use detokenize::{percent_decode_lossy, Detokenize, DetokenizeLayer, SecretsFound};
 pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError, RedeemToken, REDEEM_TOKEN_HEADER};
 pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
 pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, VaultError};

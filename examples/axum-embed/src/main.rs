@@ -1,63 +1,40 @@
-//! Runs the example on 127.0.0.1:3000 with a fresh data directory and fresh keys,
-//! stores one secret and prints the API key and placeholder to try it with:
-//!
-//! ```text
-//! cargo run -p cloakroom-example-axum-embed
-//! curl -s localhost:3000/weather -H "Authorization: Bearer $KEY" -H "X-Api-Key: $PLACEHOLDER"
-//! ```
-
-use cloakroom_example_axum_embed::{BoxError, Embedded, Settings};
-use cloakroom_identity::{ApiKeyConfig, IdentityConfig};
-use cloakroom_vault::{BindingSpec, Keys};
+//! An axum service with Cloakroom in front of its handlers (see README.md).
+use axum::{
+    http::HeaderMap,
+    routing::{get, post},
+    Json, Router,
+};
+use cloakroom_gateway::{call::CallName, Config, Gateway};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    let dir = std::env::temp_dir().join(format!("cloakroom-axum-embed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let caller_key = format!("ck_example_{}", std::process::id());
-    let settings = Settings {
-        identity: IdentityConfig {
-            api_keys: vec![ApiKeyConfig {
-                subject: "example-agent".into(),
-                groups: vec!["agents".into()],
-                sha256: sha256_hex(&caller_key),
-            }],
-            ..IdentityConfig::default()
-        },
-        policy: toml::from_str(
-            r#"
-            [[rules]]
-            name = "agents may ask for the weather"
-            effect = "allow"
-            functions = ["weather"]
-            groups = ["agents"]
-            "#,
-        )?,
-        audit: Default::default(),
-    };
-    let app = Embedded::build(&dir, &Keys::generate(), &settings).await?;
-    let binding = BindingSpec {
-        functions: vec!["weather".into()],
-        locations: vec!["header:x-api-key".into()],
-        groups: vec!["agents".into()],
-        ..BindingSpec::default()
-    };
-    let placeholder = app.put_secret("weather_api_key", "wk_live_example_provider_key".into(), binding).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    println!(
-        "KEY={caller_key}\nPLACEHOLDER={placeholder}\nlistening on http://127.0.0.1:3000 (data in {})",
-        dir.display()
-    );
-    axum::serve(listener, app.router.clone()).await?;
+async fn main() -> Result<(), tower::BoxError> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "cloakroom.toml".into());
+    let config = Config::load(&path)?;
+    let (listen, admin) = (config.server.listen, config.server.admin_listen);
+    let gateway = Gateway::start(config, Some(path.into())).await?;
+    // The admin API (secrets, approvals, audit, console) for the CLI and approvers.
+    let admin_api = Router::new().fallback_service(gateway.admin_service(None));
+    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(TcpListener::bind(admin).await?, admin_api)));
+    // `/weather` calls the function `weather` (`/a/b`: `a`, detail `b`): rules and bindings name it.
+    let cloakroom = gateway.layer().naming(|req, _body| {
+        let mut segments = req.uri.path().split('/').filter(|s| !s.is_empty());
+        Some(CallName::new(segments.next()?).detail(segments.next().map(str::to_owned)))
+    });
+    let app = Router::new().route("/weather", get(weather)).route("/refunds", post(refund)).layer(cloakroom);
+    axum::serve(TcpListener::bind(listen).await?, app).await?;
     Ok(())
 }
 
-/// Lowercase hex SHA-256, as `[[identity.api_keys]] sha256` expects.
-fn sha256_hex(s: &str) -> String {
-    use std::fmt::Write;
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(s.as_bytes());
-    digest.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+/// Asks a (pretend) provider with the caller's key and, carelessly, echoes the key.
+async fn weather(headers: HeaderMap) -> Json<Value> {
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let forecast = if key.starts_with("wk_live_") { "sunny" } else { "the provider refused the key" };
+    Json(json!({ "forecast": forecast, "debug": { "api_key_used": key } }))
+}
+
+/// Refunds an amount: a call the policy holds for a person's approval.
+async fn refund(Json(body): Json<Value>) -> Json<Value> {
+    Json(json!({ "refunded": body["amount"] }))
 }

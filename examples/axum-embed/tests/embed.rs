@@ -1,140 +1,142 @@
-//! Runs the embedded example on 127.0.0.1 and calls it over real HTTP: the handler gets
-//! the secret for a placeholder, the caller gets the placeholder back in place of the
-//! secret the handler echoed, and refusals (wrong group, unbound placeholder, no
-//! credential) never reach the handler. The audit chain verifies and holds no secret.
+//! Builds and runs the example binary with its own `cloakroom.toml` (ports and data
+//! directory moved to a temporary place) and uses it over real HTTP as an agent, an
+//! approver and an administrator would: the handler gets the secret for a placeholder,
+//! the caller gets the placeholder back, refusals never reach a handler, a refund is
+//! held until someone from finance approves that very call, and the audit chain holds.
 
-use cloakroom_audit::RecordQuery;
-use cloakroom_example_axum_embed::{Embedded, Settings};
-use cloakroom_identity::{ApiKeyConfig, IdentityConfig};
-use cloakroom_vault::{BindingSpec, Keys};
-use sha2::{Digest, Sha256};
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
-const AGENT_KEY: &str = "ck_test_embed_agent_0123456789";
-const GUEST_KEY: &str = "ck_test_embed_guest_0123456789";
+use serde_json::{json, Value};
+
+const AGENT: &str = "ck_example_agent_7d1f0c9a";
+const APPROVER: &str = "ck_example_approver_2b8e4a61";
+const ADMIN: &str = "ck_example_admin_5c3d9e07";
 const SECRET: &str = "wk_live_7f3a9c2e51d04b8aa6e2";
 
-fn api_key(subject: &str, group: &str, key: &str) -> ApiKeyConfig {
-    ApiKeyConfig { subject: subject.into(), groups: vec![group.into()], sha256: hex::encode(Sha256::digest(key)) }
-}
-
-struct Running {
-    app: Embedded,
+struct Example {
+    child: Child,
     base: String,
-    placeholder: String,
-    other_placeholder: String,
+    admin: String,
     _dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
 }
 
-async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        identity: IdentityConfig {
-            api_keys: vec![api_key("agent", "agents", AGENT_KEY), api_key("guest", "guests", GUEST_KEY)],
-            ..IdentityConfig::default()
-        },
-        policy: toml::from_str(
-            r#"
-            [[rules]]
-            name = "agents may ask for the weather"
-            effect = "allow"
-            functions = ["weather"]
-            groups = ["agents"]
-            "#,
-        )
-        .unwrap(),
-        audit: Default::default(),
-    };
-    let app = Embedded::build(dir.path(), &Keys::generate(), &settings).await.unwrap();
-    let weather = BindingSpec {
-        functions: vec!["weather".into()],
-        locations: vec!["header:x-api-key".into()],
-        groups: vec!["agents".into()],
-        ..BindingSpec::default()
-    };
-    let placeholder = app.put_secret("weather_api_key", SECRET.into(), weather).await.unwrap().to_string();
-    let elsewhere = BindingSpec {
-        functions: vec!["payroll".into()],
-        locations: vec!["header:x-api-key".into()],
-        ..BindingSpec::default()
-    };
-    let other_placeholder =
-        app.put_secret("payroll_key", "pk_live_0d9e8f7a6b5c4d3e".into(), elsewhere).await.unwrap().to_string();
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = app.router.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    Running { app, base, placeholder, other_placeholder, _dir: dir, server }
-}
-
-async fn get(base: &str, key: Option<&str>, api_key: &str) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new().get(format!("{base}/weather")).header("x-api-key", api_key);
-    if let Some(key) = key {
-        req = req.bearer_auth(key);
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+async fn start() -> Example {
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin) = (cloakroom_testkit::free_addr(), cloakroom_testkit::free_addr());
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/cloakroom.toml")).unwrap();
+    let config = shipped.replace("127.0.0.1:3000", &listen.to_string()).replace("127.0.0.1:3001", &admin.to_string());
+    assert_ne!(config, shipped, "the shipped configuration names the ports the test moves");
+    std::fs::write(dir.path().join("cloakroom.toml"), config).unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, cloakroom_vault::Keys::generate().to_keys_file()).unwrap();
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cloakroom-example-axum-embed"))
+        .arg("cloakroom.toml")
+        .current_dir(dir.path())
+        .env_remove("CLOAKROOM_PLACEHOLDER_KEY")
+        .env_remove("CLOAKROOM_VAULT_KEY")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let example = Example { child, base: format!("http://{listen}"), admin: format!("http://{admin}"), _dir: dir };
+    for _ in 0..200 {
+        let admin_up = reqwest::get(format!("{}/healthz", example.admin)).await.is_ok();
+        let app_up = tokio::net::TcpStream::connect(listen).await.is_ok();
+        if admin_up && app_up {
+            return example;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the example did not start");
+}
+
+/// `(status, JSON body, Cloakroom-Call-Id)`; no answer may hold the secret.
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value, Option<String>) {
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
+    let call_id = res.headers().get("cloakroom-call-id").map(|v| v.to_str().unwrap().to_owned());
     let text = res.text().await.unwrap();
-    assert!(!text.contains(SECRET), "the secret reached the caller: {text}");
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    assert!(!text.contains(SECRET), "the secret reached a caller: {text}");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), call_id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn placeholder_substituted_for_the_handler_and_masked_in_the_answer() {
-    let r = start().await;
-    let (status, body) = get(&r.base, Some(AGENT_KEY), &r.placeholder).await;
+async fn put_secret(e: &Example) -> String {
+    let c = reqwest::Client::new();
+    let body = json!({"name": "weather_api_key", "value": SECRET,
+        "binding": {"functions": ["weather"], "locations": ["header:x-api-key"]}});
+    let (status, body, _) = send(c.post(format!("{}/v1/secrets", e.admin)).bearer_auth(ADMIN).json(&body)).await;
     assert_eq!(status, 200, "{body}");
-    // The handler's provider accepted the key: it received the secret, not the placeholder.
-    assert_eq!(body["forecast"], "sunny", "{body}");
-    // It echoed the secret; the caller sees the placeholder instead.
-    assert_eq!(body["debug"]["api_key_used"], r.placeholder.as_str(), "{body}");
-
-    r.app.audit.flush().await;
-    let records = r.app.audit.records(&RecordQuery::from_start(10)).await.unwrap();
-    assert_eq!(records.len(), 1);
-    let json = serde_json::to_string(&records[0]).unwrap();
-    assert!(!json.contains(SECRET), "the audit record holds the secret");
-    assert!(json.contains("weather_api_key"), "the secret used is named: {json}");
-    assert!(r.app.audit.verify().await.unwrap().is_ok());
-    r.server.abort();
-    r.app.audit.close().await;
+    body["placeholder"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_never_reach_the_handler() {
-    let r = start().await;
-    // A caller outside every allow rule: denied by default.
-    let (status, body) = get(&r.base, Some(GUEST_KEY), &r.placeholder).await;
+async fn the_handler_gets_the_secret_and_the_caller_only_the_placeholder() {
+    let e = start().await;
+    let placeholder = put_secret(&e).await;
+    let c = reqwest::Client::new();
+    let weather = || c.get(format!("{}/weather", e.base)).header("x-api-key", &placeholder);
+    let (status, body, call_id) = send(weather().bearer_auth(AGENT)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["forecast"], "sunny", "the provider got the real key: {body}");
+    assert_eq!(body["debug"]["api_key_used"], placeholder.as_str(), "the echoed key is masked: {body}");
+    let call_id = call_id.expect("every answer names its audit record");
+
+    // Refusals, none of which reaches a handler.
+    let (status, body, _) = send(weather()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthenticated")), "{body}");
+    let (status, body, _) = send(weather().bearer_auth(APPROVER)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body, _) = send(c.get(format!("{}/payroll", e.base)).bearer_auth(AGENT)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "no rule names payroll: {body}");
+    let (status, body, _) =
+        send(c.get(format!("{}/weather", e.base)).bearer_auth(AGENT).header("x-api-key", "cloak_notaplaceholder"))
+            .await;
+    assert_eq!(status, 200, "an unknown cloak_ string is the caller's own text: {body}");
+    assert_eq!(body["forecast"], "the provider refused the key", "{body}");
+
+    // The audit record names the secret, never its value, and the chain verifies.
+    let (status, record, _) = send(c.get(format!("{}/v1/audit/{call_id}", e.admin)).bearer_auth(ADMIN)).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["function"], "weather", "{record}");
+    assert_eq!(record["secrets_used"][0]["name"], "weather_api_key", "{record}");
+    let (status, report, _) = send(c.get(format!("{}/v1/audit/verify", e.admin)).bearer_auth(ADMIN)).await;
+    assert_eq!((status, report["ok"].as_bool()), (200, Some(true)), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_waits_for_finance_and_the_approval_covers_that_call_only() {
+    let e = start().await;
+    let c = reqwest::Client::new();
+    let refund =
+        |amount: u32| c.post(format!("{}/refunds", e.base)).bearer_auth(AGENT).json(&json!({"amount": amount}));
+    let (status, held, _) = send(refund(5000)).await;
+    assert_eq!(status, 202, "held for approval: {held}");
+    let id = held["approval"]["id"].as_str().or(held["approval_id"].as_str()).expect("an approval id").to_owned();
+
+    // The agent cannot approve its own call; the approver can.
+    let approve = |who: &str| c.post(format!("{}/v1/approvals/{id}/approve", e.admin)).bearer_auth(who.to_owned());
+    let (status, body, _) = send(approve(AGENT)).await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    let (status, body, _) = send(approve(APPROVER).json(&json!({"reason": "customer called"}))).await;
+    assert_eq!(status, 200, "{body}");
 
-    // An allowed caller with a placeholder bound to another function: nothing substituted.
-    let (status, body) = get(&r.base, Some(AGENT_KEY), &r.other_placeholder).await;
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "secret_not_bound", "{body}");
-
-    // No credential at all.
-    let (status, body) = get(&r.base, None, &r.placeholder).await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
-
-    // No rule allows /payroll for anyone.
-    let res = reqwest::Client::new().get(format!("{}/payroll", r.base)).bearer_auth(AGENT_KEY).send().await.unwrap();
-    assert_eq!(res.status(), 403);
-
-    // Every refusal was recorded, with its decision, and the chain holds.
-    r.app.audit.flush().await;
-    let records = r.app.audit.records(&RecordQuery::from_start(10)).await.unwrap();
-    assert_eq!(records.len(), 4);
-    let denied = records
-        .iter()
-        .filter(|rec| rec.decision.as_ref().is_some_and(|d| d.effect == cloakroom_core::Effect::Deny))
-        .count();
-    assert!(denied >= 2, "{records:?}");
-    assert!(r.app.audit.verify().await.unwrap().is_ok());
-    r.server.abort();
-    r.app.audit.close().await;
+    // The approval covers this call, not another amount.
+    let (status, body, _) = send(refund(9_999_999).header("cloakroom-approval", &id)).await;
+    assert_eq!(status, 403, "an approval for 5000 does not refund 9999999: {body}");
+    let (status, body, _) = send(refund(5000).header("cloakroom-approval", &id)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refunded"], 5000, "{body}");
+    // Used once.
+    let (status, body, _) = send(refund(5000).header("cloakroom-approval", &id)).await;
+    assert_ne!(status, 200, "an approval is used once: {body}");
 }

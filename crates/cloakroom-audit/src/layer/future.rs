@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use super::{BoxError, Outcome, ResponseBody, Sealer};
 
 pin_project! {
-    /// The response future of [`AuditService`](super::AuditService).
+    /// The response future of [`Audit`](super::Audit).
     pub struct ResponseFuture<F> {
         #[pin]
         kind: Kind<F>,

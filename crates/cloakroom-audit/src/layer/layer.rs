@@ -1,6 +1,6 @@
 use tower::Layer;
 
-use super::AuditService;
+use super::Audit;
 use crate::{AuditConfig, AuditLog};
 
 /// Records every call passing through; see the [module docs](crate::layer).
@@ -31,9 +31,9 @@ impl AuditLayer {
 }
 
 impl<S> Layer<S> for AuditLayer {
-    type Service = AuditService<S>;
+    type Service = Audit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuditService::new(inner, self.clone())
+        Audit::from_layer(inner, self.clone())
     }
 }

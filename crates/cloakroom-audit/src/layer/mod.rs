@@ -44,7 +44,7 @@ mod service;
 pub use self::body::{AuditWriteFailed, RequestBody, ResponseBody};
 pub use self::future::ResponseFuture;
 pub use self::layer::AuditLayer;
-pub use self::service::AuditService;
+pub use self::service::Audit;
 
 use std::{
     future::Future,

@@ -14,14 +14,18 @@ use crate::{record::record_headers, AuditRecord, OnFailure};
 
 /// The service [`AuditLayer`] builds.
 #[derive(Debug, Clone)]
-pub struct AuditService<S> {
+pub struct Audit<S> {
     inner: S,
     layer: AuditLayer,
 }
 
-impl<S> AuditService<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, layer: AuditLayer) -> Self {
+impl<S> Audit<S> {
+    /// Wraps `inner`, recording into `log` as `config` says (see [`AuditLayer::new`]).
+    pub fn new(inner: S, log: crate::AuditLog, config: &crate::AuditConfig) -> Self {
+        Self::from_layer(inner, AuditLayer::new(log, config))
+    }
+
+    pub(crate) fn from_layer(inner: S, layer: AuditLayer) -> Self {
         Self { inner, layer }
     }
 
@@ -46,7 +50,7 @@ impl<S> AuditService<S> {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for AuditService<S>
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Audit<S>
 where
     S: Service<Request<RequestBody<ReqB>>, Response = Response<ResB>>,
     ReqB: Body,

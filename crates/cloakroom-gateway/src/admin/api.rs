@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use crate::admin::AdminBody;
 use bytes::Bytes;
 use cloakroom_audit::{RecordQuery, Since};
 use cloakroom_core::{CallId, Error, ErrorCode};
@@ -10,7 +11,6 @@ use cloakroom_policy::ApprovalState;
 use cloakroom_vault::REDEEM_TOKEN_HEADER;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{
@@ -30,7 +30,7 @@ const MAX_AUDIT_LIMIT: usize = 10_000;
 pub(super) async fn handle(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {

@@ -27,7 +27,6 @@ use std::{
 };
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::{
@@ -47,6 +46,24 @@ mod slack;
 pub(crate) use self::oidc::OidcSignIns;
 use self::respond::{json_response, not_found};
 
+/// A request body on the admin listener: whatever body the server gave, boxed, so that
+/// the admin API can be served by hyper (`cloakroomd`) or mounted in an axum router.
+/// `Sync` (the handlers keep `&Request` across awaits) though axum's body is not: the
+/// wrapper only ever hands out `&mut` access.
+pub(crate) struct AdminBody(sync_wrapper::SyncWrapper<GatewayBody>);
+
+impl http_body::Body for AdminBody {
+    type Data = bytes::Bytes;
+    type Error = tower::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(self.get_mut().0.get_mut()).poll_frame(cx)
+    }
+}
+
 /// The admin listener's service for a connection from `peer`.
 #[derive(Clone, Debug)]
 pub struct AdminService {
@@ -61,31 +78,41 @@ impl Gateway {
     }
 }
 
-impl tower::Service<Request<Incoming>> for AdminService {
+impl<B> tower::Service<Request<B>> for AdminService
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tower::BoxError>,
+{
     type Response = Response<GatewayBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = AdminFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let gateway = self.gateway.clone();
-        let peer = self.peer;
-        Box::pin(async move {
-            Ok(match handle(&gateway, peer, req).await {
-                Ok(res) => res,
-                Err(e) => error_response(&e, None),
-            })
-        })
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let req = req.map(|body| AdminBody(sync_wrapper::SyncWrapper::new(crate::forward::boxed(body))));
+        respond(self.gateway.clone(), self.peer, req)
     }
 }
+
+/// Not generic, unlike the `call` it serves: the compiler proves the future `Send` once.
+fn respond(gateway: Gateway, peer: Option<SocketAddr>, req: Request<AdminBody>) -> AdminFuture {
+    Box::pin(async move {
+        Ok(match handle(&gateway, peer, req).await {
+            Ok(res) => res,
+            Err(e) => error_response(&e, None),
+        })
+    })
+}
+
+type AdminFuture = Pin<Box<dyn Future<Output = Result<Response<GatewayBody>, Infallible>> + Send>>;
 
 async fn handle(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
 ) -> Result<Response<GatewayBody>, cloakroom_core::Error> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

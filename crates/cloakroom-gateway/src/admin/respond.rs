@@ -1,10 +1,10 @@
 //! Request and response helpers shared by the admin listener's surfaces.
 
+use crate::admin::AdminBody;
 use bytes::Bytes;
 use cloakroom_core::{Error, ErrorCode};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::{
@@ -82,11 +82,20 @@ pub(super) fn not_found() -> Error {
     Error::new(ErrorCode::NotFound, "no such admin endpoint")
 }
 
-pub(super) async fn read_body(gateway: &Gateway, req: Request<Incoming>) -> Result<Bytes, Error> {
+/// The body's error as an `std::error::Error` (what [`crate::server::DeadlineBody`] reports).
+fn body_error(e: tower::BoxError) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+pub(super) async fn read_body(gateway: &Gateway, req: Request<AdminBody>) -> Result<Bytes, Error> {
     // The same deadline as call bodies (server.body_read_timeout): a slow body must not
     // hold an admin connection either.
     let server = &gateway.config().server;
-    let body = crate::server::DeadlineBody::new(req.into_body(), server.body_read_timeout, server.body_min_rate);
+    let body = crate::server::DeadlineBody::new(
+        req.into_body().map_err(body_error),
+        server.body_read_timeout,
+        server.body_min_rate,
+    );
     match Limited::new(body, MAX_ADMIN_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::new(

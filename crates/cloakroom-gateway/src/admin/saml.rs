@@ -12,12 +12,12 @@
 
 use std::{net::SocketAddr, time::SystemTime};
 
+use crate::admin::AdminBody;
 use bytes::Bytes;
 use cloakroom_core::{Error, ErrorCode};
 use cloakroom_identity::saml::{SamlError, ServiceProvider};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::respond::{json_response, not_found, param, read_body, redirect, session_cookie};
@@ -30,7 +30,7 @@ use crate::{
 pub(super) async fn handle(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {
@@ -57,7 +57,7 @@ async fn acs(
     gateway: &Gateway,
     sp: &ServiceProvider,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
 ) -> Result<Response<GatewayBody>, Error> {
     let wants_json =
         req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));

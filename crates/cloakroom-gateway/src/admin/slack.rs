@@ -13,6 +13,7 @@
 
 use std::{net::SocketAddr, time::SystemTime};
 
+use crate::admin::AdminBody;
 use bytes::Bytes;
 use cloakroom_core::{Error, ErrorCode};
 use cloakroom_policy::{
@@ -21,7 +22,6 @@ use cloakroom_policy::{
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
 use super::respond::{not_found, read_body};
 use crate::{
@@ -33,7 +33,7 @@ use crate::{
 pub(super) async fn handle(
     gateway: &Gateway,
     _peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {

@@ -1,4 +1,4 @@
-//! The [`ResponseFuture`] of the [`CallService`](super::CallService).
+//! The [`ResponseFuture`] of the [`NameCall`](super::NameCall).
 //!
 //! A state machine instead of a boxed `async` block: reading the body, then calling the
 //! inner service, then (MCP only, and only when the answer needs re-rendering) the
@@ -14,15 +14,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol};
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol, ResponseBody};
 use http::{request::Parts, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{combinators::Collect, BodyExt, Either, Full, Limited};
+use http_body_util::{combinators::Collect, BodyExt, Full, Limited};
 use pin_project_lite::pin_project;
 
 use super::{
     layer::CallLayer,
-    parse::{http_call, mcp_call, McpRefusal},
+    parse::{http_call, mcp_call, named_call, McpRefusal},
     scope::call_scope,
     service::{rpc_response, too_large},
     CallBody,
@@ -37,7 +37,8 @@ use crate::{
 struct Pending<S> {
     inner: S,
     parts: Parts,
-    routed: Routed,
+    /// `None`: the layer's naming closure names the call.
+    routed: Option<Routed>,
     layer: CallLayer,
     call_id: Option<CallId>,
     note: Option<AuditNote>,
@@ -55,7 +56,7 @@ struct Rescue {
 type BoxedRescue<ResBody> = Pin<Box<dyn Future<Output = Response<CallBody<ResBody>>> + Send>>;
 
 pin_project! {
-    /// The response future of [`CallService`](super::CallService).
+    /// The response future of [`NameCall`](super::NameCall).
     pub struct ResponseFuture<S, B, ResBody>
     where
         S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
@@ -102,7 +103,7 @@ where
         inner: S,
         parts: Parts,
         body: B,
-        routed: Routed,
+        routed: Option<Routed>,
         layer: CallLayer,
         call_id: Option<CallId>,
         note: Option<AuditNote>,
@@ -139,14 +140,13 @@ where
                         Ok(c) => start_call(pending, c.to_bytes()),
                         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                             let Pending { routed, layer, call_id, note, .. } = pending;
-                            Next::Ready(too_large(&routed, &layer, call_id.as_ref(), note.as_ref()))
+                            Next::Ready(too_large(routed.as_ref(), &layer, call_id.as_ref(), note.as_ref()))
                         }
                         Err(_) => {
                             let err = Error::new(ErrorCode::BadRequest, "the request body could not be read");
-                            if let Some(note) = &pending.note {
-                                note.set_error(&err);
-                            }
-                            Next::Ready(err.to_response(pending.call_id.as_ref()).map(Either::Left))
+                            Next::Ready(
+                                err.refuse(pending.call_id.as_ref(), pending.note.as_ref()).map(ResponseBody::refused),
+                            )
                         }
                     };
                     match next {
@@ -157,10 +157,10 @@ where
                 StateProj::Calling { fut, rescue } => {
                     let res = ready!(fut.poll(cx))?;
                     let Some(rescue) = rescue.take() else {
-                        return Poll::Ready(Ok(res.map(Either::Right)));
+                        return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                     };
                     if !rescue::needs_rescue(&res, &rescue.message, rescue.layer.tool_visibility.is_some()) {
-                        return Poll::Ready(Ok(res.map(Either::Right)));
+                        return Poll::Ready(Ok(res.map(ResponseBody::inner)));
                     }
                     let fut: BoxedRescue<ResBody> = Box::pin(async move {
                         let Rescue { message, call_id, identity, routed, layer } = rescue;
@@ -194,17 +194,23 @@ where
 {
     let Pending { mut inner, parts, routed, layer, call_id, note } = pending;
     let identity = parts.extensions.get::<Identity>().cloned();
-    let (call, message) = match routed.function.protocol() {
-        Protocol::Http => match http_call(&routed, &parts, &body) {
-            Ok(call) => (call, None),
-            Err(err) => {
-                if let Some(note) = &note {
-                    note.set_error(&err);
-                }
-                return Next::Ready(err.to_response(call_id.as_ref()).map(Either::Left));
+    let refuse = |err: Error| Next::Ready(err.refuse(call_id.as_ref(), note.as_ref()).map(ResponseBody::refused));
+    let (call, message) = match routed.as_ref().map(|r| (r, r.function.protocol())) {
+        None => {
+            let named = layer.namer.as_ref().and_then(|name| name(&parts, &body));
+            let Some(named) = named else {
+                return refuse(Error::new(ErrorCode::NotFound, "no function at this path"));
+            };
+            match named_call(named, &parts, &body) {
+                Ok(call) => (call, None),
+                Err(err) => return refuse(err),
             }
+        }
+        Some((routed, Protocol::Http)) => match http_call(routed, &parts, &body) {
+            Ok(call) => (call, None),
+            Err(err) => return refuse(err),
         },
-        Protocol::Mcp => match mcp_call(&routed, &parts, &body) {
+        Some((routed, Protocol::Mcp)) => match mcp_call(routed, &parts, &body) {
             Ok(parsed) => parsed,
             Err(McpRefusal::Malformed(e)) => {
                 return Next::Ready(rpc_response(StatusCode::BAD_REQUEST, &e, note.as_ref(), ErrorCode::BadRequest))
@@ -237,6 +243,6 @@ where
         req.extensions_mut().insert(scope);
     }
     req.extensions_mut().insert(call);
-    let rescue = message.map(|message| Rescue { message, call_id, identity, routed, layer });
+    let rescue = message.zip(routed).map(|(message, routed)| Rescue { message, call_id, identity, routed, layer });
     Next::Call(inner.call(req), rescue)
 }

@@ -67,5 +67,5 @@ mod service;
 pub use digest::{call_digest, canonical_json};
 pub use future::ResponseFuture;
 pub use json::{parse_strict_json, JsonRefusal};
-pub use layer::{CallLayer, SecretScanner, ToolVisibility};
-pub use service::{CallBody, CallService};
+pub use layer::{CallLayer, CallName, Namer, SecretScanner, ToolVisibility};
+pub use service::{CallBody, NameCall};

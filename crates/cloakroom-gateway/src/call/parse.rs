@@ -4,7 +4,7 @@ use cloakroom_core::{Call, Error, ErrorCode, Protocol};
 use http::{header, request::Parts};
 use serde_json::Value;
 
-use super::{digest::call_digest, json::http_arguments};
+use super::{digest::call_digest, json::http_arguments, layer::CallName};
 use crate::{
     mcp::jsonrpc::{McpMessage, RpcError, INVALID_PARAMS, INVALID_REQUEST},
     route::{parse_query, RefusedTarget, Routed},
@@ -96,19 +96,31 @@ fn form_arguments(body: &[u8]) -> Result<Value, Error> {
 
 /// The call of an `http` function; `Err` refuses it with `bad_request` before policy.
 pub(crate) fn http_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<Call, Error> {
-    let mut arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+    let path = routed.rest.split('?').next().unwrap_or("");
+    let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);
+    named_call(CallName::new(routed.function.name()).detail(detail), parts, body)
+}
+
+/// The call a [`CallName`] names (from a naming closure or the gateway's routes): its
+/// arguments are the name's own, or the body read as for `http` functions.
+pub(crate) fn named_call(name: CallName, parts: &Parts, body: &[u8]) -> Result<Call, Error> {
+    if name.function.is_empty() {
+        return Err(Error::new(ErrorCode::NotFound, "no function at this path"));
+    }
+    let mut arguments = match name.arguments {
+        Some(arguments) => arguments,
+        None => http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?,
+    };
     // A form is read by every upstream framework: it is arguments too, so that rules on
     // `/field` see it.
     if arguments.is_null() && is_form(parts) && !body.is_empty() {
         arguments = form_arguments(body)?;
     }
     check_method_parameter(parts, body, &arguments)?;
-    let path = routed.rest.split('?').next().unwrap_or("");
-    let detail = path.split('/').find(|s| !s.is_empty()).map(str::to_owned);
-    Ok(Call::new(routed.function.name().to_owned(), Protocol::Http)
+    Ok(Call::new(name.function, Protocol::Http)
         .with_digest(call_digest(&arguments, body))
         .with_arguments(arguments)
-        .with_detail(detail)
+        .with_detail(name.detail)
         .with_method(parts.method.to_string()))
 }
 

@@ -1,12 +1,12 @@
-//! The [`CallService`].
+//! The [`NameCall`].
 
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol, ResponseBody};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use serde_json::Value;
 
 use super::{future::ResponseFuture, layer::CallLayer};
@@ -15,25 +15,45 @@ use crate::{
     route::Routed,
 };
 
-/// The response body of a [`CallService`]: the inner body, or one the service wrote.
-pub type CallBody<B> = Either<Full<Bytes>, B>;
+/// The response body of a [`NameCall`]: the inner body, or one the service wrote.
+pub type CallBody<B> = ResponseBody<B>;
 
 /// Parses calls; built by [`CallLayer`].
 #[derive(Clone, Debug)]
-pub struct CallService<S> {
+pub struct NameCall<S> {
     inner: S,
     layer: CallLayer,
 }
 
-impl<S> CallService<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, layer: CallLayer) -> Self {
+impl<S> NameCall<S> {
+    /// Wraps `inner`, refusing bodies over `max_body_bytes` (see [`CallLayer::new`]; the
+    /// layer's setters configure the rest).
+    pub fn new(inner: S, max_body_bytes: u64) -> Self {
+        Self::from_layer(inner, CallLayer::new(max_body_bytes))
+    }
+
+    pub(crate) fn from_layer(inner: S, layer: CallLayer) -> Self {
         Self { inner, layer }
+    }
+
+    /// A layer (same as [`CallLayer::new`]).
+    pub fn layer(max_body_bytes: u64) -> CallLayer {
+        CallLayer::new(max_body_bytes)
     }
 
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -56,14 +76,14 @@ pub(super) fn rpc_response<B>(
         note.set_error(&error);
     }
     res.extensions_mut().insert(error);
-    res.map(Either::Left)
+    res.map(ResponseBody::refused)
 }
 
 /// The 413 for a body over `max_body_bytes`: SPEC §5's error, or for an MCP function the
 /// same 413 with a JSON-RPC error (code [`TOO_LARGE`], id `null` as the body was not
 /// read, the SPEC §5 error object as `data`), since MCP clients show JSON-RPC errors.
 pub(super) fn too_large<B>(
-    routed: &Routed,
+    routed: Option<&Routed>,
     layer: &CallLayer,
     call_id: Option<&CallId>,
     note: Option<&AuditNote>,
@@ -75,36 +95,41 @@ pub(super) fn too_large<B>(
     if let Some(note) = note {
         note.set_error(&err);
     }
-    if routed.function.protocol() != Protocol::Mcp {
-        return err.to_response(call_id).map(Either::Left);
+    if !is_mcp(routed) {
+        return err.to_response(call_id).map(ResponseBody::refused);
     }
     let body = error_object(&Value::Null, TOO_LARGE, &err.message, Some(err.to_json_value(call_id)));
     let mut res = json_response(StatusCode::PAYLOAD_TOO_LARGE, &body);
     res.extensions_mut().insert(err);
-    res.map(Either::Left)
+    res.map(ResponseBody::refused)
+}
+
+/// Whether the call goes to an MCP function (named calls are `http`).
+pub(super) fn is_mcp(routed: Option<&Routed>) -> bool {
+    routed.is_some_and(|r| r.function.protocol() == Protocol::Mcp)
 }
 
 /// A refusal before the body is read: SPEC §5's error, or for an MCP function a
 /// JSON-RPC error (id `null`, the body was not read) with the same status.
 pub(super) fn refused<B>(
-    routed: &Routed,
+    routed: Option<&Routed>,
     err: Error,
     call_id: Option<&CallId>,
     note: Option<&AuditNote>,
 ) -> Response<CallBody<B>> {
+    if !is_mcp(routed) {
+        return err.refuse(call_id, note).map(ResponseBody::refused);
+    }
     if let Some(note) = note {
         note.set_error(&err);
-    }
-    if routed.function.protocol() != Protocol::Mcp {
-        return err.to_response(call_id).map(Either::Left);
     }
     let rpc = RpcError { code: INVALID_REQUEST, message: format!("Invalid Request: {}", err.message), id: Value::Null };
     let mut res = json_response(err.code.status(), &rpc.to_json(Some(err.to_json_value(call_id))));
     res.extensions_mut().insert(err);
-    res.map(Either::Left)
+    res.map(ResponseBody::refused)
 }
 
-impl<S, B, ResBody> tower::Service<Request<B>> for CallService<S>
+impl<S, B, ResBody> tower::Service<Request<B>> for NameCall<S>
 where
     S: tower::Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -125,25 +150,23 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let call_id = req.extensions().get::<CallId>().copied();
         let note = req.extensions().get::<AuditNote>().cloned();
-        let Some(routed) = req.extensions().get::<Routed>().cloned() else {
+        let routed = req.extensions().get::<Routed>().cloned();
+        if routed.is_none() && self.layer.namer.is_none() {
             let err = match req.extensions().get::<crate::route::RefusedTarget>() {
                 Some(refused) => Error::new(ErrorCode::BadRequest, refused.0.to_string()),
                 None => Error::new(ErrorCode::NotFound, "no function at this path"),
             };
-            if let Some(note) = &note {
-                note.set_error(&err);
-            }
-            return ResponseFuture::ready(err.to_response(call_id.as_ref()).map(Either::Left));
-        };
+            return ResponseFuture::ready(err.refuse(call_id.as_ref(), note.as_ref()).map(ResponseBody::refused));
+        }
         let (parts, body) = req.into_parts();
         if let Err(err) = super::parse::check_head(&parts) {
-            return ResponseFuture::ready(refused(&routed, err, call_id.as_ref(), note.as_ref()));
+            return ResponseFuture::ready(refused(routed.as_ref(), err, call_id.as_ref(), note.as_ref()));
         }
         let req = Request::from_parts(parts, body);
         let declared =
             req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.layer.max_body_bytes) {
-            return ResponseFuture::ready(too_large(&routed, &self.layer, call_id.as_ref(), note.as_ref()));
+            return ResponseFuture::ready(too_large(routed.as_ref(), &self.layer, call_id.as_ref(), note.as_ref()));
         }
         // The clone is the ready one: take it, leave the fresh clone behind (tower idiom).
         let clone = self.inner.clone();

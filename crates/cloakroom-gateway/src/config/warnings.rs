@@ -17,10 +17,19 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let rules = &self.policy.rules;
         let mut out = Vec::new();
+        if self.functions.is_empty() {
+            // An embedding application's configuration: it names its calls in code, so
+            // rules cannot be checked against functions here.
+            out.push(
+                "no [[functions]]: cloakroomd routes no calls (without functions, a configuration is for an \
+                 application embedding the layers, which names its calls itself)"
+                    .to_owned(),
+            );
+        }
         for (i, rule) in rules.iter().enumerate() {
             let at = |field: &str| format!("policy.rules[{i}] ({:?}): field `{field}`", rule.name);
             for (j, pattern) in rule.functions.iter().enumerate() {
-                if !self.can_produce(pattern) {
+                if !self.functions.is_empty() && !self.can_produce(pattern) {
                     out.push(format!(
                         "{}: no configured function or MCP tool is named like {pattern:?}; the rule never matches through it",
                         at(&format!("functions[{j}]"))

@@ -11,12 +11,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cloakroom_core::{CallId, Error, ErrorCode, Identity};
+use cloakroom_core::{CallId, Error, ErrorCode, Identity, ResponseBody};
 use cloakroom_mask::{mask_event_stream, MaskedWith, Matcher};
 use cloakroom_policy::PendingApproval;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use serde_json::Value;
 
 use super::{
@@ -68,7 +68,7 @@ fn json_response<B>(
     if let Some(error) = error {
         res.extensions_mut().insert(error);
     }
-    res.map(Either::Left)
+    res.map(ResponseBody::refused)
 }
 
 /// Whether [`rescue`] would change `res`: an error or a pending approval to answer as
@@ -96,7 +96,7 @@ where
     B::Error: Into<crate::forward::BoxError>,
 {
     if !needs_rescue(&res, message, visibility.is_some()) {
-        return res.map(Either::Right);
+        return res.map(ResponseBody::inner);
     }
     let id = message.request_id().cloned();
     let masker = res.extensions().get::<MaskedWith>().map(|m| m.0.clone());
@@ -175,9 +175,9 @@ where
         };
         let mut parts = parts;
         parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Either::Left(Full::new(filtered)));
+        return Response::from_parts(parts, ResponseBody::refused(Full::new(filtered)));
     }
-    res.map(Either::Right)
+    res.map(ResponseBody::inner)
 }
 
 fn upstream_broke<B>(masker: Option<&Arc<Matcher>>, id: Option<&Value>) -> Response<CallBody<B>> {

@@ -30,9 +30,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol};
+use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Identity, Protocol, ResponseBody};
 use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 
 use super::jsonrpc::{error_object, REFUSED};
 use crate::route::Routed;
@@ -157,28 +157,55 @@ impl McpSessionLayer {
 }
 
 impl<S> tower::Layer<S> for McpSessionLayer {
-    type Service = McpSessionService<S>;
+    type Service = McpSession<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        McpSessionService { inner, sessions: self.sessions.clone() }
+        McpSession::new(inner, self.sessions.clone())
     }
 }
 
 /// The service of [`McpSessionLayer`].
 #[derive(Debug, Clone)]
-pub struct McpSessionService<S> {
+pub struct McpSession<S> {
     inner: S,
     sessions: McpSessions,
 }
 
+impl<S> McpSession<S> {
+    /// Wraps `inner`, binding sessions in `sessions`.
+    pub fn new(inner: S, sessions: McpSessions) -> Self {
+        Self { inner, sessions }
+    }
+
+    /// A layer (same as [`McpSessionLayer::new`]).
+    pub fn layer(sessions: McpSessions) -> McpSessionLayer {
+        McpSessionLayer::new(sessions)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 /// The answer for a session id the gateway does not hold for this caller.
-fn unknown_session<B>(call_id: Option<&CallId>, note: Option<&AuditNote>) -> Response<Either<Full<Bytes>, B>> {
+fn unknown_session<B>(call_id: Option<&CallId>, note: Option<&AuditNote>) -> Response<ResponseBody<B>> {
     let error = Error::new(ErrorCode::NotFound, "no such MCP session; start a new one with initialize");
     if let Some(n) = note {
         n.set_error(&error);
     }
     let body = error_object(&serde_json::Value::Null, REFUSED, &error.message, Some(error.to_json_value(None)));
-    let mut res = Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
+    let mut res = Response::new(ResponseBody::refused(Full::new(Bytes::from(body.to_string()))));
     *res.status_mut() = StatusCode::NOT_FOUND;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(id) = call_id.and_then(|c| HeaderValue::from_str(&c.to_string()).ok()) {
@@ -188,14 +215,14 @@ fn unknown_session<B>(call_id: Option<&CallId>, note: Option<&AuditNote>) -> Res
     res
 }
 
-impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for McpSessionService<S>
+impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for McpSession<S>
 where
     S: tower::Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
-    type Response = Response<Either<Full<Bytes>, ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -212,7 +239,7 @@ where
             .filter(|r| r.function.protocol() == Protocol::Mcp)
             .map(|r| r.function.name().to_owned());
         let (Some(function), Some(identity)) = (function, req.extensions().get::<Identity>().cloned()) else {
-            return Box::pin(async move { Ok(inner.call(req).await?.map(Either::Right)) });
+            return Box::pin(async move { Ok(inner.call(req).await?.map(ResponseBody::inner)) });
         };
         let call_id = req.extensions().get::<CallId>().copied();
         let note = req.extensions().get::<AuditNote>().cloned();
@@ -245,7 +272,7 @@ where
                 Some(id) if is_delete && res.status().is_success() => sessions.close(&function, id),
                 Some(_) => {}
             }
-            Ok(res.map(Either::Right))
+            Ok(res.map(ResponseBody::inner))
         })
     }
 }

@@ -65,6 +65,33 @@ pub struct BodyDeadline<S> {
     layer: BodyDeadlineLayer,
 }
 
+impl<S> BodyDeadline<S> {
+    /// Wraps `inner` (see [`BodyDeadlineLayer::new`]).
+    pub fn new(inner: S, timeout: Duration, min_rate: u64) -> Self {
+        Self { inner, layer: BodyDeadlineLayer::new(timeout, min_rate) }
+    }
+
+    /// A layer (same as [`BodyDeadlineLayer::new`]).
+    pub fn layer(timeout: Duration, min_rate: u64) -> BodyDeadlineLayer {
+        BodyDeadlineLayer::new(timeout, min_rate)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S, B> tower::Service<Request<B>> for BodyDeadline<S>
 where
     S: tower::Service<Request<DeadlineBody<B>>>,

@@ -10,7 +10,7 @@ use super::ResponseBody;
 
 type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 
-/// The response future of [`super::PolicyService`].
+/// The response future of [`super::Authorize`].
 ///
 /// Boxed because deciding may wait on the approval store (and, with `approvals.wait`,
 /// on an approver) before the inner service is called.

@@ -1,6 +1,6 @@
 use tower::Layer;
 
-use super::PolicyService;
+use super::Authorize;
 use crate::{Approvals, Policies};
 
 /// Applies policy (and approvals) to every request; see the [module docs](super).
@@ -18,9 +18,9 @@ impl PolicyLayer {
 }
 
 impl<S> Layer<S> for PolicyLayer {
-    type Service = PolicyService<S>;
+    type Service = Authorize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PolicyService::new(inner, self.policies.clone(), self.approvals.clone())
+        Authorize::new(inner, self.policies.clone(), self.approvals.clone())
     }
 }

@@ -62,7 +62,7 @@ mod service;
 pub use cloakroom_core::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::PolicyLayer;
-pub use service::PolicyService;
+pub use service::Authorize;
 
 use serde::{Deserialize, Serialize};
 

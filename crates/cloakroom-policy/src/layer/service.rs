@@ -11,13 +11,13 @@ use crate::{Approval, ApprovalState, Approvals, Policies, PolicyInput, SecretsIn
 
 /// The service made by [`super::PolicyLayer`].
 #[derive(Debug, Clone)]
-pub struct PolicyService<S> {
+pub struct Authorize<S> {
     inner: S,
     policies: Policies,
     approvals: Approvals,
 }
 
-impl<S> PolicyService<S> {
+impl<S> Authorize<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policies: Policies, approvals: Approvals) -> Self {
         Self { inner, policies, approvals }
@@ -44,7 +44,7 @@ impl<S> PolicyService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for PolicyService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,

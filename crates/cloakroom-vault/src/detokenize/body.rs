@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use crate::InFlightGuard;
 
-/// The body of responses from [`crate::DetokenizeService`]: the layer's own refusal
+/// The body of responses from [`crate::Detokenize`]: the layer's own refusal
 /// (`secret_not_bound`, `vault_unavailable`, …) or the inner service's body.
 pub type ResponseBody<B> = cloakroom_core::ResponseBody<InFlightBody<B>>;
 

@@ -19,7 +19,7 @@ pub(crate) type Prepared = Result<(Request<Full<Bytes>>, Option<InFlightGuard>),
 pub(crate) type Prepare = Pin<Box<dyn Future<Output = Prepared> + Send>>;
 
 pin_project! {
-    /// The response future of [`crate::DetokenizeService`].
+    /// The response future of [`crate::Detokenize`].
     pub struct ResponseFuture<S>
     where
         S: Service<Request<Full<Bytes>>>,

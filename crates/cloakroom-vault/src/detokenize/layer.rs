@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cloakroom_core::ApprovalLookup;
 use tower::Layer;
 
-use super::{DetokenizeService, DEFAULT_MAX_BODY_BYTES};
+use super::{Detokenize, DEFAULT_MAX_BODY_BYTES};
 use crate::{Catalog, InFlight};
 
 /// Wraps a service with detokenization (see the [module docs](super)).
@@ -61,9 +61,9 @@ impl DetokenizeLayer {
 }
 
 impl<S> Layer<S> for DetokenizeLayer {
-    type Service = DetokenizeService<S>;
+    type Service = Detokenize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        DetokenizeService::from_layer(inner, self.clone())
+        Detokenize::from_layer(inner, self.clone())
     }
 }

@@ -54,7 +54,7 @@ pub use body::{InFlightBody, ResponseBody};
 pub use future::ResponseFuture;
 pub(crate) use json::{locate as json_locate, LocateError};
 pub use layer::DetokenizeLayer;
-pub use service::DetokenizeService;
+pub use service::Detokenize;
 pub use substitute::percent_decode_lossy;
 
 use cloakroom_core::SecretUse;

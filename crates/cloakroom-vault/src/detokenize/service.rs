@@ -1,4 +1,4 @@
-//! [`DetokenizeService`].
+//! [`Detokenize`].
 
 use std::task::{Context, Poll};
 
@@ -13,19 +13,20 @@ use super::{substitute, BoxError, DetokenizeLayer, ResponseBody, ResponseFuture}
 /// The service made by [`DetokenizeLayer`]. The inner service receives the request with
 /// its body buffered (and substituted) as `Full<Bytes>`.
 #[derive(Clone, Debug)]
-pub struct DetokenizeService<S> {
+pub struct Detokenize<S> {
     inner: S,
     config: DetokenizeLayer,
 }
 
-impl<S> DetokenizeService<S> {
+impl<S> Detokenize<S> {
     pub(crate) fn from_layer(inner: S, config: DetokenizeLayer) -> Self {
         Self { inner, config }
     }
 
-    /// Wraps `inner` with the catalog and limits of `layer`.
-    pub fn new(inner: S, layer: &DetokenizeLayer) -> Self {
-        Self { inner, config: layer.clone() }
+    /// Wraps `inner`, substituting from `catalog` (see [`DetokenizeLayer::new`]; the
+    /// layer's setters configure the rest).
+    pub fn new(inner: S, catalog: std::sync::Arc<crate::Catalog>) -> Self {
+        Self::from_layer(inner, DetokenizeLayer::new(catalog))
     }
 
     /// The inner service.
@@ -49,7 +50,7 @@ impl<S> DetokenizeService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DetokenizeService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Detokenize<S>
 where
     S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
     ReqBody: Body + Send + 'static,

@@ -5,7 +5,7 @@ use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
 use cloakroom_core::{AuditNote, AuthMethod, Call, CallId, Identity, Protocol};
-use cloakroom_vault::{DetokenizeLayer, DetokenizeService};
+use cloakroom_vault::{Detokenize, DetokenizeLayer};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -41,7 +41,7 @@ pub fn forwarder(upstream: String) -> Forward {
 }
 
 /// The layer around the forwarder.
-pub fn gateway(layer: &DetokenizeLayer, upstream: String) -> DetokenizeService<Forward> {
+pub fn gateway(layer: &DetokenizeLayer, upstream: String) -> Detokenize<Forward> {
     layer.layer(forwarder(upstream))
 }
 
@@ -69,7 +69,7 @@ pub fn with_context<B>(mut req: Request<B>, function: &str, groups: &[&str]) -> 
 }
 
 /// Sends through the service and returns status, body.
-pub async fn send<B>(svc: &DetokenizeService<Forward>, req: Request<B>) -> (u16, serde_json::Value)
+pub async fn send<B>(svc: &Detokenize<Forward>, req: Request<B>) -> (u16, serde_json::Value)
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,

@@ -14,9 +14,9 @@
 
 use std::net::SocketAddr;
 
+use crate::admin::AdminBody;
 use cloakroom_core::{Error, ErrorCode};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::{
     caller::Caller,
@@ -42,7 +42,7 @@ const LOGIN: &str = "/console/login";
 pub(super) async fn handle(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {
@@ -79,7 +79,7 @@ impl Signed<'_> {
 async fn route(
     gateway: &Gateway,
     peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {

@@ -11,9 +11,9 @@
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
+use crate::admin::AdminBody;
 use cloakroom_core::{Error, ErrorCode};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use maud::html;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,7 +40,7 @@ fn is_dev_token(token: &str) -> bool {
 }
 
 /// `GET /console/login` (and the dev-mode link with `?token=`).
-pub(super) async fn login_page(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<GatewayBody>, Error> {
+pub(super) async fn login_page(gateway: &Gateway, req: &Request<AdminBody>) -> Result<Response<GatewayBody>, Error> {
     if let Some(token) = param(req.uri().query().unwrap_or(""), "token") {
         if !is_dev_token(&token) {
             // Never a credential in a URL outside dev mode (logs, history, Referer).

@@ -23,10 +23,10 @@ mod redirect;
 
 use std::{net::SocketAddr, time::SystemTime};
 
+use crate::admin::AdminBody;
 use cloakroom_core::{Error, ErrorCode};
 use cloakroom_identity::{pkce_challenge, SignInError};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -46,7 +46,7 @@ const BROWSER_COOKIE: &str = "cloakroom_oidc";
 pub(super) async fn handle(
     gateway: &Gateway,
     _peer: Option<SocketAddr>,
-    req: Request<Incoming>,
+    req: Request<AdminBody>,
     method: &Method,
     segments: &[&str],
 ) -> Result<Response<GatewayBody>, Error> {
@@ -74,7 +74,7 @@ fn sign_in_error(e: SignInError) -> Error {
 }
 
 /// `GET /v1/oidc/login`.
-async fn login(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<GatewayBody>, Error> {
+async fn login(gateway: &Gateway, req: &Request<AdminBody>) -> Result<Response<GatewayBody>, Error> {
     let query = req.uri().query().unwrap_or_default();
     let destination = match param(query, "cli_redirect") {
         Some(cli) => {
@@ -123,7 +123,7 @@ async fn login(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<Ga
 }
 
 /// `GET /v1/oidc/callback`.
-async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response<GatewayBody>, Error> {
+async fn callback(gateway: &Gateway, req: &Request<AdminBody>) -> Result<Response<GatewayBody>, Error> {
     let query = req.uri().query().unwrap_or_default();
     let state = param(query, "state").unwrap_or_default();
     // Taken before anything else is looked at: whatever happens next, this state is spent.
@@ -175,7 +175,7 @@ async fn callback(gateway: &Gateway, req: &Request<Incoming>) -> Result<Response
 }
 
 /// `POST /v1/oidc/session`: `cloakroom login` collects the session minted for it.
-async fn collect(gateway: &Gateway, req: Request<Incoming>) -> Result<Response<GatewayBody>, Error> {
+async fn collect(gateway: &Gateway, req: Request<AdminBody>) -> Result<Response<GatewayBody>, Error> {
     let body = body_json(&read_body(gateway, req).await?)?;
     let refused = || Error::new(ErrorCode::Unauthenticated, "unknown, used or expired sign-in code, or wrong verifier");
     let code = body["code"].as_str().unwrap_or_default();
