@@ -23,121 +23,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{AuditRecord, GENESIS_HASH};
 
-/// Why a value has no canonical form.
-#[derive(Debug, thiserror::Error)]
-pub enum CanonicalError {
-    /// A floating-point number was found (its text form is not canonical).
-    #[error("a float ({0}) cannot be hashed canonically")]
-    Float(String),
-    /// The record did not serialize.
-    #[error("record does not serialize: {0}")]
-    Serialize(#[from] serde_json::Error),
-}
-
-/// The canonical JSON text of a value.
-pub fn canonical_json(value: &Value) -> Result<String, CanonicalError> {
-    let mut out = String::with_capacity(1024);
-    write_canonical(value, &mut out)?;
-    Ok(out)
-}
-
-fn sorted_keys(map: &serde_json::Map<String, Value>) -> Vec<&String> {
-    // Sort explicitly: serde_json's map order depends on a crate feature.
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    keys
-}
-
-fn write_canonical(value: &Value, out: &mut String) -> Result<(), CanonicalError> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            if n.is_f64() {
-                return Err(CanonicalError::Float(n.to_string()));
-            }
-            out.push_str(&n.to_string());
-        }
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out)?;
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, key) in sorted_keys(map).into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_canonical(&map[key], out)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
-}
-
-/// Which bytes a JSON string must escape (the quote, the backslash and the control
-/// characters), as a table so that the common case costs one load per byte.
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-pub(crate) fn write_string(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[b as usize] {
-            continue;
-        }
-        // Clean runs are copied whole; only the bytes that need escaping are rewritten,
-        // a char at a time (a JSON text recorded as a string has a `"` every few bytes,
-        // and a two-byte copy per escape cost more than the escape).
-        if start < i {
-            out.push_str(&s[start..i]);
-        }
-        let short = match b {
-            b'"' => '"',
-            b'\\' => '\\',
-            0x08 => 'b',
-            0x0c => 'f',
-            b'\n' => 'n',
-            b'\r' => 'r',
-            b'\t' => 't',
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0xf)]));
-                start = i + 1;
-                continue;
-            }
-        };
-        out.push('\\');
-        out.push(short);
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
+pub(crate) use cloakroom_core::canonical::write_json_string as write_string;
+pub use cloakroom_core::canonical::{canonical_json, CanonicalError};
+use cloakroom_core::canonical::{sorted_keys, write_canonical_json};
 
 /// The canonical JSON of any serializable value.
 pub fn to_canonical<T: Serialize>(value: &T) -> Result<String, CanonicalError> {
@@ -220,7 +108,7 @@ pub fn seal_value(
         first = false;
         write_string(key, &mut out);
         out.push(':');
-        write_canonical(&map[key], &mut out)?;
+        write_canonical_json(&map[key], &mut out)?;
     }
     out.push('}');
     // A record always has keys before and after "hash" ("function", "id").

@@ -31,7 +31,9 @@ use async_trait::async_trait;
 use cloakroom_core::{AuthMethod, Call, Decision, Effect, Identity, Protocol};
 use sha2::{Digest, Sha256};
 
-use crate::{chain::canonical_json, AuditRecord, RecordDecision};
+use cloakroom_core::canonical::canonical_json_with_floats;
+
+use crate::{AuditRecord, RecordDecision};
 
 /// Today's policy, as replay needs it.
 #[async_trait]
@@ -97,7 +99,8 @@ pub async fn replay(record: &AuditRecord, policy: &dyn ReplayPolicy) -> Result<R
     let (arguments, raw) = recorded_arguments(record, protocol, &mut caveats);
     let digest = match &arguments {
         serde_json::Value::Null => hex::encode(Sha256::digest(&raw)),
-        v => hex::encode(Sha256::digest(canonical_json(v).unwrap_or_default().as_bytes())),
+        // The gateway's argument digest (floats included), from the one canonical writer.
+        v => hex::encode(Sha256::digest(canonical_json_with_floats(v).as_bytes())),
     };
     let call = Call::new(function, protocol)
         .with_arguments(arguments)

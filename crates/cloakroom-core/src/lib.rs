@@ -23,6 +23,7 @@ mod audit_note;
 mod body;
 mod call;
 mod call_id;
+pub mod canonical;
 mod client_addr;
 mod decision;
 mod error;

@@ -454,7 +454,7 @@ struct Parts<'a> {
 fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError> {
     let routes = Routes::new(&config.functions)
         .map_err(|e| component("functions", e))?
-        .with_clients(p.forwarder)
+        .with_clients(config.server.connect_timeout)
         .map_err(|e| component("functions", e))?;
     let authenticator = Arc::new(
         Authenticator::new(&config.identity)

@@ -7,6 +7,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
+pub mod body;
 pub mod builder;
 pub mod call;
 pub mod config;
@@ -15,12 +16,14 @@ pub mod echo;
 pub mod embed;
 pub mod forward;
 pub mod gateway;
+pub mod json;
 pub mod mcp;
 pub mod metrics;
 pub mod on_end;
 pub mod route;
 pub mod secrets;
 pub mod server;
+pub mod upstream;
 
 pub use builder::GatewayBuilder;
 pub use config::{Config, ConfigError};

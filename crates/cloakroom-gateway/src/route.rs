@@ -24,7 +24,7 @@ pub use normalize::{normalize_path, normalize_query, normalize_target, parse_que
 
 use crate::{
     config::FunctionConfig,
-    forward::{Upstream, UpstreamError},
+    upstream::{TlsError, Upstream, UpstreamClient, UpstreamError},
 };
 
 /// A configured function, ready to route to.
@@ -35,7 +35,7 @@ pub struct Function {
     /// Its parsed upstream.
     pub upstream: Upstream,
     /// Its own client, when it trusts a private CA (`ca_file`); else the forwarder's.
-    pub client: Option<crate::forward::UpstreamClient>,
+    pub client: Option<UpstreamClient>,
 }
 
 impl Function {
@@ -89,11 +89,12 @@ impl Routes {
         Ok(Self { functions })
     }
 
-    /// Gives every function with a `ca_file` its own client trusting that CA.
-    pub fn with_clients(mut self, forwarder: &crate::forward::Forwarder) -> Result<Self, crate::forward::TlsError> {
+    /// Gives every function with a `ca_file` its own client trusting that CA, with
+    /// `connect_timeout` for new connections (`server.connect_timeout`).
+    pub fn with_clients(mut self, connect_timeout: std::time::Duration) -> Result<Self, TlsError> {
         for f in &mut self.functions {
             if let Some(ca) = &f.config.ca_file {
-                let client = forwarder.client_trusting(ca)?;
+                let client = UpstreamClient::trusting(connect_timeout, ca)?;
                 Arc::make_mut(f).client = Some(client);
             }
         }

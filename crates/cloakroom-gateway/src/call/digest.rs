@@ -1,5 +1,6 @@
 //! The digest approvals bind to.
 
+use cloakroom_core::canonical::canonical_json_with_floats;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -10,44 +11,9 @@ pub fn call_digest(arguments: &Value, body: &[u8]) -> String {
     if arguments.is_null() {
         h.update(body);
     } else {
-        let mut out = Vec::new();
-        canonical_json(arguments, &mut out);
-        h.update(&out);
+        h.update(canonical_json_with_floats(arguments).as_bytes());
     }
     hex::encode(h.finalize())
-}
-
-/// Writes `v` as canonical JSON: object keys in byte order, no insignificant whitespace,
-/// strings and numbers as serde_json prints them. Independent of serde_json's
-/// `preserve_order` feature, so the digest is the same in every build.
-pub fn canonical_json(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(serde_json::to_string(k).expect("string serializes").as_bytes());
-                out.push(b':');
-                canonical_json(&map[k], out);
-            }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                canonical_json(item, out);
-            }
-            out.push(b']');
-        }
-        other => out.extend_from_slice(serde_json::to_string(other).expect("scalar serializes").as_bytes()),
-    }
 }
 
 #[cfg(test)]
@@ -60,9 +26,7 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b": [1, {"y":2,"x":1}], "a": "s"}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{"a":"s","b":[1,{"x":1,"y":2}]}"#).unwrap();
         assert_eq!(call_digest(&a, b"ignored"), call_digest(&b, b"other"));
-        let mut out = Vec::new();
-        canonical_json(&a, &mut out);
-        assert_eq!(out, br#"{"a":"s","b":[1,{"x":1,"y":2}]}"#);
+        assert_eq!(canonical_json_with_floats(&a), r#"{"a":"s","b":[1,{"x":1,"y":2}]}"#);
     }
 
     #[test]

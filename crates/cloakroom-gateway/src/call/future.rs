@@ -23,15 +23,12 @@ use pin_project_lite::pin_project;
 use super::{
     layer::CallLayer,
     parse::{http_call, mcp_call, named_call, McpRefusal},
+    refuse::{rpc_response, too_large},
+    rescue,
     scope::call_scope,
-    service::{rpc_response, too_large},
     CallBody,
 };
-use crate::{
-    forward::BoxError,
-    mcp::{jsonrpc::McpMessage, rescue},
-    route::Routed,
-};
+use crate::{forward::BoxError, mcp::jsonrpc::McpMessage, route::Routed};
 
 /// What the body-reading state carries into the call.
 struct Pending<S> {

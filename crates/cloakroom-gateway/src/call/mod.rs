@@ -58,14 +58,15 @@
 
 mod digest;
 mod future;
-mod json;
 mod layer;
 mod parse;
+mod refuse;
+pub mod rescue;
 mod scope;
 mod service;
 
-pub use digest::{call_digest, canonical_json};
+pub use crate::json::{parse_strict_json, JsonRefusal};
+pub use digest::call_digest;
 pub use future::ResponseFuture;
-pub use json::{parse_strict_json, JsonRefusal};
 pub use layer::{CallLayer, CallName, Namer, SecretScanner, ToolVisibility};
 pub use service::{CallBody, NameCall};

@@ -4,8 +4,9 @@ use cloakroom_core::{Call, Error, ErrorCode, Protocol};
 use http::{header, request::Parts};
 use serde_json::Value;
 
-use super::{digest::call_digest, json::http_arguments, layer::CallName};
+use super::{digest::call_digest, layer::CallName};
 use crate::{
+    json::http_arguments,
     mcp::jsonrpc::{McpMessage, RpcError, INVALID_PARAMS, INVALID_REQUEST},
     route::{parse_query, RefusedTarget, Routed},
 };

@@ -4,8 +4,8 @@ use cloakroom_core::{Call, CallScope, Identity, PlaceholderUse};
 use http::{header, request::Parts};
 use serde_json::Value;
 
-use super::digest::canonical_json;
 use crate::mcp::jsonrpc::McpMessage;
+use cloakroom_core::canonical::canonical_json_with_floats;
 
 /// The scope of `call` by `identity`: the request as it will be forwarded (method, path,
 /// query, content type, `uses`, body digest).
@@ -28,9 +28,8 @@ pub(crate) fn call_scope(
             if let Value::Object(map) = &mut params {
                 map.remove("_meta");
             }
-            let mut out = Vec::new();
-            canonical_json(&serde_json::json!({ "method": method, "params": params }), &mut out);
-            CallScope::body_digest(&out)
+            let text = canonical_json_with_floats(&serde_json::json!({ "method": method, "params": params }));
+            CallScope::body_digest(text.as_bytes())
         }
         _ => CallScope::body_digest(body),
     };

@@ -41,7 +41,7 @@ use cloakroom_vault::{SecretConfig, VaultConfig};
 use serde::Deserialize;
 
 pub use function::FunctionConfig;
-pub use server::ServerConfig;
+pub use server::{ServerConfig, MIN_HEADER_BYTES};
 
 use locate::PathPart;
 
@@ -191,10 +191,10 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return Err(at.error(&[Key("server"), Key("max_body_bytes")], "expected a size in bytes greater than 0"));
         }
-        if (self.server.max_header_bytes.get() as usize) < crate::server::MIN_HEADER_BYTES {
+        if (self.server.max_header_bytes.get() as usize) < MIN_HEADER_BYTES {
             return Err(at.error(
                 &[Key("server"), Key("max_header_bytes")],
-                format!("expected at least {} bytes", crate::server::MIN_HEADER_BYTES),
+                format!("expected at least {} bytes", MIN_HEADER_BYTES),
             ));
         }
         for (key, d) in [
@@ -228,7 +228,7 @@ impl Config {
                     format!("route {:?} is already used by functions[{first}]; routes must be unique", f.route),
                 ));
             }
-            if let Err(why) = crate::forward::Upstream::parse(&f.upstream) {
+            if let Err(why) = crate::upstream::Upstream::parse(&f.upstream) {
                 return Err(at.error(&here("upstream"), why.to_string()));
             }
         }

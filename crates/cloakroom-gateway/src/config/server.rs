@@ -200,3 +200,6 @@ fn default_http2_max_local_error_reset_streams() -> NonZeroUsize {
 fn default_max_concurrent_calls() -> NonZeroUsize {
     NonZeroUsize::new(1024).expect("non-zero")
 }
+
+/// The smallest `max_header_bytes`: hyper's smallest HTTP/1.1 read buffer.
+pub const MIN_HEADER_BYTES: usize = 8192;

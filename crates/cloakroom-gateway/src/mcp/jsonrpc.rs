@@ -89,10 +89,10 @@ pub fn error_object(id: &Value, code: i64, message: &str, data: Option<Value>) -
 
 impl McpMessage {
     /// Parses a POST body with the gateway's strict JSON parser
-    /// ([`crate::call::parse_strict_json`]: bounded depth, no duplicate keys, numbers
+    /// ([`crate::json::parse_strict_json`]: bounded depth, no duplicate keys, numbers
     /// with one exact value), and batches of at most [`MAX_MCP_BATCH`] messages.
     pub fn parse(body: &[u8]) -> Result<Self, RpcError> {
-        let v: Value = crate::call::parse_strict_json(body)
+        let v: Value = crate::json::parse_strict_json(body)
             .map_err(|e| RpcError::new(PARSE_ERROR, format!("Parse error: {e}"), Value::Null))?;
         match v {
             Value::Array(items) => {

@@ -3,6 +3,5 @@
 //! opened them. See docs/mcp.md.
 
 pub mod jsonrpc;
-pub mod rescue;
 pub mod session;
 pub mod sse;

@@ -63,8 +63,7 @@ impl From<&ServerConfig> for ConnectionLimits {
     }
 }
 
-/// The smallest `max_header_bytes`: hyper's smallest HTTP/1.1 read buffer.
-pub const MIN_HEADER_BYTES: usize = 8192;
+pub use crate::config::MIN_HEADER_BYTES;
 
 impl ConnectionLimits {
     /// An HTTP/1.1 + h2c connection builder enforcing the protocol-level limits with

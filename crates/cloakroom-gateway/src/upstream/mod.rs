@@ -1,4 +1,8 @@
-//! Where a function lives: its parsed upstream base URL.
+//! Where a function lives: its parsed upstream base URL, and the client that reaches it.
+
+mod client;
+
+pub use client::{TlsError, UpstreamClient};
 
 use http::uri::{Authority, Scheme, Uri};
 

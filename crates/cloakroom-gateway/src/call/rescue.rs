@@ -19,12 +19,12 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::Value;
 
-use super::{
-    jsonrpc::{self, error_object, McpMessage},
-    sse,
-};
+use super::{CallBody, ToolVisibility};
 use crate::{
-    call::{CallBody, ToolVisibility},
+    mcp::{
+        jsonrpc::{self, error_object, McpMessage},
+        sse,
+    },
     route::Routed,
 };
 
