@@ -82,7 +82,7 @@ impl Gateway {
         let stack = shared.stack.load();
         let max_body = stack.config.server.max_body_bytes;
         CloakroomLayer {
-            audit: AuditLayer::new(shared.audit.clone(), &stack.config.audit),
+            audit: AuditLayer::new(shared.audit.clone(), &stack.config.audit).on_seal(shared.metrics.on_seal()),
             identity: IdentityLayer::new(stack.authenticator.clone()),
             call: CallLayer::new(max_body).secret_scanner(crate::secrets::scanner(&shared.catalog)),
             policy: PolicyLayer::new(shared.policies.clone(), shared.approvals.clone()),

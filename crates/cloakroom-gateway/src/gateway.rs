@@ -9,7 +9,6 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
 };
 
 use arc_swap::ArcSwap;
@@ -35,7 +34,6 @@ use crate::{
     forward::{boxed, error_response, BoxError, Forwarder, GatewayBody},
     mcp::session::{McpSessionLayer, McpSessions},
     metrics::Metrics,
-    on_end::OnEnd,
     route::{normalize_target, RefusedTarget, Routed, Routes, TargetError},
     secrets::{ApproverRedactor, MaskRedactor, SecretApprovers},
 };
@@ -254,6 +252,7 @@ impl Gateway {
             sessions: &sessions,
             forwarder: &forwarder,
             session_keys: &session_keys,
+            metrics: &metrics,
         };
         let stack = build_stack(Arc::new(config), &parts)?;
         Ok(Self {
@@ -320,19 +319,6 @@ impl Gateway {
         if !deferred.is_empty() {
             tracing::warn!(keys = %deferred.join(", "), "these changes take effect at the next restart");
         }
-        let base = base_dir(shared.config_path.as_deref());
-        let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;
-        let parts = Parts {
-            audit: &shared.audit,
-            policies: &shared.policies,
-            approvals: &shared.approvals,
-            catalog: &shared.catalog,
-            mask: &shared.mask,
-            inflight: &shared.inflight,
-            sessions: &shared.sessions,
-            forwarder: &shared.forwarder,
-            session_keys: &shared.session_keys,
-        };
         // Read the Slack credentials before anything is applied: a variable that is not
         // set refuses the reload.
         let slack = if config.approvals.slack != current.config.approvals.slack {
@@ -340,7 +326,29 @@ impl Gateway {
         } else {
             None
         };
-        let stack = build_stack(Arc::new(config), &parts)?;
+        // Building reads files (Datalog policies, CA certificates of `ca_file`): on the
+        // blocking pool, not on the runtime thread that serves calls.
+        let owned = self.shared.clone();
+        let (set, stack) = tokio::task::spawn_blocking(move || {
+            let shared = &*owned;
+            let base = base_dir(shared.config_path.as_deref());
+            let set = policy_set(&config, &base, &shared.catalog, &shared.custom)?;
+            let parts = Parts {
+                audit: &shared.audit,
+                policies: &shared.policies,
+                approvals: &shared.approvals,
+                catalog: &shared.catalog,
+                mask: &shared.mask,
+                inflight: &shared.inflight,
+                sessions: &shared.sessions,
+                forwarder: &shared.forwarder,
+                session_keys: &shared.session_keys,
+                metrics: &shared.metrics,
+            };
+            Ok::<_, GatewayError>((set, build_stack(Arc::new(config), &parts)?))
+        })
+        .await
+        .map_err(|e| component("reload", e))??;
         shared.catalog.apply_config(&stack.config.secrets).await.map_err(|e| component("secrets", e))?;
         // After the last step that can fail, so a refused reload changes nothing.
         if stack.config.masking != current.config.masking {
@@ -449,6 +457,7 @@ struct Parts<'a> {
     sessions: &'a McpSessions,
     forwarder: &'a Forwarder,
     session_keys: &'a SessionKeys,
+    metrics: &'a Arc<Metrics>,
 }
 
 fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError> {
@@ -486,7 +495,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         }))
         // Slow bodies (slowloris) fail here, inside the audit layer, so the refusal is recorded.
         .layer(crate::server::BodyDeadlineLayer::new(config.server.body_read_timeout, config.server.body_min_rate))
-        .layer(AuditLayer::new(p.audit.clone(), &config.audit))
+        .layer(AuditLayer::new(p.audit.clone(), &config.audit).on_seal(p.metrics.on_seal()))
         .layer(IdentityLayer::new(authenticator.clone()))
         .layer(McpSessionLayer::new(p.sessions.clone()))
         .layer(CallLayer::new(max_body).tool_visibility(visibility).secret_scanner(scanner))
@@ -536,7 +545,6 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
 
     fn call(&mut self, mut req: Request<hyper::body::Incoming>) -> Self::Future {
         let stack = self.gateway.shared.stack.load_full();
-        let metrics = self.gateway.shared.metrics.clone();
         // The one normalization of the target (route::normalize): from here on routing,
         // the layers, the audit record and the upstream see only the canonical one.
         let target = normalize_target(req.uri().path(), req.uri().query());
@@ -569,9 +577,7 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
         let note = AuditNote::new(call_id);
         req.extensions_mut().insert(call_id);
         req.extensions_mut().insert(note.clone());
-        let mut function = "-".to_owned();
         if let Some((f, rest)) = target.as_deref().and_then(|pq| stack.routes.find(pq)) {
-            function = f.name().to_owned();
             if f.protocol() == Protocol::Mcp {
                 if let Some(url) = metadata_url(&req, &f.config.route) {
                     req.extensions_mut().insert(ResourceMetadata(url));
@@ -581,43 +587,13 @@ impl tower::Service<Request<hyper::body::Incoming>> for GatewayService {
             req.extensions_mut().insert(routed);
         }
         let service = stack.service.clone();
-        let started = Instant::now();
         Box::pin(async move {
             let res = service.oneshot(req).await.unwrap_or_else(|e| match e {});
             let (mut parts, body) = res.into_parts();
             if let Ok(v) = HeaderValue::from_str(&call_id.to_string()) {
                 parts.headers.insert(crate::forward::CALL_ID_HEADER, v);
             }
-            // See OnEnd::size_hint: the body is sent chunked so its end is always polled.
-            parts.headers.remove(header::CONTENT_LENGTH);
-            let head_latency = started.elapsed();
-            let body = OnEnd::new(body, move || {
-                let snap = note.snapshot();
-                let function = snap.call.as_ref().map(|c| c.function.clone()).unwrap_or(function);
-                let decision = match (&snap.decision, &snap.error) {
-                    (_, Some(e)) if e.code != ErrorCode::Forbidden => e.code.as_str().to_owned(),
-                    (Some(d), _) => d.effect.as_str().to_owned(),
-                    (None, Some(e)) => e.code.as_str().to_owned(),
-                    (None, None) => "none".to_owned(),
-                };
-                metrics.observe_call(&function, &decision, head_latency);
-                tracing::info!(
-                    call_id = %call_id,
-                    function = %cloakroom_core::quoted(&function),
-                    decision = %decision,
-                    upstream_status = snap.upstream.map(|u| u.0),
-                    masked = snap.masked,
-                    secrets_used = snap.secrets_used.len(),
-                    head_ms = head_latency.as_millis() as u64,
-                    "call finished"
-                );
-                metrics.add_masked(snap.masked);
-                if snap.error.as_ref().is_some_and(|e| e.code == ErrorCode::VaultUnavailable) {
-                    metrics.add_vault_error();
-                }
-                metrics.add_substituted(snap.secrets_used.len() as u64);
-            });
-            Ok(Response::from_parts(parts, boxed(body)))
+            Ok(Response::from_parts(parts, body))
         })
     }
 }

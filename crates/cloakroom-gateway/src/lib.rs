@@ -19,7 +19,6 @@ pub mod gateway;
 pub mod json;
 pub mod mcp;
 pub mod metrics;
-pub mod on_end;
 pub mod route;
 pub mod secrets;
 pub mod server;

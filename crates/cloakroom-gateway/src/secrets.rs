@@ -1,46 +1,19 @@
-//! Glue between the secret catalog and the rest of the data path: which secrets a call
-//! refers to (for policy, before anything is substituted), approvals required by secret
+//! Glue between the secret catalog and the rest of the data path: the `CallLayer`'s
+//! scanner (the vault finds the placeholders), approvals required by secret
 //! bindings with `approvers`, and the masker as the audit log's and approvals' redactor.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cloakroom_core::{Decision, PlaceholderUse};
+use cloakroom_core::Decision;
 use cloakroom_mask::MaskHandle;
 use cloakroom_policy::{Policy, PolicyInput};
 use cloakroom_vault::Catalog;
 
-/// The `CallLayer`'s scanner over `catalog` ([`secrets_in_request`]).
+/// The `CallLayer`'s scanner: the vault's [`Catalog::placeholder_uses`].
 pub(crate) fn scanner(catalog: &Arc<Catalog>) -> crate::call::SecretScanner {
     let catalog = catalog.clone();
-    Arc::new(move |parts, body| secrets_in_request(&catalog, parts, body))
-}
-
-/// The known placeholders in the request's header values, query string and body, with
-/// where each was found (`header:NAME` lowercase, `query:NAME` percent-decoded, `body`)
-/// and its secret's name: what policy (`SecretsInCall`) and the call's scope see.
-pub fn secrets_in_request(catalog: &Catalog, parts: &http::request::Parts, body: &[u8]) -> Vec<PlaceholderUse> {
-    let snap = catalog.snapshot();
-    let mut uses: Vec<PlaceholderUse> = Vec::new();
-    let mut add = |haystack: &[u8], location: &dyn Fn() -> String| {
-        for (_, entry) in snap.find(haystack) {
-            let u = PlaceholderUse::new(entry.placeholder().as_str(), Some(entry.name()), location());
-            if !uses.contains(&u) {
-                uses.push(u);
-            }
-        }
-    };
-    for (name, value) in &parts.headers {
-        add(value.as_bytes(), &|| format!("header:{}", name.as_str()));
-    }
-    if let Some(q) = parts.uri.query() {
-        for pair in q.split('&') {
-            let key = pair.split('=').next().unwrap_or("");
-            add(pair.as_bytes(), &|| format!("query:{}", cloakroom_vault::percent_decode_lossy(key)));
-        }
-    }
-    add(body, &|| "body".to_owned());
-    uses
+    Arc::new(move |parts, body| catalog.placeholder_uses(parts, body))
 }
 
 /// A policy requiring approval for every call that uses a secret whose binding names

@@ -43,7 +43,7 @@ mod service;
 
 pub use self::body::{AuditWriteFailed, RequestBody, ResponseBody};
 pub use self::future::ResponseFuture;
-pub use self::layer::AuditLayer;
+pub use self::layer::{AuditLayer, OnSeal, SealedCall};
 pub use self::service::Audit;
 
 use std::{
@@ -122,6 +122,8 @@ pub(crate) struct Sealer {
 
 struct SealState {
     log: AuditLog,
+    on_seal: Option<OnSeal>,
+    head_at: Option<std::time::Instant>,
     note: AuditNote,
     record: AuditRecord,
     started: std::time::Instant,
@@ -140,11 +142,14 @@ impl Sealer {
         record: AuditRecord,
         request_body: Arc<Mutex<BodyCapture>>,
         response_body: BodyCapture,
+        on_seal: Option<OnSeal>,
     ) -> Self {
         Self {
             on_failure: log.options().on_failure,
             state: Some(SealState {
                 log,
+                on_seal,
+                head_at: None,
                 note,
                 record,
                 started: std::time::Instant::now(),
@@ -160,6 +165,7 @@ impl Sealer {
     pub(crate) fn respond(&mut self, status: StatusCode, headers: &HeaderMap, expected_len: Option<u64>) {
         if let Some(s) = &mut self.state {
             s.expected_len = expected_len;
+            s.head_at = Some(std::time::Instant::now());
             s.record.response.status = Some(status.as_u16());
             s.record.response.headers = record_headers(headers);
             s.responded = true;
@@ -177,7 +183,12 @@ impl Sealer {
     pub(crate) fn finish(&mut self, outcome: Outcome) -> Option<SealFuture> {
         let s = self.state.take()?;
         let log = s.log.clone();
+        let hook = s.on_seal.clone();
+        let head_latency = s.head_at.map(|at| at.duration_since(s.started));
         let record = s.build(outcome);
+        if let Some(hook) = hook {
+            hook(&SealedCall { record: &record, head_latency });
+        }
         Some(Box::pin(async move { log.append(record).await }))
     }
 }

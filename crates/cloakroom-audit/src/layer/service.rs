@@ -85,6 +85,7 @@ where
             record,
             request_body.clone(),
             BodyCapture::new(layer.record_bodies, max),
+            layer.on_seal.clone(),
         );
 
         let log = &layer.log;

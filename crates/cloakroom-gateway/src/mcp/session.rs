@@ -20,13 +20,12 @@
 //! before the call layer, so a refusal is audited and never reaches the JSON-RPC rescue.
 
 use std::{
-    collections::HashMap,
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -46,22 +45,34 @@ pub const SESSION_IDLE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest session id accepted (the MCP specification asks for visible ASCII; SDKs use UUIDs).
 const MAX_SESSION_ID_LEN: usize = 256;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Owner {
     issuer: String,
     subject: String,
-    last_used: Instant,
 }
 
-/// (function, session id) -> who opened it.
-type Table = HashMap<(String, Vec<u8>), Owner>;
+impl Owner {
+    fn of(identity: &Identity) -> Self {
+        Self { issuer: identity.issuer.clone(), subject: identity.subject.clone() }
+    }
+}
 
-/// The table of MCP sessions and who opened them. Cheap to clone (shared).
-#[derive(Debug, Clone)]
+/// The table of MCP sessions and who opened them, (function, session id) -> owner.
+/// Cheap to clone (shared).
+///
+/// A moka cache: bounded, least-recently-used eviction (a new session is always
+/// admitted, the least recently used one goes) and an idle timeout, each in constant
+/// time — a hand-written table scanned all of its 100,000 entries for every session
+/// opened once it was full.
+#[derive(Clone)]
 pub struct McpSessions {
-    table: Arc<Mutex<Table>>,
-    capacity: usize,
-    idle_ttl: Duration,
+    table: moka::sync::Cache<(String, Vec<u8>), Arc<Owner>>,
+}
+
+impl std::fmt::Debug for McpSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSessions").field("len", &self.table.entry_count()).finish()
+    }
 }
 
 impl Default for McpSessions {
@@ -73,68 +84,41 @@ impl Default for McpSessions {
 impl McpSessions {
     /// A table of at most `capacity` sessions, each forgotten after `idle_ttl` unused.
     pub fn new(capacity: usize, idle_ttl: Duration) -> Self {
-        Self { table: Arc::default(), capacity: capacity.max(1), idle_ttl }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        let table = moka::sync::Cache::builder()
+            .max_capacity(capacity.max(1) as u64)
+            .time_to_idle(idle_ttl)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .build();
+        Self { table }
     }
 
     /// Whether session `id` of `function` was opened by `identity` (and is still
     /// remembered); a use keeps it alive.
     pub fn check(&self, function: &str, id: &[u8], identity: &Identity) -> bool {
-        let now = Instant::now();
-        let mut table = self.lock();
-        let key = (function.to_owned(), id.to_vec());
-        match table.get_mut(&key) {
-            Some(o) if now.duration_since(o.last_used) > self.idle_ttl => {
-                table.remove(&key);
-                false
-            }
-            Some(o) if o.issuer == identity.issuer && o.subject == identity.subject => {
-                o.last_used = now;
-                true
-            }
-            _ => false,
-        }
+        self.table
+            .get(&(function.to_owned(), id.to_vec()))
+            .is_some_and(|o| o.issuer == identity.issuer && o.subject == identity.subject)
     }
 
     /// Records that the upstream of `function` opened session `id` for `identity`. An id
     /// already held by another identity keeps its owner.
     pub fn open(&self, function: &str, id: &[u8], identity: &Identity) {
-        let now = Instant::now();
-        let mut table = self.lock();
-        let key = (function.to_owned(), id.to_vec());
-        if let Some(o) = table.get(&key) {
-            if o.issuer != identity.issuer || o.subject != identity.subject {
-                tracing::warn!(
-                    function,
-                    "an upstream issued an MCP session id it had already issued to another identity"
-                );
-                return;
-            }
+        let owner = Arc::new(Owner::of(identity));
+        let entry = self.table.entry((function.to_owned(), id.to_vec())).or_insert_with(|| owner.clone());
+        if !entry.is_fresh() && *entry.value() != owner {
+            tracing::warn!(function, "an upstream issued an MCP session id it had already issued to another identity");
         }
-        if table.len() >= self.capacity && !table.contains_key(&key) {
-            let ttl = self.idle_ttl;
-            table.retain(|_, o| now.duration_since(o.last_used) <= ttl);
-            if table.len() >= self.capacity {
-                let oldest = table.iter().min_by_key(|(_, o)| o.last_used).map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
-                    table.remove(&k);
-                }
-            }
-        }
-        table.insert(key, Owner { issuer: identity.issuer.clone(), subject: identity.subject.clone(), last_used: now });
     }
 
     /// Forgets session `id` of `function`.
     pub fn close(&self, function: &str, id: &[u8]) {
-        self.lock().remove(&(function.to_owned(), id.to_vec()));
+        self.table.invalidate(&(function.to_owned(), id.to_vec()));
     }
 
-    /// Number of sessions remembered.
+    /// Number of sessions remembered (after pending evictions are applied).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.table.run_pending_tasks();
+        usize::try_from(self.table.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Whether no session is remembered.

@@ -48,6 +48,7 @@ use crate::{
 mod error;
 mod listeners;
 mod snapshot;
+mod uses;
 
 pub use error::{validate_name, CatalogError};
 use listeners::RebuildState;
