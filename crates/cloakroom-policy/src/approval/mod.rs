@@ -393,8 +393,9 @@ struct Settings {
 }
 
 impl Settings {
-    /// `config`, with `notifier` when its webhooks are the same as `current`'s (a reload
-    /// that leaves them alone keeps the notifier and its retries in flight).
+    /// The settings of `config`, with a notifier for its webhooks: `current`'s when a
+    /// reload leaves them alone (keeping its retries in flight), else a new one. Without
+    /// the `webhooks` feature there is none, and webhooks given are logged as not posted.
     fn new(config: ApprovalsConfig, current: Option<&Settings>) -> Self {
         #[cfg(feature = "webhooks")]
         let notifier = match current {
@@ -434,7 +435,9 @@ const MAX_CAS_ATTEMPTS: usize = 64;
 type Change = Result<Approval, ApprovalError>;
 
 impl Approvals {
-    /// A service over `store` with `config` (webhooks from `config.webhooks`).
+    /// A service over `store` with `config` (webhooks from `config.webhooks`, posted with
+    /// the cargo feature `webhooks`; [`ApprovalsConfig::check_features`] refuses them
+    /// without it).
     pub fn new(store: Arc<dyn ApprovalStore>, config: ApprovalsConfig) -> Self {
         Self {
             store,
