@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 
+use cloakroom_core::{require_feature, MissingFeature};
 use serde::{Deserialize, Serialize};
 
 /// Where records are kept.
@@ -22,10 +23,41 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum SinkKind {
     /// Segment files in `server.data_dir` (`<data_dir>/audit`): one chain, this gateway's.
+    /// Always there (no cargo feature).
     #[default]
     Embedded,
-    /// A PostgreSQL table shared by every replica, one chain per replica.
+    /// A PostgreSQL table shared by every replica, one chain per replica (cargo feature
+    /// `postgres`).
     Postgres,
+}
+
+impl SinkKind {
+    /// Its name in `audit.sink`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Embedded => "embedded",
+            SinkKind::Postgres => "postgres",
+        }
+    }
+
+    /// The cargo feature of this crate the sink is compiled with; `None` for one that is
+    /// always there.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            SinkKind::Embedded => None,
+            SinkKind::Postgres => Some("postgres"),
+        }
+    }
+}
+
+/// Whether this build of the crate has `feature`.
+#[allow(clippy::match_like_matches_macro)] // the arms' values are the build's features
+fn compiled(feature: &str) -> bool {
+    match feature {
+        "postgres" => cfg!(feature = "postgres"),
+        "sled" => cfg!(feature = "sled"),
+        _ => false,
+    }
 }
 
 /// When a record counts as written.
@@ -123,6 +155,22 @@ impl AuditConfig {
     pub fn postgres_url_env(&self) -> &str {
         self.postgres_url_env.as_deref().unwrap_or(DEFAULT_POSTGRES_URL_ENV)
     }
+
+    /// Refuses a `sink` this build was compiled without, naming the cargo feature it
+    /// needs. [`AuditLog::open`](crate::AuditLog::open) checks it; the gateway checks it
+    /// when it loads the configuration.
+    pub fn check_features(&self) -> Result<(), MissingFeature> {
+        self.check_features_with(compiled)
+    }
+
+    fn check_features_with(&self, compiled: impl Fn(&str) -> bool) -> Result<(), MissingFeature> {
+        match self.sink.feature() {
+            Some(feature) => {
+                require_feature(compiled(feature), feature, format!("audit.sink = \"{}\"", self.sink.as_str()))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +185,22 @@ mod tests {
         assert_eq!(c.durability, Durability::Sync);
         assert!(c.record_bodies);
         assert_eq!(c.postgres_url_env(), "CLOAKROOM_POSTGRES_URL");
+    }
+
+    #[test]
+    fn a_sink_compiled_out_is_refused_naming_its_feature() {
+        let postgres = AuditConfig { sink: SinkKind::Postgres, ..AuditConfig::default() };
+        let err = postgres.check_features_with(|_| false).unwrap_err();
+        assert_eq!(err.feature(), "postgres");
+        assert!(
+            err.to_string()
+                .starts_with("audit.sink = \"postgres\" needs Cloakroom built with the cargo feature `postgres`"),
+            "{err}"
+        );
+        assert!(postgres.check_features_with(|_| true).is_ok());
+        assert_eq!(postgres.check_features().is_ok(), compiled("postgres"));
+        let embedded = AuditConfig::default();
+        assert!(embedded.check_features_with(|_| false).is_ok(), "segment files are always there");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! - [`AuditRecord`]: the record of SPEC §6 ([`record`]), canonical JSON and SHA-256
 //!   chain ([`chain`]).
 //! - [`AuditLog`]: redacts ([`Redactor`]), seals into this replica's chain and
-//!   group-commits to an [`AuditStore`] (segment files or PostgreSQL) and an optional JSON-lines
-//!   export; answers queries, `verify` and export.
+//!   group-commits to an [`AuditStore`] (segment files, or PostgreSQL with the cargo
+//!   feature `postgres`) and an optional JSON-lines export; answers queries, `verify` and
+//!   export.
 //! - [`AuditLayer`]: the tower layer that opens and seals a record for every request.
 //! - [`replay`]: re-runs today's policy ([`ReplayPolicy`]) on a recorded call.
 //! - [`AuditConfig`]: the `[audit]` section of `cloakroom.toml`.
@@ -55,7 +56,11 @@ pub use record::{
 };
 pub use redact::{NoRedaction, Redactor};
 pub use replay::{replay, ReplayError, ReplayPolicy, ReplayReport};
+#[cfg(feature = "postgres")]
+pub use sink::PostgresSink;
+#[cfg(feature = "sled")]
+pub use sink::SledSink;
 pub use sink::{
-    read_jsonl, verify_jsonl, AuditSink, AuditStore, JsonlSink, PostgresSink, RecordQuery, SealedRecord, SegmentStore,
-    Since, SinkError, SledSink,
+    read_jsonl, verify_jsonl, AuditSink, AuditStore, JsonlSink, RecordQuery, SealedRecord, SegmentStore, Since,
+    SinkError,
 };

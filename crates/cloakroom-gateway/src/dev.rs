@@ -74,6 +74,12 @@ impl DevSetup {
         config.server.listen = listen;
         config.server.admin_listen = admin_listen;
         config.server.data_dir = data_dir.clone();
+        if !cfg!(feature = "sled") {
+            // Built without the embedded stores: the data directory is thrown away on exit
+            // anyway, so dev mode loses nothing by keeping secrets and approvals in memory.
+            config.vault.backend = cloakroom_vault::BackendKind::Memory;
+            config.approvals.store = cloakroom_policy::ApprovalStoreKind::Memory;
+        }
         config.identity = IdentityConfig {
             biscuit: Some(BiscuitConfig { root_public_key: root_public_key.clone() }),
             admin_groups: vec!["admins".into()],

@@ -18,8 +18,8 @@ use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata, SessionKeys};
 use cloakroom_mask::{MaskHandle, MaskLayer};
 use cloakroom_policy::{
-    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, Policies, Policy, PolicyInput, PolicyLayer,
-    PostgresApprovalStore, SlackApp, SledApprovalStore,
+    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, MemoryApprovalStore, Policies, Policy, PolicyInput,
+    PolicyLayer,
 };
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -97,8 +97,13 @@ async fn open_session_keys(config: &Config, data_dir: &Path) -> Result<SessionKe
 
 /// The Slack app `[approvals.slack]` describes, its credentials read from the
 /// environment; a variable that is not set stops the gateway from starting.
-fn slack_app(config: &ApprovalsConfig) -> Result<Option<SlackApp>, GatewayError> {
-    config.slack.as_ref().map(|c| SlackApp::from_env(c).map_err(|e| component("approvals", e))).transpose()
+#[cfg(feature = "webhooks")]
+fn slack_app(config: &ApprovalsConfig) -> Result<Option<cloakroom_policy::SlackApp>, GatewayError> {
+    config
+        .slack
+        .as_ref()
+        .map(|c| cloakroom_policy::SlackApp::from_env(c).map_err(|e| component("approvals", e)))
+        .transpose()
 }
 
 /// The SAML service provider of `[identity.saml]`, with the IdP metadata read (or fetched)
@@ -113,34 +118,46 @@ async fn open_saml(config: &Config) -> Result<Option<Arc<cloakroom_identity::sam
     Ok(Some(Arc::new(sp)))
 }
 
-/// The approval store `[approvals]` names: sled under `data_dir/approvals`, or
-/// PostgreSQL from the environment variable `approvals.postgres_url_env` (migrated on
-/// open), which several replicas share.
+/// The approval store `[approvals]` names: sled under `data_dir/approvals`, PostgreSQL
+/// from the environment variable `approvals.postgres_url_env` (migrated on open), which
+/// several replicas share, or this process's memory. One this build was compiled without
+/// is refused, naming its cargo feature.
+#[cfg_attr(not(feature = "sled"), allow(unused_variables))]
 async fn open_approval_store(
     config: &ApprovalsConfig,
     data_dir: &Path,
 ) -> Result<Arc<dyn ApprovalStore>, GatewayError> {
+    config.check_features().map_err(|e| component("approvals", e))?;
     match config.store {
+        #[cfg(feature = "sled")]
         ApprovalStoreKind::Embedded => {
             // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
             let dir = data_dir.join("approvals");
-            let store = tokio::task::spawn_blocking(move || SledApprovalStore::open(&dir))
+            let store = tokio::task::spawn_blocking(move || cloakroom_policy::SledApprovalStore::open(&dir))
                 .await
                 .map_err(|e| component("approvals", e))?
                 .map_err(|e| component("approvals", e))?;
             Ok(Arc::new(store))
         }
+        #[cfg(feature = "postgres")]
         ApprovalStoreKind::Postgres => {
             let var = &config.postgres_url_env;
             let url = std::env::var(var).map_err(|_| {
                 component("approvals", format!("store = \"postgres\" needs the environment variable {var}"))
             })?;
             // The error of a bad connection string may quote it: name the variable only.
-            let store = PostgresApprovalStore::connect(&url)
+            let store = cloakroom_policy::PostgresApprovalStore::connect(&url)
                 .await
                 .map_err(|e| component("approvals", format!("PostgreSQL from {var}: {e}")))?;
             Ok(Arc::new(store))
         }
+        ApprovalStoreKind::Memory => {
+            tracing::warn!("approvals.store = \"memory\": approvals are kept in this process only, lost when it exits");
+            Ok(Arc::new(MemoryApprovalStore::new()))
+        }
+        // A store compiled out: `check_features` refused it above.
+        #[allow(unreachable_patterns)]
+        other => Err(component("approvals", format!("approvals.store = {:?} is not compiled in", other.as_str()))),
     }
 }
 
@@ -232,6 +249,7 @@ impl Gateway {
         let store = open_approval_store(&config.approvals, &data_dir).await?;
         let approvals =
             Approvals::new(store, config.approvals.clone()).with_redactor(Arc::new(ApproverRedactor(mask.clone())));
+        #[cfg(feature = "webhooks")]
         approvals.set_slack(slack_app(&config.approvals)?);
         let base = base_dir(config_path.as_deref());
         let set = policy_set(&config, &base, &catalog, &custom)?;
@@ -321,6 +339,7 @@ impl Gateway {
         }
         // Read the Slack credentials before anything is applied: a variable that is not
         // set refuses the reload.
+        #[cfg(feature = "webhooks")]
         let slack = if config.approvals.slack != current.config.approvals.slack {
             Some(slack_app(&config.approvals)?)
         } else {
@@ -357,6 +376,7 @@ impl Gateway {
         if stack.config.approvals != current.config.approvals {
             shared.approvals.apply_config(&stack.config.approvals);
         }
+        #[cfg(feature = "webhooks")]
         if let Some(slack) = slack {
             shared.approvals.set_slack(slack);
         }

@@ -210,6 +210,48 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The audit layer's seal hook that feeds these metrics and logs the "call finished"
+    /// line: every count comes from the sealed audit record, so the metrics and the log
+    /// count exactly the calls the audit log holds (aborted ones included).
+    pub fn on_seal(self: &std::sync::Arc<Self>) -> cloakroom_audit::OnSeal {
+        let metrics = self.clone();
+        std::sync::Arc::new(move |sealed: &cloakroom_audit::SealedCall<'_>| metrics.observe_sealed(sealed))
+    }
+
+    fn observe_sealed(&self, sealed: &cloakroom_audit::SealedCall<'_>) {
+        let r = sealed.record;
+        let function = r.function.as_deref().unwrap_or("-");
+        // A Cloakroom refusal names the call's outcome (but `forbidden` is the decision's
+        // `deny`); how the response stream ended (`aborted`, `body_error`) does not.
+        let refusal =
+            r.error.as_ref().map(|e| e.code.as_str()).filter(|c| ErrorCode::ALL.iter().any(|k| k.as_str() == *c));
+        let decision = match (&r.decision, refusal) {
+            (_, Some(code)) if code != ErrorCode::Forbidden.as_str() => code,
+            (Some(d), _) => d.effect.as_str(),
+            (None, Some(code)) => code,
+            (None, None) => "none",
+        };
+        let head = sealed.head_latency.unwrap_or(std::time::Duration::from_millis(r.duration_ms));
+        self.observe_call(function, decision, head);
+        self.add_masked(r.response.masked);
+        if refusal == Some(ErrorCode::VaultUnavailable.as_str()) {
+            self.add_vault_error();
+        }
+        self.add_substituted(r.secrets_used.len() as u64);
+        tracing::info!(
+            call_id = %r.id,
+            function = %cloakroom_core::quoted(function),
+            decision = %decision,
+            upstream_status = r.upstream.as_ref().map(|u| u.status),
+            masked = r.response.masked,
+            secrets_used = r.secrets_used.len(),
+            head_ms = head.as_millis() as u64,
+            "call finished"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,47 +305,5 @@ mod tests {
         assert!(t.contains("cloakroom_masked_matches_total 3"), "{t}");
         assert!(t.contains("cloakroom_secrets_substituted_total 2"), "{t}");
         assert!(t.contains("cloakroom_vault_errors_total 1"), "{t}");
-    }
-}
-
-impl Metrics {
-    /// The audit layer's seal hook that feeds these metrics and logs the "call finished"
-    /// line: every count comes from the sealed audit record, so the metrics and the log
-    /// count exactly the calls the audit log holds (aborted ones included).
-    pub fn on_seal(self: &std::sync::Arc<Self>) -> cloakroom_audit::OnSeal {
-        let metrics = self.clone();
-        std::sync::Arc::new(move |sealed: &cloakroom_audit::SealedCall<'_>| metrics.observe_sealed(sealed))
-    }
-
-    fn observe_sealed(&self, sealed: &cloakroom_audit::SealedCall<'_>) {
-        let r = sealed.record;
-        let function = r.function.as_deref().unwrap_or("-");
-        // A Cloakroom refusal names the call's outcome (but `forbidden` is the decision's
-        // `deny`); how the response stream ended (`aborted`, `body_error`) does not.
-        let refusal =
-            r.error.as_ref().map(|e| e.code.as_str()).filter(|c| ErrorCode::ALL.iter().any(|k| k.as_str() == *c));
-        let decision = match (&r.decision, refusal) {
-            (_, Some(code)) if code != ErrorCode::Forbidden.as_str() => code,
-            (Some(d), _) => d.effect.as_str(),
-            (None, Some(code)) => code,
-            (None, None) => "none",
-        };
-        let head = sealed.head_latency.unwrap_or(std::time::Duration::from_millis(r.duration_ms));
-        self.observe_call(function, decision, head);
-        self.add_masked(r.response.masked);
-        if refusal == Some(ErrorCode::VaultUnavailable.as_str()) {
-            self.add_vault_error();
-        }
-        self.add_substituted(r.secrets_used.len() as u64);
-        tracing::info!(
-            call_id = %r.id,
-            function = %cloakroom_core::quoted(function),
-            decision = %decision,
-            upstream_status = r.upstream.as_ref().map(|u| u.status),
-            masked = r.response.masked,
-            secrets_used = r.secrets_used.len(),
-            head_ms = head.as_millis() as u64,
-            "call finished"
-        );
     }
 }

@@ -29,7 +29,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use cloakroom_core::Effect;
+use cloakroom_core::{require_feature, Effect, MissingFeature};
 use serde::{Deserialize, Serialize};
 
 /// The `[policy]` table: built-in rules and Datalog policy files, evaluated together
@@ -146,8 +146,9 @@ pub struct ApprovalsConfig {
     #[serde(default)]
     pub webhooks: Vec<String>,
     /// Where approvals live: `embedded` (default; sled in `server.data_dir/approvals`,
-    /// one gateway only) or `postgres` (table `cloakroom_approvals`, shared by several
-    /// replicas: an approval requested on one can be decided and used on another, once).
+    /// one gateway only), `postgres` (table `cloakroom_approvals`, shared by several
+    /// replicas: an approval requested on one can be decided and used on another, once)
+    /// or `memory` (this process only, not durable).
     #[serde(default)]
     pub store: ApprovalStoreKind,
     /// With `store = "postgres"`: the environment variable holding the PostgreSQL
@@ -233,11 +234,69 @@ impl std::fmt::Debug for SlackConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalStoreKind {
-    /// sled in `server.data_dir/approvals` (a single gateway).
+    /// sled in `server.data_dir/approvals` (a single gateway; cargo feature `sled`).
     #[default]
     Embedded,
-    /// PostgreSQL, for several replicas sharing approvals.
+    /// PostgreSQL, for several replicas sharing approvals (cargo feature `postgres`).
     Postgres,
+    /// This process's memory: not durable, every approval is forgotten when it exits,
+    /// and no other replica sees it. For tests, `--dev` and builds without `sled`.
+    Memory,
+}
+
+impl ApprovalStoreKind {
+    /// Its name in `approvals.store`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStoreKind::Embedded => "embedded",
+            ApprovalStoreKind::Postgres => "postgres",
+            ApprovalStoreKind::Memory => "memory",
+        }
+    }
+
+    /// The cargo feature of this crate the store is compiled with; `None` for one that is
+    /// always there.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            ApprovalStoreKind::Embedded => Some("sled"),
+            ApprovalStoreKind::Postgres => Some("postgres"),
+            ApprovalStoreKind::Memory => None,
+        }
+    }
+}
+
+/// Whether this build of the crate has `feature`.
+#[allow(clippy::match_like_matches_macro)] // the arms' values are the build's features
+fn compiled(feature: &str) -> bool {
+    match feature {
+        "sled" => cfg!(feature = "sled"),
+        "postgres" => cfg!(feature = "postgres"),
+        "webhooks" => cfg!(feature = "webhooks"),
+        _ => false,
+    }
+}
+
+impl ApprovalsConfig {
+    /// Refuses what this build was compiled without, naming the cargo feature it needs: a
+    /// `store` (`sled`, `postgres`), `webhooks` or `[approvals.slack]` (`webhooks`). The
+    /// gateway checks it when it loads the configuration (the store is opened by the
+    /// embedder, so [`Approvals::new`](crate::Approvals::new) cannot refuse it).
+    pub fn check_features(&self) -> Result<(), MissingFeature> {
+        self.check_features_with(compiled)
+    }
+
+    fn check_features_with(&self, compiled: impl Fn(&str) -> bool) -> Result<(), MissingFeature> {
+        if let Some(feature) = self.store.feature() {
+            require_feature(compiled(feature), feature, format!("approvals.store = \"{}\"", self.store.as_str()))?;
+        }
+        if !self.webhooks.is_empty() {
+            require_feature(compiled("webhooks"), "webhooks", "approvals.webhooks")?;
+        }
+        if self.slack.is_some() {
+            require_feature(compiled("webhooks"), "webhooks", "[approvals.slack]")?;
+        }
+        Ok(())
+    }
 }
 
 fn default_postgres_url_env() -> String {
@@ -272,5 +331,45 @@ impl Default for ApprovalsConfig {
             postgres_url_env: default_postgres_url_env(),
             slack: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approvals(text: &str) -> ApprovalsConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_store_compiled_out_is_refused_naming_its_feature() {
+        for (store, feature) in [("embedded", "sled"), ("postgres", "postgres")] {
+            let config = approvals(&format!("store = \"{store}\""));
+            let err = config.check_features_with(|_| false).unwrap_err();
+            assert_eq!(err.feature(), feature);
+            let wanted =
+                format!("approvals.store = \"{store}\" needs Cloakroom built with the cargo feature `{feature}`");
+            assert!(err.to_string().starts_with(&wanted), "{err}");
+            assert!(config.check_features_with(|_| true).is_ok());
+            assert_eq!(config.check_features().is_ok(), compiled(feature), "{store} in this build");
+        }
+        let memory = approvals("store = \"memory\"");
+        assert_eq!(memory.store, ApprovalStoreKind::Memory);
+        assert!(memory.check_features_with(|_| false).is_ok(), "the memory store is always there");
+    }
+
+    #[test]
+    fn webhooks_and_slack_compiled_out_are_refused_naming_the_feature() {
+        let only = |f: &'static str| move |name: &str| name != f;
+        let hooks = approvals("store = \"memory\"\nwebhooks = [\"https://hooks.example/T/B/X\"]");
+        let err = hooks.check_features_with(only("webhooks")).unwrap_err();
+        assert_eq!((err.feature(), err.what()), ("webhooks", "approvals.webhooks"));
+        let slack = approvals(
+            "store = \"memory\"\n[slack]\nbot_token_env = \"T\"\nsigning_secret_env = \"S\"\nchannel = \"C1\"",
+        );
+        let err = slack.check_features_with(only("webhooks")).unwrap_err();
+        assert_eq!((err.feature(), err.what()), ("webhooks", "[approvals.slack]"));
+        assert!(slack.check_features_with(|_| true).is_ok());
     }
 }

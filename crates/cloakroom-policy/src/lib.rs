@@ -9,8 +9,10 @@
 //!   policies ([`DatalogPolicy`], from `[[policy.datalog]]`) and custom policies,
 //!   combined deny-overrides, deny by default; [`PolicySet::explain`] says why.
 //! - [`Policies`]: the current set behind `arc-swap`, reloaded atomically.
-//! - [`Approvals`] over an [`ApprovalStore`] ([`SledApprovalStore`],
-//!   [`PostgresApprovalStore`]), with [`WebhookNotifier`] for new requests.
+//! - [`Approvals`] over an [`ApprovalStore`] ([`MemoryApprovalStore`], always there;
+//!   `SledApprovalStore` with the cargo feature `sled`, `PostgresApprovalStore` with
+//!   `postgres`), with `WebhookNotifier` and the Slack app (feature `webhooks`) for new
+//!   requests. No feature is on by default: docs/configuration.md, "Cargo features".
 //! - [`PolicyLayer`]: the tower layer that applies all of it to requests.
 //!
 //! ```
@@ -49,12 +51,18 @@ mod policy;
 mod rule;
 mod set;
 
+#[cfg(feature = "webhooks")]
 pub use approval::slack;
+#[cfg(feature = "postgres")]
+pub use approval::PostgresApprovalStore;
+#[cfg(feature = "sled")]
+pub use approval::SledApprovalStore;
 pub use approval::{
     requirements as approval_requirements, Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals,
-    ArgumentRedactor, Grant, PostgresApprovalStore, Requester, Requirement, SlackApp, SledApprovalStore, StoreError,
-    WebhookNotifier,
+    ArgumentRedactor, Grant, MemoryApprovalStore, Requester, Requirement, StoreError,
 };
+#[cfg(feature = "webhooks")]
+pub use approval::{SlackApp, WebhookNotifier};
 pub use config::{
     ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig, SlackConfig,
     SlackUser,

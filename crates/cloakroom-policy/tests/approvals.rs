@@ -9,8 +9,8 @@ use std::{sync::Arc, time::Duration};
 
 use cloakroom_core::{CallId, CallScope, Decision, ErrorCode, Identity, PlaceholderUse};
 use cloakroom_policy::{
-    Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals, ApprovalsConfig, PostgresApprovalStore,
-    Requester, SledApprovalStore,
+    Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals, ApprovalsConfig, MemoryApprovalStore,
+    PostgresApprovalStore, Requester, SledApprovalStore,
 };
 use cloakroom_testkit::PgDatabase;
 use common::*;
@@ -61,7 +61,7 @@ async fn postgres() -> (PgDatabase, Arc<dyn ApprovalStore>) {
     (db, store)
 }
 
-// === the behaviours, each run on both stores ===
+// === the behaviours, each run on every store ===
 
 async fn full_flow(store: Arc<dyn ApprovalStore>) {
     let approvals = service(store);
@@ -309,6 +309,51 @@ async fn concurrent_approvers_lose_no_grant(a: Arc<dyn ApprovalStore>, b: Arc<dy
     let done = sa.get(&req.id).await.unwrap();
     assert_eq!(done.grants.len(), 6);
     assert_eq!(done.state, ApprovalState::Approved);
+}
+
+// === memory (the store of a build without sled or postgres) ===
+
+fn memory() -> Arc<dyn ApprovalStore> {
+    Arc::new(MemoryApprovalStore::new())
+}
+
+#[tokio::test]
+async fn memory_full_flow() {
+    full_flow(memory()).await;
+}
+#[tokio::test]
+async fn memory_self_approval_refused() {
+    self_approval_refused(memory()).await;
+}
+#[tokio::test]
+async fn memory_approver_outside_group_refused() {
+    approver_outside_group_refused(memory()).await;
+}
+#[tokio::test]
+async fn memory_reuse_and_other_calls_refused() {
+    reuse_and_other_calls_refused(memory()).await;
+}
+#[tokio::test]
+async fn memory_requirements_compose_and_need_distinct_people() {
+    requirements_compose_and_need_distinct_people(memory()).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_concurrent_approvers_lose_no_grant() {
+    let store = memory();
+    concurrent_approvers_lose_no_grant(store.clone(), store).await;
+}
+#[tokio::test]
+async fn memory_denied_cannot_be_used() {
+    denied_cannot_be_used(memory()).await;
+}
+#[tokio::test]
+async fn memory_expiry() {
+    expiry(memory()).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_concurrent_consumers_only_one_wins() {
+    let store = memory();
+    concurrent_consumers_only_one_wins(store.clone(), store).await;
 }
 
 // === sled ===

@@ -23,6 +23,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use cloakroom_core::{require_feature, MissingFeature};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -32,18 +33,53 @@ use crate::binding::{Binding, BindingError, BindingSpec};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// sled in `server.data_dir`/vault, values encrypted with `CLOAKROOM_VAULT_KEY`.
+    /// sled in `server.data_dir`/vault, values encrypted with `CLOAKROOM_VAULT_KEY`
+    /// (cargo feature `sled`).
     #[default]
     Embedded,
-    /// An OpenBao (or HashiCorp Vault) server's KV v2 engine.
+    /// An OpenBao (or HashiCorp Vault) server's KV v2 engine (cargo feature `openbao`).
     Openbao,
+    /// This process's memory: not durable, every value is gone when it exits, and no
+    /// other replica sees it. For tests, `--dev` and builds without the `sled` feature.
+    Memory,
+}
+
+impl BackendKind {
+    /// Its name in `vault.backend`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Embedded => "embedded",
+            BackendKind::Openbao => "openbao",
+            BackendKind::Memory => "memory",
+        }
+    }
+
+    /// The cargo feature of this crate the backend is compiled with; `None` for one that
+    /// is always there.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Embedded => Some("sled"),
+            BackendKind::Openbao => Some("openbao"),
+            BackendKind::Memory => None,
+        }
+    }
+}
+
+/// Whether this build of the crate has `feature`.
+#[allow(clippy::match_like_matches_macro)] // the arms' values are the build's features
+fn compiled(feature: &str) -> bool {
+    match feature {
+        "sled" => cfg!(feature = "sled"),
+        "openbao" => cfg!(feature = "openbao"),
+        _ => false,
+    }
 }
 
 /// `[vault]`: where secret values live and where the keys come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
-    /// `embedded` (default) or `openbao`.
+    /// `embedded` (default), `openbao` or `memory` (not durable).
     #[serde(default)]
     pub backend: BackendKind,
     /// A key file holding `CLOAKROOM_PLACEHOLDER_KEY=<hex>` and `CLOAKROOM_VAULT_KEY=<hex>`
@@ -53,6 +89,24 @@ pub struct VaultConfig {
     /// `[vault.openbao]`: required when `backend = "openbao"`.
     #[serde(default)]
     pub openbao: Option<OpenBaoConfig>,
+}
+
+impl VaultConfig {
+    /// Refuses a `backend` this build was compiled without, naming the cargo feature it
+    /// needs. [`Catalog::open`](crate::Catalog::open) checks it; the gateway checks it when
+    /// it loads the configuration.
+    pub fn check_features(&self) -> Result<(), MissingFeature> {
+        self.check_features_with(compiled)
+    }
+
+    fn check_features_with(&self, compiled: impl Fn(&str) -> bool) -> Result<(), MissingFeature> {
+        match self.backend.feature() {
+            Some(feature) => {
+                require_feature(compiled(feature), feature, format!("vault.backend = \"{}\"", self.backend.as_str()))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// `[vault.openbao]`: an OpenBao / HashiCorp Vault KV v2 secrets engine.
@@ -175,6 +229,25 @@ mod tests {
         let o: OpenBaoConfig = toml::from_str("address = \"http://x\"").unwrap();
         assert_eq!((o.mount.as_str(), o.path.as_str(), o.cache_ttl), ("secret", "cloakroom", Duration::from_secs(30)));
         assert!(toml::from_str::<SecretConfig>("name='a'\nfunctions=[]\nlocations=[]\nvalue='x'").is_err());
+    }
+
+    #[test]
+    fn a_backend_compiled_out_is_refused_naming_its_feature() {
+        for (backend, feature) in [(BackendKind::Embedded, "sled"), (BackendKind::Openbao, "openbao")] {
+            let config = VaultConfig { backend, ..Default::default() };
+            let err = config.check_features_with(|_| false).unwrap_err();
+            assert_eq!(err.feature(), feature);
+            let wanted = format!(
+                "vault.backend = \"{}\" needs Cloakroom built with the cargo feature `{feature}`",
+                backend.as_str()
+            );
+            assert!(err.to_string().starts_with(&wanted), "{err}");
+            assert!(config.check_features_with(|_| true).is_ok());
+            assert_eq!(config.check_features().is_ok(), compiled(feature), "{backend:?} in this build");
+        }
+        let memory: VaultConfig = toml::from_str("backend = \"memory\"").unwrap();
+        assert_eq!(memory.backend, BackendKind::Memory);
+        assert!(memory.check_features_with(|_| false).is_ok(), "the memory backend is always there");
     }
 
     #[test]

@@ -3,10 +3,15 @@
 //!
 //! A caller never holds a secret, only its placeholder (`cloak_` + 26 base32 characters,
 //! HMAC-SHA256 of the secret's name under the placeholder key). The [`Catalog`] knows
-//! every secret's placeholder, binding and value (kept in a [`Vault`]: [`EmbeddedVault`]
-//! or [`OpenBaoVault`]); the [`DetokenizeLayer`] turns placeholders in a request back into
-//! secrets only where the binding allows, and refuses the whole call otherwise; the
-//! [`InFlight`] registry answers function-side redemption (`POST /v1/redeem`).
+//! every secret's placeholder, binding and value (kept in a [`Vault`]: `EmbeddedVault`
+//! with the cargo feature `sled`, `OpenBaoVault` with `openbao`, or the [`MemoryVault`]
+//! that is always there and keeps nothing past the process); the [`DetokenizeLayer`]
+//! turns placeholders in a request back into secrets only where the binding allows, and
+//! refuses the whole call otherwise; the [`InFlight`] registry answers function-side
+//! redemption (`POST /v1/redeem`).
+//!
+//! No backend but [`MemoryVault`] is compiled by default: ask for `sled` and `openbao`
+//! (docs/configuration.md, "Cargo features"). The example below needs `sled`.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -47,7 +52,11 @@ pub use config::{BackendKind, OpenBaoConfig, SecretConfig, VaultConfig};
 pub use detokenize::{percent_decode_lossy, Detokenize, DetokenizeLayer, SecretsFound};
 pub use inflight::{InFlight, InFlightCall, InFlightGuard, RedeemError, RedeemToken, REDEEM_TOKEN_HEADER};
 pub use keys::{Key, KeyError, Keys, PLACEHOLDER_KEY_ENV, VAULT_KEY_ENV};
-pub use store::{EmbeddedVault, MemoryVault, OpenBaoVault, StoredSecret, Vault, VaultError};
+#[cfg(feature = "sled")]
+pub use store::EmbeddedVault;
+#[cfg(feature = "openbao")]
+pub use store::OpenBaoVault;
+pub use store::{MemoryVault, StoredSecret, Vault, VaultError};
 
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]

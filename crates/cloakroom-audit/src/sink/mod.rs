@@ -1,8 +1,11 @@
 //! Where records go: the [`AuditSink`] and [`AuditStore`] traits and their backends.
 //!
-//! - [`SegmentStore`]: append-only segment files in `<data_dir>/audit` (the default store).
-//! - [`SledSink`]: embedded sled, the previous default; kept to migrate from.
-//! - [`PostgresSink`]: one PostgreSQL table shared by replicas, a chain per replica.
+//! - [`SegmentStore`]: append-only segment files in `<data_dir>/audit` (the default store,
+//!   always there).
+//! - `SledSink` (cargo feature `sled`): embedded sled, the previous default; kept to
+//!   migrate from.
+//! - `PostgresSink` (cargo feature `postgres`): one PostgreSQL table shared by replicas,
+//!   a chain per replica.
 //! - [`JsonlSink`]: an append-only JSON-lines file for shipping to a SIEM (a sink only).
 //!
 //! A sink's `append` returns only once the batch is durable (flushed or committed);
@@ -10,13 +13,17 @@
 //! or not (`batched`).
 
 mod jsonl;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod segment;
+#[cfg(feature = "sled")]
 mod sled;
 
 pub use self::jsonl::{read_jsonl, verify_jsonl, JsonlSink};
+#[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresSink, POSTGRES_TABLE};
 pub use self::segment::{decode_chain_id, encode_chain_id, SegmentStore, DEFAULT_SEGMENT_BYTES};
+#[cfg(feature = "sled")]
 pub use self::sled::{SledSink, RUN_LEN as SLED_RUN_LEN};
 
 use async_trait::async_trait;
@@ -39,16 +46,21 @@ pub struct SealedRecord {
     pub text: String,
 }
 
-/// Why a sink could not do what was asked.
+/// Why a sink could not do what was asked. The variants of a backend are there only
+/// with its cargo feature.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// The sled store failed.
+    #[cfg(feature = "sled")]
     #[error("sled: {0}")]
     Sled(#[from] ::sled::Error),
     /// PostgreSQL failed.
+    #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had from the pool.
+    #[cfg(feature = "postgres")]
     #[error("postgres pool: {0}")]
     Pool(String),
     /// A file could not be written.

@@ -41,6 +41,7 @@ pub(crate) use console::allow_dev_sign_in;
 mod oidc;
 mod respond;
 mod saml;
+#[cfg(feature = "webhooks")]
 mod slack;
 
 pub(crate) use self::oidc::OidcSignIns;
@@ -124,7 +125,11 @@ async fn handle(
         (_, ["console", ..]) => console::handle(gateway, peer, req, &method, &segments[1..]).await,
         (_, ["v1", "saml", ..]) => saml::handle(gateway, peer, req, &method, &segments[2..]).await,
         (_, ["v1", "oidc", ..]) => oidc::handle(gateway, peer, req, &method, &segments[2..]).await,
+        #[cfg(feature = "webhooks")]
         (_, ["v1", "slack", ..]) => slack::handle(gateway, peer, req, &method, &segments[2..]).await,
+        // Built without the Slack app: nothing to answer Slack with.
+        #[cfg(not(feature = "webhooks"))]
+        (_, ["v1", "slack", ..]) => Err(not_found()),
         (_, ["v1", ..]) => api::handle(gateway, peer, req, &method, &segments[1..]).await,
         _ => Err(not_found()),
     }

@@ -186,3 +186,71 @@ fn restart_changes_names_exactly_the_keys_a_reload_cannot_apply() {
         assert_eq!(old.restart_changes(&new), keys);
     }
 }
+
+// === cargo features ===
+
+/// The stores that are always there, so a file loads whatever features this build has.
+const MEMORY_STORES: &str = "[vault]\nbackend = \"memory\"\n[approvals]\nstore = \"memory\"\n";
+
+#[test]
+fn a_backend_compiled_out_is_refused_at_load_naming_its_feature() {
+    let cases = [
+        (
+            "[vault]\nbackend = \"openbao\"\n[vault.openbao]\naddress = \"http://127.0.0.1:8200\"\ntoken_env = \"T\"\n\
+             [approvals]\nstore = \"memory\"\n",
+            "vault.backend",
+            "openbao",
+            cfg!(feature = "openbao"),
+        ),
+        ("[vault]\n[approvals]\nstore = \"memory\"\n", "vault.backend", "sled", cfg!(feature = "sled")),
+        (&format!("{MEMORY_STORES}[audit]\nsink = \"postgres\"\n"), "audit.sink", "postgres", cfg!(feature = "postgres")),
+        ("[vault]\nbackend = \"memory\"\n[approvals]\nstore = \"postgres\"\n", "approvals.store", "postgres", cfg!(feature = "postgres")),
+        (
+            &format!("{MEMORY_STORES}webhooks = [\"https://hooks.example/T/B/X\"]\n"),
+            "approvals.webhooks",
+            "webhooks",
+            cfg!(feature = "webhooks"),
+        ),
+        (
+            &format!("{MEMORY_STORES}[approvals.slack]\nbot_token_env = \"T\"\nsigning_secret_env = \"S\"\nchannel = \"C1\"\n"),
+            "approvals.slack",
+            "webhooks",
+            cfg!(feature = "webhooks"),
+        ),
+    ];
+    for (text, key, feature, compiled) in cases {
+        match Config::from_toml_str("test.toml", text) {
+            Ok(_) => assert!(compiled, "{key} loaded without the feature {feature}"),
+            Err(e) => {
+                assert!(!compiled, "{key} refused with the feature {feature}: {e}");
+                assert_eq!(e.key(), Some(key), "{e}");
+                assert!(e.to_string().contains(&format!("cargo feature `{feature}`")), "{e}");
+            }
+        }
+    }
+    assert!(Config::from_toml_str("test.toml", MEMORY_STORES).is_ok(), "the memory stores are always there");
+}
+
+#[test]
+fn the_refusal_of_a_missing_feature_points_at_its_key_and_offers_memory_for_embedded_stores() {
+    let source = "[vault]\nbackend = \"embedded\"\n[approvals]\nwebhooks = []\n";
+    let at = Locator::new("test.toml", source);
+    let e = missing_feature(&at, &cloakroom_core::MissingFeature::new("sled", "vault.backend = \"embedded\""));
+    assert_eq!((e.key(), e.line()), (Some("vault.backend"), Some(2)), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("cargo feature `sled`") && msg.contains("set it to \"memory\""), "{msg}");
+    for (what, feature, key) in [
+        ("approvals.store = \"embedded\"", "sled", "approvals.store"),
+        ("approvals.store = \"postgres\"", "postgres", "approvals.store"),
+        ("audit.sink = \"postgres\"", "postgres", "audit.sink"),
+        ("vault.backend = \"openbao\"", "openbao", "vault.backend"),
+        ("approvals.webhooks", "webhooks", "approvals.webhooks"),
+        ("[approvals.slack]", "webhooks", "approvals.slack"),
+    ] {
+        let e = missing_feature(&at, &cloakroom_core::MissingFeature::new(feature, what));
+        assert_eq!(e.key(), Some(key), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(what) && msg.contains(&format!("cargo feature `{feature}`")), "{msg}");
+        assert_eq!(msg.contains("\"memory\""), feature == "sled", "{msg}");
+    }
+}

@@ -254,6 +254,7 @@ impl Config {
                 ));
             }
         }
+        self.check_features(at)?;
         if self.vault.backend == cloakroom_vault::BackendKind::Openbao && self.vault.openbao.is_none() {
             return Err(
                 at.error(&[Key("vault"), Key("backend")], "backend = \"openbao\" needs a [vault.openbao] table")
@@ -285,6 +286,16 @@ impl Config {
 }
 
 impl Config {
+    /// Refuses a backend this build was compiled without (see docs/configuration.md,
+    /// "Cargo features"), pointing at its key and naming the missing cargo feature.
+    fn check_features(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        let missing = [self.vault.check_features(), self.audit.check_features(), self.approvals.check_features()];
+        match missing.into_iter().find_map(Result::err) {
+            Some(e) => Err(missing_feature(at, &e)),
+            None => Ok(()),
+        }
+    }
+
     /// The keys changed from `self` to `new` that a reload cannot apply: they take
     /// effect at the next restart. Everything else — functions, identity, policy,
     /// secret bindings, masking, `server.max_body_bytes`, `server.body_read_timeout`,
@@ -390,6 +401,32 @@ fn validate_route(route: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The load error for a backend compiled out: at the key that names it, with the
+/// in-memory alternative where there is one.
+fn missing_feature(at: &Locator<'_>, missing: &cloakroom_core::MissingFeature) -> ConfigError {
+    use PathPart::Key;
+    let what = missing.what();
+    let (table, key, keeps) = if what.starts_with("vault.backend") {
+        ("vault", "backend", Some("secrets"))
+    } else if what.starts_with("audit.sink") {
+        ("audit", "sink", None)
+    } else if what.starts_with("approvals.store") {
+        ("approvals", "store", Some("approvals"))
+    } else if what.starts_with("approvals.webhooks") {
+        ("approvals", "webhooks", None)
+    } else {
+        ("approvals", "slack", None)
+    };
+    let hint = match keeps {
+        // The embedded stores are the only ones with an in-memory stand-in.
+        Some(what) if missing.feature() == "sled" => {
+            format!("; or set it to \"memory\" to keep {what} in this process only (not durable)")
+        }
+        _ => String::new(),
+    };
+    at.error(&[Key(table), Key(key)], format!("{missing}{hint}"))
 }
 
 #[cfg(test)]

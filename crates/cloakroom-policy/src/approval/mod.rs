@@ -43,10 +43,15 @@
 //! # });
 //! ```
 
+mod memory;
+#[cfg(feature = "postgres")]
 mod postgres;
 pub mod requirements;
+#[cfg(feature = "webhooks")]
 pub mod slack;
+#[cfg(feature = "sled")]
 mod sled_store;
+#[cfg(feature = "webhooks")]
 mod webhook;
 
 use std::{sync::Arc, time::Duration};
@@ -60,10 +65,15 @@ use cloakroom_core::{
 use serde::{Deserialize, Serialize};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
+pub use memory::MemoryApprovalStore;
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresApprovalStore;
 pub use requirements::{Grant, Requirement};
+#[cfg(feature = "webhooks")]
 pub use slack::SlackApp;
+#[cfg(feature = "sled")]
 pub use sled_store::SledApprovalStore;
+#[cfg(feature = "webhooks")]
 pub use webhook::WebhookNotifier;
 
 use crate::ApprovalsConfig;
@@ -242,16 +252,21 @@ impl Approval {
     }
 }
 
-/// A failure of the approval store itself (not a refusal).
+/// A failure of the approval store itself (not a refusal). The variants of a store are
+/// there only with its cargo feature.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The embedded sled store failed.
+    #[cfg(feature = "sled")]
     #[error("approval store (sled): {0}")]
     Sled(#[from] sled::Error),
     /// PostgreSQL failed.
+    #[cfg(feature = "postgres")]
     #[error("approval store (postgres): {0}")]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be had from the pool.
+    #[cfg(feature = "postgres")]
     #[error("approval store (postgres pool): {0}")]
     Pool(String),
     /// A stored record does not decode.
@@ -366,13 +381,39 @@ pub struct Approvals {
     decided: Arc<tokio::sync::Notify>,
     /// The Slack app, when `[approvals.slack]` is configured (set by the gateway, which
     /// reads its credentials from the environment).
+    #[cfg(feature = "webhooks")]
     slack: Arc<arc_swap::ArcSwapOption<SlackApp>>,
 }
 
 /// The `[approvals]` settings in force and the notifier built from their webhooks.
 struct Settings {
     config: Arc<ApprovalsConfig>,
+    #[cfg(feature = "webhooks")]
     notifier: Option<WebhookNotifier>,
+}
+
+impl Settings {
+    /// The settings of `config`, with a notifier for its webhooks: `current`'s when a
+    /// reload leaves them alone (keeping its retries in flight), else a new one. Without
+    /// the `webhooks` feature there is none, and webhooks given are logged as not posted.
+    fn new(config: ApprovalsConfig, current: Option<&Settings>) -> Self {
+        #[cfg(feature = "webhooks")]
+        let notifier = match current {
+            Some(c) if c.config.webhooks == config.webhooks => c.notifier.clone(),
+            _ => (!config.webhooks.is_empty()).then(|| WebhookNotifier::new(config.webhooks.to_vec())),
+        };
+        #[cfg(not(feature = "webhooks"))]
+        if !config.webhooks.is_empty() && current.is_none_or(|c| c.config.webhooks != config.webhooks) {
+            // The gateway refuses such a configuration (`ApprovalsConfig::check_features`).
+            let missing = cloakroom_core::MissingFeature::new("webhooks", "approvals.webhooks");
+            tracing::error!("approvals.webhooks are not posted: {missing}");
+        }
+        Self {
+            config: Arc::new(config),
+            #[cfg(feature = "webhooks")]
+            notifier,
+        }
+    }
 }
 
 impl std::fmt::Debug for Approvals {
@@ -390,23 +431,20 @@ const LIST_LIMIT: usize = 1000;
 /// How many times a change is retried when other writers keep changing the record.
 const MAX_CAS_ATTEMPTS: usize = 64;
 
-fn notifier_for(webhooks: &[String]) -> Option<WebhookNotifier> {
-    (!webhooks.is_empty()).then(|| WebhookNotifier::new(webhooks.to_vec()))
-}
-
 /// What a change to a record decided: store this, or refuse with that.
 type Change = Result<Approval, ApprovalError>;
 
 impl Approvals {
-    /// A service over `store` with `config` (webhooks from `config.webhooks`).
+    /// A service over `store` with `config` (webhooks from `config.webhooks`, posted with
+    /// the cargo feature `webhooks`; [`ApprovalsConfig::check_features`] refuses them
+    /// without it).
     pub fn new(store: Arc<dyn ApprovalStore>, config: ApprovalsConfig) -> Self {
-        let notifier = notifier_for(&config.webhooks);
-        let settings = Settings { config: Arc::new(config), notifier };
         Self {
             store,
-            settings: Arc::new(ArcSwap::from_pointee(settings)),
+            settings: Arc::new(ArcSwap::from_pointee(Settings::new(config, None))),
             redactor: None,
             decided: Arc::new(tokio::sync::Notify::new()),
+            #[cfg(feature = "webhooks")]
             slack: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
@@ -419,6 +457,7 @@ impl Approvals {
 
     /// Uses `notifier` instead of one built from `config.webhooks` (until a reload
     /// changes the webhooks).
+    #[cfg(feature = "webhooks")]
     pub fn with_notifier(self, notifier: WebhookNotifier) -> Self {
         let config = self.config();
         self.settings.store(Arc::new(Settings { config, notifier: Some(notifier) }));
@@ -427,11 +466,13 @@ impl Approvals {
 
     /// Posts new approvals to Slack and shows decisions there through `app` (or stops
     /// when `None`), for every clone of this service.
+    #[cfg(feature = "webhooks")]
     pub fn set_slack(&self, app: Option<SlackApp>) {
         self.slack.store(app.map(Arc::new));
     }
 
     /// The Slack app in force, if any.
+    #[cfg(feature = "webhooks")]
     pub fn slack(&self) -> Option<Arc<SlackApp>> {
         self.slack.load_full()
     }
@@ -447,11 +488,6 @@ impl Approvals {
     /// gateway warns that they need a restart).
     pub fn apply_config(&self, config: &ApprovalsConfig) {
         let current = self.settings.load_full();
-        let notifier = if config.webhooks == current.config.webhooks {
-            current.notifier.clone()
-        } else {
-            notifier_for(&config.webhooks)
-        };
         let config = ApprovalsConfig {
             wait: config.wait,
             ttl: config.ttl,
@@ -460,7 +496,7 @@ impl Approvals {
             postgres_url_env: current.config.postgres_url_env.clone(),
             slack: config.slack.clone(),
         };
-        self.settings.store(Arc::new(Settings { config: Arc::new(config), notifier }));
+        self.settings.store(Arc::new(Settings::new(config, Some(&current))));
     }
 
     /// The store.
@@ -528,11 +564,14 @@ impl Approvals {
         };
         self.store.insert(&approval).await?;
         tracing::info!(approval = %approval.id, function = %cloakroom_core::quoted(&approval.function), requester = %cloakroom_core::quoted(&approval.requester.subject), "approval requested");
-        if let Some(n) = &settings.notifier {
-            n.notify(&approval);
-        }
-        if let Some(s) = self.slack() {
-            s.notify(&approval);
+        #[cfg(feature = "webhooks")]
+        {
+            if let Some(n) = &settings.notifier {
+                n.notify(&approval);
+            }
+            if let Some(s) = self.slack() {
+                s.notify(&approval);
+            }
         }
         Ok(approval)
     }
@@ -616,6 +655,7 @@ impl Approvals {
             .await?;
         tracing::info!(approval = %id, approver = %approver.subject, state = %a.state, "approval granted by one approver");
         self.decided.notify_waiters();
+        #[cfg(feature = "webhooks")]
         if let Some(s) = self.slack() {
             s.show(&a);
         }
@@ -640,6 +680,7 @@ impl Approvals {
             .await?;
         tracing::info!(approval = %id, decided_by = %approver.subject, "approval denied");
         self.decided.notify_waiters();
+        #[cfg(feature = "webhooks")]
         if let Some(s) = self.slack() {
             s.show(&a);
         }

@@ -1,6 +1,6 @@
 //! Why a catalog operation failed, and the secret-name rule.
 
-use cloakroom_core::{Error, ErrorCode};
+use cloakroom_core::{Error, ErrorCode, MissingFeature};
 
 use crate::{binding::BindingError, keys::KeyError, store::VaultError};
 
@@ -33,6 +33,9 @@ pub enum CatalogError {
     /// The keys could not be loaded.
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// `vault.backend` names a backend this build was compiled without.
+    #[error(transparent)]
+    MissingFeature(#[from] MissingFeature),
 }
 
 impl CatalogError {
@@ -45,7 +48,7 @@ impl CatalogError {
             CatalogError::Conflict(_) => ErrorCode::Conflict,
             CatalogError::NoValue(_) => ErrorCode::NotFound,
             CatalogError::Vault(e) => e.code(),
-            CatalogError::Keys(_) => ErrorCode::Internal,
+            CatalogError::Keys(_) | CatalogError::MissingFeature(_) => ErrorCode::Internal,
         }
     }
 

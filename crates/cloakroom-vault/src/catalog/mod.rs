@@ -41,8 +41,8 @@ use cloakroom_mask::MaskingConfig;
 use crate::{
     binding::{Binding, BindingSpec},
     config::{BackendKind, SecretConfig, VaultConfig},
-    keys::{Key, KeyError, Keys},
-    store::{EmbeddedVault, OpenBaoVault, StoredSecret, Vault, VaultError},
+    keys::{Key, Keys},
+    store::{MemoryVault, StoredSecret, Vault, VaultError},
 };
 
 mod error;
@@ -93,47 +93,69 @@ fn compile_declared(secrets: &[SecretConfig]) -> Result<HashMap<String, Arc<Bind
 
 impl Catalog {
     /// Opens the configured backend and loads the catalog: keys from the environment or
-    /// `vault.keys_file`, the embedded store in `data_dir/vault`, or OpenBao.
+    /// `vault.keys_file`, the embedded store in `data_dir/vault`, OpenBao, or memory.
+    /// A backend this build was compiled without is a [`CatalogError::MissingFeature`].
     pub async fn open(
         config: &VaultConfig,
         secrets: &[SecretConfig],
         data_dir: &Path,
     ) -> Result<Arc<Self>, CatalogError> {
+        config.check_features()?;
         let embedded = config.backend == BackendKind::Embedded;
         let keys = Keys::load(config.keys_file.as_deref(), embedded)?;
         Self::open_with_keys(config, secrets, data_dir, &keys).await
     }
 
     /// Like [`Catalog::open`] with keys given (for `--dev`).
+    #[cfg_attr(not(feature = "sled"), allow(unused_variables))]
     pub async fn open_with_keys(
         config: &VaultConfig,
         secrets: &[SecretConfig],
         data_dir: &Path,
         keys: &Keys,
     ) -> Result<Arc<Self>, CatalogError> {
+        config.check_features()?;
         match config.backend {
-            BackendKind::Embedded => {
-                let key = keys.vault_key().ok_or(KeyError::Missing { var: crate::keys::VAULT_KEY_ENV })?;
-                let (dir, key) = (data_dir.join("vault"), key.clone());
-                // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
-                let store = tokio::task::spawn_blocking(move || EmbeddedVault::open(&dir, &key))
-                    .await
-                    .map_err(|_| VaultError::Unavailable("embedded store: opening did not finish".into()))??;
-                Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
+            #[cfg(feature = "sled")]
+            BackendKind::Embedded => Self::open_embedded(secrets, data_dir, keys).await,
+            #[cfg(feature = "openbao")]
+            BackendKind::Openbao => Self::open_openbao(config, secrets, keys).await,
+            BackendKind::Memory => {
+                tracing::warn!("vault.backend = \"memory\": secrets are kept in this process only, lost when it exits");
+                Self::new(Arc::new(MemoryVault::new()), keys.placeholder_key().clone(), secrets, None).await
             }
-            BackendKind::Openbao => {
-                let cfg = config
-                    .openbao
-                    .as_ref()
-                    .ok_or_else(|| VaultError::Config("backend = \"openbao\" needs a [vault.openbao] table".into()))?;
-                let store = OpenBaoVault::connect(cfg).await?;
-                let catalog =
-                    Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, Some(cfg.cache_ttl)).await?;
-                // Other replicas may change secrets: re-read the store every cache_ttl.
-                catalog.spawn_refresh(cfg.cache_ttl.max(Duration::from_secs(1)));
-                Ok(catalog)
-            }
+            // A backend compiled out: `check_features` refused it above.
+            #[allow(unreachable_patterns)]
+            other => Err(VaultError::Config(format!("vault.backend = {:?} is not compiled in", other.as_str())).into()),
         }
+    }
+
+    #[cfg(feature = "sled")]
+    async fn open_embedded(secrets: &[SecretConfig], data_dir: &Path, keys: &Keys) -> Result<Arc<Self>, CatalogError> {
+        let key = keys.vault_key().ok_or(crate::KeyError::Missing { var: crate::keys::VAULT_KEY_ENV })?;
+        let (dir, key) = (data_dir.join("vault"), key.clone());
+        // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
+        let store = tokio::task::spawn_blocking(move || crate::EmbeddedVault::open(&dir, &key))
+            .await
+            .map_err(|_| VaultError::Unavailable("embedded store: opening did not finish".into()))??;
+        Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, None).await
+    }
+
+    #[cfg(feature = "openbao")]
+    async fn open_openbao(
+        config: &VaultConfig,
+        secrets: &[SecretConfig],
+        keys: &Keys,
+    ) -> Result<Arc<Self>, CatalogError> {
+        let cfg = config
+            .openbao
+            .as_ref()
+            .ok_or_else(|| VaultError::Config("backend = \"openbao\" needs a [vault.openbao] table".into()))?;
+        let store = crate::OpenBaoVault::connect(cfg).await?;
+        let catalog = Self::new(Arc::new(store), keys.placeholder_key().clone(), secrets, Some(cfg.cache_ttl)).await?;
+        // Other replicas may change secrets: re-read the store every cache_ttl.
+        catalog.spawn_refresh(cfg.cache_ttl.max(Duration::from_secs(1)));
+        Ok(catalog)
     }
 
     /// A catalog over `vault`, deriving placeholders with `placeholder_key`, with the

@@ -1,5 +1,7 @@
-//! An in-memory store: nothing persists. For tests, benches and embedding experiments;
-//! the gateway never uses it (`--dev` uses the embedded store in a temporary directory).
+//! An in-memory store: nothing persists. For tests, benches, embedding experiments and
+//! builds without the `sled` feature; the gateway uses it only when configured with
+//! `vault.backend = "memory"` (or in `--dev` when built without `sled`). Not durable:
+//! every value is gone when the process exits, and no other replica sees it.
 
 use std::{collections::HashMap, sync::Mutex};
 
@@ -9,7 +11,7 @@ use cloakroom_core::Secret;
 use super::{StoredSecret, Vault, VaultError};
 use crate::{binding::BindingSpec, BackendKind};
 
-/// A [`Vault`] in a `HashMap`. Reports itself as the embedded kind.
+/// A [`Vault`] in a `HashMap`: one process, not durable.
 #[derive(Default)]
 pub struct MemoryVault(Mutex<HashMap<String, StoredSecret>>);
 
@@ -36,7 +38,7 @@ impl MemoryVault {
 #[async_trait]
 impl Vault for MemoryVault {
     fn kind(&self) -> BackendKind {
-        BackendKind::Embedded
+        BackendKind::Memory
     }
 
     async fn get(&self, name: &str) -> Result<Option<StoredSecret>, VaultError> {

@@ -1,23 +1,29 @@
-//! Where secret values live: the [`Vault`] trait and its two backends.
+//! Where secret values live: the [`Vault`] trait and its backends.
 //!
-//! - [`EmbeddedVault`]: sled in the data directory, every value (and its binding)
-//!   encrypted with XChaCha20-Poly1305 under `CLOAKROOM_VAULT_KEY`, the secret's name
-//!   bound as associated data.
-//! - [`OpenBaoVault`]: an OpenBao / HashiCorp Vault KV v2 engine over HTTP.
-//! - [`MemoryVault`]: nothing persists (tests, benches).
+//! - `EmbeddedVault` (cargo feature `sled`): sled in the data directory, every value
+//!   (and its binding) encrypted with XChaCha20-Poly1305 under `CLOAKROOM_VAULT_KEY`,
+//!   the secret's name bound as associated data.
+//! - `OpenBaoVault` (cargo feature `openbao`): an OpenBao / HashiCorp Vault KV v2 engine
+//!   over HTTP.
+//! - [`MemoryVault`] (always there): nothing persists (tests, benches, `--dev` and builds
+//!   without `sled`).
 //!
-//! Both store the binding given with a value next to it, so a binding set through the
-//! admin API survives a restart and (with OpenBao) is seen by every replica.
+//! The first two store the binding given with a value next to it, so a binding set
+//! through the admin API survives a restart and (with OpenBao) is seen by every replica.
 
+#[cfg(feature = "sled")]
 mod embedded;
 mod memory;
+#[cfg(feature = "openbao")]
 mod openbao;
 
 use async_trait::async_trait;
 use cloakroom_core::{ErrorCode, Secret};
 
+#[cfg(feature = "sled")]
 pub use embedded::EmbeddedVault;
 pub use memory::MemoryVault;
+#[cfg(feature = "openbao")]
 pub use openbao::OpenBaoVault;
 
 use crate::{binding::BindingSpec, BackendKind};
@@ -98,8 +104,9 @@ pub trait Vault: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<String>, VaultError>;
 }
 
-/// Splits value and binding out of the plaintext layout shared by the backends that
-/// store bytes: `u32 BE value length | value | binding JSON (may be empty)`.
+/// Splits value and binding out of the plaintext layout of the backends that store bytes
+/// (the embedded one): `u32 BE value length | value | binding JSON (may be empty)`.
+#[cfg(feature = "sled")]
 pub(crate) fn decode_plain(name: &str, plain: &[u8]) -> Result<(Secret, Option<BindingSpec>), VaultError> {
     let malformed = |reason: &str| VaultError::Malformed { name: name.to_owned(), reason: reason.to_owned() };
     if plain.len() < 4 {
@@ -120,6 +127,7 @@ pub(crate) fn decode_plain(name: &str, plain: &[u8]) -> Result<(Secret, Option<B
     Ok((value, binding))
 }
 
+#[cfg(feature = "sled")]
 pub(crate) fn encode_plain(value: &Secret, binding: Option<&BindingSpec>) -> zeroize::Zeroizing<Vec<u8>> {
     let binding = binding.map(|b| serde_json::to_vec(b).expect("binding serializes")).unwrap_or_default();
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(4 + value.len() + binding.len()));

@@ -4,6 +4,7 @@
 use super::*;
 
 /// The fields of a stored sled record copied into the calls file and the writer's head.
+#[cfg(feature = "sled")]
 #[derive(Deserialize)]
 pub(super) struct Migrated {
     pub(super) id: String,
@@ -12,7 +13,8 @@ pub(super) struct Migrated {
 
 /// Migrates a sled store in `dir` to segment files, when there is one (see docs/audit.md):
 /// builds `<dir>.migrating`, checks every chain's head, then renames `dir` to
-/// `<dir>.sled-backup` and `<dir>.migrating` to `dir`.
+/// `<dir>.sled-backup` and `<dir>.migrating` to `dir`. Reading the sled store needs the
+/// cargo feature `sled`: without it, a sled store found there is refused, untouched.
 pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<(), SinkError> {
     let name = dir
         .file_name()
@@ -38,6 +40,9 @@ pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<
         }
         return Ok(());
     }
+    if !cfg!(feature = "sled") {
+        return Err(sled_missing(dir));
+    }
     if backup.exists() {
         return Err(SinkError::Migration(format!(
             "{} holds a sled audit store to migrate, but {} exists already; move it away and restart",
@@ -49,6 +54,36 @@ pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<
         // Left by a migration that did not finish: start again.
         fs::remove_dir_all(&migrating)?;
     }
+    let records = copy_from_sled(dir, &migrating, segment_bytes).await?;
+    fs::rename(dir, &backup)?;
+    fs::rename(&migrating, dir)?;
+    fsync_dir(&parent)?;
+    tracing::info!(
+        records,
+        backup = %backup.display(),
+        "migrated the audit store from sled to segment files; the sled store is kept as a backup"
+    );
+    Ok(())
+}
+
+/// The refusal of a sled store in `dir` by a build without the cargo feature `sled`.
+fn sled_missing(dir: &Path) -> SinkError {
+    let what = format!("{} holds a sled audit store; migrating it", dir.display());
+    SinkError::Migration(cloakroom_core::MissingFeature::new("sled", what).to_string())
+}
+
+/// Never called: [`migrate_from_sled`] refused the store first.
+#[cfg(not(feature = "sled"))]
+async fn copy_from_sled(dir: &Path, _: &Path, _: u64) -> Result<u64, SinkError> {
+    Err(sled_missing(dir))
+}
+
+/// Copies every chain of the sled store in `dir` into a segment store in `migrating`,
+/// checking each chain's head; returns how many records were copied.
+#[cfg(feature = "sled")]
+async fn copy_from_sled(dir: &Path, migrating: &Path, segment_bytes: u64) -> Result<u64, SinkError> {
+    use crate::sink::SledSink;
+
     let records = {
         let sled = blocking({
             let dir = dir.to_owned();
@@ -56,7 +91,7 @@ pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<
         })
         .await?;
         let store = blocking({
-            let migrating = migrating.clone();
+            let migrating = migrating.to_owned();
             move || SegmentStore::open_here(&migrating, segment_bytes)
         })
         .await?;
@@ -96,16 +131,8 @@ pub(super) async fn migrate_from_sled(dir: &Path, segment_bytes: u64) -> Result<
             }
         }
         fsync_dir(&migrating.join(CHAINS))?;
-        fsync_dir(&migrating)?;
+        fsync_dir(migrating)?;
         records
     };
-    fs::rename(dir, &backup)?;
-    fs::rename(&migrating, dir)?;
-    fsync_dir(&parent)?;
-    tracing::info!(
-        records,
-        backup = %backup.display(),
-        "migrated the audit store from sled to segment files; the sled store is kept as a backup"
-    );
-    Ok(())
+    Ok(records)
 }

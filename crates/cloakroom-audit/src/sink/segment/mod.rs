@@ -36,8 +36,8 @@
 //! cannot append to the same chains.
 //!
 //! Migration: [`SegmentStore::open`] on a directory holding a sled database (the
-//! previous embedded store, see [`SledSink`]) copies it into segment files first; see
-//! docs/audit.md.
+//! previous embedded store, `SledSink`) copies it into segment files first (with the
+//! cargo feature `sled`; without it, the store is refused); see docs/audit.md.
 
 use std::{
     collections::HashMap,
@@ -51,7 +51,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{blocking, AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError, SledSink};
+use super::{blocking, AuditSink, AuditStore, RecordQuery, SealedRecord, Since, SinkError};
 
 mod disk;
 mod migrate;
@@ -73,6 +73,7 @@ const IDX_ENTRY: u64 = 8;
 /// Bytes of one calls entry: 16 bytes of the call id's hash, then the `seq`.
 const CALLS_ENTRY: usize = 24;
 /// Records per batch when migrating from sled.
+#[cfg(feature = "sled")]
 const MIGRATION_PAGE: usize = 4096;
 
 /// The embedded store of append-only segment files.
@@ -270,7 +271,8 @@ impl SegmentStore {
         Ok(ids)
     }
 
-    /// Creates the directory of a chain with no records yet.
+    /// Creates the directory of a chain with no records yet (the migration from sled).
+    #[cfg(feature = "sled")]
     fn create_chain(&self, chain_id: &str) -> Result<(), SinkError> {
         if chain_id.is_empty() {
             return Err(SinkError::Invalid("the chain id is empty".into()));
