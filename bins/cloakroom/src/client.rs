@@ -33,8 +33,8 @@ impl std::fmt::Debug for AdminClient {
     }
 }
 
-/// An answer of the admin API: its wire type, and the JSON it was read from.
-#[derive(Debug)]
+/// An answer of the admin API: its wire type, and the JSON it was read from. Not
+/// `Debug`: the JSON of a sign-in answer holds a session token.
 pub(crate) struct Answer<T> {
     /// The answer as its wire type.
     pub(crate) body: T,
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn an_answer_of_the_wrong_shape_names_the_endpoint_and_hides_values() {
-        let e = read_answer::<cloakroom_api::SecretStored>("POST /v1/secrets", br#"{"name":"k"}"#).unwrap_err();
+        let e = read_answer::<cloakroom_api::SecretStored>("POST /v1/secrets", br#"{"name":"k"}"#).err().unwrap();
         assert!(matches!(e, CliError::Protocol(_)));
         let msg = e.to_string();
         assert!(msg.contains("POST /v1/secrets") && msg.contains("placeholder"), "{msg}");
@@ -267,11 +267,12 @@ mod tests {
             "POST /v1/oidc/session",
             br#"{"token":"tok-secret-123","subject":5,"expires_at":"x"}"#,
         )
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert!(!e.to_string().contains("tok-secret-123"), "{e}");
-        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"<html>").unwrap_err();
+        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"<html>").err().unwrap();
         assert!(e.to_string().contains("not JSON"), "{e}");
-        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"").unwrap_err();
+        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"").err().unwrap();
         assert!(e.to_string().contains("empty"), "{e}");
     }
 
