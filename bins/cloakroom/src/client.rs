@@ -1,12 +1,18 @@
-//! A small client for the admin API (SPEC §5): JSON in, JSON out, errors mapped to
-//! [`CliError`].
+//! A small client for the admin API (SPEC §5): wire types of [`cloakroom_api`] in and
+//! out, errors mapped to [`CliError`].
+//!
+//! Every answer is read twice over: as the JSON the server sent (what `--output json`
+//! prints, unchanged, so a field added by a newer gateway still reaches a script) and as
+//! its wire type (what the human output is made from). An answer that is not JSON, or
+//! not of the endpoint's type, is a [`CliError::Protocol`] naming the endpoint.
 //!
 //! The token comes from `CLOAKROOM_TOKEN` (else the file `cloakroom login` wrote) and is sent as `Authorization: Bearer`; it is
 //! never printed, not even in errors (reqwest errors are rendered without the request
 //! headers, and the URL never carries it).
 
+use cloakroom_api::{ErrorBody, ErrorCode};
 use reqwest::{header, Method, StatusCode};
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -25,6 +31,15 @@ impl std::fmt::Debug for AdminClient {
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .finish()
     }
+}
+
+/// An answer of the admin API: its wire type, and the JSON it was read from. Not
+/// `Debug`: the JSON of a sign-in answer holds a session token.
+pub(crate) struct Answer<T> {
+    /// The answer as its wire type.
+    pub(crate) body: T,
+    /// The answer as the server sent it.
+    pub(crate) json: Value,
 }
 
 impl AdminClient {
@@ -52,29 +67,38 @@ impl AdminClient {
         &self.base
     }
 
-    /// `GET path` -> JSON.
-    pub(crate) async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+    /// `GET path?query` -> a `T`.
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Answer<T>, CliError> {
         self.send(Method::GET, path, query, None::<&()>).await
     }
 
-    /// `POST path` with a JSON body -> JSON.
-    pub(crate) async fn post<B: Serialize + ?Sized>(&self, path: &str, body: &B) -> Result<Value, CliError> {
+    /// `POST path` with a JSON body -> a `T`.
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer<T>, CliError> {
         self.send(Method::POST, path, &[], Some(body)).await
     }
 
-    /// `DELETE path` -> JSON (`null` for an empty answer).
-    pub(crate) async fn delete(&self, path: &str) -> Result<Value, CliError> {
+    /// `DELETE path` -> a `T`.
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>, CliError> {
         self.send(Method::DELETE, path, &[], None::<&()>).await
     }
 
-    async fn send<B: Serialize + ?Sized>(
+    async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
-    ) -> Result<Value, CliError> {
+    ) -> Result<Answer<T>, CliError> {
         let url = format!("{}{}", self.base, path);
+        let endpoint = format!("{method} {path}");
         let mut req = self.http.request(method, &url).header(header::ACCEPT, "application/json");
         if !query.is_empty() {
             req = req.query(query);
@@ -93,11 +117,7 @@ impl AdminClient {
         let status = res.status();
         let bytes = res.bytes().await.map_err(|e| self.transport_error(&e))?;
         if status.is_success() {
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| CliError::Protocol(format!("{path}: response is not JSON ({e})")));
+            return read_answer(&endpoint, &bytes);
         }
         Err(api_error(status, &bytes))
     }
@@ -119,17 +139,69 @@ impl AdminClient {
     }
 }
 
-/// Reads `{"error": {"code", "message"}}`; anything else becomes a bare status error.
+/// A success answer as JSON and as `T`; anything else is a protocol error naming the
+/// endpoint.
+fn read_answer<T: DeserializeOwned>(endpoint: &str, bytes: &[u8]) -> Result<Answer<T>, CliError> {
+    let json: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let what = if bytes.iter().all(u8::is_ascii_whitespace) { "empty" } else { "not JSON" };
+        CliError::Protocol(format!("{endpoint}: the answer is {what} ({})", syntax_kind(&e)))
+    })?;
+    let body = T::deserialize(&json).map_err(|e| {
+        CliError::Protocol(format!(
+            "{endpoint}: the answer is not what this version of the admin API sends: {}",
+            without_quoted(&e.to_string())
+        ))
+    })?;
+    Ok(Answer { body, json })
+}
+
+/// A serde message with its quoted input values cut out: an answer can hold a session
+/// token or a recorded body, which an error message must not repeat. Field names (in
+/// backticks) stay.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('"', false) => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            ('"', true) => {
+                quoted = false;
+                out.push('"');
+            }
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The kind of a JSON syntax error in a few words.
+fn syntax_kind(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "malformed",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Eof => "cut short",
+    }
+}
+
+/// Reads `{"error": {"code", "message"}}`; anything else (a proxy's page, a bare
+/// status) becomes an error with the status and a short excerpt.
 fn api_error(status: StatusCode, body: &[u8]) -> CliError {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let err = parsed.as_ref().and_then(|v| v.get("error"));
-    let code = err.and_then(|e| e.get("code")).and_then(Value::as_str).map(str::to_owned);
-    let message = err
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| err.and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| {
+    if let Ok(ErrorBody { error, .. }) = serde_json::from_slice::<ErrorBody>(body) {
+        return CliError::Api { status: status.as_u16(), code: Some(error.code), message: error.message };
+    }
+    // `{"error": "text"}`, as some proxies answer.
+    #[derive(Deserialize)]
+    struct Bare {
+        error: String,
+    }
+    let message = match serde_json::from_slice::<Bare>(body) {
+        Ok(b) => b.error,
+        Err(_) => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
             if text.is_empty() {
@@ -137,8 +209,9 @@ fn api_error(status: StatusCode, body: &[u8]) -> CliError {
             } else {
                 text.chars().take(300).collect()
             }
-        });
-    CliError::Api { status: status.as_u16(), code, message }
+        }
+    };
+    CliError::Api { status: status.as_u16(), code: None::<ErrorCode>, message }
 }
 
 /// Percent-encodes one path segment (names and ids are user input).
@@ -154,27 +227,6 @@ pub(crate) fn segment(s: &str) -> String {
     out
 }
 
-/// The items of a list answer: a bare array, or the first array-valued field of an
-/// object (`{"secrets": […]}`, `{"items": […]}`, …).
-pub(crate) fn items(v: Value, preferred: &[&str]) -> Result<Vec<Value>, CliError> {
-    match v {
-        Value::Array(a) => Ok(a),
-        Value::Object(mut m) => {
-            for key in preferred.iter().copied().chain(["items", "data", "results"]) {
-                if let Some(Value::Array(a)) = m.remove(key) {
-                    return Ok(a);
-                }
-            }
-            match m.into_iter().find(|(_, v)| v.is_array()) {
-                Some((_, Value::Array(a))) => Ok(a),
-                _ => Err(CliError::Protocol("expected a list".into())),
-            }
-        }
-        Value::Null => Ok(Vec::new()),
-        _ => Err(CliError::Protocol("expected a list".into())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,7 +237,7 @@ mod tests {
         match e {
             CliError::Api { status, code, message } => {
                 assert_eq!(status, 404);
-                assert_eq!(code.as_deref(), Some("not_found"));
+                assert_eq!(code, Some(ErrorCode::NotFound));
                 assert_eq!(message, "no secret x");
             }
             other => panic!("{other:?}"),
@@ -206,11 +258,41 @@ mod tests {
     }
 
     #[test]
-    fn lists_come_bare_or_wrapped() {
-        let a = items(serde_json::json!([1, 2]), &[]).unwrap();
-        assert_eq!(a.len(), 2);
-        let b = items(serde_json::json!({"secrets": [1], "count": 1}), &["secrets"]).unwrap();
-        assert_eq!(b.len(), 1);
-        assert!(items(serde_json::json!("x"), &[]).is_err());
+    fn an_answer_of_the_wrong_shape_names_the_endpoint_and_hides_values() {
+        let e = read_answer::<cloakroom_api::SecretStored>("POST /v1/secrets", br#"{"name":"k"}"#).err().unwrap();
+        assert!(matches!(e, CliError::Protocol(_)));
+        let msg = e.to_string();
+        assert!(msg.contains("POST /v1/secrets") && msg.contains("placeholder"), "{msg}");
+        let e = read_answer::<cloakroom_api::Session>(
+            "POST /v1/oidc/session",
+            br#"{"token":"tok-secret-123","subject":5,"expires_at":"x"}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(!e.to_string().contains("tok-secret-123"), "{e}");
+        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"<html>").err().unwrap();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+        let e = read_answer::<cloakroom_api::SecretList>("GET /v1/secrets", b"").err().unwrap();
+        assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn an_answer_keeps_the_json_the_server_sent() {
+        let a = read_answer::<cloakroom_api::SecretDeleted>(
+            "DELETE /v1/secrets/k",
+            br#"{"name":"k","deleted":true,"at":1}"#,
+        )
+        .unwrap();
+        assert_eq!(a.body.name, "k");
+        assert_eq!(a.json["at"], 1);
+    }
+
+    #[test]
+    fn quoted_values_are_cut_from_messages() {
+        assert_eq!(
+            without_quoted(r#"invalid type: string "tok", expected u64"#),
+            r#"invalid type: string "…", expected u64"#
+        );
+        assert_eq!(without_quoted("missing field `placeholder`"), "missing field `placeholder`");
     }
 }

@@ -5,6 +5,8 @@
 
 use std::process::ExitCode;
 
+use cloakroom_api::ErrorCode;
+
 /// A failure of one CLI invocation. Messages never contain a secret value or the
 /// admin token.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +17,7 @@ pub(crate) enum CliError {
         /// HTTP status.
         status: u16,
         /// The wire code of SPEC §5 (`forbidden`, `not_found`, …), when the body had one.
-        code: Option<String>,
+        code: Option<ErrorCode>,
         /// The server's message.
         message: String,
     },
@@ -46,10 +48,10 @@ pub(crate) enum CliError {
     },
 }
 
-fn api_message(status: &u16, code: &Option<String>, message: &str) -> String {
-    let hint = match code.as_deref() {
-        Some("unauthenticated") => " (set CLOAKROOM_TOKEN to an admin credential)",
-        Some("forbidden") if *status == 403 => "",
+fn api_message(status: &u16, code: &Option<ErrorCode>, message: &str) -> String {
+    let hint = match code {
+        Some(ErrorCode::Unauthenticated) => " (set CLOAKROOM_TOKEN to an admin credential)",
+        Some(ErrorCode::Forbidden) if *status == 403 => "",
         _ if *status == 401 => " (set CLOAKROOM_TOKEN to an admin credential)",
         _ => "",
     };
@@ -92,15 +94,29 @@ impl CliError {
     /// The exit status as a number (see [`exit`]).
     pub(crate) fn exit_status(&self) -> u8 {
         match self {
-            CliError::Api { status, code, .. } => match (code.as_deref(), status) {
-                (Some("unauthenticated"), _) | (None, 401) => exit::UNAUTHENTICATED,
-                (Some("forbidden" | "secret_not_bound" | "approval_invalid"), _) | (None, 403) => exit::FORBIDDEN,
-                (Some("not_found"), _) | (None, 404) => exit::NOT_FOUND,
-                (Some("conflict"), _) | (None, 409) => exit::CONFLICT,
-                (Some("bad_request" | "payload_too_large"), _) | (None, 400 | 413 | 422) => exit::BAD_REQUEST,
-                (Some("upstream_unavailable" | "upstream_timeout" | "vault_unavailable" | "audit_unavailable"), _)
+            CliError::Api { status, code, .. } => match (code, status) {
+                (Some(ErrorCode::Unauthenticated), _) | (None, 401) => exit::UNAUTHENTICATED,
+                (Some(ErrorCode::Forbidden | ErrorCode::SecretNotBound | ErrorCode::ApprovalInvalid), _)
+                | (None, 403) => exit::FORBIDDEN,
+                (Some(ErrorCode::NotFound), _) | (None, 404) => exit::NOT_FOUND,
+                (Some(ErrorCode::Conflict), _) | (None, 409) => exit::CONFLICT,
+                (Some(ErrorCode::BadRequest | ErrorCode::PayloadTooLarge), _) | (None, 400 | 413 | 422) => {
+                    exit::BAD_REQUEST
+                }
+                (
+                    Some(
+                        ErrorCode::UpstreamUnavailable
+                        | ErrorCode::UpstreamTimeout
+                        | ErrorCode::VaultUnavailable
+                        | ErrorCode::AuditUnavailable
+                        | ErrorCode::Overloaded,
+                    ),
+                    _,
+                )
                 | (None, 502..=504) => exit::UNAVAILABLE,
-                // An unknown code: fall back on the status class.
+                (Some(ErrorCode::Internal), _) => exit::PROTOCOL,
+                // Any other code (`budget_exhausted`, or one this version does not
+                // know): fall back on the status class.
                 (Some(_), 401) => exit::UNAUTHENTICATED,
                 (Some(_), 403) => exit::FORBIDDEN,
                 (Some(_), 404) => exit::NOT_FOUND,
@@ -127,7 +143,7 @@ mod tests {
     use super::*;
 
     fn api(status: u16, code: Option<&str>) -> CliError {
-        CliError::Api { status, code: code.map(str::to_owned), message: "m".into() }
+        CliError::Api { status, code: code.map(ErrorCode::from), message: "m".into() }
     }
 
     #[test]
@@ -142,7 +158,9 @@ mod tests {
         assert_eq!(api(413, Some("payload_too_large")).exit_status(), exit::BAD_REQUEST);
         assert_eq!(api(503, Some("vault_unavailable")).exit_status(), exit::UNAVAILABLE);
         assert_eq!(api(503, Some("audit_unavailable")).exit_status(), exit::UNAVAILABLE);
+        assert_eq!(api(503, Some("overloaded")).exit_status(), exit::UNAVAILABLE);
         assert_eq!(api(500, Some("internal")).exit_status(), exit::PROTOCOL);
+        assert_eq!(api(429, Some("budget_exhausted")).exit_status(), exit::BAD_REQUEST);
     }
 
     #[test]

@@ -82,6 +82,25 @@ pub(crate) fn cell(v: Option<&Value>) -> String {
     }
 }
 
+/// A text cell: the text, or `-` when it is empty.
+pub(crate) fn text(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A list cell: comma-joined, `-` when empty.
+pub(crate) fn list(items: &[String]) -> String {
+    text(&items.join(","))
+}
+
+/// A time cell, as RFC 3339.
+pub(crate) fn time(t: &time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
 /// A field looked up by any of several names (`a.b` paths allowed).
 pub(crate) fn field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a Value> {
     names.iter().find_map(|n| {
@@ -109,6 +128,14 @@ mod tests {
         assert_eq!(cell(Some(&Value::Null)), "-");
         assert_eq!(cell(None), "-");
         assert_eq!(cell(Some(&serde_json::json!(3))), "3");
+    }
+
+    #[test]
+    fn typed_cells_render_empties_as_a_dash() {
+        assert_eq!(text(""), "-");
+        assert_eq!(list(&[]), "-");
+        assert_eq!(list(&["a".into(), "b".into()]), "a,b");
+        assert_eq!(time(&time::macros::datetime!(2030-01-01 0:00 UTC)), "2030-01-01T00:00:00Z");
     }
 
     #[test]

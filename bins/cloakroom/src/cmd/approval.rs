@@ -6,13 +6,13 @@
 //! approval is bound to: query (masked), content type, secrets by name and location, body
 //! digest, and each requirement with who met it.
 
-use serde_json::{json, Value};
+use cloakroom_api::{Approval, ApprovalList, ApprovalState, DecideApproval};
 
 use crate::{
     cli::ApprovalCmd,
-    client::{items, segment, AdminClient},
+    client::{segment, AdminClient, Answer},
     error::CliError,
-    output::{cell, field, print_json, print_text, table, Output},
+    output::{list, print_json, print_text, table, text, time, Output},
 };
 
 /// Runs an `approval` verb.
@@ -20,16 +20,15 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: ApprovalCmd) -> 
     match cmd {
         ApprovalCmd::List { state } => {
             let query = if state == "all" { Vec::new() } else { vec![("state", state.clone())] };
-            let res = client.get("/v1/approvals", &query).await?;
+            let res = client.get::<ApprovalList>("/v1/approvals", &query).await?;
             match out {
-                Output::Json => print_json(&res),
+                Output::Json => print_json(&res.json),
                 Output::Human => {
-                    let list = items(res, &["approvals"])?;
-                    if list.is_empty() {
+                    if res.body.approvals.is_empty() {
                         let what = if state == "all" { String::new() } else { format!("{state} ") };
                         return print_text(&format!("no {what}approvals\n"));
                     }
-                    let rows: Vec<Vec<String>> = list.iter().map(row).collect();
+                    let rows: Vec<Vec<String>> = res.body.approvals.iter().map(row).collect();
                     print_text(&table(
                         &["ID", "STATE", "REQUESTER", "FUNCTION", "CALL", "ARGUMENTS", "NEEDS", "EXPIRES"],
                         &rows,
@@ -38,19 +37,20 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: ApprovalCmd) -> 
             }
         }
         ApprovalCmd::Show { id } => {
-            let res = client.get(&format!("/v1/approvals/{}", segment(&id)), &[]).await?;
+            let res = client.get::<Approval>(&format!("/v1/approvals/{}", segment(&id)), &[]).await?;
             match out {
-                Output::Json => print_json(&res),
-                Output::Human => print_text(&show(&res)),
+                Output::Json => print_json(&res.json),
+                Output::Human => print_text(&show(&res.body)),
             }
         }
         ApprovalCmd::Approve { id } => {
-            let res = client.post(&format!("/v1/approvals/{}/approve", segment(&id)), &json!({})).await?;
+            let path = format!("/v1/approvals/{}/approve", segment(&id));
+            let res = client.post(&path, &DecideApproval::default()).await?;
             decided(out, &id, "approved", res)
         }
         ApprovalCmd::Deny { id, reason } => {
-            let res =
-                client.post(&format!("/v1/approvals/{}/deny", segment(&id)), &json!({ "reason": reason })).await?;
+            let path = format!("/v1/approvals/{}/deny", segment(&id));
+            let res = client.post(&path, &DecideApproval::new(Some(reason))).await?;
             decided(out, &id, "denied", res)
         }
     }
@@ -64,100 +64,99 @@ fn cut(s: String, max: usize) -> String {
     }
 }
 
-/// `METHOD /path` of the call an approval is bound to.
-fn call_line(a: &Value) -> String {
-    match (field(a, &["scope.method"]), field(a, &["scope.path"])) {
-        (Some(m), Some(p)) => {
-            let q = field(a, &["scope.query"]).and_then(Value::as_str).filter(|q| !q.is_empty());
-            format!("{} {}{}", cell(Some(m)), cell(Some(p)), q.map(|q| format!("?{q}")).unwrap_or_default())
+/// `METHOD /path?query` of the call an approval is bound to.
+fn call_line(a: &Approval) -> String {
+    match &a.scope {
+        Some(s) => {
+            let q = if s.query.is_empty() { String::new() } else { format!("?{}", s.query) };
+            format!("{} {}{q}", s.method, s.path)
         }
-        _ => "-".into(),
+        None => "-".into(),
     }
 }
 
 /// Each requirement as `group✓(who)` or `group✗`.
-fn needs(a: &Value) -> String {
-    match field(a, &["requirements"]).and_then(Value::as_array) {
-        Some(reqs) if !reqs.is_empty() => reqs
-            .iter()
-            .map(|r| {
-                let group = cell(field(r, &["group"]));
-                match field(r, &["met_by"]).and_then(Value::as_str) {
-                    Some(who) => format!("{group}✓({who})"),
-                    None => format!("{group}✗"),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => cell(field(a, &["approvers"])),
+fn needs(a: &Approval) -> String {
+    if a.requirements.is_empty() {
+        return list(&a.approvers);
+    }
+    a.requirements
+        .iter()
+        .map(|r| match &r.met_by {
+            Some(who) => format!("{}✓({who})", r.group),
+            None => format!("{}✗", r.group),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The arguments as approvers see them, compact.
+fn arguments(a: &Approval) -> String {
+    if a.arguments.is_null() {
+        "-".into()
+    } else {
+        a.arguments.to_string()
     }
 }
 
-fn row(a: &Value) -> Vec<String> {
-    let args = field(a, &["arguments"]).map(|v| cut(v.to_string(), 60)).unwrap_or_else(|| "-".into());
+fn row(a: &Approval) -> Vec<String> {
     vec![
-        cell(field(a, &["id"])),
-        cell(field(a, &["state", "status"])),
-        cell(field(a, &["requester.subject", "requested_by", "requester"])),
-        cell(field(a, &["function"])),
+        a.id.clone(),
+        a.state.to_string(),
+        a.requester.subject.clone(),
+        a.function.clone(),
         cut(call_line(a), 60),
-        args,
+        cut(arguments(a), 60),
         needs(a),
-        cell(field(a, &["expires_at", "expires"])),
+        time(&a.expires_at),
     ]
 }
 
 /// The whole approval, one fact a line.
-fn show(a: &Value) -> String {
+fn show(a: &Approval) -> String {
     let mut out = String::new();
     let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<14}{v}\n"));
-    kv("id", cell(field(a, &["id"])));
-    kv("state", cell(field(a, &["state"])));
-    let issuer = cell(field(a, &["requester.issuer"]));
-    kv("requester", format!("{} ({issuer})", cell(field(a, &["requester.subject"]))));
-    kv("function", cell(field(a, &["function"])));
+    kv("id", a.id.clone());
+    kv("state", a.state.to_string());
+    kv("requester", format!("{} ({})", a.requester.subject, a.requester.issuer));
+    kv("function", a.function.clone());
     kv("call", call_line(a));
-    kv("content type", cell(field(a, &["scope.content_type"])));
-    let secrets = match field(a, &["scope.placeholders"]).and_then(Value::as_array) {
+    let scope = a.scope.as_ref();
+    kv("content type", text(scope.and_then(|s| s.content_type.as_deref()).unwrap_or_default()));
+    let secrets = match scope.map(|s| &s.placeholders) {
         Some(uses) if !uses.is_empty() => uses
             .iter()
-            .map(|u| format!("{} at {}", cell(field(u, &["secret", "placeholder"])), cell(field(u, &["location"]))))
+            .map(|u| format!("{} at {}", u.secret.as_deref().unwrap_or(&u.placeholder), u.location))
             .collect::<Vec<_>>()
             .join(", "),
         _ => "none".into(),
     };
     kv("secrets", secrets);
-    kv("body sha256", cell(field(a, &["scope.body_sha256"])));
-    kv("arguments", field(a, &["arguments"]).map(Value::to_string).unwrap_or_else(|| "-".into()));
-    kv("why", cell(field(a, &["why", "rule"])));
+    kv("body sha256", text(scope.map(|s| s.body_sha256.as_str()).unwrap_or_default()));
+    kv("arguments", arguments(a));
+    kv("why", text(a.why.as_deref().or(a.rule.as_deref()).unwrap_or_default()));
     kv("needs", needs(a));
-    kv("expires", cell(field(a, &["expires_at"])));
-    if let Some(used) = field(a, &["used_by_call"]) {
-        kv("used by call", cell(Some(used)));
+    kv("expires", time(&a.expires_at));
+    if let Some(used) = &a.used_by_call {
+        kv("used by call", used.clone());
     }
     out
 }
 
-fn decided(out: Output, id: &str, verb: &str, res: Value) -> Result<(), CliError> {
+fn decided(out: Output, id: &str, verb: &str, res: Answer<Approval>) -> Result<(), CliError> {
+    let a = &res.body;
     match out {
-        Output::Json => print_json(&res),
+        Output::Json => print_json(&res.json),
         Output::Human => {
-            let mut line = format!("{verb} {id}");
-            if let Some(f) = field(&res, &["function"]).and_then(Value::as_str) {
-                line.push_str(&format!(" ({f}"));
-                if let Some(who) = field(&res, &["requester.subject", "requested_by"]).and_then(Value::as_str) {
-                    line.push_str(&format!(" for {who}"));
-                }
-                line.push(')');
-            }
-            let state = field(&res, &["state"]).and_then(Value::as_str).unwrap_or("");
-            if verb == "approved" && state == "pending" {
-                line = format!("approval recorded for {id}; still needs {}", needs(&res));
-            } else if let Some(exp) = field(&res, &["expires_at"]).and_then(Value::as_str) {
+            let line = if verb == "approved" && a.state == ApprovalState::Pending {
+                format!("approval recorded for {id}; still needs {}", needs(a))
+            } else {
+                let mut line = format!("{verb} {id} ({} for {})", a.function, a.requester.subject);
                 if verb == "approved" {
-                    line.push_str(&format!("; usable once until {exp}"));
+                    line.push_str(&format!("; usable once until {}", time(&a.expires_at)));
                 }
-            }
+                line
+            };
             print_text(&format!("{line}\n"))
         }
     }

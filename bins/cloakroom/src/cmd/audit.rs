@@ -1,20 +1,21 @@
 //! `cloakroom audit tail|show|verify|export`.
 //!
 //! Records are read page by page from `GET /v1/audit?since=&limit=`: `since` is the
-//! cursor of the last record seen — the answer's `next` field when the server gives one,
-//! else the last record's `seq` — so `tail` can follow and `export` can stream a log of
-//! any size with constant memory.
+//! `seq` of the last record seen, so `tail` can follow and `export` can stream a log of
+//! any size with constant memory. Records stay JSON ([`cloakroom_api::AuditRecord`]):
+//! they are printed as the gateway recorded them, fields of newer gateways included.
 
 use std::{
     collections::{HashSet, VecDeque},
     io::{IsTerminal, Write},
 };
 
+use cloakroom_api::{AuditPage, AuditRecord, BreakKind, ChainReport, VerifyReport};
 use serde_json::Value;
 
 use crate::{
     cli::{AuditCmd, AuditExport, AuditTail},
-    client::{items, segment, AdminClient},
+    client::{segment, AdminClient},
     error::CliError,
     output::{cell, field, print_json, print_json_line, print_text, table, Output},
 };
@@ -24,8 +25,7 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: AuditCmd) -> Res
     match cmd {
         AuditCmd::Tail(t) => tail(client, out, t).await,
         AuditCmd::Show { id } => {
-            let rec = client.get(&format!("/v1/audit/{}", segment(&id)), &[]).await?;
-            let rec = rec.get("record").cloned().unwrap_or(rec);
+            let rec = client.get::<AuditRecord>(&format!("/v1/audit/{}", segment(&id)), &[]).await?.body;
             match out {
                 Output::Json => print_json(&rec),
                 Output::Human => print_text(&render_record(&rec)),
@@ -40,24 +40,18 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: AuditCmd) -> Res
 
 /// One page of records and the cursor after it.
 struct Page {
-    records: Vec<Value>,
-    next: Option<String>,
+    records: Vec<AuditRecord>,
+    next: Option<u64>,
 }
 
-async fn page(client: &AdminClient, since: Option<&str>, limit: usize) -> Result<Page, CliError> {
+async fn page(client: &AdminClient, since: Option<u64>, limit: usize) -> Result<Page, CliError> {
     let mut query = vec![("limit", limit.to_string())];
     if let Some(s) = since {
-        query.push(("since", s.to_owned()));
+        query.push(("since", s.to_string()));
     }
-    let res = client.get("/v1/audit", &query).await?;
-    let server_next = match res.get("next") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    let records = items(res, &["records"])?;
-    let next = server_next.or_else(|| records.last().and_then(|r| r.get("seq")).map(|s| cell(Some(s))));
-    Ok(Page { records, next })
+    let res: AuditPage = client.get("/v1/audit", &query).await?.body;
+    let next = res.last_seq();
+    Ok(Page { records: res.records, next })
 }
 
 /// A record's identity for de-duplication across polls: chain and seq, else its id.
@@ -71,9 +65,9 @@ async fn tail(client: &AdminClient, out: Output, t: AuditTail) -> Result<(), Cli
     const PAGE: usize = 1000;
     // Walk to the end keeping the last `lines` records: the API reads forward only.
     let mut recent: VecDeque<Value> = VecDeque::with_capacity(t.lines.min(PAGE));
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<u64> = None;
     loop {
-        let p = page(client, cursor.as_deref(), PAGE).await?;
+        let p = page(client, cursor, PAGE).await?;
         let n = p.records.len();
         for r in p.records {
             if recent.len() == t.lines {
@@ -106,7 +100,7 @@ async fn tail(client: &AdminClient, out: Output, t: AuditTail) -> Result<(), Cli
     loop {
         tokio::time::sleep(t.interval).await;
         loop {
-            let p = match page(client, cursor.as_deref(), PAGE).await {
+            let p = match page(client, cursor, PAGE).await {
                 Ok(p) => p,
                 // A gateway restart should not end a follow: say so once, keep polling.
                 Err(e) if is_transient(&e) => {
@@ -360,32 +354,26 @@ fn indent(text: &str) -> String {
 // === verify ===
 
 async fn verify(client: &AdminClient, out: Output) -> Result<(), CliError> {
-    let report = client.get("/v1/audit/verify", &[]).await?;
-    let chains = report.get("chains").and_then(Value::as_array).cloned().unwrap_or_default();
-    let broken: Vec<&Value> = chains.iter().filter(|c| !chain_ok(c)).collect();
-    let ok = match report.get("ok").or_else(|| report.get("valid")).and_then(Value::as_bool) {
-        Some(ok) => ok && broken.is_empty(),
-        None if report.get("chains").is_some() => broken.is_empty(),
-        None => return Err(CliError::Protocol("GET /v1/audit/verify: no `chains` or `ok` in the answer".into())),
-    };
+    let res = client.get::<VerifyReport>("/v1/audit/verify", &[]).await?;
+    let report = &res.body;
+    let first_broken = report.broken().next();
+    // Broken when the server says so or when any chain has a break.
+    let ok = report.ok && first_broken.is_none();
     match out {
-        Output::Json => print_json(&report)?,
+        Output::Json => print_json(&res.json)?,
         Output::Human => {
             let mut s = String::new();
-            for c in &chains {
-                let records = cell(c.get("records"));
-                if chain_ok(c) {
+            for c in &report.chains {
+                if c.is_ok() {
                     s.push_str(&format!(
-                        "chain {}: ok, {records} records, head seq {} hash {}\n",
-                        cell(c.get("chain_id")),
-                        cell(c.get("head_seq")),
-                        cell(c.get("head_hash"))
+                        "chain {}: ok, {} records, head seq {} hash {}\n",
+                        c.chain_id, c.records, c.head_seq, c.head_hash
                     ));
                 } else {
-                    s.push_str(&format!("chain {}: BROKEN: {}\n", cell(c.get("chain_id")), describe_break(c)));
+                    s.push_str(&format!("chain {}: BROKEN: {}\n", c.chain_id, describe_break(c)));
                 }
             }
-            if chains.is_empty() {
+            if report.chains.is_empty() {
                 s.push_str("no audit chains yet\n");
             }
             if ok {
@@ -397,42 +385,25 @@ async fn verify(client: &AdminClient, out: Output) -> Result<(), CliError> {
     if ok {
         Ok(())
     } else {
-        let first = broken
-            .first()
-            .map(|c| format!("chain {}: {}", cell(c.get("chain_id")), describe_break(c)))
+        let first = first_broken
+            .map(|c| format!("chain {}: {}", c.chain_id, describe_break(c)))
             .unwrap_or_else(|| "the server reports a broken chain".into());
         Err(CliError::ChainBroken(first))
     }
 }
 
-fn chain_ok(c: &Value) -> bool {
-    match c.get("ok").and_then(Value::as_bool) {
-        Some(ok) => ok && field(c, &["first_break"]).is_none(),
-        None => field(c, &["first_break"]).is_none(),
-    }
-}
-
 /// The first broken link, in words: where, which `seq` was expected, what is wrong.
-fn describe_break(c: &Value) -> String {
-    let Some(b) = field(c, &["first_break"]) else {
+fn describe_break(c: &ChainReport) -> String {
+    let Some(b) = &c.first_break else {
         return "reported as not verifying".into();
     };
-    let mut s = format!(
-        "first broken link at position {} (expected seq {}): {}",
-        cell(b.get("position")),
-        cell(b.get("expected_seq")),
-        cell(b.get("kind"))
-    );
-    match b.get("kind").and_then(Value::as_str) {
-        Some("removed") => s.push_str(&format!(", records {}..={} missing", cell(b.get("from")), cell(b.get("to")))),
-        Some("reordered") => {
-            s.push_str(&format!(", expected seq {} found {}", cell(b.get("expected")), cell(b.get("found"))))
-        }
-        _ => {
-            if let Some(d) = field(b, &["detail"]) {
-                s.push_str(&format!(": {}", cell(Some(d))));
-            }
-        }
+    let mut s =
+        format!("first broken link at position {} (expected seq {}): {}", b.position, b.expected_seq, b.kind.name());
+    match &b.kind {
+        BreakKind::Removed { from, to } => s.push_str(&format!(", records {from}..={to} missing")),
+        BreakKind::Reordered { expected, found } => s.push_str(&format!(", expected seq {expected} found {found}")),
+        BreakKind::Altered { detail } | BreakKind::Inserted { detail } => s.push_str(&format!(": {detail}")),
+        _ => s.push_str(" (a kind of break this version of the CLI does not know)"),
     }
     s
 }
@@ -448,11 +419,11 @@ async fn export(client: &AdminClient, e: AuditExport) -> Result<(), CliError> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let progress = std::io::stderr().is_terminal();
-    let mut cursor: Option<String> = None;
+    let mut cursor: Option<u64> = None;
     let mut count: u64 = 0;
     let mut shown = false;
     loop {
-        let p = page(client, cursor.as_deref(), page_size).await?;
+        let p = page(client, cursor, page_size).await?;
         let n = p.records.len();
         for r in &p.records {
             serde_json::to_writer(&mut sink, r).map_err(|err| CliError::io("writing the export", err.into()))?;
@@ -534,10 +505,19 @@ mod tests {
 
     #[test]
     fn breaks_are_described() {
-        let c = json!({"chain_id": "r1", "first_break": {"position": 3, "expected_seq": 4, "kind": "removed", "from": 4, "to": 6}});
-        assert!(!chain_ok(&c));
+        let chain = |first_break: Value| -> ChainReport {
+            serde_json::from_value(json!({"chain_id": "r1", "records": 9, "head_seq": 3, "head_hash": "h",
+                "first_break": first_break}))
+            .unwrap()
+        };
+        let c = chain(json!({"position": 3, "expected_seq": 4, "kind": "removed", "from": 4, "to": 6}));
+        assert!(!c.is_ok());
         let d = describe_break(&c);
         assert!(d.contains("position 3") && d.contains("4..=6"), "{d}");
-        assert!(chain_ok(&json!({"chain_id": "r1", "first_break": null})));
+        let d = describe_break(&chain(json!({"position": 4, "expected_seq": 5, "kind": "altered", "detail": "hash"})));
+        assert!(d.ends_with("position 4 (expected seq 5): altered: hash"), "{d}");
+        let d = describe_break(&chain(json!({"position": 1, "expected_seq": 2, "kind": "forked"})));
+        assert!(d.contains("does not know"), "{d}");
+        assert!(chain(Value::Null).is_ok());
     }
 }

@@ -14,8 +14,8 @@
 use std::{io::Write as _, path::PathBuf, time::Duration};
 
 use base64::Engine as _;
+use cloakroom_api::{Session, SessionRequest};
 use rand::RngCore as _;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -77,13 +77,12 @@ pub(crate) async fn run(admin: &AdminClient, c: Login) -> Result<(), CliError> {
     let code = tokio::time::timeout(c.timeout, wait_for_code(&listener)).await.map_err(|_| {
         CliError::Input(format!("the sign-in did not finish within {}", humantime::format_duration(c.timeout)))
     })??;
-    let session = admin.post("/v1/oidc/session", &json!({"code": code, "code_verifier": verifier})).await?;
-    let token = session["token"]
-        .as_str()
+    let session: Session = admin.post("/v1/oidc/session", &SessionRequest::new(code, verifier)).await?.body;
+    let token = Some(session.token.as_str())
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| CliError::Protocol("/v1/oidc/session: no token in the answer".into()))?;
-    let who = session["subject"].as_str().unwrap_or("?");
-    let until = session["expires_at"].as_str().unwrap_or("?");
+        .ok_or_else(|| CliError::Protocol("POST /v1/oidc/session: an empty token in the answer".into()))?;
+    let who = &session.subject;
+    let until = crate::output::time(&session.expires_at);
     if c.print {
         println!("export CLOAKROOM_TOKEN={token}");
         eprintln!("Signed in as {who} until {until}.");

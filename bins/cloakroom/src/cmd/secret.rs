@@ -7,16 +7,15 @@
 
 use std::io::{IsTerminal, Read};
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use cloakroom_api::{BindingSpec, PutSecret, SecretDeleted, SecretList, SecretStored};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::{
     cli::{SecretCmd, SecretPut},
-    client::{items, segment, AdminClient},
+    client::{segment, AdminClient},
     error::CliError,
-    output::{cell, field, print_json, print_text, table, Output},
+    output::{list, print_json, print_text, table, Output},
 };
 
 /// Runs a `secret` verb.
@@ -25,33 +24,33 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: SecretCmd) -> Re
         SecretCmd::Put(put) => {
             let binding = binding(&put, OffsetDateTime::now_utc())?;
             let value = read_value(&put.name)?;
-            let res = client.post("/v1/secrets", &PutBody { name: &put.name, value: value.as_str(), binding }).await?;
+            // The request borrows the value from its zeroizing buffer.
+            let req = PutSecret::new(put.name.as_str(), value.as_str()).with_binding(binding);
+            let res = client.post::<_, SecretStored>("/v1/secrets", &req).await?;
+            drop(req);
             drop(value);
             match out {
-                Output::Json => print_json(&res),
-                Output::Human => {
-                    let placeholder = res
-                        .get("placeholder")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| CliError::Protocol("POST /v1/secrets: no placeholder in the answer".into()))?;
-                    print_text(&format!("{placeholder}\n"))
-                }
+                Output::Json => print_json(&res.json),
+                Output::Human => print_text(&format!("{}\n", res.body.placeholder)),
             }
         }
         SecretCmd::List => {
-            let res = client.get("/v1/secrets", &[]).await?;
+            let res = client.get::<SecretList>("/v1/secrets", &[]).await?;
             match out {
-                Output::Json => print_json(&res),
+                Output::Json => print_json(&res.json),
                 Output::Human => {
-                    let rows: Vec<Vec<String>> = items(res, &["secrets"])?
+                    let rows: Vec<Vec<String>> = res
+                        .body
+                        .secrets
                         .iter()
                         .map(|s| {
+                            let b = s.binding.as_ref();
                             vec![
-                                cell(field(s, &["name"])),
-                                cell(field(s, &["placeholder"])),
-                                cell(field(s, &["binding.functions", "functions"])),
-                                cell(field(s, &["binding.locations", "locations"])),
-                                cell(field(s, &["binding.groups", "groups"])),
+                                s.name.clone(),
+                                s.placeholder.clone(),
+                                b.map_or_else(|| "-".into(), |b| list(&b.functions)),
+                                b.map_or_else(|| "-".into(), |b| list(&b.locations)),
+                                b.map_or_else(|| "-".into(), |b| list(&b.groups)),
                             ]
                         })
                         .collect();
@@ -63,65 +62,42 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: SecretCmd) -> Re
             }
         }
         SecretCmd::Rm { name } => {
-            let res = client.delete(&format!("/v1/secrets/{}", segment(&name))).await?;
+            let res = client.delete::<SecretDeleted>(&format!("/v1/secrets/{}", segment(&name))).await?;
             match out {
-                Output::Json => print_json(&if res.is_null() { json!({ "name": name, "deleted": true }) } else { res }),
-                Output::Human => print_text(&format!("removed secret {name}\n")),
+                Output::Json => print_json(&res.json),
+                Output::Human => print_text(&format!("removed secret {}\n", res.body.name)),
             }
         }
     }
 }
 
-/// The body of `POST /v1/secrets`. Not `Debug`: it holds the value.
-#[derive(Serialize)]
-struct PutBody<'a> {
-    name: &'a str,
-    value: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    binding: Option<Binding>,
-}
-
-/// A binding as in `[[secrets]]` (SPEC §3).
-#[derive(Debug, Serialize, PartialEq)]
-struct Binding {
-    functions: Vec<String>,
-    locations: Vec<String>,
-    groups: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    approvers: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<String>,
-}
-
 /// The binding the flags describe; `None` when no binding flag was given (the server's
 /// rules then apply, e.g. a binding declared in the config file).
-fn binding(put: &SecretPut, now: OffsetDateTime) -> Result<Option<Binding>, CliError> {
+fn binding(put: &SecretPut, now: OffsetDateTime) -> Result<Option<BindingSpec>, CliError> {
     let expires = put.expires.as_deref().map(|e| parse_expires(e, now)).transpose()?;
     let any = !(put.functions.is_empty()
         && put.locations.is_empty()
         && put.groups.is_empty()
         && put.approvers.is_empty()
         && expires.is_none());
-    Ok(any.then(|| Binding {
-        functions: put.functions.clone(),
-        locations: put.locations.clone(),
-        groups: put.groups.clone(),
-        approvers: put.approvers.clone(),
-        expires,
+    Ok(any.then(|| {
+        BindingSpec::new(put.functions.clone(), put.locations.clone())
+            .with_groups(put.groups.clone())
+            .with_approvers(put.approvers.clone())
+            .with_expires(expires)
     }))
 }
 
 /// RFC 3339 as given, or `now + duration`.
-fn parse_expires(s: &str, now: OffsetDateTime) -> Result<String, CliError> {
+fn parse_expires(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, CliError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return t.format(&Rfc3339).map_err(|e| CliError::Input(format!("--expires: {e}")));
+        return Ok(t);
     }
     let d = humantime::parse_duration(s).map_err(|_| {
         CliError::Input(format!("--expires {s:?}: expected RFC 3339 (2027-01-01T00:00:00Z) or a duration (30d)"))
     })?;
     let d = time::Duration::try_from(d).map_err(|e| CliError::Input(format!("--expires: {e}")))?;
-    let at = now.checked_add(d).ok_or_else(|| CliError::Input("--expires is too far in the future".into()))?;
-    at.format(&Rfc3339).map_err(|e| CliError::Input(format!("--expires: {e}")))
+    now.checked_add(d).ok_or_else(|| CliError::Input("--expires is too far in the future".into()))
 }
 
 /// Reads the secret value from the terminal (no echo) or from piped stdin.
@@ -200,8 +176,9 @@ mod tests {
     #[test]
     fn expires_takes_a_date_or_a_duration() {
         let now = OffsetDateTime::UNIX_EPOCH;
-        assert_eq!(parse_expires("2030-01-01T00:00:00Z", now).unwrap(), "2030-01-01T00:00:00Z");
-        assert_eq!(parse_expires("1d", now).unwrap(), "1970-01-02T00:00:00Z");
+        let at = |s| crate::output::time(&parse_expires(s, now).unwrap());
+        assert_eq!(at("2030-01-01T00:00:00Z"), "2030-01-01T00:00:00Z");
+        assert_eq!(at("1d"), "1970-01-02T00:00:00Z");
         assert!(parse_expires("soon", now).is_err());
     }
 

@@ -1,5 +1,9 @@
-//! Running the real `cloakroom` binary.
+//! Running the real `cloakroom` binary, against a real `cloakroomd` ([`gateway`]) seen
+//! through a [`wiretap`] when a test asserts what the CLI sent.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod gateway;
+pub mod wiretap;
 
 use std::{
     io::Write,

@@ -1,9 +1,22 @@
 //! The JSON admin API under `/v1/` (SPEC §5): secrets, approvals, audit, reload, redeem.
+//!
+//! Every body read or written here is a wire type of [`cloakroom_api`], the crate the
+//! CLI reads them with; [`super::wire`] converts the stores' types to them.
 
 use std::net::SocketAddr;
 
+use super::{
+    caller::Caller,
+    respond::{body_json, json_response, not_found, param, read_body},
+    wire,
+};
 use crate::admin::AdminBody;
+use crate::{
+    forward::{boxed, GatewayBody},
+    Gateway,
+};
 use bytes::Bytes;
+use cloakroom_api as wire_api;
 use cloakroom_audit::{RecordQuery, Since};
 use cloakroom_core::{CallId, Error, ErrorCode};
 use cloakroom_identity::Operation;
@@ -11,16 +24,6 @@ use cloakroom_policy::ApprovalState;
 use cloakroom_vault::REDEEM_TOKEN_HEADER;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use serde_json::{json, Value};
-
-use super::{
-    caller::Caller,
-    respond::{body_json, json_response, not_found, param, read_body},
-};
-use crate::{
-    forward::{boxed, GatewayBody},
-    Gateway,
-};
 
 /// Default and largest `limit` of `GET /v1/audit`.
 const DEFAULT_AUDIT_LIMIT: usize = 100;
@@ -55,9 +58,12 @@ pub(super) async fn handle(
                 ),
             };
             let list = gateway.approvals().list(state).await.map_err(|e| e.to_error())?;
-            let visible: Vec<_> =
-                list.into_iter().filter(|a| is_admin || identity.in_any_group(&a.approvers)).collect();
-            Ok(json_response(StatusCode::OK, &json!({ "approvals": visible })))
+            let visible = list
+                .into_iter()
+                .filter(|a| is_admin || identity.in_any_group(&a.approvers))
+                .map(wire::approval)
+                .collect();
+            Ok(json_response(StatusCode::OK, &wire_api::ApprovalList::new(visible)))
         }
         (&Method::GET, ["approvals", id]) => {
             let (a, identity) = caller.authorize_approval(Operation::APPROVALS_READ, id).await?;
@@ -65,20 +71,20 @@ pub(super) async fn handle(
             if !(is_admin || identity.in_any_group(&a.approvers) || a.requester.subject == identity.subject) {
                 return Err(Error::new(ErrorCode::Forbidden, "not an approver of this approval"));
             }
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
+            Ok(json_response(StatusCode::OK, &wire::approval(a)))
         }
         (&Method::POST, ["approvals", id, verb @ ("approve" | "deny")]) => {
             let approvals = gateway.approvals();
             let operation = if *verb == "approve" { Operation::APPROVALS_APPROVE } else { Operation::APPROVALS_DENY };
             let (_, identity) = caller.authorize_approval(operation, id).await?;
-            let reason = body_json(&body)?.get("reason").and_then(Value::as_str).map(str::to_owned);
+            let reason = decision(&body)?.reason;
             let result = if *verb == "approve" {
                 approvals.approve(id, identity, reason).await
             } else {
                 approvals.deny(id, identity, reason).await
             };
             let a = result.map_err(|e| e.to_error())?;
-            Ok(json_response(StatusCode::OK, &serde_json::to_value(a).unwrap_or_default()))
+            Ok(json_response(StatusCode::OK, &wire::approval(a)))
         }
         (&Method::GET, ["audit"]) => {
             caller.authorize_admin(Operation::new(Operation::AUDIT_READ))?;
@@ -87,43 +93,28 @@ pub(super) async fn handle(
         (&Method::GET, ["audit", "verify"]) => {
             caller.authorize_admin(Operation::new(Operation::AUDIT_VERIFY))?;
             let report = gateway.audit().verify().await.map_err(|e| e.to_core())?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({ "ok": report.is_ok(), "chains": serde_json::to_value(&report.chains).unwrap_or_default() }),
-            ))
+            Ok(json_response(StatusCode::OK, &wire::verify_report(report)))
         }
         (&Method::GET, ["audit", id]) => {
             caller.authorize_admin(Operation::new(Operation::AUDIT_READ).on(*id))?;
             let id: CallId =
                 id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "an audit id is a call id (UUID)"))?;
             match gateway.audit().record(&id).await.map_err(|e| e.to_core())? {
-                Some(r) => Ok(json_response(StatusCode::OK, &serde_json::to_value(r).unwrap_or_default())),
+                // An `AuditRecord` on the wire: the audit crate's record, as it serializes it.
+                Some(r) => Ok(json_response(StatusCode::OK, &r)),
                 None => Err(Error::new(ErrorCode::NotFound, "no audit record with this id")),
             }
         }
         (&Method::POST, ["reload"]) => {
             caller.authorize_admin(Operation::new(Operation::RELOAD))?;
             gateway.reload().await.map_err(|e| Error::new(ErrorCode::BadRequest, format!("reload refused: {e}")))?;
-            Ok(json_response(StatusCode::OK, &json!({ "status": "reloaded" })))
+            Ok(json_response(StatusCode::OK, &wire_api::Reloaded::new()))
         }
         (&Method::POST, ["secrets"]) => put_secret(gateway, &caller, &body).await,
         (&Method::GET, ["secrets"]) => {
             caller.authorize_admin(Operation::new(Operation::SECRETS_LIST))?;
-            let list: Vec<Value> = gateway
-                .catalog()
-                .list()
-                .into_iter()
-                .map(|s| {
-                    json!({
-                        "name": s.name,
-                        "placeholder": s.placeholder.as_str(),
-                        "binding": s.binding,
-                        "origin": s.origin,
-                        "has_value": s.has_value,
-                    })
-                })
-                .collect();
-            Ok(json_response(StatusCode::OK, &json!({ "secrets": list })))
+            let list = gateway.catalog().list().into_iter().map(wire::secret).collect();
+            Ok(json_response(StatusCode::OK, &wire_api::SecretList::new(list)))
         }
         (&Method::DELETE, ["secrets", name]) => {
             caller.authorize_admin(Operation::new(Operation::SECRETS_DELETE).secret(name))?;
@@ -131,25 +122,22 @@ pub(super) async fn handle(
             if !existed {
                 return Err(Error::new(ErrorCode::NotFound, format!("no value is stored for secret {name:?}")));
             }
-            Ok(json_response(StatusCode::OK, &json!({ "name": name, "deleted": true })))
+            Ok(json_response(StatusCode::OK, &wire_api::SecretDeleted::new(*name)))
         }
         _ => Err(not_found()),
     }
 }
 
-/// The body of `POST /v1/secrets`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutSecret {
-    name: String,
-    value: String,
-    #[serde(default)]
-    binding: Option<cloakroom_vault::BindingSpec>,
+/// The body of `POST /v1/approvals/{id}/approve|deny`; an empty body is `{}`.
+fn decision(body: &[u8]) -> Result<wire_api::DecideApproval, Error> {
+    serde_json::from_value(body_json(body)?)
+        .map_err(|_| Error::new(ErrorCode::BadRequest, "expected {\"reason\"?: string}"))
 }
 
 async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
-    // The message of a serde error can quote the input: never echo it, it may hold the value.
-    let req: PutSecret = match serde_json::from_slice(body) {
+    // Read strictly (an unknown field, at the top or in the binding, is refused). The
+    // message of a serde error can quote the input: never echo it, it may hold the value.
+    let req: wire_api::PutSecret<'static> = match serde_json::from_slice(body) {
         Ok(req) => req,
         Err(_) => {
             // Refused as the operation on nothing first: no shape hints for the unauthorized.
@@ -161,9 +149,10 @@ async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Resu
         }
     };
     caller.authorize_admin(Operation::new(Operation::SECRETS_PUT).secret(&req.name))?;
-    let value = cloakroom_core::Secret::from(req.value);
-    let placeholder = gateway.catalog().put(&req.name, value, req.binding).await.map_err(|e| e.to_error())?;
-    Ok(json_response(StatusCode::OK, &json!({ "name": req.name, "placeholder": placeholder.as_str() })))
+    let value = cloakroom_core::Secret::from(req.value.into_owned());
+    let binding = req.binding.map(wire::binding_spec);
+    let placeholder = gateway.catalog().put(&req.name, value, binding).await.map_err(|e| e.to_error())?;
+    Ok(json_response(StatusCode::OK, &wire_api::SecretStored::new(req.name, placeholder.as_str())))
 }
 
 /// `POST /v1/redeem {"placeholder", "call_id"}`: a function asks for the value behind a
@@ -171,17 +160,11 @@ async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Resu
 /// credential, the `Cloakroom-Redeem-Token` the gateway sent it with that call (SPEC §3);
 /// no caller identity is trusted for this.
 async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Redeem {
-        placeholder: String,
-        call_id: String,
-    }
     let token = token.and_then(|t| t.to_str().ok()).map(str::trim).unwrap_or("");
     if token.is_empty() {
         return Err(cloakroom_vault::RedeemError::MissingToken.to_error());
     }
-    let req: Redeem = serde_json::from_slice(body)
+    let req: wire_api::RedeemRequest = serde_json::from_slice(body)
         .map_err(|_| Error::new(ErrorCode::BadRequest, "expected {\"placeholder\": string, \"call_id\": string}"))?;
     let call_id: CallId =
         req.call_id.parse().map_err(|_| Error::new(ErrorCode::BadRequest, "call_id is a call id (UUID)"))?;
@@ -190,10 +173,11 @@ async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> 
         e.to_error()
     })?;
     let v = match secret.expose_str() {
-        Some(s) => json!({ "value": s, "encoding": "utf8" }),
+        Some(s) => wire_api::Redeemed::new(s.to_owned(), wire_api::ValueEncoding::Utf8),
         None => {
             use base64::Engine as _;
-            json!({ "value": base64::engine::general_purpose::STANDARD.encode(secret.expose()), "encoding": "base64" })
+            let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose());
+            wire_api::Redeemed::new(encoded, wire_api::ValueEncoding::Base64)
         }
     };
     let mut res = json_response(StatusCode::OK, &v);
@@ -223,7 +207,7 @@ async fn audit_list(gateway: &Gateway, query: &str) -> Result<Response<GatewayBo
     };
     let q = RecordQuery { chain_id: None, since, limit };
     let records = gateway.audit().records(&q).await.map_err(|e| e.to_core())?;
-    Ok(json_response(StatusCode::OK, &json!({ "records": records })))
+    Ok(json_response(StatusCode::OK, &wire_api::AuditPage::new(records)))
 }
 
 pub(super) async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
@@ -238,11 +222,14 @@ pub(super) async fn readyz(gateway: &Gateway) -> Response<GatewayBody> {
     let vault_ok = matches!(tokio::time::timeout(probe, vault.list()).await, Ok(Ok(_)));
     let approvals = gateway.approvals().store().clone();
     let approvals_ok = matches!(tokio::time::timeout(probe, approvals.get("readyz-probe")).await, Ok(Ok(_)));
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let checks = json!({ "audit": word(audit_ok), "vault": word(vault_ok), "approvals": word(approvals_ok) });
-    let ready = audit_ok && vault_ok && approvals_ok;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_response(status, &json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))
+    use wire_api::CheckState;
+    let readiness = wire_api::Readiness::new(wire_api::ReadinessChecks::new(
+        CheckState::of(audit_ok),
+        CheckState::of(vault_ok),
+        CheckState::of(approvals_ok),
+    ));
+    let status = if readiness.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &readiness)
 }
 
 pub(super) async fn metrics(gateway: &Gateway) -> Response<GatewayBody> {

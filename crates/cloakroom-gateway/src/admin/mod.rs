@@ -16,7 +16,8 @@
 //!
 //! One file per surface: [`api`] the JSON admin API under `/v1/`, [`caller`] who is
 //! asking and what they may do, [`respond`] the shared request and response helpers;
-//! `saml`, `oidc`, `console` and `slack` the people-facing surfaces.
+//! [`wire`] the stores' types as the API's wire types (`cloakroom_api`); `saml`, `oidc`,
+//! `console` and `slack` the people-facing surfaces.
 
 use std::{
     convert::Infallible,
@@ -27,7 +28,6 @@ use std::{
 };
 
 use http::{Method, Request, Response, StatusCode};
-use serde_json::json;
 
 use crate::{
     forward::{error_response, GatewayBody},
@@ -43,6 +43,7 @@ mod respond;
 mod saml;
 #[cfg(feature = "webhooks")]
 mod slack;
+mod wire;
 
 pub(crate) use self::oidc::OidcSignIns;
 use self::respond::{json_response, not_found};
@@ -119,7 +120,7 @@ async fn handle(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &cloakroom_api::Health::ok())),
         (&Method::GET, ["readyz"]) => Ok(api::readyz(gateway).await),
         (&Method::GET, ["metrics"]) => Ok(api::metrics(gateway).await),
         (_, ["console", ..]) => console::handle(gateway, peer, req, &method, &segments[1..]).await,

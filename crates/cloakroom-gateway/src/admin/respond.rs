@@ -15,8 +15,20 @@ use crate::{
 /// Largest admin request body.
 pub(super) const MAX_ADMIN_BODY: usize = 1024 * 1024;
 
-pub(super) fn json_response(status: StatusCode, v: &Value) -> Response<GatewayBody> {
-    let mut res = Response::new(boxed(Full::new(Bytes::from(v.to_string()))));
+/// `v` as a JSON answer with `status`: a wire type of [`cloakroom_api`], or a `Value`
+/// on the surfaces that have no wire type.
+pub(super) fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<GatewayBody> {
+    let body = match serde_json::to_vec(v) {
+        Ok(body) => body,
+        // The wire types have no map keys that are not strings: this is a bug, said so.
+        Err(_) => {
+            return crate::forward::error_response(
+                &Error::new(ErrorCode::Internal, "the answer could not be serialized"),
+                None,
+            )
+        }
+    };
+    let mut res = Response::new(boxed(Full::new(Bytes::from(body))));
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res

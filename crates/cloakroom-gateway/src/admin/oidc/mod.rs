@@ -27,7 +27,6 @@ use crate::admin::AdminBody;
 use cloakroom_core::{Error, ErrorCode};
 use cloakroom_identity::{pkce_challenge, SignInError};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -184,16 +183,7 @@ async fn collect(gateway: &Gateway, req: Request<AdminBody>) -> Result<Response<
     if verifier.is_empty() || !bool::from(pkce_challenge(verifier).as_bytes().ct_eq(handoff.challenge.as_bytes())) {
         return Err(refused());
     }
-    let expires_at = time::OffsetDateTime::from(handoff.session.expires_at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "token": handoff.session.token,
-            "expires_at": expires_at,
-            "subject": handoff.subject,
-            "groups": handoff.groups,
-        }),
-    ))
+    let expires_at = time::OffsetDateTime::from(handoff.session.expires_at);
+    let session = cloakroom_api::Session::new(handoff.session.token, expires_at, handoff.subject, handoff.groups);
+    Ok(json_response(StatusCode::OK, &session))
 }
