@@ -189,7 +189,19 @@ impl Sealer {
         if let Some(hook) = hook {
             hook(&SealedCall { record: &record, head_latency });
         }
-        Some(Box::pin(async move { log.append(record).await }))
+        let append = async move { log.append(record).await };
+        // The append runs as a task of its own, so that nothing the caller does can
+        // cancel it: the response body that waits for it is dropped when the caller goes
+        // away, and an append dropped while it waited (for the chain's lock, for room in
+        // the writer's queue) took the record with it, silently. Dropping the handle
+        // does not stop the task.
+        Some(match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let task = rt.spawn(append);
+                Box::pin(async move { task.await.unwrap_or(Err(AuditError::Unavailable)) })
+            }
+            Err(_) => Box::pin(append),
+        })
     }
 }
 
