@@ -17,10 +17,7 @@ use cloakroom_audit::{AuditLayer, AuditLog};
 use cloakroom_core::{AuditNote, CallId, Error, ErrorCode, Protocol};
 use cloakroom_identity::{Authenticator, IdentityLayer, ResourceMetadata, SessionKeys};
 use cloakroom_mask::{MaskHandle, MaskLayer};
-use cloakroom_policy::{
-    ApprovalStore, ApprovalStoreKind, Approvals, ApprovalsConfig, MemoryApprovalStore, Policies, Policy, PolicyInput,
-    PolicyLayer,
-};
+use cloakroom_policy::{Approvals, Policies, Policy, PolicyInput, PolicyLayer};
 use cloakroom_vault::{Catalog, DetokenizeLayer, InFlight, Keys};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -98,7 +95,7 @@ async fn open_session_keys(config: &Config, data_dir: &Path) -> Result<SessionKe
 /// The Slack app `[approvals.slack]` describes, its credentials read from the
 /// environment; a variable that is not set stops the gateway from starting.
 #[cfg(feature = "webhooks")]
-fn slack_app(config: &ApprovalsConfig) -> Result<Option<cloakroom_policy::SlackApp>, GatewayError> {
+fn slack_app(config: &cloakroom_policy::ApprovalsConfig) -> Result<Option<cloakroom_policy::SlackApp>, GatewayError> {
     config
         .slack
         .as_ref()
@@ -123,44 +120,6 @@ async fn open_saml(config: &Config) -> Result<Option<Arc<cloakroom_identity::sam
 /// several replicas share, or this process's memory. One this build was compiled without
 /// is refused, naming its cargo feature.
 #[cfg_attr(not(feature = "sled"), allow(unused_variables))]
-async fn open_approval_store(
-    config: &ApprovalsConfig,
-    data_dir: &Path,
-) -> Result<Arc<dyn ApprovalStore>, GatewayError> {
-    config.check_features().map_err(|e| component("approvals", e))?;
-    match config.store {
-        #[cfg(feature = "sled")]
-        ApprovalStoreKind::Embedded => {
-            // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
-            let dir = data_dir.join("approvals");
-            let store = tokio::task::spawn_blocking(move || cloakroom_policy::SledApprovalStore::open(&dir))
-                .await
-                .map_err(|e| component("approvals", e))?
-                .map_err(|e| component("approvals", e))?;
-            Ok(Arc::new(store))
-        }
-        #[cfg(feature = "postgres")]
-        ApprovalStoreKind::Postgres => {
-            let var = &config.postgres_url_env;
-            let url = std::env::var(var).map_err(|_| {
-                component("approvals", format!("store = \"postgres\" needs the environment variable {var}"))
-            })?;
-            // The error of a bad connection string may quote it: name the variable only.
-            let store = cloakroom_policy::PostgresApprovalStore::connect(&url)
-                .await
-                .map_err(|e| component("approvals", format!("PostgreSQL from {var}: {e}")))?;
-            Ok(Arc::new(store))
-        }
-        ApprovalStoreKind::Memory => {
-            tracing::warn!("approvals.store = \"memory\": approvals are kept in this process only, lost when it exits");
-            Ok(Arc::new(MemoryApprovalStore::new()))
-        }
-        // A store compiled out: `check_features` refused it above.
-        #[allow(unreachable_patterns)]
-        other => Err(component("approvals", format!("approvals.store = {:?} is not compiled in", other.as_str()))),
-    }
-}
-
 type StackService = BoxCloneSyncService<Request<hyper::body::Incoming>, Response<GatewayBody>, Infallible>;
 
 /// What a reload replaces.
@@ -246,9 +205,10 @@ impl Gateway {
         let audit = AuditLog::open(&config.audit, &data_dir, Arc::new(MaskRedactor(mask.clone())))
             .await
             .map_err(|e| component("audit", e))?;
-        let store = open_approval_store(&config.approvals, &data_dir).await?;
-        let approvals =
-            Approvals::new(store, config.approvals.clone()).with_redactor(Arc::new(ApproverRedactor(mask.clone())));
+        let approvals = Approvals::open(&config.approvals, &data_dir)
+            .await
+            .map_err(|e| component("approvals", e))?
+            .with_redactor(Arc::new(ApproverRedactor(mask.clone())));
         #[cfg(feature = "webhooks")]
         approvals.set_slack(slack_app(&config.approvals)?);
         let base = base_dir(config_path.as_deref());

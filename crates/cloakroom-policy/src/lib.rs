@@ -59,7 +59,7 @@ pub use approval::PostgresApprovalStore;
 pub use approval::SledApprovalStore;
 pub use approval::{
     requirements as approval_requirements, Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals,
-    ArgumentRedactor, Grant, MemoryApprovalStore, Requester, Requirement, StoreError,
+    ArgumentRedactor, Grant, MemoryApprovalStore, OpenError as ApprovalsOpenError, Requester, Requirement, StoreError,
 };
 #[cfg(feature = "webhooks")]
 pub use approval::{SlackApp, WebhookNotifier};

@@ -44,6 +44,7 @@
 //! ```
 
 mod memory;
+mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub mod requirements;
@@ -66,6 +67,7 @@ use serde::{Deserialize, Serialize};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 pub use memory::MemoryApprovalStore;
+pub use open::OpenError;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresApprovalStore;
 pub use requirements::{Grant, Requirement};
