@@ -19,13 +19,13 @@ pub(crate) fn scanner(catalog: &Arc<Catalog>) -> crate::call::SecretScanner {
 /// A policy requiring approval for every call that uses a secret whose binding names
 /// `approvers` (SPEC §3): the decision is "approve" by those groups. It has no opinion
 /// about other calls.
-pub struct SecretApprovers {
+pub(crate) struct SecretApprovers {
     catalog: Arc<Catalog>,
 }
 
 impl SecretApprovers {
     /// The policy over `catalog`.
-    pub fn new(catalog: Arc<Catalog>) -> Self {
+    pub(crate) fn new(catalog: Arc<Catalog>) -> Self {
         Self { catalog }
     }
 }
@@ -65,7 +65,7 @@ impl Policy for SecretApprovers {
 
 /// The response masker as the audit log's redactor: every known secret in every
 /// encoding becomes its placeholder before a record is written.
-pub struct MaskRedactor(pub MaskHandle);
+pub(crate) struct MaskRedactor(pub(crate) MaskHandle);
 
 impl cloakroom_audit::Redactor for MaskRedactor {
     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
@@ -80,7 +80,7 @@ impl cloakroom_audit::Redactor for MaskRedactor {
 }
 
 /// The masker applied to what approvers are shown: the arguments and the query string.
-pub struct ApproverRedactor(pub MaskHandle);
+pub(crate) struct ApproverRedactor(pub(crate) MaskHandle);
 
 impl cloakroom_policy::ArgumentRedactor for ApproverRedactor {
     fn redact(&self, arguments: &serde_json::Value) -> serde_json::Value {
@@ -93,7 +93,7 @@ impl cloakroom_policy::ArgumentRedactor for ApproverRedactor {
 }
 
 /// The masker applied to arguments shown to approvers.
-pub fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> serde_json::Value {
+pub(crate) fn redact_arguments(handle: &MaskHandle, arguments: &serde_json::Value) -> serde_json::Value {
     let text = arguments.to_string();
     let masked = handle.load().replace(text.as_bytes()).output;
     serde_json::from_slice(&masked).unwrap_or_else(|_| serde_json::Value::String("[REDACTED]".into()))
