@@ -1,9 +1,6 @@
 //! An axum service with Cloakroom in front of its handlers (see README.md).
-use axum::{
-    http::HeaderMap,
-    routing::{get, post},
-    Json, Router,
-};
+use axum::routing::{get, post};
+use axum::{http::HeaderMap, Json, Router};
 use cloakroom_gateway::{call::CallName, Config, Gateway};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
