@@ -1,4 +1,4 @@
-//! The command line: every verb of SPEC §7, defined with clap's derive API.
+//! The command line: every verb of docs/cli.md, defined with clap's derive API.
 
 use std::path::PathBuf;
 

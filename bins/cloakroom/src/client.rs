@@ -1,4 +1,4 @@
-//! A small client for the admin API (SPEC §5): wire types of [`cloakroom_api`] in and
+//! A small client for the admin API (docs/reference.md): wire types of [`cloakroom_api`] in and
 //! out, errors mapped to [`CliError`].
 //!
 //! Every answer is read twice over: as the JSON the server sent (what `--output json`

@@ -16,7 +16,7 @@ pub(crate) enum CliError {
     Api {
         /// HTTP status.
         status: u16,
-        /// The wire code of SPEC §5 (`forbidden`, `not_found`, …), when the body had one.
+        /// The wire code of docs/reference.md (`forbidden`, `not_found`, …), when the body had one.
         code: Option<ErrorCode>,
         /// The server's message.
         message: String,

@@ -1,4 +1,4 @@
-//! `cloakroom`: the command-line client of SPEC §7.
+//! `cloakroom`: the command-line client of docs/cli.md.
 //!
 //! Thin by design: the admin verbs (`secret`, `approval`, `audit`) are JSON requests to a
 //! running `cloakroomd`'s admin API; the offline verbs (`policy explain`, `biscuit`,

@@ -1,4 +1,4 @@
-//! `cloakroomd`: the Cloakroom gateway (SPEC §7). Thin: parse arguments, load the
+//! `cloakroomd`: the Cloakroom gateway (docs/cli.md). Thin: parse arguments, load the
 //! configuration, run [`cloakroom_gateway::Gateway`] on its two listeners.
 //!
 //! - `cloakroomd --config cloakroom.toml` runs the gateway;

@@ -1,7 +1,7 @@
 //! The tamper-evident audit record of Cloakroom: one record per call, in a hash chain,
 //! in sinks that survive crashes, with verify, export and replay.
 //!
-//! - [`AuditRecord`]: the record of SPEC §6 ([`record`]), canonical JSON and SHA-256
+//! - [`AuditRecord`]: the record of docs/reference.md's audit record ([`record`]), canonical JSON and SHA-256
 //!   chain ([`chain`]).
 //! - [`AuditLog`]: redacts ([`Redactor`]), seals into this replica's chain and
 //!   group-commits to an [`AuditStore`] (segment files, or PostgreSQL with the cargo

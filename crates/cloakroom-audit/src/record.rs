@@ -1,4 +1,4 @@
-//! The audit record of SPEC §6 and how its bodies and headers are captured.
+//! The audit record of docs/reference.md (audit record) and how its bodies and headers are captured.
 //!
 //! One [`AuditRecord`] per call. Every field is always present in the JSON (absent facts
 //! are `null` or empty), so records have one shape an auditor can rely on. The chain
@@ -30,7 +30,7 @@ pub const SENSITIVE_HEADERS: [&str; 4] = ["authorization", "proxy-authorization"
 /// The `prev_hash` of the first record of a chain: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// One call, as the audit log keeps it. Field names are those of SPEC §6.
+/// One call, as the audit log keeps it. Field names are those of docs/reference.md (audit record).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRecord {
@@ -140,7 +140,7 @@ pub struct RecordUpstream {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordError {
-    /// A wire error code of SPEC §5 (`forbidden`, `upstream_timeout`, …), or one of the
+    /// A wire error code of docs/reference.md (`forbidden`, `upstream_timeout`, …), or one of the
     /// audit-only codes `aborted` (the caller went away before the response ended) and
     /// `body_error` (the response stream failed).
     pub code: String,

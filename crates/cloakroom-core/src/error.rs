@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CallId;
 
-/// An error code of SPEC §5. The code says which side failed.
+/// An error code of docs/reference.md. The code says which side failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -133,7 +133,7 @@ impl Error {
         Self { code, message: message.into() }
     }
 
-    /// The error as the JSON object of SPEC §5 (the inner `{"code","message","call_id"}`).
+    /// The error as the JSON object of docs/reference.md (the inner `{"code","message","call_id"}`).
     pub fn to_json_value(&self, call_id: Option<&CallId>) -> serde_json::Value {
         serde_json::json!({
             "code": self.code.as_str(),

@@ -157,7 +157,7 @@ pub(crate) fn looks_like_json(body: &[u8]) -> bool {
     matches!(first, Some(b'{' | b'['))
 }
 
-/// The arguments of an `http` call (SPEC §2, layer 4): the body parsed as JSON whatever
+/// The arguments of an `http` call (docs/reference.md, the data path, layer 4): the body parsed as JSON whatever
 /// its content type; an empty body has none; a body that claims JSON (by content type or by its first byte)
 /// and is not unambiguous JSON is refused; any other body that does not parse has no
 /// arguments (`Null`).

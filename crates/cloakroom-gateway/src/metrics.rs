@@ -5,7 +5,7 @@
 //! label is a configured function's name, or a tool name (`<function>/<tool>`) that a
 //! `[[policy.rules]]` or `[[secrets]]` entry names exactly; every other name a caller
 //! can make up (an MCP tool, a path) is counted under [`OTHER`]. Decisions are the
-//! effects and SPEC §5 error codes. So the size of `/metrics` is bounded by the
+//! effects and docs/reference.md error codes. So the size of `/metrics` is bounded by the
 //! configuration, whatever callers send. Never a secret, an argument or a credential.
 //!
 //! ```

@@ -17,7 +17,7 @@ pub(crate) fn scanner(catalog: &Arc<Catalog>) -> crate::call::SecretScanner {
 }
 
 /// A policy requiring approval for every call that uses a secret whose binding names
-/// `approvers` (SPEC §3): the decision is "approve" by those groups. It has no opinion
+/// `approvers` (docs/reference.md, placeholders): the decision is "approve" by those groups. It has no opinion
 /// about other calls.
 pub(crate) struct SecretApprovers {
     catalog: Arc<Catalog>,

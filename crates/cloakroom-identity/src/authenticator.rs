@@ -121,7 +121,7 @@ impl Authenticator {
         self.oidc.finish_login(pending, code).await
     }
 
-    /// The identity proved by the request's credential (SPEC §5: `Proxy-Authorization`
+    /// The identity proved by the request's credential (docs/reference.md: `Proxy-Authorization`
     /// when present, else `Authorization`), with its source address from `peer` and,
     /// for trusted proxies, `X-Forwarded-For`.
     pub async fn authenticate(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<Identity, AuthError> {

@@ -1,4 +1,4 @@
-//! The `[identity]` section of `cloakroom.toml` (SPEC §4).
+//! The `[identity]` section of `cloakroom.toml` (docs/configuration.md).
 //!
 //! ```
 //! use cloakroom_identity::IdentityConfig;

@@ -53,7 +53,7 @@ impl std::fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// The credential of SPEC §5: `Proxy-Authorization` when present, else `Authorization`.
+    /// The credential of docs/reference.md: `Proxy-Authorization` when present, else `Authorization`.
     ///
     /// `Ok(None)` when neither header is present. A present header that is repeated, not
     /// visible ASCII, not of the `Bearer` scheme, empty or too long is an error: the

@@ -6,7 +6,7 @@ use tower::Layer;
 
 use crate::{Authenticate, Authenticator};
 
-/// Authenticates every request (SPEC §2, layer 3); see the crate docs.
+/// Authenticates every request (docs/reference.md, the data path, layer 3); see the crate docs.
 #[derive(Debug, Clone)]
 pub struct IdentityLayer {
     pub(crate) authenticator: Arc<Authenticator>,

@@ -1,5 +1,5 @@
 //! Credentials to verified identities: OIDC JWTs, Biscuit tokens and API keys, as a
-//! tower layer (SPEC §2, layer 3).
+//! tower layer (docs/reference.md, the data path, layer 3).
 //!
 //! [`IdentityLayer`] reads the caller's bearer credential (`Proxy-Authorization` when
 //! present, else `Authorization`), picks the verifier by the credential's shape, and

@@ -1,4 +1,4 @@
-//! The `[masking]` section of `cloakroom.toml` (SPEC §4).
+//! The `[masking]` section of `cloakroom.toml` (docs/configuration.md).
 //!
 //! ```
 //! use cloakroom_mask::{Detectors, Encoding, MaskingConfig, Replacement};

@@ -1,7 +1,7 @@
 //! Biscuit Datalog policies: `[[policy.datalog]]` files evaluated with the call's facts
 //! (and the caller's Biscuit token, whose own checks run in the same authorizer).
 //!
-//! Facts given to every evaluation (SPEC §4, and the operation facts every listener gives
+//! Facts given to every evaluation (docs/configuration.md, and the operation facts every listener gives
 //! a token's checks, docs/identity.md): `operation("call")`, `resource($function)`,
 //! `user($subject)`, `group($g)` (one per group), `function($f)`, `protocol($p)`,
 //! `source_ip($ip)` (when known, as a string), `secret($name)` (one per secret the call's
@@ -199,7 +199,7 @@ fn describe_parse_error(e: &Token) -> String {
     format!("does not parse: {e}")
 }
 
-/// The facts of SPEC §4 for one call.
+/// The facts of docs/configuration.md for one call.
 pub(crate) fn call_facts(input: &PolicyInput<'_>) -> Vec<Fact> {
     let id = input.identity;
     let call = input.call;

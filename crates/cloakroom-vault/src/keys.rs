@@ -110,7 +110,7 @@ impl Key {
     }
 
     /// Derives the placeholder of secret `name`: HMAC-SHA256(this key, name), first 130
-    /// bits, base32 (SPEC §3). Deterministic across restarts and replicas.
+    /// bits, base32 (docs/reference.md, placeholders). Deterministic across restarts and replicas.
     pub fn placeholder_for(&self, name: &str) -> Placeholder {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0[..]).expect("HMAC takes any key length");
         mac.update(name.as_bytes());

@@ -1,7 +1,7 @@
 //! `AuditLayer`: one record for every request, sealed exactly once when the response
 //! body ends, fails, or is dropped by a caller that went away.
 //!
-//! The layer is the outermost security layer (SPEC §2, layer 2). For each request it
+//! The layer is the outermost security layer (docs/reference.md, the data path, layer 2). For each request it
 //! - takes the `CallId` already in the request extensions, or creates one, and puts an
 //!   [`AuditNote`](cloakroom_core::AuditNote) next to it for the inner layers to fill in;
 //! - tees the request body as the caller sent it (placeholders) up to

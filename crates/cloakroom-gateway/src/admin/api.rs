@@ -1,4 +1,4 @@
-//! The JSON admin API under `/v1/` (SPEC §5): secrets, approvals, audit, reload, redeem.
+//! The JSON admin API under `/v1/` (docs/reference.md): secrets, approvals, audit, reload, redeem.
 //!
 //! Every body read or written here is a wire type of [`cloakroom_api`], the crate the
 //! CLI reads them with; [`super::wire`] converts the stores' types to them.
@@ -157,7 +157,7 @@ async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Resu
 
 /// `POST /v1/redeem {"placeholder", "call_id"}`: a function asks for the value behind a
 /// placeholder of a call it is serving. It proves that with the call's redemption
-/// credential, the `Cloakroom-Redeem-Token` the gateway sent it with that call (SPEC §3);
+/// credential, the `Cloakroom-Redeem-Token` the gateway sent it with that call (docs/reference.md, placeholders);
 /// no caller identity is trusted for this.
 async fn redeem(gateway: &Gateway, token: Option<&HeaderValue>, body: &[u8]) -> Result<Response<GatewayBody>, Error> {
     let token = token.and_then(|t| t.to_str().ok()).map(str::trim).unwrap_or("");

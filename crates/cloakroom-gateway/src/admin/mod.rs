@@ -1,4 +1,4 @@
-//! The admin listener: the admin API of SPEC §5, people's sign-in and the console.
+//! The admin listener: the admin API of docs/reference.md, people's sign-in and the console.
 //!
 //! `GET /healthz`, `GET /readyz` and `GET /metrics` are open; everything under `/v1/`
 //! needs a credential the identity configuration accepts (the same verifiers as the

@@ -1,4 +1,4 @@
-//! The `CallLayer` (SPEC §2, layer 4): which function, which arguments.
+//! The `CallLayer` (docs/reference.md, the data path, layer 4): which function, which arguments.
 //!
 //! It reads the whole request body (refusing bodies over `max_body_bytes` with 413
 //! before anything is forwarded; on MCP functions the 413 carries a JSON-RPC error,

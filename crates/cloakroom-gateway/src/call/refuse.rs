@@ -36,9 +36,9 @@ pub(super) fn rpc_response<B>(
     res.map(ResponseBody::refused)
 }
 
-/// The 413 for a body over `max_body_bytes`: SPEC §5's error, or for an MCP function the
+/// The 413 for a body over `max_body_bytes`: docs/reference.md's error, or for an MCP function the
 /// same 413 with a JSON-RPC error (code [`TOO_LARGE`], id `null` as the body was not
-/// read, the SPEC §5 error object as `data`), since MCP clients show JSON-RPC errors.
+/// read, the docs/reference.md error object as `data`), since MCP clients show JSON-RPC errors.
 pub(super) fn too_large<B>(
     routed: Option<&Routed>,
     layer: &CallLayer,
@@ -66,7 +66,7 @@ pub(super) fn is_mcp(routed: Option<&Routed>) -> bool {
     routed.is_some_and(|r| r.function.protocol() == Protocol::Mcp)
 }
 
-/// A refusal before the body is read: SPEC §5's error, or for an MCP function a
+/// A refusal before the body is read: docs/reference.md's error, or for an MCP function a
 /// JSON-RPC error (id `null`, the body was not read) with the same status.
 pub(super) fn refused<B>(
     routed: Option<&Routed>,

@@ -121,7 +121,7 @@ where
         };
     }
     if let (Some(pending), Some(id)) = (res.extensions().get::<PendingApproval>(), id.as_ref()) {
-        // A pending approval (SPEC §5): for MCP, a JSON-RPC error carrying it as data.
+        // A pending approval (docs/reference.md): for MCP, a JSON-RPC error carrying it as data.
         let data = serde_json::to_value(pending).unwrap_or(Value::Null);
         let msg = "this call needs approval; repeat it with the Cloakroom-Approval header once approved";
         return json_response(

@@ -5,7 +5,7 @@
 //! does not answer in time 504 `upstream_timeout`. It removes hop-by-hop headers from
 //! the request, replaces every `Cloakroom-*` header the caller sent with its own
 //! `Cloakroom-Call-Id`, `Cloakroom-Subject` and, when the function may redeem for the
-//! call, `Cloakroom-Redeem-Token` (SPEC §5), sets `Host` to the upstream's
+//! call, `Cloakroom-Redeem-Token` (docs/reference.md), sets `Host` to the upstream's
 //! authority unless the function preserves the caller's, and never follows redirects
 //! (a 3xx goes back to the caller, masked like any response; a `Location` at the
 //! upstream's own URL is rewritten to the gateway route, see [`gateway_location`]).

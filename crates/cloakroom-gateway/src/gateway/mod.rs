@@ -1,4 +1,4 @@
-//! The running gateway: the layers of SPEC §2 composed over the forwarder, behind an
+//! The running gateway: the layers of docs/reference.md (data path) composed over the forwarder, behind an
 //! `arc-swap` so that a reload swaps routes, identity and policies without dropping
 //! in-flight calls. The listener's service is in [`service`].
 
@@ -462,7 +462,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     let scanner = crate::secrets::scanner(p.catalog);
     let max_body = config.server.max_body_bytes;
     let service = ServiceBuilder::new()
-        // Layer 1 of SPEC §2: credentials never reach a log line, every call gets a span
+        // Layer 1 of docs/reference.md (data path): credentials never reach a log line, every call gets a span
         // carrying its call id (the request id, echoed as Cloakroom-Call-Id).
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,

@@ -211,7 +211,7 @@ where
             format!("the request carries more than {MAX_PLACEHOLDERS} placeholders"),
         )));
     }
-    // A body that parses as JSON is JSON whatever its content type (SPEC §2, layer 4):
+    // A body that parses as JSON is JSON whatever its content type (docs/reference.md, the data path, layer 4):
     // its placeholders sit at pointers and take JSON-escaped values. One that claims JSON
     // and is not, or is nested too deep to locate, is refused rather than treated as
     // opaque bytes.

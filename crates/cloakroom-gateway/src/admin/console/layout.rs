@@ -87,7 +87,7 @@ pub(super) fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
     }
 }
 
-/// A refusal as a page: the SPEC §5 code and message, with the code's status.
+/// A refusal as a page: the docs/reference.md code and message, with the code's status.
 pub(super) fn error_page(e: &Error, fragment: bool) -> Response<GatewayBody> {
     let body = html! {
         div.error {
