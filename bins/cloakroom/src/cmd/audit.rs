@@ -39,12 +39,12 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: AuditCmd) -> Res
 // === paging ===
 
 /// One page of records and the cursor after it.
-struct Page {
-    records: Vec<AuditRecord>,
-    next: Option<u64>,
+pub(crate) struct Page {
+    pub(crate) records: Vec<AuditRecord>,
+    pub(crate) next: Option<u64>,
 }
 
-async fn page(client: &AdminClient, since: Option<u64>, limit: usize) -> Result<Page, CliError> {
+pub(crate) async fn page(client: &AdminClient, since: Option<u64>, limit: usize) -> Result<Page, CliError> {
     let mut query = vec![("limit", limit.to_string())];
     if let Some(s) = since {
         query.push(("since", s.to_string()));
