@@ -48,6 +48,7 @@ fn rule(name: String, effect: Effect, functions: &[&str], groups: &[&str]) -> Ru
         methods: vec![],
         arguments: Default::default(),
         approvers: vec![],
+        mode: Default::default(),
     }
 }
 

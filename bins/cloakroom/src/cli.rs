@@ -225,6 +225,27 @@ pub(crate) enum ExportFormat {
 pub(crate) enum PolicyCmd {
     /// Explain what policy decides for a call, and why, from a config file (offline).
     Explain(PolicyExplain),
+    /// Replay recorded calls against a new configuration's policy and show what would
+    /// change (allowed calls now denied or held, and the reverse).
+    Diff(PolicyDiff),
+}
+
+/// `cloakroom policy diff`
+#[derive(Debug, Args)]
+pub(crate) struct PolicyDiff {
+    /// The new cloakroom.toml whose `[policy]` the recorded calls are replayed against.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Only calls recorded this recently (`7d`, `24h`, `30m`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) since: Option<std::time::Duration>,
+    /// Only calls to this function (a glob: `payments/*`).
+    #[arg(long, value_name = "FUNCTION")]
+    pub(crate) function: Option<String>,
+    /// Read the records from an exported JSON-lines file (`cloakroom audit export`)
+    /// instead of the admin API: no gateway needed.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub(crate) from: Option<PathBuf>,
 }
 
 /// `cloakroom policy explain`

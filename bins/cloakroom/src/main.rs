@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Secret(c) => cmd::secret::run(&admin()?, out, c).await,
         Command::Approval(c) => cmd::approval::run(&admin()?, out, c).await,
         Command::Audit(c) => cmd::audit::run(&admin()?, out, c).await,
-        Command::Policy(c) => cmd::policy::run(out, c).await,
+        Command::Policy(c) => cmd::policy::run(out, c, admin).await,
         Command::Biscuit(c) => cmd::biscuit::run(out, c),
         Command::Login(c) => cmd::login::run(&AdminClient::new(&cli.admin, None)?, c).await,
         Command::Keygen => cmd::keygen::run(out),

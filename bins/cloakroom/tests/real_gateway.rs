@@ -206,3 +206,57 @@ async fn cli_secret_put_list_rm_against_cloakroomd() {
     // Agents are not admins.
     gw.cli(&["secret", "list"], Some(&t.agent)).await.code(5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_policy_diff_replays_the_gateways_records_against_a_new_config() {
+    let upstream = RecordingUpstream::echo().await;
+    let (root, t) = tokens();
+    let gw = Gateway::start(&root, &upstream.url()).await;
+    for n in 0..2 {
+        let (status, _, _) = gw.call(&t.agent, "/fn/payments/charge", json!({"n": n}), None).await;
+        assert_eq!(status, 200, "{}", gw.log());
+    }
+    let (status, refund_id, _) = gw.call(&t.agent, "/fn/refunds", json!({"amount": 5}), None).await;
+    assert_eq!(status, 202, "{}", gw.log());
+    gw.records_at_least(&t.admin, 3).await;
+
+    // The new configuration drops the payments rule and lets agents refund unheld.
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.toml");
+    std::fs::write(
+        &new,
+        "[[policy.rules]]\nname = \"agents may refund\"\neffect = \"allow\"\nfunctions = [\"refunds\"]\ngroups = [\"agents\"]\n",
+    )
+    .unwrap();
+    let r = gw
+        .cli(&["policy", "diff", "--config", new.to_str().unwrap(), "--since", "1h", "-o", "json"], Some(&t.admin))
+        .await
+        .ok();
+    let report: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["replayed"], 3, "{report:#}");
+    let changes = report["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{report:#}");
+    let payments = changes.iter().find(|g| g["function"] == "payments").unwrap();
+    assert_eq!((&payments["from"], &payments["to"], &payments["calls"]), (&json!("allow"), &json!("deny"), &json!(2)));
+    assert_eq!(payments["rule_then"], "agents may call payments");
+    assert!(payments["rule_now"].is_null(), "{payments}");
+    let refunds = changes.iter().find(|g| g["function"] == "refunds").unwrap();
+    assert_eq!(
+        (&refunds["from"], &refunds["to"], &refunds["rule_now"]),
+        (&json!("approve"), &json!("allow"), &json!("agents may refund"))
+    );
+    assert_eq!(refunds["examples"], json!([refund_id]));
+    assert!(
+        report["caveats"].as_object().unwrap().keys().any(|c| c.contains("Biscuit")),
+        "the callers' tokens are not recorded: {report:#}"
+    );
+
+    let human = gw
+        .cli(&["policy", "diff", "--config", new.to_str().unwrap(), "--function", "refunds"], Some(&t.admin))
+        .await
+        .ok()
+        .stdout;
+    assert!(human.contains("held -> allowed") && !human.contains("payments"), "{human}");
+    // Reading the audit log needs an admin.
+    gw.cli(&["policy", "diff", "--config", new.to_str().unwrap()], Some(&t.agent)).await.code(5);
+}

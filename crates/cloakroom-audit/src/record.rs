@@ -16,7 +16,9 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use cloakroom_core::{ApprovalRef, AuditNoteSnapshot, CallId, Decision, Effect, Identity, Protocol, SecretUse};
+use cloakroom_core::{
+    ApprovalRef, AuditNoteSnapshot, CallId, Decision, Effect, Identity, Protocol, SecretUse, ShadowVerdict,
+};
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -58,6 +60,11 @@ pub struct AuditRecord {
     pub protocol: Option<Protocol>,
     /// What policy decided.
     pub decision: Option<RecordDecision>,
+    /// What `mode = "shadow"` rules would have decided (not enforced). Left out of the
+    /// JSON when empty — the one field that is — so records written before shadow rules
+    /// existed keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<ShadowVerdict>,
     /// The approval the call used or asked for.
     pub approval: Option<ApprovalRef>,
     /// Secrets substituted into the request: names, placeholders and locations, never values.
@@ -181,6 +188,7 @@ impl AuditRecord {
             function: None,
             protocol: None,
             decision: None,
+            shadow: Vec::new(),
             approval: None,
             secrets_used: Vec::new(),
             request: RecordRequest::default(),
@@ -208,6 +216,7 @@ impl AuditRecord {
             self.protocol = Some(call.protocol);
         }
         self.decision = note.decision.as_ref().map(RecordDecision::from);
+        self.shadow = note.shadow.clone();
         self.approval = note.approval.clone();
         self.secrets_used = note.secrets_used.clone();
         self.upstream = note.upstream.map(|(status, duration_ms)| RecordUpstream { status, duration_ms });

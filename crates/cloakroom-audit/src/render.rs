@@ -22,7 +22,7 @@ use crate::{
     record::{RecordBody, RecordDecision, RecordError, RecordIdentity, RecordRequest, RecordResponse, RecordUpstream},
     AuditRecord,
 };
-use cloakroom_core::{ApprovalRef, SecretUse};
+use cloakroom_core::{ApprovalRef, SecretUse, ShadowVerdict};
 
 /// A record's canonical text before sealing; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +111,10 @@ impl Rendered {
         array(&mut o, &record.secrets_used, secret_use);
         key(&mut o, "seq", false);
         let seq_at = o.text.len();
+        if !record.shadow.is_empty() {
+            key(&mut o, "shadow", false);
+            array(&mut o, &record.shadow, shadow);
+        }
         key(&mut o, "source_ip", false);
         opt(&mut o, record.source_ip.as_deref(), string);
         key(&mut o, "time", false);
@@ -294,6 +298,15 @@ fn secret_use(s: &SecretUse, o: &mut Out) {
     o.push('}');
 }
 
+fn shadow(v: &ShadowVerdict, o: &mut Out) {
+    o.push('{');
+    key(o, "effect", true);
+    o.string(v.effect.as_str());
+    key(o, "rule", false);
+    o.string(&v.rule);
+    o.push('}');
+}
+
 fn upstream(u: &RecordUpstream, o: &mut Out) {
     o.push('{');
     key(o, "duration_ms", true);
@@ -348,7 +361,30 @@ mod tests {
         r.response.masked = n;
         r.upstream = Some(RecordUpstream { status: 200, duration_ms: n });
         r.error = Some(RecordError { code: s.into(), message: s.into() });
+        r.shadow = vec![
+            ShadowVerdict { rule: s.into(), effect: Effect::Deny },
+            ShadowVerdict { rule: "two".into(), effect: Effect::Approve },
+        ];
         r
+    }
+
+    #[test]
+    fn an_empty_shadow_list_is_left_out_so_older_records_keep_their_hash() {
+        let mut r = full("x", 1);
+        r.shadow.clear();
+        let text = Rendered::new(&r).seal(&mut r, None);
+        assert!(!text.contains("\"shadow\""), "{text}");
+        // A record stored before the field existed reads back and verifies.
+        let back: AuditRecord = serde_json::from_str(&text).unwrap();
+        assert!(back.shadow.is_empty());
+        assert_eq!(chain::record_hash(&back).unwrap(), r.hash);
+        let mut with = full("x", 1);
+        let text = Rendered::new(&with).seal(&mut with, None);
+        assert!(
+            text.contains(r#""shadow":[{"effect":"deny","rule":"x"},{"effect":"approve","rule":"two"}]"#),
+            "{text}"
+        );
+        assert_ne!(with.hash, r.hash, "the shadow list is hashed");
     }
 
     /// The direct text, sealed, equals the serde_json::Value path's, and so do the

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Call, CallId, Decision, Error, Identity, Placeholder};
+use crate::{Call, CallId, Decision, Error, Identity, Placeholder, ShadowVerdict};
 
 /// A secret substituted into a request: its name, placeholder and where it was found.
 /// Never its value.
@@ -57,6 +57,8 @@ pub struct AuditNoteSnapshot {
     pub call: Option<Call>,
     /// The policy decision.
     pub decision: Option<Decision>,
+    /// What `mode = "shadow"` rules would have decided (not enforced).
+    pub shadow: Vec<ShadowVerdict>,
     /// The approval the call used or asked for.
     pub approval: Option<ApprovalRef>,
     /// Secrets substituted into the request.
@@ -98,6 +100,11 @@ impl AuditNote {
     /// Records the decision.
     pub fn set_decision(&self, decision: &Decision) {
         self.lock().decision = Some(decision.clone());
+    }
+
+    /// Records what the shadow rules would have decided (replacing an earlier list).
+    pub fn set_shadow(&self, shadow: &[ShadowVerdict]) {
+        self.lock().shadow = shadow.to_vec();
     }
 
     /// Records the approval.

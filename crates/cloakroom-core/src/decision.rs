@@ -25,6 +25,17 @@ impl Effect {
     }
 }
 
+/// What a `mode = "shadow"` rule would have decided about a call: recorded and
+/// counted, never enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowVerdict {
+    /// The shadow rule's configured name.
+    pub rule: String,
+    /// The effect it would have given the call.
+    pub effect: Effect,
+}
+
 impl std::fmt::Display for Effect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

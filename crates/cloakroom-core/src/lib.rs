@@ -43,7 +43,7 @@ pub use body::ResponseBody;
 pub use call::{Call, Protocol};
 pub use call_id::CallId;
 pub use client_addr::ClientAddr;
-pub use decision::{Decision, Effect};
+pub use decision::{Decision, Effect, ShadowVerdict};
 pub use error::{Error, ErrorCode};
 pub use feature::{require_feature, MissingFeature};
 pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};

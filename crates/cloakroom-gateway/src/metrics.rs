@@ -47,6 +47,14 @@ struct CallLabels {
     decision: &'static str,
 }
 
+/// A shadow rule's would-be effect: the rule label is a configured rule's name (the
+/// audit record's `shadow` list only ever holds those), never caller input.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    rule: String,
+    effect: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FunctionLabel {
     function: String,
@@ -64,6 +72,7 @@ pub struct Metrics {
     masked_matches: Counter,
     secrets_substituted: Counter,
     vault_errors: Counter,
+    policy_shadow: Family<ShadowLabels, Counter>,
     /// The function and tool names that get their own label.
     known: ArcSwap<HashSet<String>>,
 }
@@ -95,6 +104,12 @@ impl Default for Metrics {
             secrets_substituted.clone(),
         );
         registry.register("cloakroom_vault_errors", "Secret store errors.", vault_errors.clone());
+        let policy_shadow = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "cloakroom_policy_shadow",
+            "Would-be effects of mode = \"shadow\" rules (not enforced), by rule and effect.",
+            policy_shadow.clone(),
+        );
         Self {
             registry,
             calls,
@@ -102,6 +117,7 @@ impl Default for Metrics {
             masked_matches,
             secrets_substituted,
             vault_errors,
+            policy_shadow,
             known: ArcSwap::from_pointee(HashSet::new()),
         }
     }
@@ -176,6 +192,12 @@ impl Metrics {
         self.secrets_substituted.inc_by(n);
     }
 
+    /// Counts a `mode = "shadow"` rule that would have given a call `effect`. `rule` must
+    /// be a configured rule's name.
+    pub fn add_shadow(&self, rule: &str, effect: cloakroom_core::Effect) {
+        self.policy_shadow.get_or_create(&ShadowLabels { rule: rule.to_owned(), effect: effect.as_str() }).inc();
+    }
+
     /// Counts a secret store error.
     pub fn add_vault_error(&self) {
         self.vault_errors.inc();
@@ -239,6 +261,9 @@ impl Metrics {
             self.add_vault_error();
         }
         self.add_substituted(r.secrets_used.len() as u64);
+        for v in &r.shadow {
+            self.add_shadow(&v.rule, v.effect);
+        }
         tracing::info!(
             call_id = %r.id,
             function = %cloakroom_core::quoted(function),
@@ -301,7 +326,9 @@ mod tests {
         m.add_masked(3);
         m.add_substituted(2);
         m.add_vault_error();
+        m.add_shadow("would deny \"x\"", cloakroom_core::Effect::Deny);
         let t = m.render(&[]);
+        assert!(t.contains("cloakroom_policy_shadow_total{rule=\"would deny \\\"x\\\"\",effect=\"deny\"} 1"), "{t}");
         assert!(t.contains("cloakroom_masked_matches_total 3"), "{t}");
         assert!(t.contains("cloakroom_secrets_substituted_total 2"), "{t}");
         assert!(t.contains("cloakroom_vault_errors_total 1"), "{t}");

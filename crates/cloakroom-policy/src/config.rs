@@ -84,6 +84,32 @@ pub struct RuleConfig {
     /// and refused with any other effect).
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// `enforce` (the default) or `shadow`: a shadow rule is evaluated on every call and
+    /// its would-be effect recorded in the audit record and counted, but not enforced.
+    #[serde(default)]
+    pub mode: RuleMode,
+}
+
+/// Whether a rule's effect is enforced (`policy.rules[].mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMode {
+    /// The rule decides calls.
+    #[default]
+    Enforce,
+    /// The rule is evaluated and its would-be effect recorded (`shadow` in the audit
+    /// record, `cloakroom_policy_shadow_total`), but it changes no decision.
+    Shadow,
+}
+
+impl RuleMode {
+    /// The mode's name as in configuration.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RuleMode::Enforce => "enforce",
+            RuleMode::Shadow => "shadow",
+        }
+    }
 }
 
 /// One `[[policy.datalog]]` entry.

@@ -64,8 +64,8 @@ pub use approval::{
 #[cfg(feature = "webhooks")]
 pub use approval::{SlackApp, WebhookNotifier};
 pub use config::{
-    ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig, SlackConfig,
-    SlackUser,
+    ApprovalStoreKind, ApprovalsConfig, DatalogConfig, DatalogLimitsConfig, PolicyConfig, RuleConfig, RuleMode,
+    SlackConfig, SlackUser,
 };
 pub use datalog::{DatalogPolicy, MAX_ARGUMENT_DEPTH, MAX_ARGUMENT_FACTS};
 pub use error::PolicyError;

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use regex::Regex;
 
 use crate::{
-    config::RuleConfig,
+    config::{RuleConfig, RuleMode},
     explain::{RuleKind, RuleReport},
     PolicyError, PolicyInput,
 };
@@ -34,6 +34,7 @@ pub struct Rule {
     methods: Vec<String>,
     arguments: Vec<(String, Regex)>,
     approvers: Vec<String>,
+    mode: RuleMode,
 }
 
 /// Which field of a rule failed first (in evaluation order); cheap to return.
@@ -124,6 +125,7 @@ impl Rule {
             methods,
             arguments,
             approvers: config.approvers.clone(),
+            mode: config.mode,
         })
     }
 
@@ -135,6 +137,16 @@ impl Rule {
     /// The rule's effect when it matches.
     pub fn effect(&self) -> Effect {
         self.effect
+    }
+
+    /// Whether the rule is enforced or only shadowed (`mode`).
+    pub fn mode(&self) -> RuleMode {
+        self.mode
+    }
+
+    /// Whether the rule is `mode = "shadow"`: evaluated and recorded, never enforced.
+    pub fn is_shadow(&self) -> bool {
+        self.mode == RuleMode::Shadow
     }
 
     /// The approver groups (with [`Effect::Approve`]).

@@ -7,7 +7,7 @@ use std::{path::PathBuf, sync::Arc};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use biscuit_auth::{Biscuit, PublicKey};
-use cloakroom_core::{Decision, Effect};
+use cloakroom_core::{Decision, Effect, ShadowVerdict};
 
 use crate::{
     config::{DatalogLimitsConfig, PolicyConfig},
@@ -193,8 +193,12 @@ impl PolicySet {
     /// Decides about a call: deny-overrides, deny by default.
     pub async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
         let mut best: Option<Decision> = None;
-        // Built-in rules without allocating for those that do not match.
+        // Built-in rules without allocating for those that do not match. Shadow rules
+        // never decide: [`Self::shadow`] reports them.
         for rule in &self.rules {
+            if rule.is_shadow() {
+                continue;
+            }
             let Some(effect) = rule.verdict(input) else { continue };
             match effect {
                 Effect::Deny => return Decision::deny(rule.name(), "denied by rule"),
@@ -230,12 +234,29 @@ impl PolicySet {
         best.unwrap_or_else(Decision::default_deny)
     }
 
+    /// What the `mode = "shadow"` rules would decide about the call, in configuration
+    /// order: one entry per matching shadow rule. None of it is enforced: the decision
+    /// is [`Self::evaluate`]'s. Empty (and allocation-free) without shadow rules.
+    pub fn shadow(&self, input: &PolicyInput<'_>) -> Vec<ShadowVerdict> {
+        self.rules
+            .iter()
+            .filter(|r| r.is_shadow())
+            .filter_map(|r| r.verdict(input).map(|effect| ShadowVerdict { rule: r.name().to_owned(), effect }))
+            .collect()
+    }
+
     /// Every rule's verdict and the final decision, for `cloakroom policy explain`.
+    /// Shadow rules are reported (their reason says so) but do not decide.
     pub async fn explain(&self, input: &PolicyInput<'_>) -> Explanation {
         let mut reports = Vec::new();
         let mut decisions = Vec::new();
         for rule in &self.rules {
-            let report = rule.report(input);
+            let mut report = rule.report(input);
+            if rule.is_shadow() {
+                report.reason = format!("shadow rule, not enforced: {}", report.reason);
+                reports.push(report);
+                continue;
+            }
             if let Some(effect) = rule.verdict(input) {
                 decisions.push(match effect {
                     Effect::Deny => Decision::deny(rule.name(), "denied by rule"),
@@ -432,6 +453,13 @@ impl Policies {
     /// Decides with the current set.
     pub async fn evaluate(&self, input: &PolicyInput<'_>) -> Decision {
         self.current().evaluate(input).await
+    }
+
+    /// Decides with the current set, and says what its shadow rules would decide
+    /// (both from the same set, even across a reload).
+    pub async fn evaluate_with_shadow(&self, input: &PolicyInput<'_>) -> (Decision, Vec<ShadowVerdict>) {
+        let set = self.current();
+        (set.evaluate(input).await, set.shadow(input))
     }
 
     /// Explains with the current set.

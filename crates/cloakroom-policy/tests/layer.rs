@@ -14,7 +14,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use cloakroom_core::{ApprovalRef, AuditNote, Call, CallId, ClientAddr, Decision, Effect, Error, ErrorCode, Identity};
+use cloakroom_core::{
+    ApprovalRef, AuditNote, Call, CallId, ClientAddr, Decision, Effect, Error, ErrorCode, Identity, ShadowVerdict,
+};
 use cloakroom_policy::{
     ApprovalState, Approvals, ApprovalsConfig, PendingApproval, Policies, PolicyLayer, PolicySet, SecretsInCall,
     SledApprovalStore,
@@ -48,6 +50,13 @@ name = "local callers"
 effect = "allow"
 functions = ["local/*"]
 source_cidrs = ["127.0.0.0/8"]
+
+[[rules]]
+name = "would hold listing"
+effect = "approve"
+functions = ["payments/list"]
+approvers = ["finance"]
+mode = "shadow"
 "#;
 
 type Svc = BoxCloneService<Request<Full<Bytes>>, Response<cloakroom_policy::ResponseBody<Full<Bytes>>>, Infallible>;
@@ -116,6 +125,21 @@ async fn an_allowed_call_goes_ahead_with_the_decision_recorded() {
     let snap = note.snapshot();
     assert_eq!(snap.decision.unwrap().effect, Effect::Allow);
     assert!(snap.error.is_none());
+}
+
+#[tokio::test]
+async fn a_shadow_approve_holds_nothing_and_is_noted_for_the_audit_record() {
+    let h = harness(Duration::ZERO);
+    let (id, c) = (who("alice", &["ops"]), call("payments/list", json!(null)));
+    let note = AuditNote::new(CallId::new());
+    let (status, body, _) = send(&h, request(Some(&id), Some(&c), &note, CallId::new())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&body["rule"], &body["approval"]), (&json!("ops may call payments"), &json!(null)));
+    assert_eq!(h.forwarded.load(Ordering::SeqCst), 1);
+    assert!(h.approvals.list(Some(ApprovalState::Pending)).await.unwrap().is_empty(), "no approval was requested");
+    let snap = note.snapshot();
+    assert_eq!(snap.shadow, vec![ShadowVerdict { rule: "would hold listing".into(), effect: Effect::Approve }]);
+    assert!(snap.approval.is_none());
 }
 
 #[tokio::test]

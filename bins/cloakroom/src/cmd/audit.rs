@@ -39,12 +39,12 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: AuditCmd) -> Res
 // === paging ===
 
 /// One page of records and the cursor after it.
-struct Page {
-    records: Vec<AuditRecord>,
-    next: Option<u64>,
+pub(crate) struct Page {
+    pub(crate) records: Vec<AuditRecord>,
+    pub(crate) next: Option<u64>,
 }
 
-async fn page(client: &AdminClient, since: Option<u64>, limit: usize) -> Result<Page, CliError> {
+pub(crate) async fn page(client: &AdminClient, since: Option<u64>, limit: usize) -> Result<Page, CliError> {
     let mut query = vec![("limit", limit.to_string())];
     if let Some(s) = since {
         query.push(("since", s.to_string()));
@@ -244,6 +244,11 @@ fn render_record(r: &Value) -> String {
         None => "none (refused before policy)".into(),
     };
     kv("decision", decision);
+    if let Some(shadow) = r.get("shadow").and_then(Value::as_array).filter(|s| !s.is_empty()) {
+        let verdicts: Vec<String> =
+            shadow.iter().map(|v| format!("{} by rule {}", cell(v.get("effect")), cell(v.get("rule")))).collect();
+        kv("shadow", format!("{} (not enforced)", verdicts.join("; ")));
+    }
     if let Some(a) = r.get("approval").filter(|a| !a.is_null()) {
         let mut line = format!("{} requested by {}", cell(a.get("id")), cell(a.get("requested_by")));
         match field(a, &["decided_by"]) {
@@ -466,6 +471,7 @@ mod tests {
             "source_ip": "127.0.0.1", "function": "payments/refund", "protocol": "http",
             "decision": {"effect": "allow", "rule": "ops may refund", "reason": "matched"},
             "approval": {"id": "ap1", "requested_by": "alice", "decided_by": "bob", "decided_at": "2026-11-25T21:29:00Z"},
+            "shadow": [{"rule": "no refunds", "effect": "deny"}],
             "secrets_used": [{"name": "stripe_key", "placeholder": "cloak_x", "location": "header:authorization"}],
             "request": {"method": "POST", "path": "/fn/payments/refund", "headers": {"authorization": ["[REDACTED]"]},
                         "body": {"encoding": "utf8", "data": "{\"amount\":5}", "bytes": 12, "truncated": false}},
@@ -483,6 +489,7 @@ mod tests {
             "2026-11-25T21:30:00.123Z",
             "allow by rule ops may refund",
             "ap1 requested by alice, decided by bob",
+            "shadow    deny by rule no refunds (not enforced)",
             "stripe_key (cloak_x) at header:authorization",
             "authorization: [REDACTED]",
             "\"amount\": 5",

@@ -7,4 +7,5 @@ pub(crate) mod completions;
 pub(crate) mod keygen;
 pub(crate) mod login;
 pub(crate) mod policy;
+pub(crate) mod policy_diff;
 pub(crate) mod secret;

@@ -1,4 +1,5 @@
 //! `cloakroom policy explain`: what policy decides for a call, and why — offline.
+//! (`policy diff` is in [`super::policy_diff`].)
 //!
 //! Reads only what policy needs from the config file: `[policy]` (rules, Datalog files
 //! relative to the file's directory, limits) and `[identity.biscuit] root_public_key`
@@ -15,14 +16,21 @@ use serde::Deserialize;
 
 use crate::{
     cli::{PolicyCmd, PolicyExplain, ProtocolArg},
+    client::AdminClient,
     error::CliError,
     output::{print_json, print_text, Output},
 };
 
-/// Runs a `policy` verb.
-pub(crate) async fn run(out: Output, cmd: PolicyCmd) -> Result<(), CliError> {
+/// Runs a `policy` verb; `admin` connects to the admin API (only `diff` without
+/// `--from` needs it).
+pub(crate) async fn run(
+    out: Output,
+    cmd: PolicyCmd,
+    admin: impl FnOnce() -> Result<AdminClient, CliError>,
+) -> Result<(), CliError> {
     match cmd {
         PolicyCmd::Explain(e) => explain(out, e).await,
+        PolicyCmd::Diff(d) => super::policy_diff::run(out, d, admin).await,
     }
 }
 
@@ -47,7 +55,7 @@ struct BiscuitPart {
 }
 
 /// Builds the policy set the gateway would build from `path`.
-fn load(path: &Path) -> Result<PolicySet, CliError> {
+pub(crate) fn load(path: &Path) -> Result<PolicySet, CliError> {
     let source = std::fs::read_to_string(path).map_err(|e| CliError::io(format!("reading {}", path.display()), e))?;
     let file: PolicyFile = toml::from_str(&source)
         .map_err(|e| CliError::Input(format!("{}: {}", path.display(), e.to_string().trim_end())))?;

@@ -92,7 +92,10 @@ where
     let source_ip = identity.source_ip.or_else(|| req.extensions().get::<ClientAddr>().map(|a| a.0.ip()));
     let secrets = req.extensions().get::<SecretsInCall>().map(|s| s.0.clone()).unwrap_or_default();
     let input = PolicyInput::new(&identity, &call).with_source_ip(source_ip).with_secrets(&secrets);
-    let decision = policies.evaluate(&input).await;
+    let (decision, shadow) = policies.evaluate_with_shadow(&input).await;
+    if let (Some(n), false) = (&note, shadow.is_empty()) {
+        n.set_shadow(&shadow);
+    }
     let record = |req: &mut Request<ReqBody>, d: &Decision| {
         if let Some(n) = &note {
             n.set_decision(d);
