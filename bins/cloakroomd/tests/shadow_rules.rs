@@ -53,6 +53,17 @@ async fn shadow_rules_are_recorded_and_counted_but_not_enforced() {
         json!([{"rule": "would deny echo", "effect": "deny"}, {"rule": "would hold echo", "effect": "approve"}]),
         "{rec}"
     );
+    // The console's call view shows the same verdicts, marked as not enforced.
+    let view = c
+        .get(gw.admin_url(&format!("/console/audit/{ok_id}")))
+        .header("cookie", format!("cloakroom_session={ADMIN_KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(view.contains("Shadow rules") && view.contains("would deny echo would deny"), "{view}");
     let rec = gw.admin_get(&format!("/v1/audit/{denied_id}")).await;
     assert_eq!(rec["decision"]["effect"], "deny", "{rec}");
     assert!(rec["decision"]["rule"].is_null(), "the default deny: {rec}");

@@ -151,6 +151,11 @@ pub(super) async fn call_view(
                 dd { @if let Some(d) = &r.decision {
                         strong { (d.effect.to_string()) } " by " (d.rule.as_deref().unwrap_or("(default)")) ": " (d.reason)
                      } @else { "none (refused before policy)" } }
+                @if !r.shadow.is_empty() {
+                    dt { "Shadow rules" }
+                    dd { "not enforced: "
+                         ul { @for v in &r.shadow { li { (v.rule) " would " (v.effect.to_string()) } } } }
+                }
                 @if let Some(a) = &r.approval {
                     dt { "Approval" }
                     dd { code { (a.id) } " asked by " (a.requested_by)
