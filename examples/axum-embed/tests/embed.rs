@@ -98,6 +98,10 @@ async fn the_handler_gets_the_secret_and_the_caller_only_the_placeholder() {
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
     let (status, body, _) = send(c.get(format!("{}/payroll", e.base)).bearer_auth(AGENT)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "no rule names payroll: {body}");
+    // A request the naming closure does not name never reaches the router: 404, recorded.
+    let (status, body, unnamed) = send(c.get(format!("{}/", e.base)).bearer_auth(AGENT)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert!(unnamed.is_some(), "the refusal has an audit record");
     let (status, body, _) =
         send(c.get(format!("{}/weather", e.base)).bearer_auth(AGENT).header("x-api-key", "cloak_notaplaceholder"))
             .await;
