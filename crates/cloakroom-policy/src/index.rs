@@ -14,6 +14,8 @@
 
 use std::collections::HashMap;
 
+use cloakroom_core::{first_segment, literal_first_segment};
+
 use crate::{rule::Rule, PolicyInput};
 
 /// Rule positions by function segment and by caller; see the [module docs](self).
@@ -24,21 +26,6 @@ pub(crate) struct RuleIndex {
     by_group: HashMap<String, Vec<u32>>,
     by_subject: HashMap<String, Vec<u32>>,
     any_caller: Vec<u32>,
-}
-
-/// The first `/`-separated segment of a function name.
-fn first_segment(name: &str) -> &str {
-    name.split('/').next().unwrap_or(name)
-}
-
-/// The literal first segment of a glob, if it has one: `payments` of `payments`,
-/// `payments/**` and `payments/{a,b}`; `None` for `*`, `pay*/x` or `{a,b}/x`.
-fn literal_first_segment(pattern: &str) -> Option<&str> {
-    let first = first_segment(pattern);
-    let literal = !first.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\'));
-    // A brace or class may hold a `/` that splits the pattern elsewhere than it matches:
-    // only a pattern whose literal part reaches the first `/` (or its end) is keyed.
-    (literal && !first.is_empty()).then_some(first)
 }
 
 impl RuleIndex {
