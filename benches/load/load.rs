@@ -34,10 +34,13 @@ use hyper::{body::Incoming, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// The fixed 1 KiB JSON answer.
-fn answer() -> Bytes {
+/// A JSON answer of exactly `len` bytes (at least 64): an object with an array of small
+/// items, padded with a string.
+fn answer(len: usize) -> Bytes {
+    assert!(len >= 64, "answers are at least 64 bytes");
     let mut s = String::from(r#"{"status":"ok","function":"bench","items":["#);
     let mut i = 0;
-    while s.len() < 1024 - 40 {
+    while s.len() < len - 40 {
         if i > 0 {
             s.push(',');
         }
@@ -45,15 +48,37 @@ fn answer() -> Bytes {
         i += 1;
     }
     s.push_str(r#"],"pad":""#);
-    while s.len() < 1024 - 2 {
+    while s.len() < len - 2 {
         s.push('x');
     }
     s.push_str("\"}");
-    s.truncate(1024);
+    s.truncate(len);
     Bytes::from(s)
 }
 
-/// A body of `remaining` bytes in 64 KiB chunks, generated as it is read.
+/// The answers the upstream serves: 1 KiB by default, `?bytes=65536` or `?bytes=1048576`
+/// for the benchmark's body-size rows.
+#[derive(Clone)]
+struct Answers {
+    small: Bytes,
+    medium: Bytes,
+    large: Bytes,
+}
+
+impl Answers {
+    fn new() -> Self {
+        Self { small: answer(1024), medium: answer(64 << 10), large: answer(1 << 20) }
+    }
+
+    fn for_query(&self, query: Option<&str>) -> Bytes {
+        match query.and_then(|q| q.strip_prefix("bytes=")) {
+            Some("65536") => self.medium.clone(),
+            Some("1048576") => self.large.clone(),
+            _ => self.small.clone(),
+        }
+    }
+}
+
 struct Stream {
     chunk: Bytes,
     remaining: u64,
@@ -84,7 +109,7 @@ impl Body for Stream {
 
 type UpstreamBody = Either<Full<Bytes>, Stream>;
 
-async fn handle(req: Request<Incoming>, body: Bytes, chunk: Bytes) -> Result<Response<UpstreamBody>, Infallible> {
+async fn handle(req: Request<Incoming>, answers: Answers, chunk: Bytes) -> Result<Response<UpstreamBody>, Infallible> {
     if req.uri().path().ends_with("/stream") {
         let mib =
             req.uri().query().and_then(|q| q.strip_prefix("mib=")).and_then(|n| n.parse::<u64>().ok()).unwrap_or(64);
@@ -96,24 +121,24 @@ async fn handle(req: Request<Incoming>, body: Bytes, chunk: Bytes) -> Result<Res
     }
     let res = Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Either::Left(Full::new(body)))
+        .body(Either::Left(Full::new(answers.for_query(req.uri().query()))))
         .expect("static response");
     Ok(res)
 }
 
 async fn upstream(addr: SocketAddr) -> anyhow_like::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let body = answer();
-    assert_eq!(body.len(), 1024);
+    let answers = Answers::new();
+    assert_eq!((answers.small.len(), answers.medium.len(), answers.large.len()), (1024, 64 << 10, 1 << 20));
     // Printable, secret-free filler for the streamed body.
     let chunk = Bytes::from(b"0123456789abcdef".repeat(4096));
     eprintln!("upstream listening on {addr}");
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (body, chunk) = (body.clone(), chunk.clone());
+        let (answers, chunk) = (answers.clone(), chunk.clone());
         tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(req, body.clone(), chunk.clone()));
+            let svc = service_fn(move |req| handle(req, answers.clone(), chunk.clone()));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
@@ -122,17 +147,21 @@ async fn upstream(addr: SocketAddr) -> anyhow_like::Result<()> {
 }
 
 async fn seed(dir: PathBuf, n: usize) -> anyhow_like::Result<()> {
+    use cloakroom_vault::Vault;
     use rand_like::hex_random;
     let keys = Keys::load(None, true)?;
     let store = EmbeddedVault::open(&dir.join("vault"), keys.vault_key().ok_or("CLOAKROOM_VAULT_KEY is not set")?)?;
-    let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[], None).await?;
+    // Straight into the store: the catalog republishes its snapshot on every put, which
+    // is right for the admin API and quadratic for 100,000 secrets.
+    let other = BindingSpec {
+        functions: vec!["other".into()],
+        locations: vec!["header:x-other".into()],
+        ..BindingSpec::default()
+    };
+    let random = hex_random(16 * n.max(1));
     for i in 0..n {
-        let spec = BindingSpec {
-            functions: vec!["other".into()],
-            locations: vec!["header:x-other".into()],
-            ..BindingSpec::default()
-        };
-        catalog.put(&format!("masked_{i:04}"), hex_random(16).into(), Some(spec)).await?;
+        let value = random[32 * i..32 * (i + 1)].to_owned();
+        store.put(&format!("masked_{i:06}"), &cloakroom_core::Secret::from(value), Some(&other), None).await?;
     }
     let spec = BindingSpec {
         functions: vec!["bench".into(), "bench/**".into()],
@@ -140,6 +169,7 @@ async fn seed(dir: PathBuf, n: usize) -> anyhow_like::Result<()> {
         groups: vec!["agents".into()],
         ..BindingSpec::default()
     };
+    let catalog = Catalog::new(Arc::new(store), keys.placeholder_key().clone(), &[], None).await?;
     let p = catalog.put("bench_key", hex_random(16).into(), Some(spec)).await?;
     println!("{p}");
     Ok(())

@@ -1,43 +1,50 @@
 #!/usr/bin/env bash
-# End-to-end load benchmark of Cloakroom (issue 8). Runs in one go, on 127.0.0.1 only,
-# with bounded durations; stops by itself and ends every process it started.
+# End-to-end cost of Cloakroom per call (issue 19; docs/performance.md, "Cost per call").
+# Runs in one go, on 127.0.0.1 only, with bounded durations; stops by itself and ends every
+# process it started.
 #
-#   benches/load/run.sh            # full run: 20 s per measurement (~4 minutes)
-#   DURATION=5 benches/load/run.sh # shorter, for trying the script out
-#   SKIP_OHA=1 ...                 # do not build oha when it is missing (no fixed-rate run)
-#   PROFILE=1 ...                  # perf record cloakroomd during its saturating run
+#   benches/load/run.sh            # the cost report: ~15 minutes after the builds
+#   DURATION=5 benches/load/run.sh # shorter runs, for trying the script out
+#   SCALE_SECRETS="10000" SCALE_RULES="500" ...  # fewer scaling rows
+#   PROFILE=1 QUICK=1 ...          # perf record cloakroomd during (c)'s saturating run
 #   QUICK=1 ...                    # only (c)'s saturating run and its CPU per call
 #                                  # (for trying an optimisation; no table is written)
-#   STAT=1 ...                     # perf stat cloakroomd during (c) (task-clock, and
+#   STAT=1 QUICK=1 ...             # perf stat cloakroomd during (c) (task-clock, and
 #                                  # instructions where the CPU exposes counters)
 #   GW_THREADS=N ...               # cloakroomd's serving threads, server.workers (default: cores)
-#   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha)
+#   QUICK=1 QUICK_RATE=R ...       # only fixed-rate runs of (a) and (c) at R req/s (oha,
+#                                  # installed from crates.io when missing)
 #   ... OHA_DB=1                   # with QUICK_RATE: keep every request's times (oha --db-url)
 #                                  # and split the latency into waiting and service
 #                                  # (benches/load/oha_tail.py)
 #   QUICK=1 QUICK_C1=1 ...         # only (a) and (c) with one connection (wrk -c1)
 #   QUICK=1 QUICK_STREAM=1 ...     # only the 64/256 MiB streams through cloakroomd (MB/s, peak RSS)
-#   CALLGRIND=1 ...                # cloakroomd (one serving thread) under valgrind's callgrind for
+#   QUICK=1 CALLGRIND=1 ...        # cloakroomd (one serving thread) under valgrind's callgrind for
 #                                  # CALLS calls (default 3000) on one connection: instructions
 #                                  # per call, repeatable whatever else the machine is doing
 #   CLOAKROOMD_BIN=path ...        # run this cloakroomd binary (A/B runs) instead of the build
 #                                  # (builds before server.workers: leave GW_THREADS unset)
+#   LAYERS_BIN=path ...            # this bench-layers build for the waterfall (skips building it)
 #
-# Measures, with wrk (Debian) as the load generator:
-#   (a) the upstream directly (a fixed 1 KiB JSON answer over hyper, load/load.rs),
-#   (b) nginx (Debian) as a plain reverse proxy with keepalive to the upstream,
-#   (reference) a bare hyper reverse proxy (load/load.rs), the floor of hyper proxying,
-#   (c) cloakroomd with every layer on: API-key identity, 50 policy rules, one
-#       placeholder substituted per call (X-Api-Key header), masking with 1,000 secrets,
-#       audit in batched mode (embedded segment store, bodies recorded);
-# then a fixed-rate run (oha -q, from crates.io) at half of (c)'s saturating rate against
-# (a), (b) and (c) for the latency cloakroomd adds at p50/p99; then a 64 MiB streamed
-# response through a freshly started cloakroomd: MB/s and peak RSS (VmHWM).
+# The cost report measures, with wrk (Debian) as the load generator and the upstream in a
+# process of its own (a fixed JSON answer over hyper, load/load.rs; 1 KiB unless
+# ?bytes=65536 or ?bytes=1048576):
+#   - CPU per call of nginx (Debian) as a plain reverse proxy, the bare hyper proxy
+#     (load/load.rs: the floor of hyper proxying) and cloakroomd as a waterfall: routing and
+#     forwarding only, + identity (API key), + call naming and policy (50 rules),
+#     + detokenize (one placeholder in X-Api-Key), + mask (1,000 secrets, six encodings),
+#     + audit without bodies, + audit with bodies (the bench-layers build, cargo feature
+#     `bench-layers`, CLOAKROOM_BENCH_LAYERS), then cloakroomd as shipped;
+#   - p50/p99 added on one connection (wrk -c1) by nginx, the bare proxy and cloakroomd;
+#   - CPU per call, start-up time and RSS at 10,000 and 100,000 secrets, 500 and 5,000
+#     rules, 64 KiB and 1 MiB answers;
+#   - instructions per call of nginx and cloakroomd under callgrind;
+#   - peak RSS across a 64 MiB and a 256 MiB streamed answer.
 # Results go to stdout and to $OUT (default: target/load-bench/results.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-DURATION="${DURATION:-20}"
+DURATION="${DURATION:-10}"
 [ "${CALLGRIND:-0}" = 1 ] && GW_THREADS="${GW_THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-32}"
 SECRETS="${SECRETS:-1000}"
@@ -81,7 +88,7 @@ fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 OHA="$(command -v oha || true)"
 [ -z "$OHA" ] && [ -x "$HOME/.cargo/bin/oha" ] && OHA="$HOME/.cargo/bin/oha"
-if [ -z "$OHA" ] && [ "${SKIP_OHA:-0}" != 1 ] && [ "${QUICK:-0}" != 1 ]; then
+if [ -z "$OHA" ] && [ "${SKIP_OHA:-0}" != 1 ] && [ -n "${QUICK_RATE:-}" ]; then
     log "installing oha from crates.io (cargo install oha --locked)"
     mkdir -p "$WORK"
     if timeout 1200 cargo install oha --locked >"$WORK/oha-install.log" 2>&1; then
@@ -93,8 +100,18 @@ fi
 
 # --- build -------------------------------------------------------------------------
 log "building release binaries (cloakroomd, load helper)"
-(cd "$ROOT" && cargo build --release -q -p cloakroomd && cargo build --release -q -p cloakroom-benches --example load)
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+mkdir -p "$WORK"
+if [ "${QUICK:-0}" != 1 ] && [ -z "${LAYERS_BIN:-}" ]; then
+    # The cost waterfall's build: the same cloakroomd with the cargo feature `bench-layers`,
+    # which lets CLOAKROOM_BENCH_LAYERS cut the data path short. Built first and copied
+    # aside, so that target/release/cloakroomd is the shipped build.
+    (cd "$ROOT" && cargo build --release -q -p cloakroomd --features bench-layers)
+    cp "$TARGET_DIR/release/cloakroomd" "$WORK/cloakroomd-layers"
+    LAYERS_BIN="$WORK/cloakroomd-layers"
+fi
+if [ -z "${CLOAKROOMD_BIN:-}" ]; then (cd "$ROOT" && cargo build --release -q -p cloakroomd); fi
+(cd "$ROOT" && cargo build --release -q -p cloakroom-benches --example load)
 CLOAKROOMD="${CLOAKROOMD_BIN:-$TARGET_DIR/release/cloakroomd}"
 LOAD="$TARGET_DIR/release/examples/load"
 
@@ -161,12 +178,15 @@ CLOAKROOM_VAULT_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 log "seeding $SECRETS masked secrets + bench_key into the embedded vault"
 PLACEHOLDER="$("$LOAD" seed "$WORK/data" "$SECRETS")"
 KEY_SHA="$(printf %s "$API_KEY" | sha256sum | cut -d' ' -f1)"
+# write_config FILE DATA_DIR RULES RECORD_BODIES: cloakroomd's configuration for one run.
+write_config() {
+local file="$1" data="$2" rules="$3" bodies="$4"
 {
     cat <<EOF
 [server]
 listen = "127.0.0.1:$GW_PORT"
 admin_listen = "127.0.0.1:$ADMIN_PORT"
-data_dir = "$WORK/data"
+data_dir = "$data"
 ${GW_THREADS:+workers = $GW_THREADS}
 
 [identity]
@@ -191,11 +211,11 @@ detectors = "default"
 [audit]
 sink = "embedded"
 durability = "batched"
-record_bodies = $RECORD_BODIES
+record_bodies = $bodies
 EOF
     # RULES-1 rules about the same function for other groups (so none matches the
     # caller; rules may only name configured functions), then the one that allows it.
-    for i in $(seq 1 $((RULES - 1))); do
+    for i in $(seq 1 $((rules - 1))); do
         cat <<EOF
 
 [[policy.rules]]
@@ -214,7 +234,9 @@ functions = ["bench", "bench/**"]
 groups = ["agents"]
 source_cidrs = ["127.0.0.0/8"]
 EOF
-} >"$WORK/cloakroom.toml"
+} >"$file"
+}
+write_config "$WORK/cloakroom.toml" "$WORK/data" "$RULES" "$RECORD_BODIES"
 
 GW_WRAP=()
 if [ "${CALLGRIND:-0}" = 1 ]; then
@@ -223,11 +245,16 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     # (the vault, 1,000 secrets into the masker's automaton) is not in the figures.
     GW_WRAP=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out")
 fi
+# start_gateway [CONFIG [BINARY [LAYERS]]]: LAYERS is CLOAKROOM_BENCH_LAYERS of the
+# waterfall build (see the cost report below).
 start_gateway() {
-    env CLOAKROOM_LOG=warn "${GW_WRAP[@]}" "$CLOAKROOMD" --config "$WORK/cloakroom.toml" 2>>"$WORK/cloakroomd.log" &
+    local config="${1:-$WORK/cloakroom.toml}" bin="${2:-$CLOAKROOMD}" layers="${3:-}"
+    GW_STARTED="$(date +%s.%N)"
+    env CLOAKROOM_LOG=warn ${layers:+CLOAKROOM_BENCH_LAYERS=$layers} "${GW_WRAP[@]}" "$bin" --config "$config" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    WAIT_TRIES=3000 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
+    WAIT_TRIES=30000 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
+    GW_READY_S="$(awk -v a="$GW_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 }
 stop_gateway() {
     kill "$GW_PID" 2>/dev/null || true
@@ -376,91 +403,228 @@ if [ "${QUICK:-0}" = 1 ]; then
     exit 0
 fi
 
-LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-read -r A_RPS A_P50 A_P99 < <(run_wrk direct "http://127.0.0.1:$UP_PORT/items")
-read -r B_RPS B_P50 B_P99 < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/items")
-read -r H_RPS H_P50 H_P99 < <(run_wrk bare-hyper "http://127.0.0.1:$BARE_PORT/items")
-read -r C_RPS C_P50 C_P99 C_CPU < <(gateway_run)
-LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
-CA="$(awk -v c="$C_RPS" -v a="$A_RPS" 'BEGIN { printf "%.2f", c / a }')"
-CB="$(awk -v c="$C_RPS" -v b="$B_RPS" 'BEGIN { printf "%.2f", c / b }')"
+# --- the cost report (docs/performance.md, "Cost per call") ----------------------------
+# What a call costs in CPU (user + system time of the whole process, all threads, per
+# completed call) for nginx, the bare hyper proxy and cloakroomd with the layers of the
+# data path added one at a time; the latency each adds on one connection; instructions
+# per call under callgrind; and how the cost grows with secrets, rules and body size.
+HZ="$(getconf CLK_TCK)"
+ticks_of() { # pids... -> CPU ticks used so far by all of them
+    local t=0 p
+    for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done
+    echo "$t"
+}
+# cost NAME URL "PIDS" [HEADERS...] -> "req/s cpu_us_per_call" over one saturating wrk run.
+cost() {
+    local name="$1" url="$2" pids="$3" t0 t1 rps calls
+    shift 3
+    t0="$(ticks_of $pids)"
+    run_wrk "$name" "$url" "$@" >/dev/null
+    t1="$(ticks_of $pids)"
+    rps="$(awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' "$WORK/wrk-$name.txt")"
+    calls="$(awk '$2 == "requests" && $3 == "in" { print $1 }' "$WORK/wrk-$name.txt")"
+    echo "$rps $(awk -v d="$((t1 - t0))" -v hz="$HZ" -v n="$calls" 'BEGIN { printf "%.1f", d / hz / n * 1e6 }')"
+}
+rss_mib() { awk -v k="$2" '$1 == k":" { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+H_AUTH="Authorization: Bearer $API_KEY"
+H_PH="X-Api-Key: $PLACEHOLDER"
+NGINX_PIDS="$(cat "$WORK/nginx/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | tr '\n' ' ')"
+BARE_PID="$(pgrep -f "load proxy 127.0.0.1:$BARE_PORT" | head -1)"
+stop_gateway
 
-# --- fixed rate (oha -q) -------------------------------------------------------------
-FIXED=""
-if [ -n "$OHA" ]; then
-    RATE=$((C_RPS / 2))
-    # Prints "rps p50_us p99_us" from oha's JSON output.
-    run_oha() { # name url [headers...]
-        local name="$1" url="$2"
-        shift 2
-        local hdr=()
-        for h in "$@"; do hdr+=(-H "$h"); done
-        log "oha: $name at $RATE req/s (${DURATION}s)"
-        "$OHA" --no-tui --output-format json -z "${DURATION}s" -q "$RATE" -c "$CONNECTIONS" --latency-correction "${hdr[@]}" "$url" >"$WORK/oha-$name.json"
-        python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-p = d["latencyPercentiles"]
-codes = d.get("statusCodeDistribution", {})
-bad = {k: v for k, v in codes.items() if k != "200"}
-if bad:
-    sys.exit("non-200 answers: %s" % bad)
-print("%.0f %.0f %.0f" % (d["summary"]["requestsPerSec"], p["p50"] * 1e6, p["p99"] * 1e6))
-' "$WORK/oha-$name.json"
-    }
-    read -r FA_RPS FA_P50 FA_P99 < <(run_oha direct "http://127.0.0.1:$UP_PORT/items")
-    # nginx at the same rate: what a proxy doing nothing but forwarding adds here.
-    read -r FB_RPS FB_P50 FB_P99 < <(run_oha nginx "http://127.0.0.1:$NGINX_PORT/items")
-    read -r FC_RPS FC_P50 FC_P99 < <(run_oha cloakroomd "$GW_URL" "Authorization: Bearer $API_KEY" "X-Api-Key: $PLACEHOLDER")
-    FIXED="| fixed rate $RATE req/s, oha -q | $FA_RPS / $FA_P50 / $FA_P99 | $FB_RPS / $FB_P50 / $FB_P99 (+$((FB_P50 - FA_P50)) / +$((FB_P99 - FA_P99))) | $FC_RPS / $FC_P50 / $FC_P99 | **+$((FC_P50 - FA_P50)) µs** at p50, **+$((FC_P99 - FA_P99)) µs** at p99 |"
-fi
+LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+ROWS=()
+row() { ROWS+=("$1"); }
+read -r N_RPS N_CPU < <(cost nginx "http://127.0.0.1:$NGINX_PORT/items" "$NGINX_PIDS")
+row "| nginx reverse proxy | $N_RPS | $N_CPU | 1.00 |"
+read -r H_RPS H_CPU < <(cost bare-hyper "http://127.0.0.1:$BARE_PORT/items" "$BARE_PID")
+row "| bare hyper proxy (load proxy), no layer | $H_RPS | $H_CPU | $(ratio "$H_CPU" "$N_CPU") |"
+
+# The waterfall: the bench-layers build, one layer more per row.
+for step in forward identity policy detokenize mask; do
+    start_gateway "$WORK/cloakroom.toml" "$LAYERS_BIN" "$step"
+    read -r rps cpu < <(cost "layers-$step" "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+    case "$step" in
+    forward) label="cloakroomd: routing and forwarding only" ;;
+    identity) label="+ identity (API key)" ;;
+    policy) label="+ call naming and policy ($RULES rules)" ;;
+    detokenize) label="+ detokenize (one placeholder)" ;;
+    mask) label="+ mask ($SECRETS secrets, every encoding)" ;;
+    esac
+    row "| $label | $rps | $cpu | $(ratio "$cpu" "$N_CPU") |"
+    [ "$step" = forward ] && FWD_CPU="$cpu"
+    stop_gateway
+done
+write_config "$WORK/cloakroom-nobodies.toml" "$WORK/data" "$RULES" false
+start_gateway "$WORK/cloakroom-nobodies.toml" "$LAYERS_BIN"
+read -r rps cpu < <(cost layers-audit "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+row "| + audit, batched, without bodies | $rps | $cpu | $(ratio "$cpu" "$N_CPU") |"
+stop_gateway
+start_gateway "$WORK/cloakroom.toml" "$LAYERS_BIN"
+read -r rps cpu < <(cost layers-all "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+row "| + audit with bodies: every layer (bench-layers build) | $rps | $cpu | $(ratio "$cpu" "$N_CPU") |"
+stop_gateway
+start_gateway "$WORK/cloakroom.toml" "$CLOAKROOMD"
+READY_1K="$GW_READY_S"
+RSS_1K="$(rss_mib "$GW_PID" VmRSS)"
+read -r C_RPS C_CPU < <(cost cloakroomd "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+row "| **cloakroomd as shipped, every layer** | $C_RPS | **$C_CPU** | **$(ratio "$C_CPU" "$N_CPU")** |"
+RSS_1K_RUN="$(rss_mib "$GW_PID" VmHWM)"
+stop_gateway
+LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- added latency on one connection (no queueing) --------------------------------------
+latency_c1() { # name url [headers...] -> "p50 p99"
+    local name="$1" url="$2" hdr=() h
+    shift 2
+    for h in "$@"; do hdr+=(-H "$h"); done
+    log "wrk -c1: $name (${DURATION}s)"
+    wrk -t1 -c1 -d"${DURATION}s" --latency "${hdr[@]}" "$url" >"$WORK/wrk-c1-$name.txt"
+    parse_wrk <"$WORK/wrk-c1-$name.txt" | awk '{ print $2, $3 }'
+}
+start_gateway "$WORK/cloakroom.toml" "$CLOAKROOMD"
+read -r L_D50 L_D99 < <(latency_c1 direct "http://127.0.0.1:$UP_PORT/items")
+read -r L_N50 L_N99 < <(latency_c1 nginx "http://127.0.0.1:$NGINX_PORT/items")
+read -r L_H50 L_H99 < <(latency_c1 bare-hyper "http://127.0.0.1:$BARE_PORT/items")
+read -r L_C50 L_C99 < <(latency_c1 cloakroomd "$GW_URL" "$H_AUTH" "$H_PH")
+stop_gateway
+
+# --- how the cost grows -----------------------------------------------------------------
+SCALE=()
+scale_run() { # label config url -> a table row (CPU per call, ratio to the 1,000-secret row, start-up, RSS)
+    local label="$1" config="$2" url="$3" rps cpu
+    start_gateway "$config" "$CLOAKROOMD"
+    local ready="$GW_READY_S" rss_start
+    rss_start="$(rss_mib "$GW_PID" VmRSS)"
+    read -r rps cpu < <(cost "scale-$(echo "$label" | tr -c 'a-z0-9' '-')" "$url" "$GW_PID" "$H_AUTH" "$H_PH")
+    SCALE+=("| $label | $rps | $cpu | $(ratio "$cpu" "$C_CPU") | ${ready} s | $rss_start | $(rss_mib "$GW_PID" VmHWM) |")
+    stop_gateway
+}
+SCALE+=("| $SECRETS secrets, $RULES rules, 1 KiB (the shipped row above) | $C_RPS | $C_CPU | 1.00 | ${READY_1K} s | $RSS_1K | $RSS_1K_RUN |")
+for n in ${SCALE_SECRETS:-10000 100000}; do
+    log "seeding $n secrets"
+    rm -rf "$WORK/data-$n"
+    mkdir -p "$WORK/data-$n"
+    p="$("$LOAD" seed "$WORK/data-$n" "$n")"
+    [ "$p" = "$PLACEHOLDER" ] || { echo "seeding $n secrets gave another placeholder" >&2; exit 1; }
+    write_config "$WORK/cloakroom-$n.toml" "$WORK/data-$n" "$RULES" true
+    scale_run "$n secrets" "$WORK/cloakroom-$n.toml" "$GW_URL"
+done
+for r in ${SCALE_RULES:-500 5000}; do
+    write_config "$WORK/cloakroom-rules-$r.toml" "$WORK/data" "$r" true
+    scale_run "$r rules" "$WORK/cloakroom-rules-$r.toml" "$GW_URL"
+done
+for b in 65536 1048576; do
+    scale_run "$((b / 1024)) KiB answers" "$WORK/cloakroom.toml" "$GW_URL?bytes=$b"
+    eval "BODY_CPU_$b=\"\$(echo \"\${SCALE[-1]}\" | awk -F'|' '{ gsub(/ /, \"\", \$4); print \$4 }')\""
+done
+MBS_1M="$(awk -v c="$BODY_CPU_1048576" 'BEGIN { printf "%.0f", 1048576 / c }')"
+
+# --- instructions per call (callgrind) --------------------------------------------------
+CALLS="${CALLS:-2000}"
+callgrind_count() { # port path out [headers...] -> instructions per call of the process under callgrind
+    local port="$1" path="$2" out="$3"
+    shift 3
+    python3 - "$port" "$path" "$CALLS" "$@" <<'PY'
+import http.client, sys
+port, path, calls = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+headers = dict(h.split(": ", 1) for h in sys.argv[4:])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(calls):
+    conn.request("GET", path, headers=headers)
+    res = conn.getresponse()
+    body = res.read()
+    if res.status != 200 or len(body) < 1024:
+        sys.exit("call answered %d with %d bytes" % (res.status, len(body)))
+PY
+}
+callgrind_total() { # out-file prefix -> total instructions
+    callgrind_annotate "$1"* 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+}
+command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
+warm() { for _ in 1 2 3 4 5 6 7 8 9 10; do curl -fsS -o /dev/null "$@"; done; }
+# nginx: one worker, no master, under callgrind.
+NGINX_CG_PORT=$((NGINX_PORT + 10))
+sed -e "s/^worker_processes auto;/worker_processes 1; master_process off;/" \
+    -e "s/listen 127.0.0.1:$NGINX_PORT;/listen 127.0.0.1:$NGINX_CG_PORT;/" \
+    -e "s#pid $WORK/nginx/nginx.pid;#pid $WORK/nginx/nginx-cg.pid;#" "$WORK/nginx/nginx.conf" >"$WORK/nginx/nginx-cg.conf"
+rm -f "$WORK"/callgrind-nginx.out*
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-nginx.out" \
+    "$NGINX" -c "$WORK/nginx/nginx-cg.conf" -p "$WORK/nginx" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
+NG_CG_PID=$!
+PIDS+=("$NG_CG_PID")
+WAIT_TRIES=3000 wait_http "http://127.0.0.1:$NGINX_CG_PORT/items" "$NG_CG_PID"
+warm "http://127.0.0.1:$NGINX_CG_PORT/items"
+callgrind_control -i on "$NG_CG_PID" >/dev/null
+callgrind_count "$NGINX_CG_PORT" /items nginx
+callgrind_control -i off "$NG_CG_PID" >/dev/null
+kill "$NG_CG_PID"; wait "$NG_CG_PID" 2>/dev/null || true
+I_NGINX=$(($(callgrind_total "$WORK/callgrind-nginx.out") / CALLS))
+# cloakroomd as shipped, one serving thread.
+write_config "$WORK/cloakroom-cg.toml" "$WORK/data" "$RULES" true
+sed -i "s/^\[server\]$/[server]\nworkers = 1/" "$WORK/cloakroom-cg.toml"
+rm -f "$WORK"/callgrind-cloakroomd.out*
+GW_WRAP=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind-cloakroomd.out")
+start_gateway "$WORK/cloakroom-cg.toml" "$CLOAKROOMD"
+warm -H "$H_AUTH" -H "$H_PH" "$GW_URL"
+callgrind_control -i on "$GW_PID" >/dev/null
+callgrind_count "$GW_PORT" /fn/bench/items cloakroomd "$H_AUTH" "$H_PH"
+callgrind_control -i off "$GW_PID" >/dev/null
+stop_gateway
+GW_WRAP=()
+I_GW=$(($(callgrind_total "$WORK/callgrind-cloakroomd.out") / CALLS))
+callgrind_annotate "$WORK"/callgrind-cloakroomd.out* >"$WORK/callgrind-self.txt" 2>/dev/null || true
+callgrind_annotate --inclusive=yes "$WORK"/callgrind-cloakroomd.out* >"$WORK/callgrind-inclusive.txt" 2>/dev/null || true
 
 # --- 64 MiB stream ---------------------------------------------------------------------
-stream() { # url [header] -> MB/s
+stream() { # url [header] -> MB/s bytes
     curl -fsS -o /dev/null ${2:+-H "$2"} -w '%{size_download} %{time_total}\n' "$1" |
         awk '{ printf "%.0f %d\n", $1 / $2 / 1e6, $1 }'
 }
-log "64 MiB stream: direct"
-read -r S_DIRECT S_BYTES_DIRECT < <(stream "http://127.0.0.1:$UP_PORT/stream")
-log "64 MiB stream: through a freshly started cloakroomd"
-stop_gateway
-start_gateway
-RSS_START_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
-read -r S_GW S_BYTES_GW < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream" "Authorization: Bearer $API_KEY")
-RSS_PEAK_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
+log "64 and 256 MiB streams through a freshly started cloakroomd"
+start_gateway "$WORK/cloakroom.toml" "$CLOAKROOMD"
+RSS_START="$(rss_mib "$GW_PID" VmHWM)"
+read -r S_GW S_BYTES_GW < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream" "$H_AUTH")
 [ "$S_BYTES_GW" = $((64 << 20)) ] || { echo "stream through cloakroomd delivered $S_BYTES_GW bytes" >&2; exit 1; }
-# Four times the size: the peak must not grow with the response.
-log "256 MiB stream through the same cloakroomd"
-read -r S_GW256 S_BYTES_GW256 < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream?mib=256" "Authorization: Bearer $API_KEY")
-RSS_PEAK256_KB="$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status")"
-RSS_NOW_KB="$(awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status")"
+RSS_PEAK64="$(rss_mib "$GW_PID" VmHWM)"
+read -r S_GW256 S_BYTES_GW256 < <(stream "http://127.0.0.1:$GW_PORT/fn/bench/stream?mib=256" "$H_AUTH")
 [ "$S_BYTES_GW256" = $((256 << 20)) ] || { echo "256 MiB stream through cloakroomd delivered $S_BYTES_GW256 bytes" >&2; exit 1; }
+RSS_PEAK256="$(rss_mib "$GW_PID" VmHWM)"
 stop_gateway
 
 # --- report ------------------------------------------------------------------------------
 {
-    echo "Run at $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; load average before/after the saturating runs: $LOADAVG_BEFORE / $LOADAVG_AFTER."
-    echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $SECRETS masked secrets, $RULES policy rules, audit batched (record_bodies = $RECORD_BODIES)."
+    echo "Run at $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; load average before/after the CPU runs: $LOADAVG_BEFORE / $LOADAVG_AFTER."
+    echo "CPU per call: wrk -t1 -c$CONNECTIONS -d${DURATION}s against each target in turn, the process's user + system time (all threads) over completed calls."
+    echo "cloakroomd: API-key identity, $RULES policy rules, one placeholder substituted (X-Api-Key), $SECRETS masked secrets in six encodings, audit batched on the embedded store; a 1 KiB JSON answer."
     echo
-    echo "| target | requests/s | p50 µs | p99 µs |"
+    echo "| target | req/s | CPU µs per call | × nginx |"
     echo "|---|---:|---:|---:|"
-    echo "| (a) upstream directly | $A_RPS | $A_P50 | $A_P99 |"
-    echo "| (b) nginx reverse proxy | $B_RPS | $B_P50 | $B_P99 |"
-    echo "| (c) cloakroomd, every layer on | $C_RPS | $C_P50 | $C_P99 |"
-    echo "| reference: bare hyper proxy, no layers | $H_RPS | $H_P50 | $H_P99 |"
+    printf '%s\n' "${ROWS[@]}"
     echo
-    echo "cloakroomd used $C_CPU µs of CPU per call during (c)."
+    echo "Targets: forwarding only ≤ 1.25 × nginx (here $(ratio "$FWD_CPU" "$N_CPU")); every layer ≤ 2.0 × nginx (here $(ratio "$C_CPU" "$N_CPU"))."
     echo
-    echo "(c)/(a) = **$CA**, (c)/(b) = **$CB** (target: (c)/(b) >= 1.0)."
+    echo "Instructions per call (callgrind, $CALLS calls one at a time on one connection; valgrind hides SHA-NI, so SHA-256 runs portable code): nginx $I_NGINX, cloakroomd $I_GW ($(ratio "$I_GW" "$I_NGINX") ×)."
     echo
-    if [ -n "$FIXED" ]; then
-        echo "| fixed-rate run | (a) direct: req/s / p50 µs / p99 µs | (b) nginx: req/s / p50 / p99 (added) | (c) cloakroomd: req/s / p50 µs / p99 µs | added by cloakroomd |"
-        echo "|---|---|---|---|---|"
-        echo "$FIXED"
-    else
-        echo "Fixed-rate run skipped: oha is not installed and did not build."
-    fi
+    echo "Added latency on one connection (wrk -t1 -c1, ${DURATION}s; µs):"
     echo
-    echo "64 MiB streamed response: upstream directly $S_DIRECT MB/s; through cloakroomd $S_GW MB/s."
-    echo "cloakroomd peak RSS (VmHWM): $((RSS_START_KB / 1024)) MiB after start (1,000-secret masker built), $((RSS_PEAK_KB / 1024)) MiB after the 64 MiB stream, $((RSS_PEAK256_KB / 1024)) MiB after a further 256 MiB stream ($S_GW256 MB/s; VmRSS then $((RSS_NOW_KB / 1024)) MiB)."
+    echo "| target | p50 | p99 | added p50 | added p99 |"
+    echo "|---|---:|---:|---:|---:|"
+    echo "| upstream directly | $L_D50 | $L_D99 | | |"
+    echo "| nginx | $L_N50 | $L_N99 | $((L_N50 - L_D50)) | $((L_N99 - L_D99)) |"
+    echo "| bare hyper proxy | $L_H50 | $L_H99 | $((L_H50 - L_D50)) | $((L_H99 - L_D99)) |"
+    echo "| cloakroomd, every layer | $L_C50 | $L_C99 | $((L_C50 - L_D50)) | $((L_C99 - L_D99)) |"
+    echo
+    echo "Targets: added p50 ≤ 1.5 × nginx's (here $(ratio $((L_C50 - L_D50)) $((L_N50 - L_D50)))), added p99 ≤ 2 × (here $(ratio $((L_C99 - L_D99)) $((L_N99 - L_D99))))."
+    echo
+    echo "How the cost grows (cloakroomd as shipped, every layer; start-up = process start to /readyz, masker built; RSS in MiB):"
+    echo
+    echo "| run | req/s | CPU µs per call | × the first row | start-up | RSS after start | peak RSS |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${SCALE[@]}"
+    echo
+    echo "1 MiB answers: $MBS_1M MB of answer per CPU-second of cloakroomd (masking, recording the first bytes and hashing the record, forwarding)."
+    echo
+    echo "Streams: 64 MiB through a fresh cloakroomd at $S_GW MB/s, 256 MiB at $S_GW256 MB/s; peak RSS $RSS_START MiB after start, $RSS_PEAK64 MiB after 64 MiB, $RSS_PEAK256 MiB after 256 MiB."
 } | tee "$OUT"

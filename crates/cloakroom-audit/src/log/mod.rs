@@ -164,7 +164,7 @@ pub enum AppendNow {
     Durable(Appended, Acked),
     /// The chain head or the writer's queue was busy: seal it with
     /// [`AuditLog::append_ready`].
-    Busy(ReadyRecord),
+    Busy(Box<ReadyRecord>),
 }
 
 /// The writer's word that a `sync` record is durable.
@@ -355,14 +355,14 @@ impl AuditLog {
             Err(e) => return AppendNow::Done(Err(e)),
         };
         let ready = ReadyRecord { record, prepared };
-        let Ok(mut head) = inner.head.try_lock() else { return AppendNow::Busy(ready) };
+        let Ok(mut head) = inner.head.try_lock() else { return AppendNow::Busy(Box::new(ready)) };
         let Ok(permit) = inner.tx.try_reserve() else {
             drop(head);
             if !self.is_available() {
                 // While the writer retries, a full queue is not waited on.
                 return AppendNow::Done(Err(self.lost(1)));
             }
-            return AppendNow::Busy(ready);
+            return AppendNow::Busy(Box::new(ready));
         };
         let (job, appended, acked) = match self.seal(ready, &head) {
             Ok(sealed) => sealed,
@@ -379,11 +379,11 @@ impl AuditLog {
 
     /// Seals and queues a record [`append_now`](Self::append_now) gave back, waiting for
     /// the chain head and for room in the queue.
-    pub async fn append_ready(&self, ready: ReadyRecord) -> Result<Appended, AuditError> {
+    pub async fn append_ready(&self, ready: Box<ReadyRecord>) -> Result<Appended, AuditError> {
         let inner = &*self.inner;
         let (appended, acked) = {
             let mut head = inner.head.lock().await;
-            let (job, appended, acked) = self.seal(ready, &head)?;
+            let (job, appended, acked) = self.seal(*ready, &head)?;
             // Sent under the head lock, so the queue is in chain order.
             let sent = if self.is_available() {
                 inner.tx.send(job).await.is_ok()

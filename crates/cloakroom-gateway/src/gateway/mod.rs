@@ -492,11 +492,14 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
 }
 
-/// A span per call carrying its call id (the request id, echoed as Cloakroom-Call-Id).
-fn trace_layer() -> TraceLayer<
+/// The tracing layer of [`trace_layer`].
+type CallTraceLayer = TraceLayer<
     tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
     fn(&Request<hyper::body::Incoming>) -> tracing::Span,
-> {
+>;
+
+/// A span per call carrying its call id (the request id, echoed as Cloakroom-Call-Id).
+fn trace_layer() -> CallTraceLayer {
     fn span(req: &Request<hyper::body::Incoming>) -> tracing::Span {
         let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
         tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
