@@ -118,7 +118,8 @@ fn start_telemetry(runtime: &tokio::runtime::Runtime, config: Option<&Config>) -
     // client could write the log at will (rapid reset), so by default only its errors.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into());
-    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let log =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).log_internal_errors(true).with_filter(filter);
     let telemetry = match config.and_then(|c| c.telemetry.as_ref()) {
         Some(t) => {
             // The exporter's tasks run on this runtime.

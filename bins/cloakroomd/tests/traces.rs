@@ -307,6 +307,8 @@ async fn calls_succeed_while_the_trace_receiver_is_down() {
         let health = reqwest::get(s.gw.admin_url("/healthz")).await.unwrap();
         assert_eq!(health.status(), 200);
         assert!(!s.gw.stderr().contains(SECRET));
+        // The failed exports are logged (by the OpenTelemetry SDK, under its targets).
+        s.gw.wait_for_log("opentelemetry", 1).await;
         stop(&mut s.gw).await;
     }
 }

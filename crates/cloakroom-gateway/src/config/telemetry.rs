@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub struct TelemetryConfig {
     /// The OTLP receiver, e.g. `"http://127.0.0.1:4318"` (HTTP/protobuf; spans are posted
     /// to `/v1/traces` below it unless the URL already ends so) or
-    /// `"http://127.0.0.1:4317"` (gRPC). Required.
+    /// `"http://127.0.0.1:4317"` (gRPC). Plain `http://` only. Required.
     pub otlp_endpoint: String,
     /// `"http"` (HTTP/protobuf, the default) or `"grpc"`.
     #[serde(default)]
@@ -50,14 +50,15 @@ impl TelemetryConfig {
         }
         match self.otlp_endpoint.parse::<http::Uri>() {
             Ok(uri)
-                if matches!(uri.scheme_str(), Some("http" | "https"))
+                if uri.scheme_str() == Some("http")
                     && uri.host().is_some_and(|h| !h.is_empty())
                     && uri.query().is_none() => {}
             _ => {
                 return Err((
                     "otlp_endpoint",
                     format!(
-                        "expected an http:// or https:// URL without a query, like \"http://127.0.0.1:4318\", got {:?}",
+                        "expected an http:// URL without a query, like \"http://127.0.0.1:4318\" (TLS to the receiver \
+                         is not supported: export to a collector on the host or its network), got {:?}",
                         self.otlp_endpoint
                     ),
                 ))
