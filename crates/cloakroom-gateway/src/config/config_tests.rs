@@ -194,10 +194,12 @@ fn telemetry_defaults_and_refusals_name_their_key() {
     if cfg!(feature = "otel") {
         let t = load("otlp_endpoint = \"http://127.0.0.1:4318\"").unwrap().telemetry.unwrap();
         assert_eq!((t.protocol, t.sample_ratio, t.service_name.as_str()), (OtlpProtocol::Http, 1.0, "cloakroomd"));
-        let t = load("otlp_endpoint = \"http://collector:4317\"\nprotocol = \"grpc\"\nsample_ratio = 0\nservice_name = \"edge\"")
-            .unwrap()
-            .telemetry
-            .unwrap();
+        let t = load(
+            "otlp_endpoint = \"http://collector:4317\"\nprotocol = \"grpc\"\nsample_ratio = 0\nservice_name = \"edge\"",
+        )
+        .unwrap()
+        .telemetry
+        .unwrap();
         assert_eq!((t.protocol, t.sample_ratio, t.service_name.as_str()), (OtlpProtocol::Grpc, 0.0, "edge"));
         for (bad, key) in [
             ("otlp_endpoint = \"http://h:4318\"\nsample_ratio = 1.01", "telemetry.sample_ratio"),
