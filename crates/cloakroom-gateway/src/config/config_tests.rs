@@ -218,7 +218,7 @@ fn telemetry_defaults_and_refusals_name_their_key() {
         assert!(e.to_string().contains("cargo feature `otel`"), "{e}");
     }
     assert_eq!(load("protocol = \"http\"").unwrap_err().key(), Some("telemetry"));
-    assert_eq!(load("otlp_endpoint = \"http://h:1\"\nendpoint = \"x\"").unwrap_err().key(), Some("telemetry"));
+    assert_eq!(load("otlp_endpoint = \"http://h:1\"\nendpoint = \"x\"").unwrap_err().key(), Some("telemetry.endpoint"));
 }
 
 // === cargo features ===
