@@ -226,9 +226,9 @@ async fn denied_and_approval_held_calls_carry_their_decision_and_an_invalid_trac
 
     let spans = rx
         .wait_for(ARRIVAL, |spans| {
-            let calls = |t: &str| in_trace(spans, t).iter().filter(|s| s.name() == "audit seal").count();
-            calls(&denied_trace) == 1
-                && calls(&held_trace) == 1
+            let sealed = |t: &str| in_trace(spans, t).iter().filter(|s| s.name() == "call").count();
+            sealed(&denied_trace) == 1
+                && sealed(&held_trace) == 1
                 && spans
                     .iter()
                     .any(|s| s.name() == "call" && s.attr("cloakroom.call_id").as_deref() == Some(&bad.call_id))
@@ -245,7 +245,10 @@ async fn denied_and_approval_held_calls_carry_their_decision_and_an_invalid_trac
     let policy = named(&here, "policy");
     assert_eq!(policy.attr("cloakroom.decision").as_deref(), Some("deny"));
     assert_eq!(policy.attr("error.type").as_deref(), Some("forbidden"));
-    assert!(here.iter().all(|s| s.name() != "upstream" && s.name() != "detokenize"), "a denied call goes no further");
+    assert!(
+        here.iter().all(|s| !["upstream", "detokenize", "approvals"].contains(&s.name())),
+        "a denied call goes no further"
+    );
 
     let here = in_trace(&spans, &held_trace);
     let root = named(&here, "call");
@@ -254,6 +257,9 @@ async fn denied_and_approval_held_calls_carry_their_decision_and_an_invalid_trac
     assert_eq!(root.attr("cloakroom.approval_id").as_deref(), Some(approval_id.as_str()));
     assert_eq!(root.attr("http.response.status_code").as_deref(), Some("202"));
     assert_eq!(named(&here, "policy").attr("cloakroom.approval_id").as_deref(), Some(approval_id.as_str()));
+    let approvals = named(&here, "approvals");
+    assert_eq!(approvals.attr("cloakroom.approval_id").as_deref(), Some(approval_id.as_str()));
+    assert_eq!(approvals.parent_span_id(), root.span_id());
     assert!(here.iter().all(|s| s.name() != "upstream"), "a held call is not forwarded");
     assert_eq!(forwarded, 0, "neither the denied nor the held call was forwarded");
 

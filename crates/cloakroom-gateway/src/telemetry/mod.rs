@@ -1,7 +1,8 @@
 //! Trace spans of the data path (docs/operations.md, "Traces").
 //!
 //! One `call` span per call with a child per layer: `identity`, `policy` (the policy
-//! decision and the approval check, one layer), `detokenize`, `upstream`, `mask` and
+//! decision and the approval check, one layer, whose approval work is also the
+//! `approvals` span made in cloakroom-policy), `detokenize`, `upstream`, `mask` and
 //! `audit seal`. They are plain `tracing` spans at `debug` level with the target
 //! [`TARGET`], which the default log filter does not enable: with no subscriber
 //! interested in them (no `[telemetry]`), creating one is a disabled-callsite check and
