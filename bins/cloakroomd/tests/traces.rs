@@ -47,7 +47,7 @@ struct Setup {
 async fn setup(endpoint: &str, protocol: OtlpProtocol, extra: &str) -> Setup {
     let up = RecordingUpstream::start(leaky).await;
     let rest = format!(
-        "{}{}{}{}{}\n[[policy.rules]]\nname = \"nobody calls blocked\"\neffect = \"deny\"\nfunctions = [\"blocked\"]\n\
+        "{}{}{}{}{}{}\n[[policy.rules]]\nname = \"nobody calls blocked\"\neffect = \"deny\"\nfunctions = [\"blocked\"]\n\
          \n[[policy.rules]]\nname = \"refunds need a lead\"\neffect = \"approve\"\nfunctions = [\"refund\"]\n\
          groups = [\"agents\"]\napprovers = [\"leads\"]\n\
          \n[telemetry]\notlp_endpoint = \"{endpoint}\"\nprotocol = \"{}\"\n{extra}\n",
@@ -55,7 +55,9 @@ async fn setup(endpoint: &str, protocol: OtlpProtocol, extra: &str) -> Setup {
         function("leaky", "http", &up.url(), "/fn/leaky"),
         function("blocked", "http", &up.url(), "/fn/blocked"),
         function("refund", "http", &up.url(), "/fn/refund"),
-        allow("agents call leaky", &["leaky"], &["agents"]),
+        // Nothing listens there.
+        function("gone", "http", &format!("http://127.0.0.1:{}", cloakroom_testkit::free_port()), "/fn/gone"),
+        allow("agents call leaky", &["leaky", "gone"], &["agents"]),
         protocol.as_str(),
     );
     let gw = Cloakroomd::start("", &rest).await;
@@ -84,12 +86,25 @@ struct Answer {
 }
 
 async fn call(s: &Setup, path: &str, traceparent: Option<&str>) -> Answer {
-    let mut req = reqwest::Client::new()
-        .post(s.gw.url(path))
-        .bearer_auth(AGENT_KEY)
-        .header("x-api-key", &s.placeholder)
-        .header("content-type", "application/json")
-        .body(r#"{"amount": 5}"#);
+    send(s, path, Some(AGENT_KEY), Some(&s.placeholder), traceparent).await
+}
+
+/// A call as `key` (none: unauthenticated) sending `placeholder` in `x-api-key`.
+async fn send(
+    s: &Setup,
+    path: &str,
+    key: Option<&str>,
+    placeholder: Option<&str>,
+    traceparent: Option<&str>,
+) -> Answer {
+    let mut req =
+        reqwest::Client::new().post(s.gw.url(path)).header("content-type", "application/json").body(r#"{"amount": 5}"#);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    if let Some(placeholder) = placeholder {
+        req = req.header("x-api-key", placeholder);
+    }
     if let Some(tp) = traceparent {
         req = req.header("traceparent", tp).header("tracestate", "vendor=opaque,other=1");
     }
@@ -367,4 +382,55 @@ fn telemetry_keys_are_checked_at_load() {
         assert!(!ok, "{bad:?} must be refused");
         assert!(err.contains(key), "{bad:?}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_ends_the_tree_at_the_layer_that_refused_with_its_error_code() {
+    let rx = OtlpReceiver::start(OtlpProtocol::Http).await;
+    let s = setup(&rx.endpoint(), OtlpProtocol::Http, "").await;
+    let tp = |seed: u8| {
+        let (t, p) = caller_ids(seed);
+        (t.clone(), format!("00-{t}-{p}-01"))
+    };
+    let (anonymous, anonymous_tp) = tp(20);
+    let (unbound, unbound_tp) = tp(21);
+    let (down, down_tp) = tp(22);
+    let answer = send(&s, "/fn/leaky/x", None, Some(&s.placeholder), Some(&anonymous_tp)).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    // stripe_key is bound to leaky only.
+    let answer = send(&s, "/fn/gone/x", Some(AGENT_KEY), Some(&s.placeholder), Some(&unbound_tp)).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let answer = send(&s, "/fn/gone/x", Some(AGENT_KEY), None, Some(&down_tp)).await;
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    let spans = rx
+        .wait_for(ARRIVAL, |spans| {
+            [&anonymous, &unbound, &down].iter().all(|t| in_trace(spans, t).iter().any(|s| s.name() == "call"))
+        })
+        .await;
+    let error = |span: &ReceivedSpan| span.attr("error.type");
+    let names = |here: &[&ReceivedSpan]| {
+        let mut n: Vec<String> = here.iter().map(|s| s.name().to_owned()).collect();
+        n.sort();
+        n
+    };
+
+    let here = in_trace(&spans, &anonymous);
+    assert_eq!(names(&here), ["audit seal", "call", "identity"]);
+    assert_eq!(error(named(&here, "identity")).as_deref(), Some("unauthenticated"));
+    assert_eq!(error(named(&here, "call")).as_deref(), Some("unauthenticated"));
+
+    let here = in_trace(&spans, &unbound);
+    assert_eq!(names(&here), ["audit seal", "call", "detokenize", "identity", "policy"]);
+    assert_eq!(error(named(&here, "detokenize")).as_deref(), Some("secret_not_bound"));
+    assert_eq!(error(named(&here, "call")).as_deref(), Some("secret_not_bound"));
+    assert_eq!(named(&here, "policy").attr("cloakroom.decision").as_deref(), Some("allow"));
+
+    let here = in_trace(&spans, &down);
+    assert_eq!(names(&here), ["audit seal", "call", "detokenize", "identity", "mask", "policy", "upstream"]);
+    let upstream = named(&here, "upstream");
+    assert_eq!(error(upstream).as_deref(), Some("upstream_unavailable"));
+    assert_eq!(upstream.attr("http.response.status_code"), None, "no answer from the function");
+    assert_eq!(error(named(&here, "call")).as_deref(), Some("upstream_unavailable"));
+    assert_eq!(named(&here, "call").attr("http.response.status_code").as_deref(), Some("502"));
+    assert_nothing_secret(&rx, &s.placeholder);
 }
