@@ -17,6 +17,7 @@ use clap::Parser;
 use cloakroom_gateway::{
     dev::DevSetup,
     server::{serve_with, ConnectionLimits, ServingThreads},
+    telemetry::otel::Telemetry,
     Config, Gateway,
 };
 use tokio::sync::watch;
@@ -67,17 +68,20 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
-        // client could write the log at will (rapid reset), so by default only its errors.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The configuration is read before the log is set up: `[telemetry]` adds a layer.
+    let loaded = match &args.config {
+        Some(path) if !args.dev => match Config::load(path) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("cloakroomd: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     // Calls are served on their own threads (`server.workers`, ServingThreads); this
     // runtime accepts, serves the admin API and runs the background work (audit writer,
-    // renewals, reloads), for which one worker thread is plenty.
+    // renewals, reloads, span export), for which one worker thread is plenty.
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -85,25 +89,56 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let telemetry = match start_telemetry(&runtime, loaded.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cloakroomd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = match runtime.block_on(run(args, loaded)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cloakroomd: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Off the runtime's threads, while it still runs the exporter: the last spans.
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
+    status
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// Sets up the log (stderr; `CLOAKROOM_LOG`) and, with `[telemetry]`, the OTLP trace
+/// export (docs/operations.md, "Traces"), each with its own filter.
+fn start_telemetry(runtime: &tokio::runtime::Runtime, config: Option<&Config>) -> anyhow::Result<Option<Telemetry>> {
+    use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _};
+    // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
+    // client could write the log at will (rapid reset), so by default only its errors.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into());
+    let log =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).log_internal_errors(true).with_filter(filter);
+    let telemetry = match config.and_then(|c| c.telemetry.as_ref()) {
+        Some(t) => {
+            // The exporter's tasks run on this runtime.
+            let _guard = runtime.enter();
+            Some(Telemetry::start(t)?)
+        }
+        None => None,
+    };
+    let traces = telemetry.as_ref().map(|t| t.layer());
+    tracing_subscriber::registry().with(log).with(traces).init();
+    Ok(telemetry)
+}
+
+async fn run(args: Args, loaded: Option<Config>) -> anyhow::Result<()> {
     // Before anything listens: from then on a SIGHUP (reload) or SIGTERM must not meet
     // the default action, which ends the process. Signals that arrive while starting
     // are handled once the gateway runs.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let loaded = match &args.config {
-        Some(path) if !args.dev => Some(Config::load(path)?),
-        _ => None,
-    };
     let listen = args
         .listen
         .or(loaded.as_ref().map(|c| c.server.listen))

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod route;
 mod secrets;
 pub mod server;
+pub mod telemetry;
 pub mod upstream;
 
 pub use builder::GatewayBuilder;

@@ -6,6 +6,8 @@
 //!   that sign tokens, for identity tests and benches.
 //! - [`RecordingUpstream`]: an HTTP server on loopback that records every request it
 //!   receives, so a test can prove what did (or did not) reach a function.
+//! - [`OtlpReceiver`]: an OTLP trace receiver (HTTP/protobuf or gRPC) on loopback that
+//!   keeps every span and byte it is sent; `otlp-sink`, a binary over it, counts them.
 //!
 //! Missing dependencies panic with a message saying how to get them: the README's test
 //! command installs and starts everything, and a test never silently skips.
@@ -14,11 +16,13 @@
 
 mod oidc_issuer;
 mod openbao;
+mod otlp;
 mod postgres_db;
 mod upstream;
 
 pub use oidc_issuer::{unix_now, OidcIssuer, OidcTestKey, OIDC_TEST_AUDIENCE};
 pub use openbao::OpenBao;
+pub use otlp::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
 pub use postgres_db::PgDatabase;
 pub use upstream::{RecordedRequest, RecordingUpstream, Reply};
 

@@ -176,6 +176,7 @@ fn restart_changes_names_exactly_the_keys_a_reload_cannot_apply() {
             vec!["audit.sink", "audit.durability", "audit.on_failure"],
         ),
         (edit("\n[approvals]\nstore = \"postgres\"\n", none), vec!["approvals.store"]),
+        (edit("\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n", none), vec!["[telemetry]"]),
         (edit("\n[vault]\nkeys_file = \"/etc/cloakroom/keys\"\n", none), vec!["[vault]"]),
         (
             edit("\n[identity.saml]\nidp_metadata = \"https://idp.test/md\"\nentity_id = \"sp\"\n", none),
@@ -185,6 +186,39 @@ fn restart_changes_names_exactly_the_keys_a_reload_cannot_apply() {
     for (new, keys) in cases {
         assert_eq!(old.restart_changes(&new), keys);
     }
+}
+
+#[test]
+fn telemetry_defaults_and_refusals_name_their_key() {
+    let load = |t: &str| Config::from_toml_str("test.toml", &format!("{GOOD}\n[telemetry]\n{t}\n"));
+    if cfg!(feature = "otel") {
+        let t = load("otlp_endpoint = \"http://127.0.0.1:4318\"").unwrap().telemetry.unwrap();
+        assert_eq!((t.protocol, t.sample_ratio, t.service_name.as_str()), (OtlpProtocol::Http, 1.0, "cloakroomd"));
+        let t = load(
+            "otlp_endpoint = \"http://collector:4317\"\nprotocol = \"grpc\"\nsample_ratio = 0\nservice_name = \"edge\"",
+        )
+        .unwrap()
+        .telemetry
+        .unwrap();
+        assert_eq!((t.protocol, t.sample_ratio, t.service_name.as_str()), (OtlpProtocol::Grpc, 0.0, "edge"));
+        for (bad, key) in [
+            ("otlp_endpoint = \"http://h:4318\"\nsample_ratio = 1.01", "telemetry.sample_ratio"),
+            ("otlp_endpoint = \"http://h:4318\"\nsample_ratio = -1", "telemetry.sample_ratio"),
+            ("otlp_endpoint = \"h:4318\"", "telemetry.otlp_endpoint"),
+            ("otlp_endpoint = \"https://h:4318\"", "telemetry.otlp_endpoint"),
+            ("otlp_endpoint = \"http://h:4318/?x=1\"", "telemetry.otlp_endpoint"),
+            ("otlp_endpoint = \"http://h:4318\"\nservice_name = \" \"", "telemetry.service_name"),
+        ] {
+            let e = load(bad).unwrap_err();
+            assert_eq!(e.key(), Some(key), "{bad}: {e}");
+        }
+    } else {
+        let e = load("otlp_endpoint = \"http://127.0.0.1:4318\"").unwrap_err();
+        assert_eq!(e.key(), Some("telemetry.otlp_endpoint"), "{e}");
+        assert!(e.to_string().contains("cargo feature `otel`"), "{e}");
+    }
+    assert_eq!(load("protocol = \"http\"").unwrap_err().key(), Some("telemetry"));
+    assert_eq!(load("otlp_endpoint = \"http://h:1\"\nendpoint = \"x\"").unwrap_err().key(), Some("telemetry.endpoint"));
 }
 
 // === cargo features ===

@@ -29,6 +29,7 @@ mod function;
 mod keys;
 mod locate;
 mod server;
+mod telemetry;
 mod warnings;
 
 use std::{collections::HashMap, path::Path};
@@ -42,6 +43,7 @@ use serde::Deserialize;
 
 pub use function::FunctionConfig;
 pub use server::{ServerConfig, MIN_HEADER_BYTES};
+pub use telemetry::{OtlpProtocol, TelemetryConfig};
 
 use locate::PathPart;
 
@@ -76,6 +78,9 @@ pub struct Config {
     /// `[audit]`: the audit log (cloakroom-audit).
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[telemetry]`: OpenTelemetry traces over OTLP; absent, none are exported.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Why a configuration file was refused.
@@ -255,6 +260,11 @@ impl Config {
             }
         }
         self.check_features(at)?;
+        if let Some(t) = &self.telemetry {
+            if let Err((key, why)) = t.validate() {
+                return Err(at.error(&[Key("telemetry"), Key(key)], why));
+            }
+        }
         if self.vault.backend == cloakroom_vault::BackendKind::Openbao && self.vault.openbao.is_none() {
             return Err(
                 at.error(&[Key("vault"), Key("backend")], "backend = \"openbao\" needs a [vault.openbao] table")
@@ -289,7 +299,9 @@ impl Config {
     /// Refuses a backend this build was compiled without (see docs/configuration.md,
     /// "Cargo features"), pointing at its key and naming the missing cargo feature.
     fn check_features(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
-        let missing = [self.vault.check_features(), self.audit.check_features(), self.approvals.check_features()];
+        let telemetry = self.telemetry.as_ref().map_or(Ok(()), |t| t.check_features());
+        let missing =
+            [self.vault.check_features(), self.audit.check_features(), self.approvals.check_features(), telemetry];
         match missing.into_iter().find_map(Result::err) {
             Some(e) => Err(missing_feature(at, &e)),
             None => Ok(()),
@@ -348,6 +360,7 @@ impl Config {
         let (a, n) = (&self.approvals, &new.approvals);
         check(a.store != n.store, "approvals.store");
         check(a.postgres_url_env != n.postgres_url_env, "approvals.postgres_url_env");
+        check(self.telemetry != new.telemetry, "[telemetry]");
         out
     }
 
@@ -414,6 +427,8 @@ fn missing_feature(at: &Locator<'_>, missing: &cloakroom_core::MissingFeature) -
         ("audit", "sink", None)
     } else if what.starts_with("approvals.store") {
         ("approvals", "store", Some("approvals"))
+    } else if what.starts_with("[telemetry]") {
+        ("telemetry", "otlp_endpoint", None)
     } else if what.starts_with("approvals.webhooks") {
         ("approvals", "webhooks", None)
     } else {

@@ -35,6 +35,7 @@ use crate::{
     metrics::Metrics,
     route::Routes,
     secrets::{ApproverRedactor, MaskRedactor, SecretApprovers},
+    telemetry::{seal_span, CallSpanService, MaskSpan, Stage, StageEnd, StageName, UpstreamSpan},
 };
 
 /// The path prefix of RFC 9728 protected-resource metadata documents.
@@ -480,15 +481,26 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
         .layer(trace_layer())
         // Slow bodies (slowloris) fail here, inside the audit layer, so the refusal is recorded.
         .layer(crate::server::BodyDeadlineLayer::new(config.server.body_read_timeout, config.server.body_min_rate))
-        .layer(AuditLayer::new(p.audit.clone(), &config.audit).on_seal(p.metrics.on_seal()))
+        .layer(AuditLayer::new(p.audit.clone(), &config.audit).on_seal(seal_span(p.metrics.on_seal())))
+        // Stage / StageEnd time the layer between them (docs/operations.md, "Traces").
+        .layer(Stage::new(StageName::Identity))
         .layer(IdentityLayer::new(authenticator.clone()))
+        .layer(StageEnd::new(StageName::Identity))
         .layer(McpSessionLayer::new(p.sessions.clone()))
         .layer(call)
+        .layer(Stage::new(StageName::Policy))
         .layer(PolicyLayer::new(p.policies.clone(), p.approvals.clone()))
+        .layer(StageEnd::new(StageName::Policy))
+        .layer(Stage::new(StageName::Detokenize))
         .layer(detokenize_layer(p.catalog, p.inflight, p.approvals, max_body))
+        .layer(StageEnd::new(StageName::Detokenize))
+        .layer(MaskSpan)
         .layer(MaskLayer::new(p.mask.clone()))
+        .layer(UpstreamSpan)
         .service(p.forwarder.clone());
     let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(service, box_response);
+    // The call span, parent of every span of the call: outermost, so it ends last.
+    let service = CallSpanService::new(service);
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
 }
 

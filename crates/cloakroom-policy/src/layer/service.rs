@@ -114,6 +114,8 @@ where
             return refuse(Error::new(ErrorCode::Forbidden, message));
         }
         Effect::Approve => {
+            // The approval check's trace span, ended with this arm (docs/operations.md, "Traces").
+            let span = tracing::debug_span!(target: "cloakroom::trace", "approvals", cloakroom.approval_id = tracing::field::Empty);
             // An approval binds the whole call: without its scope there is nothing to bind
             // it to, and without a call id nothing to record its use against.
             let (Some(scope), Some(this_call)) = (req.extensions().get::<CallScope>().cloned(), call_id) else {
@@ -142,6 +144,7 @@ where
                     if let Some(n) = &note {
                         n.set_approval(asked.to_ref());
                     }
+                    span.record("cloakroom.approval_id", asked.id.as_str());
                     let wait = approvals.config().wait;
                     let decided = if wait.is_zero() {
                         asked
@@ -175,6 +178,7 @@ where
                     }
                 }
             };
+            span.record("cloakroom.approval_id", approval.id.as_str());
             let allowed = approved_decision(&decision, &approval);
             if let Some(n) = &note {
                 n.set_approval(approval.to_ref());
