@@ -112,6 +112,9 @@ if [ "${QUICK:-0}" != 1 ] && [ -z "${LAYERS_BIN:-}" ]; then
 fi
 if [ -z "${CLOAKROOMD_BIN:-}" ]; then (cd "$ROOT" && cargo build --release -q -p cloakroomd); fi
 (cd "$ROOT" && cargo build --release -q -p cloakroom-benches --example load)
+if [ "${QUICK:-0}" != 1 ]; then (cd "$ROOT" && cargo build --release -q -p cloakroom-testkit --bin otlp-sink); fi
+OTLP_SINK="$TARGET_DIR/release/otlp-sink"
+OTLP_PORT="${OTLP_PORT:-19106}"
 CLOAKROOMD="${CLOAKROOMD_BIN:-$TARGET_DIR/release/cloakroomd}"
 LOAD="$TARGET_DIR/release/examples/load"
 
@@ -430,7 +433,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 H_AUTH="Authorization: Bearer $API_KEY"
 H_PH="X-Api-Key: $PLACEHOLDER"
 NGINX_PIDS="$(cat "$WORK/nginx/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | tr '\n' ' ')"
-BARE_PID="$(pgrep -f "load proxy 127.0.0.1:$BARE_PORT" | head -1)"
+BARE_PID="$(pgrep -o -f "load proxy 127.0.0.1:$BARE_PORT")"
 stop_gateway
 
 LOADAVG_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -472,6 +475,17 @@ read -r C_RPS C_CPU < <(cost cloakroomd "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
 row "| **cloakroomd as shipped, every layer** | $C_RPS | **$C_CPU** | **$(ratio "$C_CPU" "$N_CPU")** |"
 RSS_1K_RUN="$(rss_mib "$GW_PID" VmHWM)"
 stop_gateway
+# The same with OpenTelemetry traces on (every call sampled) to a local OTLP receiver.
+"$OTLP_SINK" --listen "127.0.0.1:$OTLP_PORT" >"$WORK/otlp-sink.log" 2>&1 &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+{ cat "$WORK/cloakroom.toml"; printf '\n[telemetry]\notlp_endpoint = "http://127.0.0.1:%s"\nsample_ratio = 1.0\n' "$OTLP_PORT"; } >"$WORK/cloakroom-traces.toml"
+start_gateway "$WORK/cloakroom-traces.toml" "$CLOAKROOMD"
+read -r rps T_CPU < <(cost cloakroomd-traces "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+row "| cloakroomd as shipped, every layer, traces on (sample_ratio 1, OTLP/HTTP to a local receiver) | $rps | $T_CPU | $(ratio "$T_CPU" "$N_CPU") |"
+stop_gateway
+kill "$SINK_PID" 2>/dev/null || true
+wait "$SINK_PID" 2>/dev/null || true
 LOADAVG_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- added latency on one connection (no queueing) --------------------------------------
@@ -516,7 +530,7 @@ for r in ${SCALE_RULES:-500 5000}; do
     scale_run "$r rules" "$WORK/cloakroom-rules-$r.toml" "$GW_URL"
 done
 for b in 65536 1048576; do
-    scale_run "$((b / 1024)) KiB answers" "$WORK/cloakroom.toml" "$GW_URL?bytes=$b"
+    scale_run "$([ "$b" = 65536 ] && echo "64 KiB" || echo "1 MiB") answers" "$WORK/cloakroom.toml" "$GW_URL?bytes=$b"
     eval "BODY_CPU_$b=\"\$(echo \"\${SCALE[-1]}\" | awk -F'|' '{ gsub(/ /, \"\", \$4); print \$4 }')\""
 done
 MBS_1M="$(awk -v c="$BODY_CPU_1048576" 'BEGIN { printf "%.0f", 1048576 / c }')"
@@ -540,7 +554,8 @@ for _ in range(calls):
 PY
 }
 callgrind_total() { # out-file prefix -> total instructions
-    callgrind_annotate "$1"* 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+    # (awk reads to the end: an early exit would stop callgrind_annotate with SIGPIPE)
+    callgrind_annotate "$1"* 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
 warm() { for _ in 1 2 3 4 5 6 7 8 9 10; do curl -fsS -o /dev/null "$@"; done; }
