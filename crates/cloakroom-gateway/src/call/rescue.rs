@@ -39,7 +39,8 @@ pub fn rpc_code(code: ErrorCode) -> i64 {
         | ErrorCode::SecretNotBound
         | ErrorCode::ApprovalInvalid
         | ErrorCode::NotFound
-        | ErrorCode::Conflict => jsonrpc::REFUSED,
+        | ErrorCode::Conflict
+        | ErrorCode::BudgetExhausted => jsonrpc::REFUSED,
         ErrorCode::BadRequest => jsonrpc::INVALID_REQUEST,
         ErrorCode::PayloadTooLarge => jsonrpc::TOO_LARGE,
         ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout => jsonrpc::UPSTREAM_FAILED,
@@ -66,6 +67,9 @@ fn json_response<B>(
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(error) = error {
+        if let Some(seconds) = error.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         res.extensions_mut().insert(error);
     }
     res.map(ResponseBody::refused)
