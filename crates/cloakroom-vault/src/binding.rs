@@ -162,7 +162,6 @@ pub enum Refusal {
     Expired,
 }
 
-
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -293,7 +293,8 @@ mod tests {
             let err = s.binding().unwrap_err().to_string();
             assert!(err.starts_with(wanted), "{extra}: {err}");
         }
-        for bad in ["max_uses=-1", "max_uses_per={count=1}", "max_uses_per={count=1, period='soon'}", "budget_scope='team'"]
+        for bad in
+            ["max_uses=-1", "max_uses_per={count=1}", "max_uses_per={count=1, period='soon'}", "budget_scope='team'"]
         {
             let text = format!("name='a'\nfunctions=['f']\nlocations=['body']\n{bad}");
             assert!(toml::from_str::<SecretConfig>(&text).is_err(), "{bad}");

@@ -12,6 +12,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod held;
 pub mod mcp;
 pub mod tls;
 

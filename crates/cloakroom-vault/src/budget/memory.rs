@@ -53,6 +53,10 @@ impl BudgetStore for MemoryBudgets {
 
     async fn count(&self, secret: &str, period_secs: u64, window: u64) -> Result<u64, BudgetStoreError> {
         let uses = self.uses.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(uses.iter().filter(|((s, _, p, w), _)| s == secret && *p == period_secs && *w == window).map(|(_, n)| n).sum())
+        Ok(uses
+            .iter()
+            .filter(|((s, _, p, w), _)| s == secret && *p == period_secs && *w == window)
+            .map(|(_, n)| n)
+            .sum())
     }
 }

@@ -229,9 +229,9 @@ pub enum BudgetRefusal {
 
 fn exhausted_message(secret: &str, limit: u64, period_secs: u64, retry_after: Option<u64>) -> String {
     match retry_after {
-        Some(s) => format!(
-            "secret {secret:?} has used its budget of {limit} uses per {period_secs}s; the window ends in {s}s"
-        ),
+        Some(s) => {
+            format!("secret {secret:?} has used its budget of {limit} uses per {period_secs}s; the window ends in {s}s")
+        }
         None if period_secs == 0 => {
             format!("secret {secret:?} has used its budget of {limit} uses (max_uses); it does not refill")
         }

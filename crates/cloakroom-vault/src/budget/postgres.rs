@@ -87,7 +87,8 @@ impl PostgresBudgets {
         )
         .await
         .map_err(db)?;
-        let row = tx.query_one("SELECT COALESCE(MAX(version), 0) FROM cloakroom_budget_migrations", &[]).await.map_err(db)?;
+        let row =
+            tx.query_one("SELECT COALESCE(MAX(version), 0) FROM cloakroom_budget_migrations", &[]).await.map_err(db)?;
         let applied: i32 = row.get(0);
         for (i, sql) in MIGRATIONS.iter().enumerate() {
             let version = i as i32 + 1;
