@@ -8,7 +8,7 @@ use std::{path::Path, sync::Arc};
 use cloakroom_policy::{ApprovalStoreKind, ApprovalsConfig};
 use cloakroom_vault::{BudgetStore, MemoryBudgets};
 
-use super::{component, GatewayError};
+use super::GatewayError;
 
 /// Opens the budget store that goes with `config.store`.
 #[cfg_attr(not(feature = "sled"), allow(unused_variables))]
@@ -20,23 +20,28 @@ pub(super) async fn open(config: &ApprovalsConfig, data_dir: &Path) -> Result<Ar
             // Opening waits out a held sled lock with `std::thread::sleep`: off the runtime.
             let store = tokio::task::spawn_blocking(move || cloakroom_vault::EmbeddedBudgets::open(&dir))
                 .await
-                .map_err(|e| component("budgets", e))?
-                .map_err(|e| component("budgets", e))?;
+                .map_err(|e| super::component("budgets", e))?
+                .map_err(|e| super::component("budgets", e))?;
             Ok(Arc::new(store))
         }
         #[cfg(feature = "postgres")]
         ApprovalStoreKind::Postgres => {
             let var = &config.postgres_url_env;
             let url = std::env::var(var).map_err(|_| {
-                component("budgets", format!("approvals.store = \"postgres\" needs the environment variable {var}"))
+                super::component(
+                    "budgets",
+                    format!("approvals.store = \"postgres\" needs the environment variable {var}"),
+                )
             })?;
             // The error never quotes the connection string: name the variable only.
             let store = cloakroom_vault::PostgresBudgets::connect(&url)
                 .await
-                .map_err(|e| component("budgets", format!("PostgreSQL from {var}: {e}")))?;
+                .map_err(|e| super::component("budgets", format!("PostgreSQL from {var}: {e}")))?;
             Ok(Arc::new(store))
         }
-        // `memory`, or a store compiled out (which `Approvals::open` refused before).
-        _ => Ok(Arc::new(MemoryBudgets::new())),
+        ApprovalStoreKind::Memory => Ok(Arc::new(MemoryBudgets::new())),
+        // A store compiled out: `Approvals::open` refused it before.
+        #[allow(unreachable_patterns)]
+        other => Err(super::component("budgets", format!("approvals.store = {:?} is not compiled in", other.as_str()))),
     }
 }

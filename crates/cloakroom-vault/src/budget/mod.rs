@@ -15,7 +15,8 @@
 //! ```
 //! use std::time::Duration;
 //! use cloakroom_vault::{Budget, BudgetScope, UsesPer};
-//! let b = Budget::new(Some(3), Some(UsesPer { count: 2, period: Duration::from_secs(60) }), BudgetScope::Caller).unwrap();
+//! let per = UsesPer { count: 2, period: Duration::from_secs(60) };
+//! let b = Budget::new(Some(3), Some(per), BudgetScope::Caller).unwrap().expect("a budget");
 //! let counters = b.counters("api_token", "api_key alice", 125);
 //! assert_eq!(counters.len(), 2);
 //! assert_eq!((counters[1].window, counters[1].limit), (2, 2)); // 120..180
