@@ -148,6 +148,16 @@ fn strip_one_newline(s: &mut String) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn uses_show_the_total_of_max_uses_and_the_current_window() {
+        assert_eq!(uses(&SecretUses::new(4)), "4");
+        assert_eq!(uses(&SecretUses::new(4).with_limits(Some(10), None)), "4/10");
+        let windowed = SecretUses::new(37)
+            .with_window(Some(4), None)
+            .with_limits(Some(1000), Some(cloakroom_api::UsesPer::new(100, "1h")));
+        assert_eq!(uses(&windowed), "37/1000, 4/100 per 1h");
+    }
+
     fn put(args: &[&str]) -> SecretPut {
         use clap::Parser;
         let mut argv = vec!["cloakroom", "secret", "put", "k"];
