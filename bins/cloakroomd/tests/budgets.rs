@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use cloakroom_testkit::{PgDatabase, RecordingUpstream};
 use common::{held::holding_upstream, *};
@@ -226,6 +226,42 @@ async fn a_call_refused_for_one_secret_spends_no_budget_of_the_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_held_for_approval_spends_nothing_until_it_is_forwarded() {
+    let s = setup().await;
+    let p =
+        s.gw.put_secret(
+            "approved_key",
+            SECRET,
+            json!({"functions": ["echo"], "locations": ["header:x-api-key"], "approvers": ["leads"], "max_uses": 1}),
+        )
+        .await;
+    let res = call(&s.gw, AGENT_KEY, &p, None).await;
+    assert_eq!(res.status(), 202);
+    let pending: Value = res.json().await.unwrap();
+    let id = pending["approval_id"].as_str().unwrap().to_owned();
+    assert_eq!(listed(&s.gw, "approved_key").await["uses"]["total"], 0, "a held call spends nothing");
+    let res = client()
+        .post(s.gw.admin_url(&format!("/v1/approvals/{id}/approve")))
+        .bearer_auth(APPROVER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(listed(&s.gw, "approved_key").await["uses"]["total"], 0, "approving spends nothing");
+    let res = client()
+        .post(s.gw.url("/fn/echo/charge"))
+        .bearer_auth(AGENT_KEY)
+        .header("x-api-key", &p)
+        .header("cloakroom-approval", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(listed(&s.gw, "approved_key").await["uses"]["total"], 1, "the forwarded call spent it");
+    assert_eq!(s.echo.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeem_spends_a_use_unless_the_call_already_spent_it() {
     let (held_url, mut held) = holding_upstream().await;
     let echo = RecordingUpstream::echo().await;
@@ -282,12 +318,6 @@ async fn redeem_spends_a_use_unless_the_call_already_spent_it() {
     h.release.send(()).unwrap();
     pending.await.unwrap().unwrap();
     assert!(!gw.stderr().contains(SECRET));
-}
-
-fn psql(conninfo: &str, sql: &str) -> String {
-    let out = Command::new("psql").arg(conninfo).arg("-XAtc").arg(sql).output().expect("run psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

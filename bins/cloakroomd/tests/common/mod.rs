@@ -255,6 +255,13 @@ impl Cloakroomd {
     }
 }
 
+/// Runs `sql` with `psql` on the database of `conninfo`; its unaligned output.
+pub fn psql(conninfo: &str, sql: &str) -> String {
+    let out = Command::new("psql").arg(conninfo).arg("-XAtc").arg(sql).output().expect("run psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A function entry.
 pub fn function(name: &str, protocol: &str, upstream: &str, route: &str) -> String {
     format!("\n[[functions]]\nname = \"{name}\"\nprotocol = \"{protocol}\"\nupstream = \"{upstream}\"\nroute = \"{route}\"\n")
