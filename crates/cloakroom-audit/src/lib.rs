@@ -46,8 +46,8 @@ pub use chain::{BreakKind, ChainBreak, ChainReport, VerifyReport};
 pub use config::{AuditConfig, Durability, OnFailure, SinkKind, DEFAULT_POSTGRES_URL_ENV};
 pub use layer::{Audit, AuditLayer, OnSeal, SealedCall};
 pub use log::{
-    replica_id, verify_store, Appended, AuditError, AuditLog, LogOptions, BATCH_WINDOW, DEFAULT_QUEUE_CAPACITY,
-    MAX_BATCH,
+    replica_id, verify_store, Acked, AppendNow, Appended, AuditError, AuditLog, LogOptions, ReadyRecord, BATCH_WINDOW,
+    DEFAULT_QUEUE_CAPACITY, MAX_BATCH,
 };
 pub use metrics::{AuditMetrics, AuditMetricsSnapshot};
 pub use record::{

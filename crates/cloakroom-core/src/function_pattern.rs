@@ -40,6 +40,20 @@ fn is_literal(s: &str) -> bool {
     !s.bytes().any(|b| matches!(b, b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'\\'))
 }
 
+/// The first `/`-separated segment of a function name (`payments` of `payments/refund`).
+pub fn first_segment(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}
+
+/// The first segment every name a pattern matches starts with, when the pattern spells
+/// it out: `payments` of `payments`, `payments/**` and `payments/{a,b}`; `None` for `*`,
+/// `**`, `pay*/x`, `{a,b}/x` or `{a/b,c}`. Indexes of rules and bindings key on it: a
+/// pattern with a literal first segment can only match names with that first segment.
+pub fn literal_first_segment(pattern: &str) -> Option<&str> {
+    let first = first_segment(pattern);
+    (!first.is_empty() && is_literal(first)).then_some(first)
+}
+
 impl Fast {
     fn of(pattern: &str) -> Self {
         if is_literal(pattern) {

@@ -46,7 +46,9 @@ pub use client_addr::ClientAddr;
 pub use decision::{Decision, Effect, ShadowVerdict};
 pub use error::{Error, ErrorCode};
 pub use feature::{require_feature, MissingFeature};
-pub use function_pattern::{FunctionPattern, FunctionPatternError, FunctionPatterns};
+pub use function_pattern::{
+    first_segment, literal_first_segment, FunctionPattern, FunctionPatternError, FunctionPatterns,
+};
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};
 pub use quote::{quoted, Quoted};

@@ -45,6 +45,7 @@ mod config;
 mod datalog;
 mod error;
 mod explain;
+mod index;
 mod input;
 pub mod layer;
 mod policy;

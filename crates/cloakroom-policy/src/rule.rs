@@ -272,8 +272,19 @@ impl Rule {
         }
     }
 
-    fn patterns(&self) -> Vec<&str> {
+    /// The function globs as written.
+    pub(crate) fn patterns(&self) -> Vec<&str> {
         self.functions.iter().map(|p| p.as_str()).collect()
+    }
+
+    /// The groups condition (empty: any group).
+    pub(crate) fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// The subjects condition (empty: any subject).
+    pub(crate) fn subjects(&self) -> &[String] {
+        &self.subjects
     }
 }
 

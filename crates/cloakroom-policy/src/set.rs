@@ -13,6 +13,7 @@ use crate::{
     config::{DatalogLimitsConfig, PolicyConfig},
     datalog::{self, DatalogPolicy},
     explain::{Explanation, RuleKind, RuleReport},
+    index::RuleIndex,
     policy::named,
     rule::Rule,
     Policy, PolicyError, PolicyInput,
@@ -52,6 +53,9 @@ use crate::{
 #[derive(Clone)]
 pub struct PolicySet {
     rules: Vec<Rule>,
+    index: RuleIndex,
+    /// Whether any rule is `mode = "shadow"`.
+    any_shadow: bool,
     datalog: Vec<DatalogPolicy>,
     custom: Vec<Arc<dyn Policy>>,
     root_key: Option<PublicKey>,
@@ -140,6 +144,8 @@ impl PolicySetBuilder {
             datalog.push(DatalogPolicy::parse(name, source)?);
         }
         Ok(PolicySet {
+            index: RuleIndex::new(&rules),
+            any_shadow: rules.iter().any(Rule::is_shadow),
             rules,
             datalog,
             custom: self.custom,
@@ -185,6 +191,12 @@ impl PolicySet {
         .build()
     }
 
+    /// The rules that can match `input`, in configuration order (every rule that does
+    /// match is among them; see the index module).
+    fn candidates<'a>(&'a self, input: &PolicyInput<'_>) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.index.candidates(input).into_iter().map(|i| &self.rules[i as usize])
+    }
+
     /// The compiled rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -195,7 +207,7 @@ impl PolicySet {
         let mut best: Option<Decision> = None;
         // Built-in rules without allocating for those that do not match. Shadow rules
         // never decide: [`Self::shadow`] reports them.
-        for rule in &self.rules {
+        for rule in self.candidates(input) {
             if rule.is_shadow() {
                 continue;
             }
@@ -238,8 +250,10 @@ impl PolicySet {
     /// order: one entry per matching shadow rule. None of it is enforced: the decision
     /// is [`Self::evaluate`]'s. Empty (and allocation-free) without shadow rules.
     pub fn shadow(&self, input: &PolicyInput<'_>) -> Vec<ShadowVerdict> {
-        self.rules
-            .iter()
+        if !self.any_shadow {
+            return Vec::new();
+        }
+        self.candidates(input)
             .filter(|r| r.is_shadow())
             .filter_map(|r| r.verdict(input).map(|effect| ShadowVerdict { rule: r.name().to_owned(), effect }))
             .collect()

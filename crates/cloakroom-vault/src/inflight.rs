@@ -67,7 +67,9 @@ pub struct RedeemToken(Arc<str>);
 impl RedeemToken {
     fn generate() -> Self {
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(&mut bytes[..]);
+        // ThreadRng is a CSPRNG (ChaCha, seeded and periodically reseeded from the OS):
+        // one per thread, so a call costs no getrandom(2) (docs/performance.md).
+        rand::thread_rng().fill_bytes(&mut bytes[..]);
         Self(Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..])))
     }
 
@@ -237,7 +239,7 @@ impl InFlight {
         approved_groups: &[String],
     ) -> InFlightGuard {
         let now = time::OffsetDateTime::now_utc();
-        let may_redeem = self.catalog.snapshot().entries().iter().any(|e| {
+        let may_redeem = self.catalog.snapshot().bound_candidates(function).any(|e| {
             e.binding()
                 .is_some_and(|b| b.check_call(function, groups, now).is_ok() && covers(approved_groups, b.approvers()))
         });

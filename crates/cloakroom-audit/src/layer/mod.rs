@@ -58,7 +58,7 @@ use http::{HeaderMap, StatusCode};
 
 use crate::{
     record::{record_headers, RecordError},
-    AuditError, AuditLog, AuditRecord, RecordBody,
+    AppendNow, AuditError, AuditLog, AuditRecord, RecordBody,
 };
 
 pub(crate) use tower::BoxError;
@@ -189,12 +189,20 @@ impl Sealer {
         if let Some(hook) = hook {
             hook(&SealedCall { record: &record, head_latency });
         }
-        let append = async move { log.append(record).await };
-        // The append runs as a task of its own, so that nothing the caller does can
-        // cancel it: the response body that waits for it is dropped when the caller goes
-        // away, and an append dropped while it waited (for the chain's lock, for room in
-        // the writer's queue) took the record with it, silently. Dropping the handle
-        // does not stop the task.
+        // Sealed in line when the chain head and the writer's queue are free: the
+        // body then ends in the same poll as its last frame, and the answer goes out in
+        // one write. Whatever has to wait runs as a task of its own, so that nothing the
+        // caller does can cancel it: the response body that waits for it is dropped when
+        // the caller goes away, and an append dropped while it waited (for the chain's
+        // lock, for room in the writer's queue) took the record with it, silently.
+        // Dropping the handle does not stop the task.
+        let ready = match log.append_now(record) {
+            AppendNow::Done(result) => return Some(Box::pin(std::future::ready(result))),
+            // Queued already: only the wait for durability is left, and dropping it loses nothing.
+            AppendNow::Durable(appended, acked) => return Some(Box::pin(acked.wait(appended))),
+            AppendNow::Busy(ready) => ready,
+        };
+        let append = async move { log.append_ready(ready).await };
         Some(match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 let task = rt.spawn(append);

@@ -142,6 +142,43 @@ enum Prepared {
     Value(serde_json::Value),
 }
 
+/// A record redacted and rendered, ready to be sealed into the chain
+/// ([`AuditLog::append_ready`]).
+pub struct ReadyRecord {
+    record: AuditRecord,
+    prepared: Prepared,
+}
+
+impl std::fmt::Debug for ReadyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyRecord").field("id", &self.record.id).finish_non_exhaustive()
+    }
+}
+
+/// How far [`AuditLog::append_now`] got.
+#[derive(Debug)]
+pub enum AppendNow {
+    /// Sealed and queued (`batched`), or refused: the result of the append.
+    Done(Result<Appended, AuditError>),
+    /// Sealed and queued (`sync`): durable once [`Acked::wait`] returns.
+    Durable(Appended, Acked),
+    /// The chain head or the writer's queue was busy: seal it with
+    /// [`AuditLog::append_ready`].
+    Busy(ReadyRecord),
+}
+
+/// The writer's word that a `sync` record is durable.
+#[derive(Debug)]
+pub struct Acked(oneshot::Receiver<Result<(), AuditError>>);
+
+impl Acked {
+    /// Waits until the record is durable in every sink; `appended` on success.
+    pub async fn wait(self, appended: Appended) -> Result<Appended, AuditError> {
+        self.0.await.unwrap_or(Err(AuditError::Unavailable))?;
+        Ok(appended)
+    }
+}
+
 /// The audit log of one replica. Cheap to clone; every clone shares one chain and writer.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -290,46 +327,63 @@ impl AuditLog {
     /// Redacts `record`, seals it into the chain and queues it. With `sync` durability
     /// this returns once the record is durable in every sink. The chain fields of
     /// `record` are overwritten.
-    pub async fn append(&self, mut record: AuditRecord) -> Result<Appended, AuditError> {
+    pub async fn append(&self, record: AuditRecord) -> Result<Appended, AuditError> {
+        match self.append_now(record) {
+            AppendNow::Done(result) => result,
+            AppendNow::Durable(appended, acked) => acked.wait(appended).await,
+            AppendNow::Busy(ready) => self.append_ready(ready).await,
+        }
+    }
+
+    /// [`append`](Self::append) as far as it goes without waiting: the record is
+    /// redacted and rendered, and when the chain head is free and the writer's queue has
+    /// room it is sealed and queued at once ([`AppendNow::Done`], or with `sync`
+    /// [`AppendNow::Durable`]). Otherwise it comes back ready to seal
+    /// ([`AppendNow::Busy`]) for [`append_ready`](Self::append_ready).
+    ///
+    /// The audit layer seals a call's record this way, in the same poll as the
+    /// response's last frame, so the answer's end goes out with its data in one write
+    /// instead of waiting for another task (docs/performance.md, "Cost per call").
+    pub fn append_now(&self, mut record: AuditRecord) -> AppendNow {
         let inner = &*self.inner;
-        let refuse = inner.options.on_failure == OnFailure::Refuse;
-        if refuse && !self.is_available() {
-            return Err(self.lost(1));
+        if inner.options.on_failure == OnFailure::Refuse && !self.is_available() {
+            return AppendNow::Done(Err(self.lost(1)));
         }
         record.chain_id = inner.options.chain_id.clone();
-        let prepared = self.redact(&mut record)?;
-        let sync = inner.options.durability == Durability::Sync;
-        let (ack, acked) = if sync {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
+        let prepared = match self.redact(&mut record) {
+            Ok(p) => p,
+            Err(e) => return AppendNow::Done(Err(e)),
         };
-        let appended = {
+        let ready = ReadyRecord { record, prepared };
+        let Ok(mut head) = inner.head.try_lock() else { return AppendNow::Busy(ready) };
+        let Ok(permit) = inner.tx.try_reserve() else {
+            drop(head);
+            if !self.is_available() {
+                // While the writer retries, a full queue is not waited on.
+                return AppendNow::Done(Err(self.lost(1)));
+            }
+            return AppendNow::Busy(ready);
+        };
+        let (job, appended, acked) = match self.seal(ready, &head) {
+            Ok(sealed) => sealed,
+            Err(e) => return AppendNow::Done(Err(e)),
+        };
+        // Queued under the head lock, so the queue is in chain order.
+        permit.send(job);
+        *head = Some((appended.seq, appended.hash.clone()));
+        match acked {
+            Some(acked) => AppendNow::Durable(appended, acked),
+            None => AppendNow::Done(Ok(appended)),
+        }
+    }
+
+    /// Seals and queues a record [`append_now`](Self::append_now) gave back, waiting for
+    /// the chain head and for room in the queue.
+    pub async fn append_ready(&self, ready: ReadyRecord) -> Result<Appended, AuditError> {
+        let inner = &*self.inner;
+        let (appended, acked) = {
             let mut head = inner.head.lock().await;
-            let prev = head.as_ref().map(|(s, h)| (*s, h.as_str()));
-            let text = match prepared {
-                Prepared::Rendered(rendered) => {
-                    #[cfg(debug_assertions)]
-                    let reference = chain::seal(&mut record.clone(), prev)?;
-                    let text = rendered.seal(&mut record, prev);
-                    // Debug builds (every test) check the direct text against the
-                    // serde_json::Value path that `verify` is built on.
-                    #[cfg(debug_assertions)]
-                    assert_eq!(text, reference, "render.rs and chain::seal disagree");
-                    text
-                }
-                Prepared::Value(value) => chain::seal_value(&mut record, value, prev)?,
-            };
-            let sealed = SealedRecord {
-                chain_id: record.chain_id.clone(),
-                seq: record.seq,
-                call_id: record.id.clone(),
-                time: record.time.clone(),
-                hash: record.hash.clone(),
-                text,
-            };
-            let job = Job::Record { record: sealed, queued: Instant::now(), ack };
+            let (job, appended, acked) = self.seal(ready, &head)?;
             // Sent under the head lock, so the queue is in chain order.
             let sent = if self.is_available() {
                 inner.tx.send(job).await.is_ok()
@@ -340,13 +394,53 @@ impl AuditLog {
             if !sent {
                 return Err(self.lost(1));
             }
-            *head = Some((record.seq, record.hash.clone()));
-            Appended { chain_id: record.chain_id.clone(), seq: record.seq, hash: record.hash }
+            *head = Some((appended.seq, appended.hash.clone()));
+            (appended, acked)
         };
-        if let Some(rx) = acked {
-            rx.await.unwrap_or(Err(AuditError::Unavailable))?;
+        match acked {
+            Some(acked) => acked.wait(appended).await,
+            None => Ok(appended),
         }
-        Ok(appended)
+    }
+
+    /// Seals a ready record after `head` (assigning `seq`, `prev_hash` and `hash`): the
+    /// job for the writer, what was appended, and with `sync` the wait for durability.
+    fn seal(
+        &self,
+        ready: ReadyRecord,
+        head: &Option<(u64, String)>,
+    ) -> Result<(Job, Appended, Option<Acked>), AuditError> {
+        let ReadyRecord { mut record, prepared } = ready;
+        let prev = head.as_ref().map(|(s, h)| (*s, h.as_str()));
+        let text = match prepared {
+            Prepared::Rendered(rendered) => {
+                #[cfg(debug_assertions)]
+                let reference = chain::seal(&mut record.clone(), prev)?;
+                let text = rendered.seal(&mut record, prev);
+                // Debug builds (every test) check the direct text against the
+                // serde_json::Value path that `verify` is built on.
+                #[cfg(debug_assertions)]
+                assert_eq!(text, reference, "render.rs and chain::seal disagree");
+                text
+            }
+            Prepared::Value(value) => chain::seal_value(&mut record, value, prev)?,
+        };
+        let (ack, acked) = if self.inner.options.durability == Durability::Sync {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(Acked(rx)))
+        } else {
+            (None, None)
+        };
+        let appended = Appended { chain_id: record.chain_id.clone(), seq: record.seq, hash: record.hash.clone() };
+        let sealed = SealedRecord {
+            chain_id: record.chain_id,
+            seq: record.seq,
+            call_id: record.id,
+            time: record.time,
+            hash: record.hash,
+            text,
+        };
+        Ok((Job::Record { record: sealed, queued: Instant::now(), ack }, appended, acked))
     }
 
     fn lost(&self, n: u64) -> AuditError {

@@ -2,6 +2,8 @@
 //! `arc-swap` so that a reload swaps routes, identity and policies without dropping
 //! in-flight calls. The listener's service is in [`service`].
 
+#[cfg(feature = "bench-layers")]
+mod bench_layers;
 mod budgets;
 mod service;
 
@@ -463,6 +465,12 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     });
     let scanner = crate::secrets::scanner(p.catalog);
     let max_body = config.server.max_body_bytes;
+    let call = CallLayer::new(max_body).tool_visibility(visibility).secret_scanner(scanner);
+    #[cfg(feature = "bench-layers")]
+    if let Some(step) = bench_layers::step() {
+        let service = bench_layers::stack(step, p, &authenticator, call, max_body);
+        return Ok(Stack { config, routes, authenticator, service });
+    }
     let service = ServiceBuilder::new()
         // Layer 1 of docs/reference.md (data path): credentials never reach a log line, every call gets a span
         // carrying its call id (the request id, echoed as Cloakroom-Call-Id).
@@ -471,22 +479,31 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
             header::PROXY_AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<hyper::body::Incoming>| {
-            let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
-            tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
-        }))
+        .layer(trace_layer())
         // Slow bodies (slowloris) fail here, inside the audit layer, so the refusal is recorded.
         .layer(crate::server::BodyDeadlineLayer::new(config.server.body_read_timeout, config.server.body_min_rate))
         .layer(AuditLayer::new(p.audit.clone(), &config.audit).on_seal(p.metrics.on_seal()))
         .layer(IdentityLayer::new(authenticator.clone()))
         .layer(McpSessionLayer::new(p.sessions.clone()))
-        .layer(CallLayer::new(max_body).tool_visibility(visibility).secret_scanner(scanner))
+        .layer(call)
         .layer(PolicyLayer::new(p.policies.clone(), p.approvals.clone()))
         .layer(detokenize_layer(p.catalog, p.inflight, p.approvals, max_body))
         .layer(MaskLayer::new(p.mask.clone()))
         .service(p.forwarder.clone());
     let service = ServiceExt::<Request<hyper::body::Incoming>>::map_response(service, box_response);
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
+}
+
+/// A span per call carrying its call id (the request id, echoed as Cloakroom-Call-Id).
+fn trace_layer() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&Request<hyper::body::Incoming>) -> tracing::Span,
+> {
+    fn span(req: &Request<hyper::body::Incoming>) -> tracing::Span {
+        let call_id = req.extensions().get::<CallId>().map(|c| c.to_string()).unwrap_or_default();
+        tracing::info_span!("call", %call_id, method = %req.method(), path = %cloakroom_core::quoted(req.uri().path()))
+    }
+    TraceLayer::new_for_http().make_span_with(span as fn(&Request<hyper::body::Incoming>) -> tracing::Span)
 }
 
 /// The detokenizer over the gateway's catalog, in-flight registry and approvals.

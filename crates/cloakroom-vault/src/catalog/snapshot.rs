@@ -113,18 +113,46 @@ pub struct CatalogSnapshot {
     pub(super) entries: Vec<Arc<CatalogEntry>>,
     pub(super) by_name: HashMap<String, usize>,
     pub(super) by_placeholder: HashMap<[u8; PLACEHOLDER_LEN], usize>,
+    /// Entries with a binding, by the literal first segment of its function patterns;
+    /// a binding with a pattern that has none (`*`, `**`) is in `bound_anywhere`.
+    bound_by_function: HashMap<String, Vec<usize>>,
+    bound_anywhere: Vec<usize>,
 }
 
 impl CatalogSnapshot {
     pub(super) fn build(entries: Vec<Arc<CatalogEntry>>) -> Self {
         let mut by_name = HashMap::with_capacity(entries.len());
         let mut by_placeholder = HashMap::with_capacity(entries.len());
+        let mut bound_by_function: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut bound_anywhere = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             by_name.insert(e.name.clone(), i);
             let key: [u8; PLACEHOLDER_LEN] = e.placeholder.as_bytes().try_into().expect("placeholders are 32 bytes");
             by_placeholder.insert(key, i);
+            let Some(binding) = &e.binding else { continue };
+            let segments: Option<Vec<&str>> =
+                binding.spec().functions.iter().map(|p| cloakroom_core::literal_first_segment(p)).collect();
+            match segments {
+                Some(mut segments) => {
+                    segments.sort_unstable();
+                    segments.dedup();
+                    for s in segments {
+                        bound_by_function.entry(s.to_owned()).or_default().push(i);
+                    }
+                }
+                None => bound_anywhere.push(i),
+            }
         }
-        Self { entries, by_name, by_placeholder }
+        Self { entries, by_name, by_placeholder, bound_by_function, bound_anywhere }
+    }
+
+    /// The entries whose binding may allow `function`: every one that does, and few
+    /// others (those whose patterns name the same first segment, or match anywhere).
+    /// What the in-flight registry checks per call, instead of every secret.
+    pub fn bound_candidates<'a>(&'a self, function: &str) -> impl Iterator<Item = &'a Arc<CatalogEntry>> + 'a {
+        let keyed =
+            self.bound_by_function.get(cloakroom_core::first_segment(function)).map(Vec::as_slice).unwrap_or(&[]);
+        keyed.iter().chain(&self.bound_anywhere).map(|&i| &self.entries[i])
     }
 
     /// Every entry.

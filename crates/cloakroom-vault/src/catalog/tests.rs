@@ -363,3 +363,33 @@ async fn a_masker_attached_while_secrets_are_put_misses_none() {
         }
     }
 }
+
+#[tokio::test]
+async fn bound_candidates_hold_every_secret_bound_to_a_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Keys::generate();
+    let catalog = open(dir.path(), &keys, &[]).await.unwrap();
+    let patterns: [&[&str]; 7] =
+        [&["pay"], &["pay/*"], &["pay/**", "tools"], &["*"], &["**"], &["p*/x"], &["tools/{a,b}"]];
+    for (i, functions) in patterns.iter().enumerate() {
+        let spec = BindingSpec {
+            functions: functions.iter().map(|f| (*f).to_owned()).collect(),
+            locations: vec!["body".into()],
+            ..Default::default()
+        };
+        catalog.put(&format!("s{i}"), Secret::from(format!("value-{i}-0123456789")), Some(spec)).await.unwrap();
+    }
+    catalog.put("unbound", Secret::from("unbound-0123456789"), None).await.unwrap();
+    let snap = catalog.snapshot();
+    for function in ["pay", "pay/refund", "pay/a/b", "tools", "tools/a", "p/x", "other", "px/x"] {
+        let candidates: Vec<&str> = snap.bound_candidates(function).map(|e| e.name()).collect();
+        for e in snap.entries() {
+            if e.binding().is_some_and(|b| b.allows_function(function)) {
+                assert!(candidates.contains(&e.name()), "{} is bound to {function:?} but no candidate", e.name());
+            }
+        }
+        assert!(!candidates.contains(&"unbound"), "a secret without a binding is never a candidate");
+    }
+    let pay: Vec<&str> = snap.bound_candidates("pay/refund").map(|e| e.name()).collect();
+    assert!(!pay.contains(&"s6"), "tools/{{a,b}} is keyed under tools, not looked at for pay: {pay:?}");
+}
