@@ -284,6 +284,17 @@ mod tests {
         }
 
         /// `res` (as the mask layer returns it) through the rescue step: the body written.
+        #[tokio::test]
+        async fn a_budget_refusal_keeps_its_retry_after_as_a_json_rpc_error() {
+            let err = Error::new(ErrorCode::BudgetExhausted, "secret \"k\" has used its budget").retry_after(7);
+            let call = McpMessage::Request { id: Value::from(3), method: "tools/call".into(), params: Value::Null };
+            let out = rescue(err.to_response(None), &call, None, None, &routed(), None).await;
+            assert_eq!(out.headers()[header::RETRY_AFTER], "7");
+            let body: Value = serde_json::from_slice(&out.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            assert_eq!(body["error"]["code"], jsonrpc::REFUSED);
+            assert_eq!(body["error"]["data"]["code"], "budget_exhausted");
+        }
+
         async fn rescued(mut res: Response<Full<Bytes>>) -> String {
             res.extensions_mut().insert(MaskedWith(matcher()));
             let visible: ToolVisibility =
