@@ -183,11 +183,11 @@ async fn secret_list_prints_a_table_and_json() {
         s.gw.cli_stdin(&["secret", "put", "db_password"], Some(&s.t.admin), Some(b"y1234567890")).await.ok().stdout;
     let r = s.admin(&["secret", "list"]).await.ok();
     let lines: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["NAME", "PLACEHOLDER", "FUNCTIONS", "LOCATIONS", "GROUPS"]);
+    assert_eq!(lines[0], ["NAME", "PLACEHOLDER", "FUNCTIONS", "LOCATIONS", "GROUPS", "USES"]);
     let row = |name: &str| lines.iter().find(|l| l[0] == name).unwrap_or_else(|| panic!("{}", r.stdout)).clone();
-    assert_eq!(row("db_password"), ["db_password", db.trim(), "-", "-", "-"], "no binding: never substituted");
-    assert_eq!(row("stripe_key"), ["stripe_key", stripe.trim(), "payments/*", "header:Authorization", "ops"]);
-    assert_eq!(row("declared_key")[2..], ["payments", "header:X-Declared", "agents"]);
+    assert_eq!(row("db_password"), ["db_password", db.trim(), "-", "-", "-", "-"], "no binding: never substituted");
+    assert_eq!(row("stripe_key"), ["stripe_key", stripe.trim(), "payments/*", "header:Authorization", "ops", "-"]);
+    assert_eq!(row("declared_key")[2..], ["payments", "header:X-Declared", "agents", "-"]);
     assert!(!r.stdout.contains("x1234567890") && !r.stdout.contains("y1234567890"));
     let j: Value = serde_json::from_str(&s.admin(&["secret", "list", "-o", "json"]).await.ok().stdout).unwrap();
     assert_eq!(j["secrets"].as_array().unwrap().len(), 3, "{j}");

@@ -170,7 +170,7 @@ async fn cli_secret_put_list_rm_against_cloakroomd() {
     // The list shows it with its binding, never the value.
     let list = gw.cli(&["secret", "list"], Some(&t.admin)).await.ok().stdout;
     let row: Vec<&str> = list.lines().find(|l| l.starts_with("stripe_key")).expect(&list).split_whitespace().collect();
-    assert_eq!(row, ["stripe_key", placeholder.as_str(), "payments", "header:X-Api-Key", "agents"], "{list}");
+    assert_eq!(row, ["stripe_key", placeholder.as_str(), "payments", "header:X-Api-Key", "agents", "-"], "{list}");
     assert!(list.lines().any(|l| l.starts_with("declared_key")), "config-declared secrets are listed: {list}");
     assert!(!list.contains(VALUE));
 

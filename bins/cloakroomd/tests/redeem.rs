@@ -8,17 +8,15 @@
 
 mod common;
 
-use std::{convert::Infallible, time::Duration};
+use std::time::Duration;
 
-use bytes::Bytes;
 use cloakroom_testkit::RecordingUpstream;
-use common::*;
-use http::{HeaderMap, Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use common::{
+    held::{holding_upstream, Held},
+    *,
+};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// The function identity of the old scheme: an API key whose subject is `billing`.
 const BILLING_KEY: &str = "ck_test_billing_function_key_01";
@@ -27,63 +25,6 @@ const REPORT_KEY: &str = "rep0rt-key-for-reports-only";
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-/// A call held open at the function: the headers it arrived with, and the switch that
-/// lets the function answer (the call is in flight until then).
-struct Held {
-    headers: HeaderMap,
-    release: oneshot::Sender<()>,
-}
-
-impl Held {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
-    }
-
-    fn call_id(&self) -> String {
-        self.header("cloakroom-call-id").expect("the gateway sends the call id")
-    }
-
-    fn token(&self) -> String {
-        self.header("cloakroom-redeem-token").expect("the function may redeem: it gets a token")
-    }
-}
-
-/// An upstream that holds every call until the test releases it. It answers with the
-/// token it was given reflected in two response headers, as a careless function might.
-async fn holding_upstream() -> (String, mpsc::UnboundedReceiver<Held>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        let (release, released) = oneshot::channel();
-                        let headers = req.headers().clone();
-                        let token = headers.get("cloakroom-redeem-token").cloned();
-                        let _ = tx.send(Held { headers, release });
-                        let _ = released.await;
-                        let mut res = Response::new(Full::new(Bytes::from_static(b"done")));
-                        if let Some(t) = token {
-                            res.headers_mut().insert("x-echo-token", t.clone());
-                            res.headers_mut().insert("cloakroom-redeem-token", t);
-                        }
-                        Ok::<_, Infallible>(res)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (url, rx)
 }
 
 struct Setup {

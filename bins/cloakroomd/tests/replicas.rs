@@ -73,12 +73,6 @@ async fn readyz(gw: &Cloakroomd) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql").arg(url).arg("-XAtc").arg(sql).output().expect("run psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_secrets_approvals_and_audit_and_survive_one_being_killed() {
     let bao = OpenBao::start();

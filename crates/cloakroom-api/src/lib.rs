@@ -64,6 +64,9 @@ pub use approvals::{
 pub use audit::{AuditPage, AuditRecord, BreakKind, ChainBreak, ChainReport, VerifyReport};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use redeem::{RedeemRequest, Redeemed, ValueEncoding};
-pub use secrets::{BindingSpec, PutSecret, SecretDeleted, SecretList, SecretOrigin, SecretStored, SecretSummary};
+pub use secrets::{
+    BindingSpec, BudgetScope, PutSecret, SecretDeleted, SecretList, SecretOrigin, SecretStored, SecretSummary,
+    SecretUses, UsesPer,
+};
 pub use session::{Session, SessionRequest};
 pub use status::{CheckState, Health, Readiness, ReadinessChecks, ReadyStatus, Reloaded};

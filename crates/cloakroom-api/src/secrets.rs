@@ -38,6 +38,43 @@ pub struct BindingSpec {
     /// When the binding stops allowing substitution (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
+    /// Uses allowed in total (docs/policy.md, "Use budgets").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// Uses allowed per fixed window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses_per: Option<UsesPer>,
+    /// Whose uses the budgets count; `None`: `secret` (every caller together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_scope: Option<BudgetScope>,
+}
+
+/// `max_uses_per` of a binding: at most `count` uses per `period`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct UsesPer {
+    /// Uses allowed in one window (at least 1).
+    pub count: u64,
+    /// The window's length, humantime (`30s`, `1h`), a whole number of seconds.
+    pub period: String,
+}
+
+impl UsesPer {
+    /// `count` uses per `period` (`"1h"`).
+    pub fn new(count: u64, period: impl Into<String>) -> Self {
+        Self { count, period: period.into() }
+    }
+}
+
+wire_enum! {
+    /// `budget_scope` of a binding: whose uses a budget counts.
+    pub enum BudgetScope {
+        /// Every caller's uses together.
+        Secret = "secret",
+        /// Each caller (issuer and subject) has the whole budget.
+        Caller = "caller",
+    }
 }
 
 impl BindingSpec {
@@ -63,6 +100,20 @@ impl BindingSpec {
         self.expires = expires;
         self
     }
+
+    /// The same binding, with `max_uses` uses in total, `max_uses_per` per window,
+    /// counted for the `scope` (`None`: the whole secret).
+    pub fn with_budget(
+        mut self,
+        max_uses: Option<u64>,
+        max_uses_per: Option<UsesPer>,
+        scope: Option<BudgetScope>,
+    ) -> Self {
+        self.max_uses = max_uses;
+        self.max_uses_per = max_uses_per;
+        self.budget_scope = scope;
+        self
+    }
 }
 
 /// The binding as the server reads it in a [`PutSecret`]: the fields of [`BindingSpec`]
@@ -78,6 +129,12 @@ struct StrictBinding {
     approvers: Vec<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    max_uses: Option<u64>,
+    #[serde(default)]
+    max_uses_per: Option<UsesPer>,
+    #[serde(default)]
+    budget_scope: Option<BudgetScope>,
 }
 
 fn strict_binding<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<BindingSpec>, D::Error> {
@@ -87,6 +144,9 @@ fn strict_binding<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<B
         groups: b.groups,
         approvers: b.approvers,
         expires: b.expires,
+        max_uses: b.max_uses,
+        max_uses_per: b.max_uses_per,
+        budget_scope: b.budget_scope,
     }))
 }
 
@@ -173,6 +233,50 @@ pub struct SecretSummary {
     pub origin: SecretOrigin,
     /// Whether the vault holds a value for it.
     pub has_value: bool,
+    /// Its uses, when its binding has a use budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<SecretUses>,
+}
+
+/// A secret's uses under its budget, in `GET /v1/secrets` (docs/policy.md, "Use budgets").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SecretUses {
+    /// Uses counted since the budget was set (summed over callers for a per-caller budget).
+    pub total: u64,
+    /// Uses in the current window, with `max_uses_per`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_count: Option<u64>,
+    /// When the current window ends (RFC 3339), with `max_uses_per`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub window_resets_at: Option<OffsetDateTime>,
+    /// The binding's `max_uses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// The binding's `max_uses_per`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses_per: Option<UsesPer>,
+}
+
+impl SecretUses {
+    /// `total` uses so far; the rest unset.
+    pub fn new(total: u64) -> Self {
+        Self { total, window_count: None, window_resets_at: None, max_uses: None, max_uses_per: None }
+    }
+
+    /// With `count` uses in the window ending at `resets_at`.
+    pub fn with_window(mut self, count: Option<u64>, resets_at: Option<OffsetDateTime>) -> Self {
+        self.window_count = count;
+        self.window_resets_at = resets_at;
+        self
+    }
+
+    /// With the binding's limits.
+    pub fn with_limits(mut self, max_uses: Option<u64>, max_uses_per: Option<UsesPer>) -> Self {
+        self.max_uses = max_uses;
+        self.max_uses_per = max_uses_per;
+        self
+    }
 }
 
 impl SecretSummary {
@@ -184,7 +288,13 @@ impl SecretSummary {
         origin: SecretOrigin,
         has_value: bool,
     ) -> Self {
-        Self { name: name.into(), placeholder: placeholder.into(), binding, origin, has_value }
+        Self { name: name.into(), placeholder: placeholder.into(), binding, origin, has_value, uses: None }
+    }
+
+    /// The same summary, with the secret's uses under its budget.
+    pub fn with_uses(mut self, uses: Option<SecretUses>) -> Self {
+        self.uses = uses;
+        self
     }
 }
 
@@ -251,16 +361,29 @@ mod tests {
 
     #[test]
     fn a_binding_in_an_answer_reads_leniently_and_round_trips_strictly() {
-        let newer = r#"{"functions":["f"],"locations":["body"],"groups":[],"max_uses":3}"#;
+        let newer = r#"{"functions":["f"],"locations":["body"],"groups":[],"max_uses":3,"colour":"red"}"#;
         assert_eq!(serde_json::from_str::<BindingSpec>(newer).unwrap().functions, ["f"]);
         // Everything a BindingSpec writes, the strict reader reads back.
         let b = BindingSpec::new(vec!["f".into()], vec!["body".into()])
             .with_groups(vec!["g".into()])
             .with_approvers(vec!["a".into()])
-            .with_expires(Some(time::macros::datetime!(2030-01-01 0:00 UTC)));
+            .with_expires(Some(time::macros::datetime!(2030-01-01 0:00 UTC)))
+            .with_budget(Some(10), Some(UsesPer::new(2, "1h")), Some(BudgetScope::Caller));
         let put = PutSecret::new("k", "v").with_binding(Some(b.clone()));
         let back: PutSecret<'static> = serde_json::from_str(&serde_json::to_string(&put).unwrap()).unwrap();
         assert_eq!(back.binding, Some(b));
+    }
+
+    #[test]
+    fn a_budget_is_read_strictly_in_a_put() {
+        let ok = r#"{"name":"k","value":"v","binding":{"functions":["f"],"locations":["body"],"max_uses":3,"max_uses_per":{"count":2,"period":"2s"},"budget_scope":"caller"}}"#;
+        let b = serde_json::from_str::<PutSecret<'static>>(ok).unwrap().binding.unwrap();
+        assert_eq!(
+            (b.max_uses, b.max_uses_per, b.budget_scope),
+            (Some(3), Some(UsesPer::new(2, "2s")), Some(BudgetScope::Caller))
+        );
+        let misspelt = r#"{"name":"k","value":"v","binding":{"functions":["f"],"locations":["body"],"max_uses_per":{"count":2,"every":"2s"}}}"#;
+        assert!(serde_json::from_str::<PutSecret<'static>>(misspelt).is_err());
     }
 
     #[test]

@@ -40,13 +40,15 @@ pub enum ErrorCode {
     AuditUnavailable,
     /// 409: the request conflicts with existing state (e.g. a config-declared binding).
     Conflict,
+    /// 429: a secret's use budget is spent (`Retry-After` says when it refills).
+    BudgetExhausted,
     /// 500: a bug in the gateway. Never used for a condition a caller can cause.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::SecretNotBound,
@@ -59,6 +61,7 @@ impl ErrorCode {
         ErrorCode::VaultUnavailable,
         ErrorCode::AuditUnavailable,
         ErrorCode::Conflict,
+        ErrorCode::BudgetExhausted,
         ErrorCode::Internal,
     ];
 
@@ -77,6 +80,7 @@ impl ErrorCode {
             ErrorCode::VaultUnavailable => "vault_unavailable",
             ErrorCode::AuditUnavailable => "audit_unavailable",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
             ErrorCode::Internal => "internal",
         }
     }
@@ -93,6 +97,7 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::VaultUnavailable | ErrorCode::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +117,9 @@ pub struct Error {
     pub code: ErrorCode,
     /// A human-readable explanation; never contains a secret or a credential.
     pub message: String,
+    /// Seconds until retrying may succeed, sent as `Retry-After` (`budget_exhausted`
+    /// of a windowed budget; see docs/policy.md, "Use budgets").
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -130,7 +138,13 @@ struct Payload<'a> {
 impl Error {
     /// An error with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), retry_after: None }
+    }
+
+    /// The same error, telling the caller to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The error as the JSON object of docs/reference.md (the inner `{"code","message","call_id"}`).
@@ -177,6 +191,9 @@ impl Error {
         let mut res = http::Response::new(Full::new(self.to_json_body(call_id)));
         *res.status_mut() = self.code.status();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         res.extensions_mut().insert(self.clone());
         res
     }
@@ -201,6 +218,7 @@ mod tests {
             ("vault_unavailable", 503),
             ("audit_unavailable", 503),
             ("conflict", 409),
+            ("budget_exhausted", 429),
             ("internal", 500),
         ];
         for (code, (name, status)) in ErrorCode::ALL.iter().zip(expected) {
@@ -224,5 +242,14 @@ mod tests {
         assert_eq!(v["error"]["call_id"], id.to_string());
         let v: serde_json::Value = serde_json::from_slice(&err.to_json_body(None)).unwrap();
         assert!(v["error"].get("call_id").is_none());
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn a_retry_after_is_sent_as_the_header() {
+        let err = Error::new(ErrorCode::BudgetExhausted, "spent").retry_after(42);
+        let res = err.to_response(None);
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "42");
     }
 }

@@ -26,6 +26,8 @@ use cloakroom_core::{FunctionPatternError, FunctionPatterns};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::budget::{Budget, BudgetError, BudgetScope, UsesPer};
+
 /// A binding as written in `[[secrets]]` or sent to `POST /v1/secrets` (uncompiled).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,15 @@ pub struct BindingSpec {
     /// Expiry (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
+    /// Uses allowed in total (docs/policy.md, "Use budgets").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// Uses allowed per window: `{count, period}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses_per: Option<UsesPer>,
+    /// Whose uses the budget counts: `secret` (default, everyone's) or `caller`.
+    #[serde(default, skip_serializing_if = "BudgetScope::is_default")]
+    pub budget_scope: BudgetScope,
 }
 
 /// A binding that does not compile.
@@ -54,6 +65,9 @@ pub enum BindingError {
     /// A location is not `header:NAME`, `query:NAME`, `json:/pointer` or `body`.
     #[error("invalid location {0:?}: expected header:NAME, query:NAME, json:/pointer or body")]
     Location(String),
+    /// `max_uses`, `max_uses_per` or `budget_scope` is invalid.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
 }
 
 /// A place a secret may be substituted.
@@ -166,6 +180,7 @@ pub struct Binding {
     spec: BindingSpec,
     functions: FunctionPatterns,
     locations: Vec<Location>,
+    budget: Option<Budget>,
 }
 
 impl Binding {
@@ -173,7 +188,13 @@ impl Binding {
     pub fn compile(spec: BindingSpec) -> Result<Self, BindingError> {
         let functions = FunctionPatterns::new(spec.functions.iter().map(String::as_str))?;
         let locations = spec.locations.iter().map(|l| Location::parse(l)).collect::<Result<_, _>>()?;
-        Ok(Self { spec, functions, locations })
+        let budget = Budget::new(spec.max_uses, spec.max_uses_per, spec.budget_scope)?;
+        Ok(Self { spec, functions, locations, budget })
+    }
+
+    /// Its use budget; `None`: uses are not counted.
+    pub fn budget(&self) -> Option<&Budget> {
+        self.budget.as_ref()
     }
 
     /// The binding as written.

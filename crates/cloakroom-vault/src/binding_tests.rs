@@ -9,6 +9,7 @@ fn binding() -> Binding {
         groups: vec!["payments-ops".into()],
         approvers: vec![],
         expires: None,
+        ..Default::default()
     })
     .unwrap()
 }

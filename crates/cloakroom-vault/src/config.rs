@@ -27,7 +27,10 @@ use cloakroom_core::{require_feature, MissingFeature};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::binding::{Binding, BindingError, BindingSpec};
+use crate::{
+    binding::{Binding, BindingError, BindingSpec},
+    budget::{BudgetScope, UsesPer},
+};
 
 /// Which store holds the secret values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +200,18 @@ pub struct SecretConfig {
     /// After this instant (RFC 3339) the secret is no longer substituted.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
+    /// Uses allowed in total, ever (at least 1); past it calls are refused with
+    /// `budget_exhausted` (docs/policy.md, "Use budgets").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// Uses allowed per fixed window: `{ count = 100, period = "1h" }` (count at least 1,
+    /// period a whole number of seconds, at least `1s`; windows aligned to the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses_per: Option<UsesPer>,
+    /// Whose uses the budgets count: `"secret"` (default: every caller together) or
+    /// `"caller"` (each caller, by issuer and subject, has the whole budget).
+    #[serde(default, skip_serializing_if = "BudgetScope::is_default")]
+    pub budget_scope: BudgetScope,
 }
 
 impl SecretConfig {
@@ -208,6 +223,9 @@ impl SecretConfig {
             groups: self.groups.clone(),
             approvers: self.approvers.clone(),
             expires: self.expires,
+            max_uses: self.max_uses,
+            max_uses_per: self.max_uses_per,
+            budget_scope: self.budget_scope,
         }
     }
 
@@ -248,6 +266,39 @@ mod tests {
         let memory: VaultConfig = toml::from_str("backend = \"memory\"").unwrap();
         assert_eq!(memory.backend, BackendKind::Memory);
         assert!(memory.check_features_with(|_| false).is_ok(), "the memory backend is always there");
+    }
+
+    #[test]
+    fn budgets_parse_and_bad_ones_are_clear_errors() {
+        let s: SecretConfig = toml::from_str(
+            "name='a'\nfunctions=['f']\nlocations=['body']\nmax_uses=10\nmax_uses_per={count=100, period='1h'}\nbudget_scope='caller'",
+        )
+        .unwrap();
+        let b = s.binding().unwrap();
+        let budget = b.budget().unwrap();
+        assert_eq!(budget.max_uses(), Some(10));
+        assert_eq!(budget.max_uses_per(), Some(UsesPer { count: 100, period: Duration::from_secs(3600) }));
+        assert_eq!(budget.scope(), BudgetScope::Caller);
+        let plain: SecretConfig = toml::from_str("name='a'\nfunctions=['f']\nlocations=['body']").unwrap();
+        assert!(plain.binding().unwrap().budget().is_none(), "no budget: not counted");
+        for (extra, wanted) in [
+            ("max_uses=0", "max_uses must be at least 1"),
+            ("max_uses_per={count=0, period='1h'}", "max_uses_per.count must be at least 1"),
+            ("max_uses_per={count=1, period='500ms'}", "max_uses_per.period must be a whole number of seconds"),
+            ("max_uses_per={count=1, period='1500ms'}", "max_uses_per.period must be a whole number of seconds"),
+            ("budget_scope='caller'", "budget_scope needs max_uses or max_uses_per"),
+        ] {
+            let s: SecretConfig =
+                toml::from_str(&format!("name='a'\nfunctions=['f']\nlocations=['body']\n{extra}")).unwrap();
+            let err = s.binding().unwrap_err().to_string();
+            assert!(err.starts_with(wanted), "{extra}: {err}");
+        }
+        for bad in
+            ["max_uses=-1", "max_uses_per={count=1}", "max_uses_per={count=1, period='soon'}", "budget_scope='team'"]
+        {
+            let text = format!("name='a'\nfunctions=['f']\nlocations=['body']\n{bad}");
+            assert!(toml::from_str::<SecretConfig>(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

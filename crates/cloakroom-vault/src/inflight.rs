@@ -31,7 +31,7 @@
 //!
 //! let inflight = InFlight::new(catalog);
 //! let call = CallId::new();
-//! let mut guard = inflight.register(call, "billing", "alice", &[], &[]);
+//! let mut guard = inflight.register(call, "billing", ("api_key", "alice"), &[], &[]);
 //! let token = guard.take_redeem_token().expect("billing may redeem db_password");
 //! assert_eq!(inflight.redeem(&call, p.as_str(), token.expose()).await.unwrap().expose(), b"hunter2!");
 //! assert!(inflight.redeem(&call, p.as_str(), "a-guess").await.is_err());
@@ -52,7 +52,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{binding::Refusal, catalog::CatalogError, Catalog};
+use crate::{binding::Refusal, budget, catalog::CatalogError, BudgetRefusal, Catalog};
 
 /// The header carrying a call's [`RedeemToken`] to the upstream, and back to
 /// `POST /v1/redeem`.
@@ -90,12 +90,14 @@ fn token_digest(token: &str) -> [u8; 32] {
 }
 
 /// A call being forwarded right now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct InFlightCall {
     /// The call id.
     pub call_id: CallId,
     /// The function it was forwarded to (`name` or `name/tool`).
     pub function: String,
+    /// The caller's issuer.
+    pub issuer: String,
     /// The caller's subject.
     pub subject: String,
     /// The caller's groups.
@@ -107,6 +109,9 @@ pub struct InFlightCall {
     pub approved_groups: Vec<String>,
     /// SHA-256 of the call's redemption credential, when one was made.
     redeem_token_sha256: Option<[u8; 32]>,
+    /// The secrets whose use budget this call already spent (substituted or redeemed):
+    /// a call is one use of a secret, however often the function redeems it.
+    spent: Mutex<Vec<String>>,
 }
 
 impl InFlightCall {
@@ -138,6 +143,9 @@ pub enum RedeemError {
     /// The binding does not allow it.
     #[error("the secret cannot be redeemed for this call: {0}")]
     NotBound(String),
+    /// Its use budget is spent, or the budget store cannot be reached.
+    #[error(transparent)]
+    Budget(BudgetRefusal),
     /// The secret could not be read.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -151,13 +159,17 @@ impl RedeemError {
             RedeemError::NotInFlight(_) => ErrorCode::Forbidden,
             RedeemError::UnknownPlaceholder => ErrorCode::NotFound,
             RedeemError::NotBound(_) => ErrorCode::SecretNotBound,
+            RedeemError::Budget(r) => r.to_error().code,
             RedeemError::Catalog(e) => e.code(),
         }
     }
 
-    /// As a wire error.
+    /// As a wire error (`budget_exhausted` with its `Retry-After`).
     pub fn to_error(&self) -> Error {
-        Error::new(self.code(), self.to_string())
+        match self {
+            RedeemError::Budget(r) => r.to_error(),
+            _ => Error::new(self.code(), self.to_string()),
+        }
     }
 }
 
@@ -179,6 +191,20 @@ pub struct InFlightGuard {
 }
 
 impl InFlightGuard {
+    /// Notes that the call spent the use budgets of `secrets` (a redemption of one of
+    /// them in this call spends nothing more).
+    pub fn spent<'a>(&self, secrets: impl IntoIterator<Item = &'a str>) {
+        let call = self.calls.lock().unwrap_or_else(|p| p.into_inner()).get(&self.call_id).cloned();
+        if let Some(call) = call {
+            let mut spent = call.spent.lock().unwrap_or_else(|p| p.into_inner());
+            for s in secrets {
+                if !spent.iter().any(|x| x == s) {
+                    spent.push(s.to_owned());
+                }
+            }
+        }
+    }
+
     /// The call's redemption credential, to send upstream with the call (once: it is not
     /// kept here afterwards). `None` when the function may redeem nothing for the call.
     pub fn take_redeem_token(&mut self) -> Option<RedeemToken> {
@@ -198,7 +224,8 @@ impl InFlight {
         Self { calls: Arc::default(), catalog }
     }
 
-    /// Registers call `call_id` as forwarded to `function` for caller `subject` in `groups`.
+    /// Registers call `call_id` as forwarded to `function` for the caller (`issuer`,
+    /// `subject`) in `groups`.
     /// The call stays in flight until the guard is dropped. When a secret in the catalog
     /// may be redeemed for the call (its binding allows `function`, `groups`, has not
     /// expired, and every approver group it names is in `approved_groups`), a redemption credential
@@ -207,7 +234,7 @@ impl InFlight {
         &self,
         call_id: CallId,
         function: &str,
-        subject: &str,
+        (issuer, subject): (&str, &str),
         groups: &[String],
         approved_groups: &[String],
     ) -> InFlightGuard {
@@ -220,10 +247,12 @@ impl InFlight {
         let call = InFlightCall {
             call_id,
             function: function.to_owned(),
+            issuer: issuer.to_owned(),
             subject: subject.to_owned(),
             groups: groups.to_vec(),
             approved_groups: approved_groups.to_vec(),
             redeem_token_sha256: redeem_token.as_ref().map(|t| token_digest(t.expose())),
+            spent: Mutex::new(Vec::new()),
         };
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id, Arc::new(call));
         InFlightGuard { calls: self.calls.clone(), call_id, redeem_token }
@@ -247,6 +276,8 @@ impl InFlight {
     /// `POST /v1/redeem {"placeholder", "call_id"}` with the `Cloakroom-Redeem-Token`
     /// the function received with the call: the value, if the call is in flight with this
     /// credential and the placeholder's binding allows the call's function and caller.
+    /// A secret with a use budget spends one use, unless this call already did
+    /// (substituting it or redeeming it before).
     pub async fn redeem(&self, call_id: &CallId, placeholder: &str, token: &str) -> Result<Secret, RedeemError> {
         if token.is_empty() {
             return Err(RedeemError::MissingToken);
@@ -264,7 +295,28 @@ impl InFlight {
                 binding.approvers()
             )));
         }
-        Ok(self.catalog.value_of(&entry).await?)
+        let value = self.catalog.value_of(&entry).await?;
+        if let Some(b) = binding.budget() {
+            // Reserve the use before spending it, so two redemptions racing in one call
+            // spend once; give it back if the budget refuses.
+            let first = {
+                let mut spent = call.spent.lock().unwrap_or_else(|p| p.into_inner());
+                let first = !spent.iter().any(|s| s == entry.name());
+                if first {
+                    spent.push(entry.name().to_owned());
+                }
+                first
+            };
+            if first {
+                let store = self.catalog.budget_store();
+                let caller = budget::caller_key(&call.issuer, &call.subject);
+                if let Err(r) = budget::spend(&*store, &[(entry.name(), b)], &caller, budget::unix_now()).await {
+                    call.spent.lock().unwrap_or_else(|p| p.into_inner()).retain(|s| s != entry.name());
+                    return Err(RedeemError::Budget(r));
+                }
+            }
+        }
+        Ok(value)
     }
 }
 
@@ -300,12 +352,12 @@ mod tests {
     #[tokio::test]
     async fn a_token_is_made_only_when_the_function_may_redeem() {
         let (reg, _, _) = registry().await;
-        let mut g = reg.register(CallId::new(), "billing", "alice", &ops(), &[]);
+        let mut g = reg.register(CallId::new(), "billing", ("api_key", "alice"), &ops(), &[]);
         assert!(g.take_redeem_token().is_some());
         assert!(g.take_redeem_token().is_none(), "handed over once");
-        let mut g = reg.register(CallId::new(), "nothing-bound", "alice", &ops(), &[]);
+        let mut g = reg.register(CallId::new(), "nothing-bound", ("api_key", "alice"), &ops(), &[]);
         assert!(g.take_redeem_token().is_none());
-        let mut g = reg.register(CallId::new(), "billing", "bob", &["dev".into()], &[]);
+        let mut g = reg.register(CallId::new(), "billing", ("api_key", "bob"), &["dev".into()], &[]);
         assert!(g.take_redeem_token().is_none(), "the caller is not in the binding's groups");
     }
 
@@ -313,8 +365,8 @@ mod tests {
     async fn only_the_calls_own_token_redeems_and_only_while_in_flight() {
         let (reg, billing, other) = registry().await;
         let (a, b) = (CallId::new(), CallId::new());
-        let mut ga = reg.register(a, "billing", "alice", &ops(), &[]);
-        let mut gb = reg.register(b, "billing", "alice", &ops(), &[]);
+        let mut ga = reg.register(a, "billing", ("api_key", "alice"), &ops(), &[]);
+        let mut gb = reg.register(b, "billing", ("api_key", "alice"), &ops(), &[]);
         let (ta, tb) = (ga.take_redeem_token().unwrap(), gb.take_redeem_token().unwrap());
         assert_ne!(ta, tb);
         assert_eq!(reg.redeem(&a, &billing, ta.expose()).await.unwrap().expose(), b"hunter2!");

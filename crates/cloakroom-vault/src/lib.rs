@@ -36,6 +36,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod binding;
+pub mod budget;
 mod catalog;
 mod config;
 pub mod detokenize;
@@ -45,6 +46,13 @@ mod scan;
 mod store;
 
 pub use binding::{Binding, BindingError, BindingSpec, Found, Location, Refusal};
+#[cfg(feature = "sled")]
+pub use budget::EmbeddedBudgets;
+#[cfg(feature = "postgres")]
+pub use budget::PostgresBudgets;
+pub use budget::{
+    Budget, BudgetRefusal, BudgetScope, BudgetStore, BudgetStoreError, BudgetUses, MemoryBudgets, UsesPer,
+};
 pub use catalog::{
     validate_name, ApprovalNeed, Catalog, CatalogEntry, CatalogError, CatalogSnapshot, Origin, SecretInfo, ValuePattern,
 };

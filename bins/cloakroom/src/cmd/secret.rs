@@ -7,7 +7,7 @@
 
 use std::io::{IsTerminal, Read};
 
-use cloakroom_api::{BindingSpec, PutSecret, SecretDeleted, SecretList, SecretStored};
+use cloakroom_api::{BindingSpec, PutSecret, SecretDeleted, SecretList, SecretStored, SecretUses};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use zeroize::Zeroizing;
 
@@ -51,13 +51,14 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: SecretCmd) -> Re
                                 b.map_or_else(|| "-".into(), |b| list(&b.functions)),
                                 b.map_or_else(|| "-".into(), |b| list(&b.locations)),
                                 b.map_or_else(|| "-".into(), |b| list(&b.groups)),
+                                s.uses.as_ref().map_or_else(|| "-".into(), uses),
                             ]
                         })
                         .collect();
                     if rows.is_empty() {
                         return print_text("no secrets\n");
                     }
-                    print_text(&table(&["NAME", "PLACEHOLDER", "FUNCTIONS", "LOCATIONS", "GROUPS"], &rows))
+                    print_text(&table(&["NAME", "PLACEHOLDER", "FUNCTIONS", "LOCATIONS", "GROUPS", "USES"], &rows))
                 }
             }
         }
@@ -69,6 +70,19 @@ pub(crate) async fn run(client: &AdminClient, out: Output, cmd: SecretCmd) -> Re
             }
         }
     }
+}
+
+/// A secret's uses under its budget: `3/10` in total (of `max_uses`), then the current
+/// window's `1/2 per 1h`.
+fn uses(u: &SecretUses) -> String {
+    let mut out = match u.max_uses {
+        Some(max) => format!("{}/{max}", u.total),
+        None => u.total.to_string(),
+    };
+    if let (Some(n), Some(per)) = (u.window_count, &u.max_uses_per) {
+        out.push_str(&format!(", {n}/{} per {}", per.count, per.period));
+    }
+    out
 }
 
 /// The binding the flags describe; `None` when no binding flag was given (the server's
@@ -133,6 +147,16 @@ fn strip_one_newline(s: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uses_show_the_total_of_max_uses_and_the_current_window() {
+        assert_eq!(uses(&SecretUses::new(4)), "4");
+        assert_eq!(uses(&SecretUses::new(4).with_limits(Some(10), None)), "4/10");
+        let windowed = SecretUses::new(37)
+            .with_window(Some(4), None)
+            .with_limits(Some(1000), Some(cloakroom_api::UsesPer::new(100, "1h")));
+        assert_eq!(uses(&windowed), "37/1000, 4/100 per 1h");
+    }
 
     fn put(args: &[&str]) -> SecretPut {
         use clap::Parser;

@@ -12,6 +12,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+pub mod held;
 pub mod mcp;
 pub mod tls;
 
@@ -252,6 +253,13 @@ impl Cloakroomd {
         self.child.kill().expect("SIGKILL cloakroomd");
         let _ = self.child.wait();
     }
+}
+
+/// Runs `sql` with `psql` on the database of `conninfo`; its unaligned output.
+pub fn psql(conninfo: &str, sql: &str) -> String {
+    let out = Command::new("psql").arg(conninfo).arg("-XAtc").arg(sql).output().expect("run psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A function entry.

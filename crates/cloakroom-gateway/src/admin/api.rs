@@ -113,7 +113,7 @@ pub(super) async fn handle(
         (&Method::POST, ["secrets"]) => put_secret(gateway, &caller, &body).await,
         (&Method::GET, ["secrets"]) => {
             caller.authorize_admin(Operation::new(Operation::SECRETS_LIST))?;
-            let list = gateway.catalog().list().into_iter().map(wire::secret).collect();
+            let list = secret_list(gateway).await?;
             Ok(json_response(StatusCode::OK, &wire_api::SecretList::new(list)))
         }
         (&Method::DELETE, ["secrets", name]) => {
@@ -144,15 +144,37 @@ async fn put_secret(gateway: &Gateway, caller: &Caller<'_>, body: &[u8]) -> Resu
             caller.authorize_admin(Operation::new(Operation::SECRETS_PUT))?;
             return Err(Error::new(
                 ErrorCode::BadRequest,
-                "expected {\"name\": string, \"value\": string, \"binding\"?: {functions, locations, groups?, approvers?, expires?}}",
+                "expected {\"name\": string, \"value\": string, \"binding\"?: {functions, locations, groups?, approvers?, expires?, max_uses?, max_uses_per?: {count, period}, budget_scope?}}",
             ));
         }
     };
     caller.authorize_admin(Operation::new(Operation::SECRETS_PUT).secret(&req.name))?;
     let value = cloakroom_core::Secret::from(req.value.into_owned());
-    let binding = req.binding.map(wire::binding_spec);
+    let binding = req.binding.map(wire::binding_spec).transpose()?;
     let placeholder = gateway.catalog().put(&req.name, value, binding).await.map_err(|e| e.to_error())?;
     Ok(json_response(StatusCode::OK, &wire_api::SecretStored::new(req.name, placeholder.as_str())))
+}
+
+/// Every secret of `GET /v1/secrets`, with the uses of those whose binding has a budget
+/// (read from the budget store; one that cannot be read is `vault_unavailable`).
+async fn secret_list(gateway: &Gateway) -> Result<Vec<wire_api::SecretSummary>, Error> {
+    let catalog = gateway.catalog();
+    let snap = catalog.snapshot();
+    let store = catalog.budget_store();
+    let now = cloakroom_vault::budget::unix_now();
+    let mut out = Vec::new();
+    for info in catalog.list() {
+        let budget = snap.by_name(&info.name).and_then(|e| e.binding()).and_then(|b| b.budget().cloned());
+        let uses = match budget {
+            Some(b) => Some(cloakroom_vault::budget::read_uses(&*store, &info.name, &b, now).await.map_err(|e| {
+                tracing::warn!(error = %e, "use budget store unavailable");
+                Error::new(ErrorCode::VaultUnavailable, "the use budget store is unavailable")
+            })?),
+            None => None,
+        };
+        out.push(wire::secret(info, uses));
+    }
+    Ok(out)
 }
 
 /// `POST /v1/redeem {"placeholder", "call_id"}`: a function asks for the value behind a

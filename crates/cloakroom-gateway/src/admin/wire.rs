@@ -7,31 +7,86 @@
 
 use cloakroom_api as api;
 
-/// A binding as stored, as the wire shows it.
-pub(super) fn binding(b: cloakroom_vault::BindingSpec) -> api::BindingSpec {
-    let cloakroom_vault::BindingSpec { functions, locations, groups, approvers, expires } = b;
-    api::BindingSpec::new(functions, locations).with_groups(groups).with_approvers(approvers).with_expires(expires)
+use cloakroom_core::{Error, ErrorCode};
+use humantime_serde::re::humantime;
+
+/// A window's `{count, period}` as the wire (and the stores) write it (`"1h"`).
+fn uses_per(p: cloakroom_vault::UsesPer) -> api::UsesPer {
+    api::UsesPer::new(p.count, humantime::format_duration(p.period).to_string())
 }
 
-/// A binding from the wire, for the catalog (which compiles and checks it).
-pub(super) fn binding_spec(b: api::BindingSpec) -> cloakroom_vault::BindingSpec {
-    cloakroom_vault::BindingSpec {
+/// A binding as stored, as the wire shows it.
+pub(super) fn binding(b: cloakroom_vault::BindingSpec) -> api::BindingSpec {
+    let cloakroom_vault::BindingSpec {
+        functions,
+        locations,
+        groups,
+        approvers,
+        expires,
+        max_uses,
+        max_uses_per,
+        budget_scope,
+    } = b;
+    let scope = match budget_scope {
+        cloakroom_vault::BudgetScope::Secret => None,
+        cloakroom_vault::BudgetScope::Caller => Some(api::BudgetScope::Caller),
+    };
+    api::BindingSpec::new(functions, locations)
+        .with_groups(groups)
+        .with_approvers(approvers)
+        .with_expires(expires)
+        .with_budget(max_uses, max_uses_per.map(uses_per), scope)
+}
+
+/// A binding from the wire, for the catalog (which compiles and checks it); a period
+/// or scope that does not parse is `bad_request`.
+pub(super) fn binding_spec(b: api::BindingSpec) -> Result<cloakroom_vault::BindingSpec, Error> {
+    let bad = |what: String| Error::new(ErrorCode::BadRequest, what);
+    let max_uses_per = match b.max_uses_per {
+        Some(p) => Some(cloakroom_vault::UsesPer {
+            count: p.count,
+            period: humantime::parse_duration(&p.period).map_err(|_| {
+                bad(format!("max_uses_per.period {:?} is not a duration such as \"30s\" or \"1h\"", p.period))
+            })?,
+        }),
+        None => None,
+    };
+    let budget_scope = match b.budget_scope {
+        None | Some(api::BudgetScope::Secret) => cloakroom_vault::BudgetScope::Secret,
+        Some(api::BudgetScope::Caller) => cloakroom_vault::BudgetScope::Caller,
+        Some(other) => return Err(bad(format!("budget_scope {:?} is not \"secret\" or \"caller\"", other.as_str()))),
+    };
+    Ok(cloakroom_vault::BindingSpec {
         functions: b.functions,
         locations: b.locations,
         groups: b.groups,
         approvers: b.approvers,
         expires: b.expires,
-    }
+        max_uses: b.max_uses,
+        max_uses_per,
+        budget_scope,
+    })
 }
 
-/// One secret of `GET /v1/secrets`.
-pub(super) fn secret(s: cloakroom_vault::SecretInfo) -> api::SecretSummary {
+/// One secret of `GET /v1/secrets`, with its uses when its binding has a budget.
+pub(super) fn secret(s: cloakroom_vault::SecretInfo, uses: Option<cloakroom_vault::BudgetUses>) -> api::SecretSummary {
     let cloakroom_vault::SecretInfo { name, placeholder, binding: spec, origin, has_value } = s;
     let origin = match origin {
         cloakroom_vault::Origin::Config => api::SecretOrigin::Config,
         cloakroom_vault::Origin::Api => api::SecretOrigin::Api,
     };
-    api::SecretSummary::new(name, placeholder.as_str(), spec.map(binding), origin, has_value)
+    let limits = spec.as_ref().map(|b| (b.max_uses, b.max_uses_per));
+    let uses = uses.map(|u| {
+        let cloakroom_vault::BudgetUses { total, window_count, window_resets_at } = u;
+        let resets_at = window_resets_at
+            .and_then(|s| i64::try_from(s).ok())
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+        let (max_uses, max_uses_per) = limits.unwrap_or_default();
+        api::SecretUses::new(total)
+            .with_window(window_count, resets_at)
+            .with_limits(max_uses, max_uses_per.map(uses_per))
+    });
+    api::SecretSummary::new(name, placeholder.as_str(), spec.map(binding), origin, has_value).with_uses(uses)
 }
 
 fn approval_state(s: cloakroom_policy::ApprovalState) -> api::ApprovalState {
@@ -161,8 +216,11 @@ mod tests {
             groups: vec!["agents".into()],
             approvers: vec!["leads".into()],
             expires: Some(time::macros::datetime!(2030-01-01 0:00 UTC)),
+            max_uses: Some(10),
+            max_uses_per: Some(cloakroom_vault::UsesPer { count: 100, period: std::time::Duration::from_secs(3600) }),
+            budget_scope: cloakroom_vault::BudgetScope::Caller,
         };
-        assert_eq!(binding_spec(binding(stored.clone())), stored);
+        assert_eq!(binding_spec(binding(stored.clone())).unwrap(), stored);
         // Written the same way as the stores write it.
         assert_eq!(serde_json::to_value(binding(stored.clone())).unwrap(), serde_json::to_value(&stored).unwrap());
     }

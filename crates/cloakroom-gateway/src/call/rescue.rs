@@ -39,7 +39,8 @@ pub fn rpc_code(code: ErrorCode) -> i64 {
         | ErrorCode::SecretNotBound
         | ErrorCode::ApprovalInvalid
         | ErrorCode::NotFound
-        | ErrorCode::Conflict => jsonrpc::REFUSED,
+        | ErrorCode::Conflict
+        | ErrorCode::BudgetExhausted => jsonrpc::REFUSED,
         ErrorCode::BadRequest => jsonrpc::INVALID_REQUEST,
         ErrorCode::PayloadTooLarge => jsonrpc::TOO_LARGE,
         ErrorCode::UpstreamUnavailable | ErrorCode::UpstreamTimeout => jsonrpc::UPSTREAM_FAILED,
@@ -66,6 +67,9 @@ fn json_response<B>(
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(error) = error {
+        if let Some(seconds) = error.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         res.extensions_mut().insert(error);
     }
     res.map(ResponseBody::refused)
@@ -280,6 +284,17 @@ mod tests {
         }
 
         /// `res` (as the mask layer returns it) through the rescue step: the body written.
+        #[tokio::test]
+        async fn a_budget_refusal_keeps_its_retry_after_as_a_json_rpc_error() {
+            let err = Error::new(ErrorCode::BudgetExhausted, "secret \"k\" has used its budget").retry_after(7);
+            let call = McpMessage::Request { id: Value::from(3), method: "tools/call".into(), params: Value::Null };
+            let out = rescue(err.to_response(None), &call, None, None, &routed(), None).await;
+            assert_eq!(out.headers()[header::RETRY_AFTER], "7");
+            let body: Value = serde_json::from_slice(&out.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            assert_eq!(body["error"]["code"], jsonrpc::REFUSED);
+            assert_eq!(body["error"]["data"]["code"], "budget_exhausted");
+        }
+
         async fn rescued(mut res: Response<Full<Bytes>>) -> String {
             res.extensions_mut().insert(MaskedWith(matcher()));
             let visible: ToolVisibility =

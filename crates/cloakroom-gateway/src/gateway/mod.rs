@@ -4,6 +4,7 @@
 
 #[cfg(feature = "bench-layers")]
 mod bench_layers;
+mod budgets;
 mod service;
 
 pub use service::GatewayService;
@@ -50,7 +51,7 @@ pub enum GatewayError {
     /// A component could not be built from a valid configuration.
     #[error("{component}: {message}")]
     Component {
-        /// Which part (`audit`, `identity`, `policy`, `approvals`, `data_dir`).
+        /// Which part (`audit`, `identity`, `policy`, `approvals`, `budgets`, `data_dir`).
         component: &'static str,
         /// Why.
         message: String,
@@ -214,6 +215,7 @@ impl Gateway {
             .with_redactor(Arc::new(ApproverRedactor(mask.clone())));
         #[cfg(feature = "webhooks")]
         approvals.set_slack(slack_app(&config.approvals)?);
+        catalog.set_budget_store(budgets::open(&config.approvals, &data_dir).await?);
         let base = base_dir(config_path.as_deref());
         let set = policy_set(&config, &base, &catalog, &custom)?;
         let policies = Policies::new(set);

@@ -40,6 +40,7 @@ use cloakroom_mask::MaskingConfig;
 
 use crate::{
     binding::{Binding, BindingSpec},
+    budget::{BudgetStore, MemoryBudgets},
     config::{BackendKind, SecretConfig, VaultConfig},
     keys::{Key, Keys},
     store::{MemoryVault, StoredSecret, Vault, VaultError},
@@ -68,6 +69,8 @@ pub struct Catalog {
     rebuild_state: Arc<Mutex<RebuildState>>,
     /// The `[masking]` settings attached maskers are built with.
     masking: Arc<ArcSwap<MaskingConfig>>,
+    /// Where use budgets are counted (docs/policy.md, "Use budgets").
+    budgets: std::sync::RwLock<Arc<dyn BudgetStore>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -179,6 +182,7 @@ impl Catalog {
             rebuild_requested: AtomicU64::new(0),
             rebuild_state: Arc::new(Mutex::new(RebuildState::default())),
             masking: Arc::new(ArcSwap::from_pointee(MaskingConfig::default())),
+            budgets: std::sync::RwLock::new(Arc::new(MemoryBudgets::new())),
         });
         catalog.refresh().await?;
         Ok(catalog)
@@ -187,6 +191,17 @@ impl Catalog {
     /// The backend.
     pub fn vault(&self) -> &Arc<dyn Vault> {
         &self.vault
+    }
+
+    /// Counts use budgets in `store` from now on (by default: [`MemoryBudgets`], this
+    /// process only). The gateway sets the store `[approvals]` names.
+    pub fn set_budget_store(&self, store: Arc<dyn BudgetStore>) {
+        *self.budgets.write().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    /// Where use budgets are counted.
+    pub fn budget_store(&self) -> Arc<dyn BudgetStore> {
+        self.budgets.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The placeholder of `name` (whether or not the secret exists).

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::{json, BoxError, DetokenizeLayer, SecretsFound};
 use crate::{
     binding::{Found, Refusal},
+    budget,
     catalog::{CatalogEntry, CatalogError},
     InFlightGuard,
 };
@@ -43,8 +44,8 @@ struct Hit {
 fn refuse(error: Error, call_id: Option<&CallId>, note: Option<&AuditNote>) -> Response<Full<Bytes>> {
     if let Some(n) = note {
         n.set_error(&error);
-        if error.code == ErrorCode::SecretNotBound {
-            n.set_decision(&Decision::refused("secret_not_bound"));
+        if matches!(error.code, ErrorCode::SecretNotBound | ErrorCode::BudgetExhausted) {
+            n.set_decision(&Decision::refused(error.code.as_str()));
         }
     }
     error.to_response(call_id)
@@ -247,11 +248,12 @@ where
         Ok(c) => c,
         Err(e) => return Err(refuse(e)),
     };
+    let (issuer, subject) = identity.map(|i| (i.issuer.as_str(), i.subject.as_str())).unwrap_or(("", ""));
     let mut guard: Option<InFlightGuard> = match (&config.inflight, call, call_id) {
         (Some(reg), Some(call), Some(id)) => {
-            let (subject, groups) = identity.map(|i| (i.subject.as_str(), i.groups.as_slice())).unwrap_or(("", &[]));
+            let groups = identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
             let met = consumed.as_ref().map(|c| c.groups_met.as_slice()).unwrap_or(&[]);
-            Some(reg.register(id, &call.function, subject, groups, met))
+            Some(reg.register(id, &call.function, (issuer, subject), groups, met))
         }
         _ => None,
     };
@@ -402,6 +404,31 @@ where
         && !parts.headers.contains_key(header::TRANSFER_ENCODING)
     {
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+
+    // Spend the use budgets last, when nothing else can refuse the call: one use per
+    // secret however many times it occurs, all of the call's secrets or none
+    // (docs/policy.md, "Use budgets"). A secret without a budget costs no store call.
+    let mut budgeted: Vec<(&str, &budget::Budget)> = Vec::new();
+    for h in &hits {
+        if let Some(b) = h.entry.binding().and_then(|b| b.budget()) {
+            if !budgeted.iter().any(|(n, _)| *n == h.entry.name()) {
+                budgeted.push((h.entry.name(), b));
+            }
+        }
+    }
+    if !budgeted.is_empty() {
+        let store = config.catalog.budget_store();
+        let caller = budget::caller_key(issuer, subject);
+        if let Err(refusal) = budget::spend(&*store, &budgeted, &caller, budget::unix_now()).await {
+            if let budget::BudgetRefusal::Unavailable(e) = &refusal {
+                tracing::warn!(error = %e, "use budget store unavailable; refusing the call");
+            }
+            return Err(refuse(refusal.to_error()));
+        }
+        if let Some(g) = &guard {
+            g.spent(budgeted.iter().map(|(n, _)| *n));
+        }
     }
 
     // Record what was used and where.
