@@ -137,6 +137,16 @@ pub(crate) struct SecretPut {
     /// duration from now (`30d`, `12h`).
     #[arg(long, value_name = "WHEN")]
     pub(crate) expires: Option<String>,
+    /// Use budget: at most N calls may use the secret, ever (docs/policy.md, "Use budgets").
+    #[arg(long, value_name = "N")]
+    pub(crate) max_uses: Option<u64>,
+    /// Use budget per window: `COUNT/PERIOD`, e.g. `100/1h` (at most 100 calls an hour).
+    #[arg(long, value_name = "COUNT/PERIOD")]
+    pub(crate) max_uses_per: Option<String>,
+    /// Whose uses a budget counts: `secret` (every caller together, the default) or
+    /// `caller` (each caller has the whole budget).
+    #[arg(long, value_name = "SCOPE")]
+    pub(crate) budget_scope: Option<String>,
 }
 
 /// `cloakroom approval …`

@@ -7,7 +7,9 @@
 
 use std::io::{IsTerminal, Read};
 
-use cloakroom_api::{BindingSpec, PutSecret, SecretDeleted, SecretList, SecretStored, SecretUses};
+use cloakroom_api::{
+    BindingSpec, BudgetScope, PutSecret, SecretDeleted, SecretList, SecretStored, SecretUses, UsesPer,
+};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use zeroize::Zeroizing;
 
@@ -89,17 +91,41 @@ fn uses(u: &SecretUses) -> String {
 /// rules then apply, e.g. a binding declared in the config file).
 fn binding(put: &SecretPut, now: OffsetDateTime) -> Result<Option<BindingSpec>, CliError> {
     let expires = put.expires.as_deref().map(|e| parse_expires(e, now)).transpose()?;
+    let per = put.max_uses_per.as_deref().map(parse_uses_per).transpose()?;
+    let scope = put.budget_scope.as_deref().map(parse_budget_scope).transpose()?;
     let any = !(put.functions.is_empty()
         && put.locations.is_empty()
         && put.groups.is_empty()
         && put.approvers.is_empty()
-        && expires.is_none());
+        && expires.is_none()
+        && put.max_uses.is_none()
+        && per.is_none()
+        && scope.is_none());
     Ok(any.then(|| {
         BindingSpec::new(put.functions.clone(), put.locations.clone())
             .with_groups(put.groups.clone())
             .with_approvers(put.approvers.clone())
             .with_expires(expires)
+            .with_budget(put.max_uses, per, scope)
     }))
+}
+
+/// `COUNT/PERIOD` (`100/1h`) for `--max-uses-per`; the server checks the values.
+fn parse_uses_per(s: &str) -> Result<UsesPer, CliError> {
+    let bad = || CliError::Input(format!("--max-uses-per {s:?}: expected COUNT/PERIOD, e.g. 100/1h"));
+    let (count, period) = s.split_once('/').ok_or_else(bad)?;
+    let count = count.trim().parse::<u64>().map_err(|_| bad())?;
+    humantime::parse_duration(period.trim()).map_err(|_| bad())?;
+    Ok(UsesPer::new(count, period.trim()))
+}
+
+/// `secret` or `caller` for `--budget-scope`.
+fn parse_budget_scope(s: &str) -> Result<BudgetScope, CliError> {
+    match s {
+        "secret" => Ok(BudgetScope::Secret),
+        "caller" => Ok(BudgetScope::Caller),
+        _ => Err(CliError::Input(format!("--budget-scope {s:?}: expected secret or caller"))),
+    }
 }
 
 /// RFC 3339 as given, or `now + duration`.
@@ -165,6 +191,40 @@ mod tests {
         match crate::cli::Cli::parse_from(argv).command {
             crate::cli::Command::Secret(SecretCmd::Put(p)) => p,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn budget_flags_make_a_budgeted_binding() {
+        let b = binding(
+            &put(&[
+                "--function",
+                "payments",
+                "--location",
+                "body",
+                "--max-uses",
+                "10",
+                "--max-uses-per",
+                "100/1h",
+                "--budget-scope",
+                "caller",
+            ]),
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap()
+        .unwrap();
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["max_uses"], 10);
+        assert_eq!(v["max_uses_per"], serde_json::json!({"count": 100, "period": "1h"}));
+        assert_eq!(v["budget_scope"], "caller");
+        for bad in [
+            ["--max-uses-per", "100"],
+            ["--max-uses-per", "x/1h"],
+            ["--max-uses-per", "1/soon"],
+            ["--budget-scope", "everyone"],
+        ] {
+            let err = binding(&put(&bad), OffsetDateTime::UNIX_EPOCH).unwrap_err();
+            assert!(err.to_string().contains(bad[0]), "{err}");
         }
     }
 
