@@ -171,6 +171,25 @@ async fn an_mcp_batch_over_the_limit_is_refused() {
 }
 
 #[tokio::test]
+async fn a_tool_name_longer_than_128_bytes_is_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for (len, refused) in [(128, false), (129, true), (100_000, true)] {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "s".repeat(len)}});
+        let (status, v) = post(&gw, "/mcp", "application/json", body.to_string()).await;
+        let code = v["error"]["code"].as_i64();
+        if refused {
+            assert_eq!(code, Some(-32602), "{len}: {status} {v}");
+            assert!(v["error"]["message"].as_str().unwrap().contains("longer than 128 bytes"), "{v}");
+            assert!(v.to_string().len() < 1024, "the refusal does not echo the name");
+        } else {
+            assert_ne!(code, Some(-32602), "{len}: a 128-byte name is a name: {v}");
+        }
+    }
+    assert!(up.requests().iter().all(|r| r.body.len() < 1024), "no over-long tool name reached the upstream");
+}
+
+#[tokio::test]
 async fn a_compressed_request_body_is_refused() {
     let up = RecordingUpstream::echo().await;
     let gw = gateway(&up).await;
@@ -361,7 +380,7 @@ async fn metrics_stay_small_after_300_unique_tool_names() {
     let up = RecordingUpstream::echo().await;
     let gw = gateway(&up).await;
     for i in 0..300 {
-        let name = format!("{}{i}", "t".repeat(1024));
+        let name = format!("{}{i}", "t".repeat(120));
         let body =
             json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": {}}});
         let res = client()

@@ -112,6 +112,10 @@ pub struct InFlightCall {
     /// The secrets whose use budget this call already spent (substituted or redeemed):
     /// a call is one use of a secret, however often the function redeems it.
     spent: Mutex<Vec<String>>,
+    /// Held by a redemption from deciding whether it spends a use until the spend is
+    /// known: a second redemption racing the first waits for its result rather than
+    /// taking the value before the budget has said yes.
+    redeeming: tokio::sync::Mutex<()>,
 }
 
 impl InFlightCall {
@@ -253,6 +257,7 @@ impl InFlight {
             approved_groups: approved_groups.to_vec(),
             redeem_token_sha256: redeem_token.as_ref().map(|t| token_digest(t.expose())),
             spent: Mutex::new(Vec::new()),
+            redeeming: tokio::sync::Mutex::new(()),
         };
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).insert(call_id, Arc::new(call));
         InFlightGuard { calls: self.calls.clone(), call_id, redeem_token }
@@ -297,23 +302,18 @@ impl InFlight {
         }
         let value = self.catalog.value_of(&entry).await?;
         if let Some(b) = binding.budget() {
-            // Reserve the use before spending it, so two redemptions racing in one call
-            // spend once; give it back if the budget refuses.
-            let first = {
-                let mut spent = call.spent.lock().unwrap_or_else(|p| p.into_inner());
-                let first = !spent.iter().any(|s| s == entry.name());
-                if first {
-                    spent.push(entry.name().to_owned());
-                }
-                first
-            };
+            // One redemption of the call at a time decides and spends, so two racing in
+            // one call spend once and neither has the value before the spend succeeded
+            // (with the store down, both fail closed).
+            let _deciding = call.redeeming.lock().await;
+            let first = !call.spent.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|s| s == entry.name());
             if first {
                 let store = self.catalog.budget_store();
                 let caller = budget::caller_key(&call.issuer, &call.subject);
-                if let Err(r) = budget::spend(&*store, &[(entry.name(), b)], &caller, budget::unix_now()).await {
-                    call.spent.lock().unwrap_or_else(|p| p.into_inner()).retain(|s| s != entry.name());
-                    return Err(RedeemError::Budget(r));
-                }
+                budget::spend(&*store, &[(entry.name(), b)], &caller, budget::unix_now())
+                    .await
+                    .map_err(RedeemError::Budget)?;
+                call.spent.lock().unwrap_or_else(|p| p.into_inner()).push(entry.name().to_owned());
             }
         }
         Ok(value)
@@ -347,6 +347,46 @@ mod tests {
 
     fn ops() -> Vec<String> {
         vec!["ops".into()]
+    }
+
+    /// A budget store that takes its time and finds every budget spent.
+    #[derive(Debug)]
+    struct SlowAndSpent;
+
+    #[async_trait::async_trait]
+    impl crate::budget::BudgetStore for SlowAndSpent {
+        async fn spend(&self, _: &[crate::budget::Counter]) -> Result<Option<usize>, crate::budget::BudgetStoreError> {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok(Some(0))
+        }
+
+        async fn count(&self, _: &str, _: u64, _: u64) -> Result<u64, crate::budget::BudgetStoreError> {
+            Ok(1)
+        }
+    }
+
+    #[tokio::test]
+    async fn racing_redemptions_of_a_spent_budget_all_fail() {
+        let keys = crate::Keys::generate();
+        let catalog =
+            Catalog::new(Arc::new(MemoryVault::new()), keys.placeholder_key().clone(), &[], None).await.unwrap();
+        let spec = BindingSpec {
+            functions: vec!["billing".into()],
+            locations: vec!["body".into()],
+            max_uses: Some(1),
+            ..Default::default()
+        };
+        let p = catalog.put("db_password", "hunter2!".into(), Some(spec)).await.unwrap();
+        catalog.set_budget_store(Arc::new(SlowAndSpent));
+        let reg = InFlight::new(catalog);
+        let call = CallId::new();
+        let mut g = reg.register(call, "billing", ("api_key", "alice"), &[], &[]);
+        let token = g.take_redeem_token().unwrap();
+        let redeem = || reg.redeem(&call, p.as_str(), token.expose());
+        let (a, b, c) = tokio::join!(redeem(), redeem(), redeem());
+        for r in [a, b, c] {
+            assert!(matches!(r, Err(RedeemError::Budget(_))), "a redemption got past a spent budget: {r:?}");
+        }
     }
 
     #[tokio::test]

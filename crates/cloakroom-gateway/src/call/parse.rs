@@ -25,6 +25,10 @@ pub(crate) const OVERRIDE_HEADERS: [&str; 6] = [
 /// The parameter Rails, Laravel and Symfony read as the method of a POST.
 const METHOD_PARAMETER: &str = "_method";
 
+/// The longest MCP tool name accepted in `tools/call` (the MCP specification asks tool
+/// names to be 1 to 128 characters; docs/mcp.md).
+pub(crate) const MAX_TOOL_NAME_BYTES: usize = 128;
+
 fn bad_request(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::BadRequest, message)
 }
@@ -156,6 +160,15 @@ pub(crate) fn mcp_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<(C
                 return Err(McpRefusal::Answer(RpcError {
                     code: INVALID_PARAMS,
                     message: "Invalid params: empty tool name".into(),
+                    id: id.clone(),
+                }));
+            }
+            if tool.len() > MAX_TOOL_NAME_BYTES {
+                // The name goes into the function name, the audit record, metrics labels and
+                // trace spans: a caller must not make those as large as a body.
+                return Err(McpRefusal::Answer(RpcError {
+                    code: INVALID_PARAMS,
+                    message: format!("Invalid params: tool name longer than {MAX_TOOL_NAME_BYTES} bytes"),
                     id: id.clone(),
                 }));
             }

@@ -60,11 +60,15 @@ async fn spends_all_or_nothing(store: Arc<dyn BudgetStore>) {
     let spent = spend(&*store, &[("a", &a)], "", now).await.unwrap_err();
     assert!(matches!(spent, BudgetRefusal::Exhausted { retry_after: None, .. }), "{spent}");
     assert_eq!(spent.to_error().code, cloakroom_core::ErrorCode::BudgetExhausted);
-    // The next window refills b and forgets the ended one.
+    // The next window refills b and keeps the one before (a replica whose clock lags
+    // is still counting in it); the window after forgets it.
     spend(&*store, &[("b", &b)], "", now + 60).await.unwrap();
     assert_eq!(store.count("b", 60, 11).await.unwrap(), 1);
-    assert_eq!(store.count("b", 60, 10).await.unwrap(), 0);
-    assert_eq!(store.count("b", 0, 0).await.unwrap(), 2);
+    assert_eq!(store.count("b", 60, 10).await.unwrap(), 1, "the previous window is kept");
+    spend(&*store, &[("b", &b)], "", now + 120).await.unwrap();
+    assert_eq!(store.count("b", 60, 10).await.unwrap(), 0, "windows before the previous are forgotten");
+    assert_eq!(store.count("b", 60, 11).await.unwrap(), 1);
+    assert_eq!(store.count("b", 0, 0).await.unwrap(), 3);
     // Per caller: each caller has the whole budget; the listing sums them.
     let c = Budget::new(Some(1), None, BudgetScope::Caller).unwrap().unwrap();
     spend(&*store, &[("c", &c)], "x alice", now).await.unwrap();

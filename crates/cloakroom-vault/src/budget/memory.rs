@@ -42,9 +42,10 @@ impl BudgetStore for MemoryBudgets {
             let new_window = c.period_secs > 0 && !uses.contains_key(&k);
             *uses.entry(k).or_insert(0) += 1;
             if new_window {
-                // A window began: forget this counter's ended ones.
+                // A window began: forget this counter's windows before the previous one
+                // (every store keeps the previous window; see the PostgreSQL store).
                 uses.retain(|(s, u, p, w), _| {
-                    !(s == &c.secret && u == &c.caller && *p == c.period_secs && *w < c.window)
+                    !(s == &c.secret && u == &c.caller && *p == c.period_secs && *w < c.window.saturating_sub(1))
                 });
             }
         }

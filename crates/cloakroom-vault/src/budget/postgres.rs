@@ -124,13 +124,15 @@ impl PostgresBudgets {
             }
         }
         tx.commit().await.map_err(db)?;
-        // A window began: forget the ended ones (after the commit, outside the call's
-        // transaction; a failure here only leaves old rows behind).
+        // A window began: forget the ones before the previous (after the commit, outside
+        // the call's transaction; a failure here only leaves old rows behind). The
+        // previous window stays: a replica whose clock lags a little is still counting in
+        // it, and deleting it would give that replica the window's budget again.
         for c in new_windows {
             let forgotten = client
                 .execute(
                     "DELETE FROM cloakroom_budget_uses WHERE secret = $1 AND period_secs = $2 AND window_no < $3",
-                    &[&c.secret, &int(c.period_secs), &int(c.window)],
+                    &[&c.secret, &int(c.period_secs), &int(c.window.saturating_sub(1))],
                 )
                 .await;
             if let Err(e) = forgotten {

@@ -87,10 +87,11 @@ impl BudgetStore for EmbeddedBudgets {
                 Err(TransactionError::Abort(())) => return Err(storage("transaction aborted")),
             };
             if full.is_none() {
-                // Forget the ended windows of the counters just spent.
+                // Forget the windows before the previous one of the counters just spent
+                // (every store keeps the previous window; see the PostgreSQL store).
                 for c in counters.iter().filter(|c| c.period_secs > 0) {
                     let start = prefix(&c.secret, c.period_secs);
-                    let end = window_prefix(&c.secret, c.period_secs, c.window);
+                    let end = window_prefix(&c.secret, c.period_secs, c.window.saturating_sub(1));
                     for old in tree.range(start..end) {
                         let (k, _) = old.map_err(storage)?;
                         tree.remove(k).map_err(storage)?;
