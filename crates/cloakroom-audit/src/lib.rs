@@ -47,7 +47,7 @@ pub use config::{AuditConfig, Durability, OnFailure, SinkKind, DEFAULT_POSTGRES_
 pub use layer::{Audit, AuditLayer, OnSeal, SealedCall};
 pub use log::{
     replica_id, verify_store, Acked, AppendNow, Appended, AuditError, AuditLog, LogOptions, ReadyRecord, BATCH_WINDOW,
-    DEFAULT_QUEUE_CAPACITY, MAX_BATCH,
+    DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY, MAX_BATCH,
 };
 pub use metrics::{AuditMetrics, AuditMetricsSnapshot};
 pub use record::{

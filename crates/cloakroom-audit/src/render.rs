@@ -128,6 +128,10 @@ impl Rendered {
     /// Every string of the record (object keys included), unescaped, each followed by a
     /// NUL: what the redaction scan looks at. The same strings, in the same order, as a
     /// walk of the record's `serde_json::Value` would give.
+    pub(crate) fn len(&self) -> usize {
+        self.text.len()
+    }
+
     pub(crate) fn strings(&self) -> &[u8] {
         &self.strings
     }

@@ -61,6 +61,10 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 pub const MAX_BATCH: usize = 4096;
 /// Default bound of the queue between callers and the writer.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16384;
+/// Default byte bound of the queue to the writer: 64 MiB of sealed records. Records
+/// carrying 64 KiB bodies run the writer out of disk bandwidth at a few thousand calls a
+/// second; without a byte bound, 16,384 of them queued held 2 GB (docs/audit.md).
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 
 /// Why the audit log could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +105,11 @@ pub struct LogOptions {
     pub durability: Durability,
     /// `refuse` or `continue`.
     pub on_failure: OnFailure,
-    /// Bound of the queue to the writer.
+    /// Bound of the queue to the writer, in records.
     pub queue_capacity: usize,
+    /// Bound of the queue to the writer, in bytes of sealed text (a record larger than
+    /// this takes the whole queue). Appends wait for room beyond either bound.
+    pub queue_bytes: usize,
 }
 
 impl LogOptions {
@@ -113,6 +120,7 @@ impl LogOptions {
             durability: config.durability,
             on_failure: config.on_failure,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 }
@@ -129,7 +137,13 @@ pub struct Appended {
 }
 
 enum Job {
-    Record { record: SealedRecord, queued: Instant, ack: Option<oneshot::Sender<Result<(), AuditError>>> },
+    Record {
+        record: SealedRecord,
+        queued: Instant,
+        ack: Option<oneshot::Sender<Result<(), AuditError>>>,
+        /// The record's share of the queue's byte bound, given back once it is written.
+        room: tokio::sync::OwnedSemaphorePermit,
+    },
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -147,6 +161,18 @@ enum Prepared {
 pub struct ReadyRecord {
     record: AuditRecord,
     prepared: Prepared,
+}
+
+impl ReadyRecord {
+    /// The room the record takes in the queue: its rendered text (the hash fields are
+    /// added on sealing), or a body limit's worth for a redacted one.
+    fn room(&self, bound: usize) -> u32 {
+        let len = match &self.prepared {
+            Prepared::Rendered(r) => r.len() + 256,
+            Prepared::Value(_) => 256 << 10,
+        };
+        u32::try_from(len.clamp(1, bound.max(1))).unwrap_or(u32::MAX)
+    }
 }
 
 impl std::fmt::Debug for ReadyRecord {
@@ -189,6 +215,8 @@ struct Inner {
     options: LogOptions,
     head: Mutex<Option<(u64, String)>>,
     tx: mpsc::Sender<Job>,
+    /// Bytes of sealed text the queue may still take ([`LogOptions::queue_bytes`]).
+    room: Arc<tokio::sync::Semaphore>,
     store: Arc<dyn AuditStore>,
     redactor: Arc<dyn Redactor>,
     metrics: Arc<AuditMetrics>,
@@ -285,11 +313,14 @@ impl AuditLog {
             }
             .run(),
         );
+        let room =
+            Arc::new(tokio::sync::Semaphore::new(options.queue_bytes.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)));
         Ok(Self {
             inner: Arc::new(Inner {
                 options,
                 head: Mutex::new(head),
                 tx,
+                room,
                 store,
                 redactor,
                 metrics,
@@ -355,6 +386,10 @@ impl AuditLog {
             Err(e) => return AppendNow::Done(Err(e)),
         };
         let ready = ReadyRecord { record, prepared };
+        let need = ready.room(inner.options.queue_bytes);
+        let Ok(room) = inner.room.clone().try_acquire_many_owned(need) else {
+            return AppendNow::Busy(Box::new(ready));
+        };
         let Ok(mut head) = inner.head.try_lock() else { return AppendNow::Busy(Box::new(ready)) };
         let Ok(permit) = inner.tx.try_reserve() else {
             drop(head);
@@ -364,7 +399,7 @@ impl AuditLog {
             }
             return AppendNow::Busy(Box::new(ready));
         };
-        let (job, appended, acked) = match self.seal(ready, &head) {
+        let (job, appended, acked) = match self.seal(ready, &head, room) {
             Ok(sealed) => sealed,
             Err(e) => return AppendNow::Done(Err(e)),
         };
@@ -381,9 +416,17 @@ impl AuditLog {
     /// the chain head and for room in the queue.
     pub async fn append_ready(&self, ready: Box<ReadyRecord>) -> Result<Appended, AuditError> {
         let inner = &*self.inner;
+        // Room in bytes first, outside the head lock: a large record waits for the
+        // writer without holding up the chain.
+        let room = inner
+            .room
+            .clone()
+            .acquire_many_owned(ready.room(inner.options.queue_bytes))
+            .await
+            .map_err(|_| self.lost(1))?;
         let (appended, acked) = {
             let mut head = inner.head.lock().await;
-            let (job, appended, acked) = self.seal(*ready, &head)?;
+            let (job, appended, acked) = self.seal(*ready, &head, room)?;
             // Sent under the head lock, so the queue is in chain order.
             let sent = if self.is_available() {
                 inner.tx.send(job).await.is_ok()
@@ -409,6 +452,7 @@ impl AuditLog {
         &self,
         ready: ReadyRecord,
         head: &Option<(u64, String)>,
+        room: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(Job, Appended, Option<Acked>), AuditError> {
         let ReadyRecord { mut record, prepared } = ready;
         let prev = head.as_ref().map(|(s, h)| (*s, h.as_str()));
@@ -440,7 +484,7 @@ impl AuditLog {
             hash: record.hash,
             text,
         };
-        Ok((Job::Record { record: sealed, queued: Instant::now(), ack }, appended, acked))
+        Ok((Job::Record { record: sealed, queued: Instant::now(), ack, room }, appended, acked))
     }
 
     fn lost(&self, n: u64) -> AuditError {

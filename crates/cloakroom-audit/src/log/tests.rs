@@ -40,3 +40,67 @@ fn a_secret_in_any_string_or_key_is_found_by_the_joined_scan() {
         assert!(!redacted.to_string().contains("hunter2"), "{redacted}");
     }
 }
+
+/// An export sink that writes nothing until `open` has permits: the writer stalls.
+struct Stalled {
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl AuditSink for Stalled {
+    fn kind(&self) -> &'static str {
+        "stalled"
+    }
+
+    async fn append(&self, _batch: &[SealedRecord]) -> Result<(), SinkError> {
+        self.open.acquire().await.expect("open").forget();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_queue_holds_a_bounded_number_of_bytes_while_the_writer_is_stalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SegmentStore::open(dir.path()).await.unwrap());
+    let open = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut options = LogOptions::from_config(&AuditConfig::default(), "bounded");
+    options.durability = Durability::Batched;
+    options.queue_bytes = 64 << 10;
+    let log = AuditLog::with_sinks(
+        store,
+        Some(Arc::new(Stalled { open: open.clone() })),
+        options,
+        Arc::new(crate::NoRedaction),
+    )
+    .await
+    .unwrap();
+    let big = || {
+        let mut r = record();
+        r.response.body = Some(RecordBody::capture("x".repeat(8 << 10).as_bytes(), 8 << 10, 16 << 10));
+        r
+    };
+    // Records of ~8.5 KB each: a 64 KiB queue takes seven or so, then has no room.
+    let mut queued = 0;
+    let busy = loop {
+        match log.append_now(big()) {
+            AppendNow::Done(r) => {
+                r.unwrap();
+                queued += 1;
+                assert!(queued < 16, "the queue took {queued} records of 8 KiB: no byte bound");
+            }
+            AppendNow::Busy(ready) => break ready,
+            AppendNow::Durable(..) => unreachable!("batched"),
+        }
+    };
+    assert!(queued >= 4, "a 64 KiB queue took only {queued} records of 8 KiB");
+    // The record that found no room waits for the writer, and is written once it moves.
+    let waiting = tokio::spawn({
+        let log = log.clone();
+        async move { log.append_ready(busy).await }
+    });
+    open.add_permits(1 << 20);
+    let appended = waiting.await.unwrap().unwrap();
+    assert_eq!(appended.seq, queued + 1, "chain order is kept");
+    log.close().await;
+    assert!(log.verify().await.unwrap().is_ok());
+}

@@ -19,6 +19,8 @@ impl Writer {
         loop {
             let Some(first) = self.rx.recv().await else { return };
             let mut batch = Vec::new();
+            // The batch's share of the queue's byte bound, given back once it is written.
+            let mut rooms = Vec::new();
             let mut acks: Vec<Ack> = Vec::new();
             let mut flushes = Vec::new();
             let mut close = None;
@@ -29,8 +31,9 @@ impl Writer {
             let mut next = Some(first);
             loop {
                 match next.take() {
-                    Some(Job::Record { record, ack, .. }) => {
+                    Some(Job::Record { record, ack, room, .. }) => {
                         batch.push(record);
+                        rooms.push(room);
                         acks.extend(ack);
                     }
                     Some(Job::Flush(tx)) => {
@@ -64,6 +67,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.write(&batch, acks, close.is_some()).await;
             }
+            drop(rooms);
             for f in flushes {
                 let _ = f.send(());
             }
