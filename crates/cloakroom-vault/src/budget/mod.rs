@@ -291,9 +291,22 @@ pub async fn spend(
     }
 }
 
-/// The caller key of a per-caller budget: issuer and subject.
+/// The caller key of a per-caller budget: issuer and subject, the issuer's length first
+/// so that no two (issuer, subject) pairs share a key whatever characters they hold.
 pub fn caller_key(issuer: &str, subject: &str) -> String {
-    format!("{issuer} {subject}")
+    format!("{}:{issuer} {subject}", issuer.len())
+}
+
+#[cfg(test)]
+mod caller_key_tests {
+    use super::caller_key;
+
+    #[test]
+    fn no_two_callers_share_a_key() {
+        assert_ne!(caller_key("a b", "c"), caller_key("a", "b c"));
+        assert_ne!(caller_key("", "x"), caller_key("x", ""));
+        assert_eq!(caller_key("https://idp", "alice"), caller_key("https://idp", "alice"));
+    }
 }
 
 /// A secret's uses as `GET /v1/secrets` shows them.
