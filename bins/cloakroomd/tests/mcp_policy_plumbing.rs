@@ -162,3 +162,28 @@ fn check_warns_about_rules_that_can_never_match_and_still_accepts_the_file() {
     );
     assert!(!err.contains("tools ok"), "{err}");
 }
+
+#[test]
+fn check_warns_that_a_budget_outside_postgres_is_counted_per_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budget.toml");
+    let base = format!(
+        "[server]\nlisten = \"127.0.0.1:18080\"\nadmin_listen = \"127.0.0.1:18081\"\n{}{}\n[[secrets]]\nname = \"capped\"\nfunctions = [\"pay\"]\nlocations = [\"body\"]\nmax_uses = 5\n\n[[secrets]]\nname = \"free\"\nfunctions = [\"pay\"]\nlocations = [\"body\"]\n",
+        function("pay", "http", "http://127.0.0.1:9", "/fn/pay"),
+        allow("pay", &["pay"], &["agents"]),
+    );
+    for (store, warned) in
+        [("", true), ("\n[approvals]\nstore = \"memory\"\n", true), ("\n[approvals]\nstore = \"postgres\"\n", false)]
+    {
+        std::fs::write(&path, format!("{base}{store}")).unwrap();
+        let out = std::process::Command::new(binary()).arg("--config").arg(&path).arg("--check").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(
+            err.contains("secrets[0] (\"capped\"): its use budget is counted by this replica alone"),
+            warned,
+            "{store}: {err}"
+        );
+        assert!(!err.contains("\"free\""), "a secret without a budget is not named: {err}");
+    }
+}

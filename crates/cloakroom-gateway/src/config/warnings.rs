@@ -1,5 +1,5 @@
-//! Warnings about policy rules that load but can never do anything: printed by
-//! `cloakroomd --check` and logged at start, never a reason to refuse the file. Only
+//! Warnings about policy rules that load but can never do anything, and about use
+//! budgets a replica counts alone: printed by `cloakroomd --check` and logged at start, never a reason to refuse the file. Only
 //! checks whose answer is certain from the file alone are made (docs/policy.md,
 //! "Warnings from `cloakroomd --check`").
 
@@ -49,6 +49,19 @@ impl Config {
                     "policy.rules[{i}] ({:?}): every call it matches is denied by the earlier deny rule {:?}; it never changes a decision",
                     rule.name, deny.name
                 ));
+            }
+        }
+        let store = self.approvals.store;
+        if store != cloakroom_policy::ApprovalStoreKind::Postgres {
+            for (i, secret) in self.secrets.iter().enumerate() {
+                if secret.max_uses.is_some() || secret.max_uses_per.is_some() {
+                    out.push(format!(
+                        "secrets[{i}] ({:?}): its use budget is counted by this replica alone (approvals.store = {:?}); \
+                         replicas share a budget only with approvals.store = \"postgres\" (docs/policy.md, \"Use budgets\")",
+                        secret.name,
+                        store.as_str()
+                    ));
+                }
             }
         }
         out
