@@ -54,6 +54,16 @@ pub fn literal_first_segment(pattern: &str) -> Option<&str> {
     (!first.is_empty() && is_literal(first)).then_some(first)
 }
 
+/// The distinct literal first segments of `patterns`, sorted; `None` when one of them
+/// has none (see [`literal_first_segment`]). The key set under which an index files a
+/// rule or binding with these patterns; an empty list gives an empty set.
+pub fn literal_first_segments<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Option<Vec<&'a str>> {
+    let mut segments = patterns.into_iter().map(literal_first_segment).collect::<Option<Vec<_>>>()?;
+    segments.sort_unstable();
+    segments.dedup();
+    Some(segments)
+}
+
 impl Fast {
     fn of(pattern: &str) -> Self {
         if is_literal(pattern) {
@@ -140,6 +150,23 @@ impl FunctionPatterns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_first_segments_of_patterns() {
+        assert_eq!(literal_first_segment("payments"), Some("payments"));
+        assert_eq!(literal_first_segment("payments/**"), Some("payments"));
+        assert_eq!(literal_first_segment("tools/{a,b}"), Some("tools"));
+        assert_eq!(literal_first_segment("*"), None);
+        assert_eq!(literal_first_segment("**"), None);
+        assert_eq!(literal_first_segment("pay*/x"), None);
+        assert_eq!(literal_first_segment("{a,b}/x"), None);
+        assert_eq!(literal_first_segment("{a/b,c}"), None);
+        assert_eq!(literal_first_segment("[ab]"), None);
+        assert_eq!(literal_first_segment(""), None);
+        assert_eq!(literal_first_segments(["pay/**", "tools", "pay"]), Some(vec!["pay", "tools"]));
+        assert_eq!(literal_first_segments(["pay", "*"]), None);
+        assert_eq!(literal_first_segments([]), Some(vec![]));
+    }
 
     #[test]
     fn star_stays_within_a_segment() {

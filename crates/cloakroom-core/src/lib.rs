@@ -47,7 +47,8 @@ pub use decision::{Decision, Effect, ShadowVerdict};
 pub use error::{Error, ErrorCode};
 pub use feature::{require_feature, MissingFeature};
 pub use function_pattern::{
-    first_segment, literal_first_segment, FunctionPattern, FunctionPatternError, FunctionPatterns,
+    first_segment, literal_first_segment, literal_first_segments, FunctionPattern, FunctionPatternError,
+    FunctionPatterns,
 };
 pub use identity::{AuthMethod, BiscuitToken, Identity};
 pub use placeholder::{Placeholder, PlaceholderError, PLACEHOLDER_BODY_LEN, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX};

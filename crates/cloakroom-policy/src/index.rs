@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use cloakroom_core::{first_segment, literal_first_segment};
+use cloakroom_core::{first_segment, literal_first_segments};
 
 use crate::{rule::Rule, PolicyInput};
 
@@ -34,32 +34,15 @@ impl RuleIndex {
         for (i, rule) in rules.iter().enumerate() {
             let i = u32::try_from(i).expect("fewer than 2^32 rules");
             let patterns = rule.patterns();
-            let segments: Option<Vec<&str>> =
-                if patterns.is_empty() { None } else { patterns.iter().map(|p| literal_first_segment(p)).collect() };
-            match segments {
-                Some(mut segments) => {
-                    segments.sort_unstable();
-                    segments.dedup();
-                    for s in segments {
-                        index.by_function.entry(s.to_owned()).or_default().push(i);
-                    }
-                }
+            // A rule without `functions` matches every function.
+            match literal_first_segments(patterns.iter().copied()).filter(|_| !patterns.is_empty()) {
+                Some(segments) => file(&mut index.by_function, segments, i),
                 None => index.any_function.push(i),
             }
             if !rule.groups().is_empty() {
-                for g in rule.groups() {
-                    let bucket = index.by_group.entry(g.clone()).or_default();
-                    if bucket.last() != Some(&i) {
-                        bucket.push(i);
-                    }
-                }
+                file(&mut index.by_group, rule.groups(), i);
             } else if !rule.subjects().is_empty() {
-                for s in rule.subjects() {
-                    let bucket = index.by_subject.entry(s.clone()).or_default();
-                    if bucket.last() != Some(&i) {
-                        bucket.push(i);
-                    }
-                }
+                file(&mut index.by_subject, rule.subjects(), i);
             } else {
                 index.any_caller.push(i);
             }
@@ -81,6 +64,16 @@ impl RuleIndex {
             merge(&by_function)
         } else {
             merge(&by_caller)
+        }
+    }
+}
+
+/// Files rule `i` under each of `keys` (once per key, however often a key is repeated).
+fn file(map: &mut HashMap<String, Vec<u32>>, keys: impl IntoIterator<Item = impl AsRef<str>>, i: u32) {
+    for key in keys {
+        let bucket = map.entry(key.as_ref().to_owned()).or_default();
+        if bucket.last() != Some(&i) {
+            bucket.push(i);
         }
     }
 }
@@ -176,20 +169,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn literal_first_segments() {
-        assert_eq!(literal_first_segment("payments"), Some("payments"));
-        assert_eq!(literal_first_segment("payments/**"), Some("payments"));
-        assert_eq!(literal_first_segment("tools/{a,b}"), Some("tools"));
-        assert_eq!(literal_first_segment("*"), None);
-        assert_eq!(literal_first_segment("**"), None);
-        assert_eq!(literal_first_segment("pay*/x"), None);
-        assert_eq!(literal_first_segment("{a,b}/x"), None);
-        assert_eq!(literal_first_segment("{a/b,c}"), None);
-        assert_eq!(literal_first_segment("[ab]"), None);
-        assert_eq!(literal_first_segment(""), None);
     }
 
     #[test]

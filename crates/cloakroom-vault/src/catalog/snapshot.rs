@@ -130,12 +130,9 @@ impl CatalogSnapshot {
             let key: [u8; PLACEHOLDER_LEN] = e.placeholder.as_bytes().try_into().expect("placeholders are 32 bytes");
             by_placeholder.insert(key, i);
             let Some(binding) = &e.binding else { continue };
-            let segments: Option<Vec<&str>> =
-                binding.spec().functions.iter().map(|p| cloakroom_core::literal_first_segment(p)).collect();
-            match segments {
-                Some(mut segments) => {
-                    segments.sort_unstable();
-                    segments.dedup();
+            // A binding without `functions` allows none: it is filed nowhere.
+            match cloakroom_core::literal_first_segments(binding.spec().functions.iter().map(String::as_str)) {
+                Some(segments) => {
                     for s in segments {
                         bound_by_function.entry(s.to_owned()).or_default().push(i);
                     }
