@@ -12,9 +12,8 @@ use std::sync::Arc;
 use cloakroom_identity::{Authenticator, IdentityLayer};
 use cloakroom_mask::MaskLayer;
 use cloakroom_policy::PolicyLayer;
-use http::{header, Request};
+use http::Request;
 use tower::{util::BoxCloneSyncService, ServiceBuilder, ServiceExt};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use super::{box_response, detokenize_layer, Parts, StackService};
 use crate::{call::CallLayer, mcp::session::McpSessionLayer};
@@ -58,13 +57,7 @@ pub(super) fn stack(
     call: CallLayer,
     max_body: u64,
 ) -> StackService {
-    let base = ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(super::trace_layer());
+    let base = ServiceBuilder::new().layer(super::sensitive_headers()).layer(super::trace_layer());
     let forwarder = p.forwarder.clone();
     let identity = IdentityLayer::new(authenticator.clone());
     let sessions = McpSessionLayer::new(p.sessions.clone());

@@ -475,11 +475,7 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     let service = ServiceBuilder::new()
         // Layer 1 of docs/reference.md (data path): credentials never reach a log line, every call gets a span
         // carrying its call id (the request id, echoed as Cloakroom-Call-Id).
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-        ]))
+        .layer(sensitive_headers())
         .layer(trace_layer())
         // Slow bodies (slowloris) fail here, inside the audit layer, so the refusal is recorded.
         .layer(crate::server::BodyDeadlineLayer::new(config.server.body_read_timeout, config.server.body_min_rate))
@@ -504,6 +500,11 @@ fn build_stack(config: Arc<Config>, p: &Parts<'_>) -> Result<Stack, GatewayError
     // The call span, parent of every span of the call: outermost, so it ends last.
     let service = CallSpanService::new(service);
     Ok(Stack { config, routes, authenticator, service: BoxCloneSyncService::new(service) })
+}
+
+/// Marks the headers that carry credentials as sensitive, so no log line shows them.
+fn sensitive_headers() -> SetSensitiveRequestHeadersLayer {
+    SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE])
 }
 
 /// The tracing layer of [`trace_layer`].
