@@ -54,7 +54,9 @@ async fn a_new_approval_posts_a_slack_compatible_summary_without_arguments() {
     for expected in ["alice", "payments/refund", "refunds", "finance", req.id.as_str()] {
         assert!(text.contains(expected), "{expected} missing from {text}");
     }
-    assert!(!text.contains("4111111111111111") && !text.contains("900"), "arguments leaked: {text}");
+    // The approval id is random and may hold the digits "900" itself: look past it.
+    let rest = text.replace(req.id.as_str(), "");
+    assert!(!rest.contains("4111111111111111") && !rest.contains("900"), "arguments leaked: {text}");
     assert!(!text.contains("http"), "link-free: {text}");
 }
 
