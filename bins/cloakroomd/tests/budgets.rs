@@ -307,14 +307,19 @@ async fn redeem_spends_a_use_unless_the_call_already_spent_it() {
     h.release.send(()).unwrap();
     pending.await.unwrap().unwrap();
     assert_eq!(listed(&gw, "db_password").await["uses"]["total"], 2);
-    // Call 3: the budget is spent, redemption is refused.
+    // Call 3: the budget is spent, redemption is refused — every one of many racing
+    // redemptions, none answered before the first's spend was refused.
     let pending = start(false);
     let h = held.recv().await.unwrap();
-    let r = redeem(&h).await.unwrap();
-    assert_eq!(r.status(), 429);
-    let text = r.text().await.unwrap();
-    assert!(!text.contains(SECRET));
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"]["code"], "budget_exhausted");
+    let racing: Vec<_> = (0..16).map(|_| tokio::spawn(redeem(&h))).collect();
+    for r in racing {
+        let r = r.await.unwrap().unwrap();
+        assert_eq!(r.status(), 429);
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(SECRET));
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"]["code"], "budget_exhausted");
+    }
+    assert_eq!(listed(&gw, "db_password").await["uses"]["total"], 2, "refused redemptions spend nothing");
     h.release.send(()).unwrap();
     pending.await.unwrap().unwrap();
     assert!(!gw.stderr().contains(SECRET));
