@@ -89,14 +89,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = match start_telemetry(&runtime, loaded.as_ref()) {
+    let (telemetry, log) = match start_telemetry(&runtime, loaded.as_ref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("cloakroomd: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let status = match runtime.block_on(run(args, loaded)) {
+    let result = runtime.block_on(run(args, loaded));
+    // The log's last lines are written out before the reason the process stops.
+    drop(log);
+    let status = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cloakroomd: {e:#}");
@@ -111,15 +114,33 @@ fn main() -> ExitCode {
 }
 
 /// Sets up the log (stderr; `CLOAKROOM_LOG`) and, with `[telemetry]`, the OTLP trace
-/// export (docs/operations.md, "Traces"), each with its own filter.
-fn start_telemetry(runtime: &tokio::runtime::Runtime, config: Option<&Config>) -> anyhow::Result<Option<Telemetry>> {
+/// export (docs/operations.md, "Traces"), each with its own filter. The guard writes out
+/// the log's last lines when dropped.
+fn start_telemetry(
+    runtime: &tokio::runtime::Runtime,
+    config: Option<&Config>,
+) -> anyhow::Result<(Option<Telemetry>, tracing_appender::non_blocking::WorkerGuard)> {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _};
     // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
     // client could write the log at will (rapid reset), so by default only its errors.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into());
-    let log =
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).log_internal_errors(true).with_filter(filter);
+    // Lines are formatted on the thread that logs and written by a thread of their own,
+    // buffered: a serving thread does not make a write(2) per call for its "call
+    // finished" line, and a busy second lands in a few writes (docs/operations.md,
+    // "Logs"). Not lossy: when the writer falls 128,000 lines behind, logging waits for
+    // it rather than dropping lines.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("cloakroom-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Colours only for a person at a terminal, not in files and journals.
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(true)
+        .with_filter(filter);
     let telemetry = match config.and_then(|c| c.telemetry.as_ref()) {
         Some(t) => {
             // The exporter's tasks run on this runtime.
@@ -130,7 +151,7 @@ fn start_telemetry(runtime: &tokio::runtime::Runtime, config: Option<&Config>) -
     };
     let traces = telemetry.as_ref().map(|t| t.layer());
     tracing_subscriber::registry().with(log).with(traces).init();
-    Ok(telemetry)
+    Ok((telemetry, guard))
 }
 
 async fn run(args: Args, loaded: Option<Config>) -> anyhow::Result<()> {

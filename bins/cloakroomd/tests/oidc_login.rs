@@ -291,8 +291,8 @@ async fn a_person_signs_in_with_openbao_and_approves_a_held_call_with_the_sessio
     assert_eq!(status, 200);
     assert_eq!(s.up.requests().len(), 1);
     // Neither the session nor the code is in the gateway's log.
+    s.gw.wait_for_log("signed in with OIDC", 1).await;
     let log = s.gw.stderr();
-    assert!(log.contains("signed in with OIDC"), "{log}");
     assert!(!log.contains(&token) && !log.contains(&callback[callback.find("code=").unwrap() + 5..][..20]));
 }
 

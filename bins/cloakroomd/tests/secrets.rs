@@ -309,7 +309,13 @@ async fn the_audit_log_holds_every_call_verifies_and_contains_no_secret() {
     for entry in walk(&s.gw.dir.path().join("data").join("audit")) {
         assert_no_secret(&format!("audit file {}", entry.display()), &std::fs::read(&entry).unwrap());
     }
-    assert_no_secret("cloakroomd's log", s.gw.stderr().as_bytes());
+    // The log is written by a thread of its own: wait for every call's line before
+    // looking for what must not be in it.
+    s.gw.wait_for_log("call finished", ids.len()).await;
+    let log = s.gw.stderr();
+    assert_no_secret("cloakroomd's log", log.as_bytes());
+    // Not a terminal: no colour codes in the file.
+    assert!(!log.contains('\x1b'), "ANSI escapes in a log file: {log}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -20,12 +20,15 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 #[derive(Debug, Clone)]
 pub struct FunctionPattern {
     source: String,
-    matcher: GlobMatcher,
     fast: Fast,
 }
 
 /// The shapes most patterns have, matched without the glob's regex (policy rules match
 /// every call against every rule's patterns). Same answers as the glob: tested below.
+///
+/// Only [`Fast::Glob`] holds a compiled matcher: a glob's regex takes kilobytes, and a
+/// vault of 100,000 secrets bound to literal names would otherwise hold one per binding
+/// pattern that is never run (docs/performance.md, "Cost per call").
 #[derive(Debug, Clone)]
 enum Fast {
     /// No glob syntax: the name itself.
@@ -33,7 +36,7 @@ enum Fast {
     /// `<literal>/**`: every name under `<literal>/`.
     Subtree(String),
     /// Anything else: the glob.
-    Glob,
+    Glob(GlobMatcher),
 }
 
 fn is_literal(s: &str) -> bool {
@@ -65,13 +68,13 @@ pub fn literal_first_segments<'a>(patterns: impl IntoIterator<Item = &'a str>) -
 }
 
 impl Fast {
-    fn of(pattern: &str) -> Self {
+    fn of(pattern: &str, glob: &Glob) -> Self {
         if is_literal(pattern) {
             return Self::Exact;
         }
         match pattern.strip_suffix("/**") {
             Some(prefix) if !prefix.is_empty() && is_literal(prefix) => Self::Subtree(format!("{prefix}/")),
-            _ => Self::Glob,
+            _ => Self::Glob(glob.compile_matcher()),
         }
     }
 }
@@ -86,15 +89,20 @@ pub struct FunctionPatternError {
     pub reason: String,
 }
 
+/// The glob a pattern means: `*` stops at `/`, `\\` escapes.
+fn glob(pattern: &str) -> Result<Glob, FunctionPatternError> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| FunctionPatternError { pattern: pattern.to_owned(), reason: e.kind().to_string() })
+}
+
 impl FunctionPattern {
     /// Compiles one pattern.
     pub fn new(pattern: &str) -> Result<Self, FunctionPatternError> {
-        let glob: Glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| FunctionPatternError { pattern: pattern.to_owned(), reason: e.kind().to_string() })?;
-        Ok(Self { source: pattern.to_owned(), matcher: glob.compile_matcher(), fast: Fast::of(pattern) })
+        let glob = glob(pattern)?;
+        Ok(Self { source: pattern.to_owned(), fast: Fast::of(pattern, &glob) })
     }
 
     /// Whether `function` matches.
@@ -102,7 +110,7 @@ impl FunctionPattern {
         match &self.fast {
             Fast::Exact => function == self.source,
             Fast::Subtree(prefix) => function.starts_with(prefix.as_str()),
-            Fast::Glob => self.matcher.is_match(function),
+            Fast::Glob(matcher) => matcher.is_match(function),
         }
     }
 
@@ -217,13 +225,14 @@ mod tests {
         ];
         for p in patterns {
             let fp = FunctionPattern::new(p).unwrap();
+            let reference = glob(p).unwrap().compile_matcher();
             for n in names {
-                assert_eq!(fp.matches(n), fp.matcher.is_match(n), "pattern {p:?} on {n:?}");
+                assert_eq!(fp.matches(n), reference.is_match(n), "pattern {p:?} on {n:?}");
             }
         }
         assert!(matches!(FunctionPattern::new("payments").unwrap().fast, Fast::Exact));
         assert!(matches!(FunctionPattern::new("payments/**").unwrap().fast, Fast::Subtree(_)));
-        assert!(matches!(FunctionPattern::new("pay*/**").unwrap().fast, Fast::Glob));
+        assert!(matches!(FunctionPattern::new("pay*/**").unwrap().fast, Fast::Glob(_)));
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub use handle::MaskHandle;
 pub use head::{MaskedWith, Refusal};
 pub use layer::MaskLayer;
 #[doc(hidden)]
-pub use matcher::BuildTuning;
+pub use matcher::{BuildTuning, MatcherMemory};
 pub use matcher::{FindIter, MaskOptions, Matcher, Replaced, SecretMatch};
 pub use service::Mask;
 pub use stream::{Ready, StreamReplacer};

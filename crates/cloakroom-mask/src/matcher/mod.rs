@@ -117,6 +117,27 @@ struct EntryInfo {
     replacement: Bytes,
 }
 
+/// What a [`Matcher`] holds, in approximate heap bytes ([`Matcher::memory`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatcherMemory {
+    /// The Aho-Corasick automata.
+    pub automata: usize,
+    /// The q-gram prefilter, with its copy of the long patterns' bytes.
+    pub prefilter: usize,
+    /// The sorted patterns and prefix bitsets a stream's tail is checked against.
+    pub prefix_index: usize,
+    /// Entries, pattern tables and the views' pattern copies.
+    pub tables: usize,
+}
+
+impl MatcherMemory {
+    /// All parts together.
+    pub fn total(&self) -> usize {
+        self.automata + self.prefilter + self.prefix_index + self.tables
+    }
+}
+
 /// Patterns of 8 bytes or more: the prefilter and its confirming automaton.
 struct LongSet {
     filter: QGramFilter,
@@ -456,6 +477,32 @@ impl Matcher {
     /// Approximate heap bytes held by the prefilter (for metrics and docs).
     pub fn prefilter_bytes(&self) -> usize {
         self.long.as_ref().map_or(0, |l| l.filter.heap_size())
+    }
+
+    /// Approximate heap bytes held, by part (escape grammars' views included), for the
+    /// build benchmark (`examples/build_memory.rs`) and docs/performance.md.
+    #[doc(hidden)]
+    pub fn memory(&self) -> MatcherMemory {
+        let ac = |a: &AhoCorasick, ids: &Vec<u32>| a.memory_usage() + ids.capacity() * 4;
+        let mut m = MatcherMemory {
+            automata: self.long.as_ref().map_or(0, |l| {
+                l.shards.iter().map(|(a, ids)| ac(a, ids)).sum::<usize>()
+                    + l.direct.as_ref().map_or(0, |(a, ids)| ac(a, ids))
+            }) + self.short.as_ref().map_or(0, |s| ac(&s.ac, &s.ids)),
+            prefilter: self.prefilter_bytes(),
+            prefix_index: self.prefixes.heap_size(),
+            tables: self.entries.capacity() * size_of::<EntryInfo>()
+                + self.entries.iter().map(|e| e.name.capacity() + e.replacement.len()).sum::<usize>()
+                + self.patterns.capacity() * size_of::<PatternInfo>(),
+        };
+        for t in &self.targets {
+            let inner = t.matcher.memory();
+            m.automata += inner.automata;
+            m.prefilter += inner.prefilter;
+            m.prefix_index += inner.prefix_index;
+            m.tables += inner.tables + t.bytes.iter().map(|b| b.capacity() + size_of::<Vec<u8>>()).sum::<usize>();
+        }
+        m
     }
 
     /// Every occurrence of a known secret in `haystack`, leftmost-longest and

@@ -18,6 +18,16 @@ pub(super) struct PrefixIndex {
     pub(super) quad_shift: u32,
 }
 
+impl PrefixIndex {
+    /// Bytes held: the sorted list (its patterns are shared with the matcher's
+    /// table, counted once there) and the bitsets.
+    pub(super) fn heap_size(&self) -> usize {
+        self.sorted.capacity() * size_of::<Arc<[u8]>>()
+            + self.sorted.iter().map(|p| p.len()).sum::<usize>()
+            + (self.ones.len() + self.twos.len() + self.threes.len() + self.quads.len()) * 8
+    }
+}
+
 pub(super) fn quad_slot(p: &[u8], shift: u32) -> usize {
     let x = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
     (x.wrapping_mul(0x9E37_79B1) >> shift) as usize
