@@ -10,6 +10,8 @@
 //! stops accepting, lets in-flight calls finish (`server.shutdown_grace`) and flushes
 //! the audit log.
 
+mod log;
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
@@ -97,20 +99,19 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(run(args, loaded));
+    // Off the runtime's threads, while it still runs the exporter: the last spans.
+    if let Some(t) = telemetry {
+        t.shutdown();
+    }
     // The log's last lines are written out before the reason the process stops.
     drop(log);
-    let status = match result {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cloakroomd: {e:#}");
             ExitCode::FAILURE
         }
-    };
-    // Off the runtime's threads, while it still runs the exporter: the last spans.
-    if let Some(t) = telemetry {
-        t.shutdown();
     }
-    status
 }
 
 /// Sets up the log (stderr; `CLOAKROOM_LOG`) and, with `[telemetry]`, the OTLP trace
@@ -119,22 +120,15 @@ fn main() -> ExitCode {
 fn start_telemetry(
     runtime: &tokio::runtime::Runtime,
     config: Option<&Config>,
-) -> anyhow::Result<(Option<Telemetry>, tracing_appender::non_blocking::WorkerGuard)> {
+) -> anyhow::Result<(Option<Telemetry>, log::LogGuard<std::io::Stderr>)> {
     use std::io::IsTerminal as _;
     use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _};
     // h2 logs every HTTP/2 connection a client's resets get closed for at `warn`: a
     // client could write the log at will (rapid reset), so by default only its errors.
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CLOAKROOM_LOG").unwrap_or_else(|_| "info,h2=error".into());
-    // Lines are formatted on the thread that logs and written by a thread of their own,
-    // buffered: a serving thread does not make a write(2) per call for its "call
-    // finished" line, and a busy second lands in a few writes (docs/operations.md,
-    // "Logs"). Not lossy: when the writer falls 128,000 lines behind, logging waits for
-    // it rather than dropping lines.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("cloakroom-log")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Lines go to a buffer that a thread of its own writes out every 20 ms (log.rs).
+    let (writer, guard) = log::buffered(std::io::stderr(), log::FLUSH_EVERY);
     // Colours only for a person at a terminal, not in files and journals.
     let log = tracing_subscriber::fmt::layer()
         .with_writer(writer)
