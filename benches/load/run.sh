@@ -253,7 +253,9 @@ fi
 start_gateway() {
     local config="${1:-$WORK/cloakroom.toml}" bin="${2:-$CLOAKROOMD}" layers="${3:-}"
     GW_STARTED="$(date +%s.%N)"
-    env CLOAKROOM_LOG=warn ${layers:+CLOAKROOM_BENCH_LAYERS=$layers} "${GW_WRAP[@]}" "$bin" --config "$config" 2>>"$WORK/cloakroomd.log" &
+    # warn: no per-call log line, as nginx runs with access_log off; GW_LOG=info for the
+    # row that measures cloakroomd's default log.
+    env CLOAKROOM_LOG="${GW_LOG:-warn}" ${layers:+CLOAKROOM_BENCH_LAYERS=$layers} "${GW_WRAP[@]}" "$bin" --config "$config" 2>>"$WORK/cloakroomd.log" &
     GW_PID=$!
     PIDS+=("$GW_PID")
     WAIT_TRIES=30000 wait_http "http://127.0.0.1:$ADMIN_PORT/readyz" "$GW_PID" || { tail -5 "$WORK/cloakroomd.log" >&2; exit 1; }
@@ -475,6 +477,14 @@ read -r C_RPS C_CPU < <(cost cloakroomd "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
 row "| **cloakroomd as shipped, every layer** | $C_RPS | **$C_CPU** | **$(ratio "$C_CPU" "$N_CPU")** |"
 RSS_1K_RUN="$(rss_mib "$GW_PID" VmHWM)"
 stop_gateway
+# The same with cloakroomd's default log: a `call finished` line per call.
+GW_LOG=info start_gateway "$WORK/cloakroom.toml" "$CLOAKROOMD"
+read -r rps cpu < <(cost cloakroomd-log "$GW_URL" "$GW_PID" "$H_AUTH" "$H_PH")
+row "| as shipped, with its default log (\`CLOAKROOM_LOG=info\`: a \`call finished\` line per call, to a file) | $rps | $cpu | $(ratio "$cpu" "$N_CPU") |"
+stop_gateway
+# nginx again: how far the machine drifted between the first row and these.
+read -r rps N2_CPU < <(cost nginx-again "http://127.0.0.1:$NGINX_PORT/items" "$NGINX_PIDS")
+row "| nginx again, after the rows above (drift) | $rps | $N2_CPU | $(ratio "$N2_CPU" "$N_CPU") |"
 # The same with OpenTelemetry traces on (every call sampled) to a local OTLP receiver.
 "$OTLP_SINK" --listen "127.0.0.1:$OTLP_PORT" >"$WORK/otlp-sink.log" 2>&1 &
 SINK_PID=$!
