@@ -82,6 +82,9 @@ pub(crate) struct QGramFilter {
     /// by pattern length descending.
     cands: Box<[Cand]>,
     store: PatternStore,
+    /// The global ids of the patterns in a crowd: a (window, offset) shared by more than
+    /// the `crowd` given to [`QGramFilter::new`], sorted and without repeats.
+    crowded: Vec<u32>,
 }
 
 impl QGramFilter {
@@ -95,10 +98,13 @@ impl QGramFilter {
     }
 
     /// Fingerprints the first `stride` windows of every pattern (each at least
-    /// `stride + 7` bytes long), given with its global pattern id.
+    /// `stride + 7` bytes long), given with its global pattern id, and notes the patterns
+    /// that share a window at one offset with more than `crowd` others
+    /// ([`crowded`](Self::crowded)).
     pub(crate) fn new<'a>(
         patterns: impl Iterator<Item = (u32, &'a [u8])> + Clone,
         stride: usize,
+        crowd: usize,
     ) -> Result<Self, MaskError> {
         debug_assert!(stride >= 1);
         let windows: usize = patterns.clone().map(|(_, p)| (p.len() + 1 - Q).min(stride)).sum();
@@ -118,6 +124,7 @@ impl QGramFilter {
             exact: WindowSet::with_capacity(windows),
             cands: Box::default(),
             store: PatternStore::default(),
+            crowded: Vec::new(),
         };
         // (slot, offset, pattern length, store position) per window, then grouped.
         let mut found: Vec<(u32, u32, u32, u32)> = Vec::with_capacity(windows);
@@ -145,10 +152,29 @@ impl QGramFilter {
                 let first = cands.len() as u32;
                 cands.extend(run.iter().map(|&(_, offset, _, at)| Cand { at, offset }));
                 filter.exact.set(slot, Entry::run(first, n as u32));
+                // Runs are sorted by offset: a group is a stretch of one offset.
+                for group in run.chunk_by(|a, b| a.1 == b.1) {
+                    if group.len() > crowd {
+                        filter.crowded.extend(group.iter().map(|&(.., at)| filter.store.get(at).0));
+                    }
+                }
             }
         }
+        if crowd == 0 {
+            // Every window of a pattern alone is a crowd of one.
+            filter.crowded.extend(found.iter().map(|&(.., at)| filter.store.get(at).0));
+        }
+        filter.crowded.sort_unstable();
+        filter.crowded.dedup();
         filter.cands = cands.into_boxed_slice();
         Ok(filter)
+    }
+
+    /// The patterns found in a crowd (see [`new`](Self::new)): the only ones a probe
+    /// hit can name more than `crowd` of at one start, so the only ones the confirming
+    /// automata need to hold.
+    pub(crate) fn crowded(&self) -> &[u32] {
+        &self.crowded
     }
 
     /// The probe stride.

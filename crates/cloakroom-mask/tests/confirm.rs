@@ -154,3 +154,47 @@ fn hits_at_chunk_boundaries_of_a_long_body_are_masked() {
         }
     }
 }
+
+#[test]
+fn the_confirming_automata_hold_only_crowded_patterns() {
+    // 1,000 random secrets in every encoding: no window is shared by more than the byte
+    // comparison takes, so no automaton is built (they were half of the masker's memory).
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let values: Vec<String> = (0..1000)
+        .map(|_| {
+            (0..32)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(seed % 36) as usize])
+                })
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let lone = entries(&refs);
+    let probed = BuildTuning { allow_direct: false, ..BuildTuning::default() };
+    let m = Matcher::build_tuned(lone.clone(), &all_encodings(), probed).unwrap();
+    assert_eq!(m.memory().automata, 0, "no crowd, no automaton");
+    // Every secret is still found, each by comparing bytes.
+    let body = format!("x {} y {} z", values[0], values[999]);
+    assert_eq!(assert_like_oracle(&lone, &all_encodings(), body.as_bytes()), b"x <0> y <999> z");
+
+    // 40 secrets sharing their first 16 bytes crowd their windows: those (and only
+    // those) are in an automaton, and it finds them.
+    let shared: Vec<String> = (0..40).map(|i| format!("sk_live_shared__{i:03}x{}", i * 37)).collect();
+    let mut both = refs.clone();
+    both.extend(shared.iter().map(String::as_str));
+    let both = entries(&both);
+    let m = Matcher::build_tuned(both.clone(), &raw(), probed).unwrap();
+    let crowded = m.memory().automata;
+    assert!(crowded > 0, "the crowd has its automaton");
+    let alone = Matcher::build_tuned(entries(&shared.iter().map(String::as_str).collect::<Vec<_>>()), &raw(), probed)
+        .unwrap()
+        .memory()
+        .automata;
+    assert_eq!(crowded, alone, "the automaton holds the 40 crowded secrets and none of the 1,000 others");
+    let body = format!("a {} b {} c", shared[7], values[5]);
+    assert_eq!(assert_like_oracle(&both, &raw(), body.as_bytes()), b"a <1007> b <5> c");
+}

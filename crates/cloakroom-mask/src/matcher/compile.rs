@@ -16,36 +16,40 @@ pub(super) fn compile(bytes: &[Arc<[u8]>], tuning: BuildTuning) -> Result<Core, 
     } else {
         let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
         let stride = QGramFilter::stride_for(min, long_ids.len());
+        let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes[i as usize])), stride, tuning.compare_max)?;
+        // The confirming automata hold only the crowded patterns: a start with at most
+        // `compare_max` candidates is confirmed by comparing bytes, and the candidates of
+        // one start are every pattern that can occur there (prefilter.rs), so a start
+        // with more holds crowded patterns only. Random secrets make no crowd, and
+        // the automata over all of them were half of the masker's memory
+        // (docs/performance.md, "Cost per call").
+        let crowded = filter.crowded();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let shard_count = long_ids.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
-        let per_shard = long_ids.len().div_ceil(shard_count);
-        let bytes_ref = bytes;
+        let shard_count = crowded.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
+        let per_shard = crowded.len().div_ceil(shard_count).max(1);
         let build_shard = |ids: Vec<u32>| -> Result<(AhoCorasick, Vec<u32>), MaskError> {
             let ac = AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
                 .kind(if ids.len() <= 64 { Some(AhoCorasickKind::DFA) } else { Some(AhoCorasickKind::ContiguousNFA) })
                 .start_kind(StartKind::Anchored)
                 .prefilter(false)
-                .build(ids.iter().map(|&i| &*bytes_ref[i as usize]))
+                .build(ids.iter().map(|&i| &*bytes[i as usize]))
                 .map_err(build_err)?;
             Ok((ac, ids))
         };
-        let (filter, shards) = std::thread::scope(|scope| {
-            let handles: Vec<_> = long_ids
+        let shards = std::thread::scope(|scope| {
+            let handles: Vec<_> = crowded
                 .chunks(per_shard)
-                .skip(1)
                 .map(|ids| {
                     let ids = ids.to_vec();
                     scope.spawn(move || build_shard(ids))
                 })
                 .collect();
-            let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes_ref[i as usize])), stride);
-            let mut shards = vec![build_shard(long_ids[..per_shard.min(long_ids.len())].to_vec())];
-            for h in handles {
-                shards.push(h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))));
-            }
-            (filter, shards.into_iter().collect::<Result<Vec<_>, _>>())
-        });
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(MaskError::Build("a build thread panicked".into()))))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         // A handful of short patterns: Aho-Corasick's own literal prefilter (Teddy)
         // over the whole input beats probing every few bytes.
         let direct = if tuning.allow_direct && long_ids.len() <= DIRECT_MAX_PATTERNS && stride < DIRECT_MIN_STRIDE {
@@ -57,7 +61,7 @@ pub(super) fn compile(bytes: &[Arc<[u8]>], tuning: BuildTuning) -> Result<Core, 
         } else {
             None
         };
-        Some(LongSet { filter: filter?, shards: shards?, direct, compare_max: tuning.compare_max })
+        Some(LongSet { filter, shards, direct, compare_max: tuning.compare_max })
     };
     let short = if short_ids.is_empty() {
         None
