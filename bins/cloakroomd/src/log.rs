@@ -55,21 +55,24 @@ impl<W: Write> Shared<W> {
     /// buffer's, so two flushes cannot swap their batches.
     fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let batch = std::mem::take(&mut *self.lock_buf());
-        if !batch.is_empty() {
-            // Where stderr itself fails there is nowhere left to say so.
-            let _ = out.write_all(&batch);
-            let _ = out.flush();
-        }
+        write_out(&mut *out, self.lock_buf());
     }
 
     /// [`flush`](Self::flush) unless another thread is writing (or this one holds the
     /// buffer): for the panic hook, which must not wait or deadlock.
     fn flush_if_free(&self) {
         let Ok(mut out) = self.out.try_lock() else { return };
-        let Ok(mut buf) = self.buf.try_lock() else { return };
-        let batch = std::mem::take(&mut *buf);
-        drop(buf);
+        let Ok(buf) = self.buf.try_lock() else { return };
+        write_out(&mut *out, buf);
+    }
+}
+
+/// Takes what `buf` holds, lets go of it, and writes it to `out` (held by the caller).
+fn write_out<W: Write>(out: &mut W, mut buf: MutexGuard<'_, Vec<u8>>) {
+    let batch = std::mem::take(&mut *buf);
+    drop(buf);
+    if !batch.is_empty() {
+        // Where stderr itself fails there is nowhere left to say so.
         let _ = out.write_all(&batch);
         let _ = out.flush();
     }

@@ -4,34 +4,21 @@
 //!
 //! `cargo run --release -p cloakroom-mask --example build_memory -- 100000`
 
+mod common;
+
 use std::time::Instant;
 
 use cloakroom_core::Secret;
 use cloakroom_mask::{MaskEntry, MaskOptions, Matcher};
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
-}
+use common::{status_kib, Random};
 
 fn main() {
     let n: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("N: a number of secrets"));
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut random = Random::new(0x9e37_79b9_7f4a_7c15);
     // Hex, like the load benchmark's seeded secrets.
-    const A: &[u8] = b"0123456789abcdef";
     let entries: Vec<MaskEntry> = (0..n)
         .map(|i| {
-            let value: Vec<u8> = (0..32).map(|_| A[(next() % 16) as usize]).collect();
+            let value = random.bytes(b"0123456789abcdef", 32);
             MaskEntry::new(format!("masked_{i:06}"), Secret::new(value), format!("cloak_{i:026}"))
         })
         .collect();

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release -p cloakroom-mask --example rss_1gib`
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,35 +16,21 @@ use futures_util::stream;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 
+use common::{status_kib, Random, ALNUM};
+
 const TOTAL: usize = 1 << 30;
 const CHUNK: usize = 64 << 10;
 
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
-}
-
 fn main() {
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut alnum = |n: usize| -> Vec<u8> { (0..n).map(|_| A[(next() % 62) as usize]).collect() };
+    let mut random = Random::new(0x1234_5678_9abc_def0);
+    let mut alnum = |n: usize| random.bytes(ALNUM, n);
     let entries: Vec<MaskEntry> =
         (0..1000).map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(32)), format!("cloak_{i:026}"))).collect();
     let options = MaskOptions::default();
     let forms = oracle::forms(&entries, &options);
     let matcher = Arc::new(Matcher::build(entries, &options).expect("build"));
     let blocks: Vec<Bytes> = (0..16).map(|_| Bytes::from(alnum(CHUNK))).collect();
-    let after_build = vm_hwm_kib();
+    let after_build = status_kib("VmHWM:");
 
     let chunks = (0..TOTAL / CHUNK).map(move |i| {
         let block = &blocks[i % blocks.len()];
@@ -73,7 +61,7 @@ fn main() {
         (bytes, body.masked())
     });
     let elapsed = start.elapsed();
-    let peak = vm_hwm_kib();
+    let peak = status_kib("VmHWM:");
     println!(
         "streamed {} MiB in 64 KiB chunks in {:.2?} ({:.2} GB/s), {} replacements",
         TOTAL >> 20,

@@ -3,14 +3,15 @@
 //!
 //! `cargo run --release -p cloakroom-mask --example throughput [secrets] [len]`
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use cloakroom_core::Secret;
 use cloakroom_mask::{MaskEntry, MaskOptions, Matcher};
-
-const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+use common::{Random, ALNUM};
 
 /// Nanoseconds this thread has spent on a CPU (the machine may be shared).
 fn cpu_now() -> std::time::Duration {
@@ -22,14 +23,8 @@ fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(1000);
     let len = args.get(1).copied().unwrap_or(32);
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let mut alnum = |k: usize| -> Vec<u8> { (0..k).map(|_| A[(next() % 62) as usize]).collect() };
+    let mut random = Random::new(0x9E37_79B9_7F4A_7C15);
+    let mut alnum = |k: usize| random.bytes(ALNUM, k);
     let entries: Vec<MaskEntry> =
         (0..n).map(|i| MaskEntry::new(format!("s{i}"), Secret::new(alnum(len)), format!("cloak_{i:026}"))).collect();
     let mut input = alnum(64 << 20);

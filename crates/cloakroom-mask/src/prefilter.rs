@@ -140,29 +140,22 @@ impl QGramFilter {
         }
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
         let mut cands = Vec::new();
-        let mut i = 0;
-        while i < found.len() {
-            let slot = found[i].0;
-            let n = found[i..].iter().position(|f| f.0 != slot).unwrap_or(found.len() - i);
-            let run = &found[i..i + n];
-            i += n;
+        for run in found.chunk_by(|a, b| a.0 == b.0) {
+            let slot = run[0].0;
+            // Runs are sorted by offset: a group is a stretch of one offset, and holds
+            // every pattern that can occur at the start the probe names.
+            for group in run.chunk_by(|a, b| a.1 == b.1) {
+                if group.len() > crowd {
+                    filter.crowded.extend(group.iter().map(|&(.., at)| filter.store.get(at).0));
+                }
+            }
             if let [(_, offset, _, at)] = run {
                 filter.exact.set(slot, Entry::one(Cand { at: *at, offset: *offset }));
             } else {
                 let first = cands.len() as u32;
                 cands.extend(run.iter().map(|&(_, offset, _, at)| Cand { at, offset }));
-                filter.exact.set(slot, Entry::run(first, n as u32));
-                // Runs are sorted by offset: a group is a stretch of one offset.
-                for group in run.chunk_by(|a, b| a.1 == b.1) {
-                    if group.len() > crowd {
-                        filter.crowded.extend(group.iter().map(|&(.., at)| filter.store.get(at).0));
-                    }
-                }
+                filter.exact.set(slot, Entry::run(first, run.len() as u32));
             }
-        }
-        if crowd == 0 {
-            // Every window of a pattern alone is a crowd of one.
-            filter.crowded.extend(found.iter().map(|&(.., at)| filter.store.get(at).0));
         }
         filter.crowded.sort_unstable();
         filter.crowded.dedup();
