@@ -366,3 +366,47 @@ async fn a_secret_whose_binding_names_approvers_needs_an_approval_for_every_use(
     let reqs = up.requests();
     assert_eq!(reqs.last().unwrap().header("x-api-key").as_deref(), Some(SECRET));
 }
+
+/// The attacks on two mechanisms a binding and the mask lean on, against a real
+/// cloakroomd: a placeholder sent to a function whose name starts or ends like the one
+/// it is bound to (an exact binding is matched without a glob), and secrets that crowd
+/// the masker's prefilter (more than 8 sharing a prefix), whose echo must be masked
+/// through the automaton built for crowds alone.
+#[tokio::test]
+async fn near_names_are_refused_and_crowded_secrets_are_masked() {
+    let up = RecordingUpstream::echo().await;
+    let rest = format!(
+        "{}{}{}{}{}",
+        identity_section(),
+        function("pay", "http", &up.url(), "/fn/pay"),
+        function("payx", "http", &up.url(), "/fn/payx"),
+        function("pa", "http", &up.url(), "/fn/pa"),
+        allow("agents may call", &["pay", "payx", "pa"], &["agents"]),
+    );
+    let gw = Cloakroomd::start("", &rest).await;
+    let values: Vec<String> = (0..12).map(|i| format!("sk_live_crowded_prefix_{i:02}_{}", i * 7919)).collect();
+    let mut placeholders = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let binding = json!({"functions": ["pay"], "locations": ["header:x-api-key"]});
+        placeholders.push(gw.put_secret(&format!("crowded_{i}"), v, binding).await);
+    }
+    let c = reqwest::Client::new();
+    let call = |path: &str, p: &str| c.get(gw.url(path)).bearer_auth(AGENT_KEY).header("x-api-key", p).send();
+    for path in ["/fn/payx/a", "/fn/pa/a"] {
+        let res = call(path, &placeholders[7]).await.unwrap();
+        assert_eq!(res.status(), 403, "{path}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], "secret_not_bound", "{path}");
+    }
+    assert!(up.requests().is_empty(), "nothing was forwarded to a near name");
+    for i in [0, 7, 11] {
+        let res = call("/fn/pay/a", &placeholders[i]).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        assert!(values.iter().all(|v| !text.contains(v.as_str())), "a crowded secret reached the caller: {text}");
+        assert!(text.contains(placeholders[i].as_str()), "its echo comes back as the placeholder: {text}");
+    }
+    let sent: Vec<_> = up.requests().iter().map(|r| r.header("x-api-key").unwrap_or_default()).collect();
+    assert_eq!(sent, [0, 7, 11].map(|i| values[i].clone()), "the bound function got each real secret");
+    let log = gw.stderr();
+    assert!(values.iter().all(|v| !log.contains(v.as_str())), "a secret in the log: {log}");
+}

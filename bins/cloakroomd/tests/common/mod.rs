@@ -17,6 +17,10 @@ pub mod mcp;
 pub mod tls;
 
 /// API keys the generated configurations accept: (key, subject, groups).
+/// How long [`Cloakroomd::stderr`] lets the log's buffer be written out: five times its
+/// 20 ms interval.
+const LOG_SETTLE: Duration = Duration::from_millis(100);
+
 pub const AGENT_KEY: &str = "ck_test_agent_key_0123456789";
 pub const ADMIN_KEY: &str = "ck_test_admin_key_0123456789";
 pub const APPROVER_KEY: &str = "ck_test_approver_key_012345";
@@ -129,7 +133,17 @@ impl Cloakroomd {
         panic!("cloakroomd did not become healthy: {}", self.stderr());
     }
 
+    /// What cloakroomd has logged. Its `info` lines reach stderr up to 20 ms after their
+    /// event (bins/cloakroomd/src/log.rs): this first waits that out, with margin, so a
+    /// test that looks for what must *not* be in the log sees the lines of the calls it
+    /// has made.
     pub fn stderr(&self) -> String {
+        std::thread::sleep(LOG_SETTLE);
+        self.stderr_now()
+    }
+
+    /// The log as it is on disk now (for polling).
+    fn stderr_now(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
@@ -137,7 +151,7 @@ impl Cloakroomd {
     /// A SIGHUP is handled asynchronously: this is how a test knows its reload is over.
     pub async fn wait_for_log(&self, needle: &str, count: usize) {
         for _ in 0..1500 {
-            if self.stderr().matches(needle).count() >= count {
+            if self.stderr_now().matches(needle).count() >= count {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
