@@ -252,10 +252,32 @@ pub(super) fn write_group(seg: &mut OpenSegment, p: &Prepared, i: usize, j: usiz
         let _ = seg.calls.set_len(seg.calls_len);
         return Err(e.into());
     }
+    release_written(&seg.log, seg.log_len, seg.log_len + (b - a) as u64);
     seg.log_len += (b - a) as u64;
     seg.idx_len += idx.len() as u64;
     seg.calls_len += calls.len() as u64;
     Ok(())
+}
+
+/// The size of the pages [`release_written`] gives back.
+const PAGE: u64 = 4096;
+
+/// Tells the kernel that the log's whole pages between `from` and `to`, just made
+/// durable, will not be read soon, so that it frees them now.
+///
+/// An audit log is written once and read rarely, by an auditor's query. Left in the page
+/// cache, its pages grow it by the log's rate (~2.3 KB a call) until memory runs short,
+/// and then the kernel must find and evict them; every batch also writes into pages the
+/// process has never touched, which a virtual machine's host must back first (9 % of
+/// cloakroomd's CPU in the cost report: docs/performance.md). Given back once clean, the
+/// same few pages are used again and again. The partial last page stays: the next batch
+/// writes into it. Only advice: a kernel that ignores it loses nothing, so its answer
+/// is not checked.
+fn release_written(log: &File, from: u64, to: u64) {
+    let (start, end) = (from - from % PAGE, to - to % PAGE);
+    if let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(start)) {
+        let _ = rustix::fs::fadvise(log, start, Some(len), rustix::fs::Advice::DontNeed);
+    }
 }
 
 pub(super) fn open_segment(seg: &Segment) -> Result<OpenSegment, SinkError> {
