@@ -151,7 +151,7 @@ where
     }
     let upstream_req = Request::from_parts(parts, boxed(body));
     let started = Instant::now();
-    let res = match tokio::time::timeout(timeout, client.here().request(upstream_req)).await {
+    let res = match tokio::time::timeout(timeout, client.request(upstream_req)).await {
         Err(_) => {
             return fail(Error::new(
                 ErrorCode::UpstreamTimeout,

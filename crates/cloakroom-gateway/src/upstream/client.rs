@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
+    client::legacy::{connect::HttpConnector, Client, ResponseFuture},
     rt::TokioExecutor,
 };
 
@@ -54,8 +54,11 @@ impl UpstreamClient {
         Self(std::sync::Arc::new(PerThread { connector, pools: thread_local::ThreadLocal::new() }))
     }
 
-    /// The client of the calling thread's pool, created on first use.
-    pub(crate) fn here(&self) -> PoolClient {
+    /// Sends `req` on the calling thread's pool, created on first use. The pool's client
+    /// is borrowed, not cloned: hyper's `request` takes what its future needs, and a
+    /// clone per call cost ~0.5 % of cloakroomd's CPU (a dozen reference counts up and
+    /// down).
+    pub(crate) fn request(&self, req: http::Request<GatewayBody>) -> ResponseFuture {
         self.0
             .pools
             .get_or(|| {
@@ -63,7 +66,7 @@ impl UpstreamClient {
                     .pool_idle_timeout(Duration::from_secs(90))
                     .build(self.0.connector.clone())
             })
-            .clone()
+            .request(req)
     }
 }
 
