@@ -37,6 +37,17 @@ if [ -f "$ROOT/tests/mcp-node/package.json" ]; then
     fi
 fi
 
+# --- fincore (util-linux): the audit test that durable batches leave the page cache -----
+if ! command -v fincore >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        log "installing Debian's util-linux (fincore reads what a file holds in the page cache)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+    else
+        log "fincore is missing and cannot be installed (not root): apt-get install util-linux"; exit 1
+    fi
+fi
+
 # --- SAML: xmlsec1 for the pysaml2 test IdP (tests/saml-idp) ----------------------------
 if ! command -v xmlsec1 >/dev/null; then
     if [ "$(id -u)" = 0 ]; then

@@ -594,3 +594,35 @@ proptest! {
         });
     }
 }
+
+/// How many bytes of the file at `path` are in the page cache, as util-linux's
+/// `fincore` reports them (`mincore(2)` over a mapping that faults nothing in).
+fn resident_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--raw", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "fincore: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("fincore prints a number of bytes")
+}
+
+/// Once a batch is durable, the log's whole pages it filled leave the page cache
+/// (docs/audit.md): a log written at every call's rate must not grow it by every record.
+/// The partial last page stays, for the next batch to write into.
+#[tokio::test]
+async fn the_pages_of_durable_batches_leave_the_page_cache() {
+    // Under the target directory: tmpfs, where /tmp often is, keeps every page whatever
+    // it is told.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = written_in_segments_of(dir.path(), 64 << 20, 300).await;
+    let log = only_log(&store);
+    let len = std::fs::metadata(&log).unwrap().len();
+    assert!(len >= 8 * 4096, "the records filled {len} bytes; the test needs more");
+    let resident = resident_bytes(&log);
+    assert!(resident <= 4096, "{resident} of the log's {len} bytes are still in the page cache");
+    // The records are all there, read back from the disk; reading brings them back.
+    let records = store.query(&RecordQuery::from_start(1000), CHAIN).await.unwrap();
+    assert_eq!(records.len(), 300);
+    assert!(resident_bytes(&log) > resident, "fincore sees pages that are read");
+}
