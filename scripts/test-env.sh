@@ -37,14 +37,17 @@ if [ -f "$ROOT/tests/mcp-node/package.json" ]; then
     fi
 fi
 
-# --- fincore (util-linux): the audit test that durable batches leave the page cache -----
+# --- fincore: the audit test that durable batches leave the page cache -----------------
+# Debian 12 ships it in util-linux-extra (util-linux itself before bookworm).
 if ! command -v fincore >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
-        log "installing Debian's util-linux (fincore reads what a file holds in the page cache)"
+        log "installing Debian's util-linux-extra (fincore reads what a file holds in the page cache)"
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
-    else
-        log "fincore is missing and cannot be installed (not root): apt-get install util-linux"; exit 1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux-extra >/dev/null \
+            || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null
+    fi
+    if ! command -v fincore >/dev/null; then
+        log "fincore is missing: apt-get install util-linux-extra"; exit 1
     fi
 fi
 

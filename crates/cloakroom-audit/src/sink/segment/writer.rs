@@ -259,9 +259,6 @@ pub(super) fn write_group(seg: &mut OpenSegment, p: &Prepared, i: usize, j: usiz
     Ok(())
 }
 
-/// The size of the pages [`release_written`] gives back.
-const PAGE: u64 = 4096;
-
 /// Tells the kernel that the log's whole pages between `from` and `to`, just made
 /// durable, will not be read soon, so that it frees them now.
 ///
@@ -271,10 +268,14 @@ const PAGE: u64 = 4096;
 /// process has never touched, which a virtual machine's host must back first (9 % of
 /// cloakroomd's CPU in the cost report: docs/performance.md). Given back once clean, the
 /// same few pages are used again and again. The partial last page stays: the next batch
-/// writes into it. Only advice: a kernel that ignores it loses nothing, so its answer
-/// is not checked.
+/// writes into it, and the batch that fills it gives it back (`from` rounds down). The
+/// pages are the kernel's own size (16 or 64 KiB on some arm64 kernels), which it rounds
+/// the range to. Only advice: Linux drops only clean pages that nobody holds (a reader's
+/// are skipped), and a kernel or file system that ignores it loses nothing, so its
+/// answer is not checked.
 fn release_written(log: &File, from: u64, to: u64) {
-    let (start, end) = (from - from % PAGE, to - to % PAGE);
+    let page = rustix::param::page_size() as u64;
+    let (start, end) = (from - from % page, to - to % page);
     if let Some(len) = std::num::NonZeroU64::new(end.saturating_sub(start)) {
         let _ = rustix::fs::fadvise(log, start, Some(len), rustix::fs::Advice::DontNeed);
     }
