@@ -16,11 +16,11 @@ pub mod held;
 pub mod mcp;
 pub mod tls;
 
-/// API keys the generated configurations accept: (key, subject, groups).
 /// How long [`Cloakroomd::stderr`] lets the log's buffer be written out: five times its
 /// 20 ms interval.
 const LOG_SETTLE: Duration = Duration::from_millis(100);
 
+/// API keys the generated configurations accept: (key, subject, groups).
 pub const AGENT_KEY: &str = "ck_test_agent_key_0123456789";
 pub const ADMIN_KEY: &str = "ck_test_admin_key_0123456789";
 pub const APPROVER_KEY: &str = "ck_test_approver_key_012345";
