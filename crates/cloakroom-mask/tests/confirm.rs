@@ -8,6 +8,11 @@ use bytes::Bytes;
 use cloakroom_core::Secret;
 use cloakroom_mask::{oracle, BuildTuning, MaskEntry, MaskOptions, Matcher};
 
+// The examples' reproducible random source, shared rather than written again.
+#[path = "../examples/common/mod.rs"]
+mod common;
+use common::Random;
+
 fn entries(values: &[&str]) -> Vec<MaskEntry> {
     values
         .iter()
@@ -137,11 +142,9 @@ fn hits_at_chunk_boundaries_of_a_long_body_are_masked() {
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     let entries = entries(&refs);
     let mut body = Vec::new();
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut random = Random::new(0x2545_F491_4F6C_DD1D);
     while body.len() < 64 << 10 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = random.next_u64();
         body.extend_from_slice(values[(x % 200) as usize].as_bytes());
         body.extend((0..(x >> 32) % 24).map(|k| b"abcdefghij -"[((x >> k) % 12) as usize]));
     }
@@ -159,18 +162,9 @@ fn hits_at_chunk_boundaries_of_a_long_body_are_masked() {
 fn the_confirming_automata_hold_only_crowded_patterns() {
     // 1,000 random secrets in every encoding: no window is shared by more than the byte
     // comparison takes, so no automaton is built (they were half of the masker's memory).
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = Random::new(0x2545_f491_4f6c_dd1d);
     let values: Vec<String> = (0..1000)
-        .map(|_| {
-            (0..32)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(seed % 36) as usize])
-                })
-                .collect()
-        })
+        .map(|_| String::from_utf8(random.bytes(b"0123456789abcdefghijklmnopqrstuvwxyz", 32)).unwrap())
         .collect();
     let refs: Vec<&str> = values.iter().map(String::as_str).collect();
     let lone = entries(&refs);

@@ -1,4 +1,5 @@
-//! What the masker's examples share: reproducible random input and the process's memory.
+//! What the masker's examples (and tests/confirm.rs) share: reproducible random input and the
+//! process's memory.
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
