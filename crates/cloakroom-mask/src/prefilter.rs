@@ -165,9 +165,10 @@ impl QGramFilter {
 
     /// The patterns found in a crowd (see [`new`](Self::new)): the only ones a probe
     /// hit can name more than `crowd` of at one start, so the only ones the confirming
-    /// automata need to hold.
-    pub(crate) fn crowded(&self) -> &[u32] {
-        &self.crowded
+    /// automata need to hold. Taken out once, for the build: the filter does not keep
+    /// the list.
+    pub(crate) fn take_crowded(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.crowded)
     }
 
     /// The probe stride.

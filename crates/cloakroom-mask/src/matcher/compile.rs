@@ -16,14 +16,15 @@ pub(super) fn compile(bytes: &[Arc<[u8]>], tuning: BuildTuning) -> Result<Core, 
     } else {
         let min = long_ids.iter().map(|&i| bytes[i as usize].len()).min().unwrap_or(Q);
         let stride = QGramFilter::stride_for(min, long_ids.len());
-        let filter = QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes[i as usize])), stride, tuning.compare_max)?;
+        let mut filter =
+            QGramFilter::new(long_ids.iter().map(|&i| (i, &*bytes[i as usize])), stride, tuning.compare_max)?;
         // The confirming automata hold only the crowded patterns: a start with at most
         // `compare_max` candidates is confirmed by comparing bytes, and the candidates of
         // one start are every pattern that can occur there (prefilter.rs), so a start
         // with more holds crowded patterns only. Random secrets make no crowd, and
         // the automata over all of them were half of the masker's memory
         // (docs/performance.md, "Cost per call").
-        let crowded = filter.crowded();
+        let crowded = filter.take_crowded();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         let shard_count = crowded.len().div_ceil(SHARD_PATTERNS).min(threads).max(1);
         let per_shard = crowded.len().div_ceil(shard_count).max(1);
