@@ -33,16 +33,47 @@ use std::net::{SocketAddr, TcpListener};
 /// Never the same port twice in one test process: the kernel may hand a just-released
 /// port out again, and two calls in a row (a gateway's listener and its admin listener)
 /// then got the same one.
+///
+/// Never a port of the kernel's ephemeral range either
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), where it picks the local port of every
+/// outgoing connection: a port taken from there (by binding port 0) was free when it was
+/// taken and could be the local end of some client's connection by the time the server
+/// meant for it bound it ("Address already in use", seen in CI). Below that range only
+/// another explicit bind competes, so the port is drawn at random from the 16,384 ports
+/// under it and checked by binding it.
 pub fn free_port() -> u16 {
+    use rand::Rng;
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    loop {
-        let port =
-            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0");
+    let (low, _) = ephemeral_ports();
+    let below = low.saturating_sub(16_384).max(1_024)..low;
+    let mut rng = rand::thread_rng();
+    for _ in 0..10_000 {
+        let port = if below.is_empty() {
+            // An ephemeral range that starts at the bottom leaves nothing under it.
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
+        } else {
+            let port = rng.gen_range(below.clone());
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            port
+        };
         if !given.contains(&port) {
             given.push(port);
             return port;
         }
+    }
+    panic!("no free port on 127.0.0.1 in {below:?}");
+}
+
+/// The kernel's ephemeral port range (Linux's default where it cannot be read).
+fn ephemeral_ports() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut ports = text.split_whitespace().filter_map(|p| p.parse::<u16>().ok());
+    match (ports.next(), ports.next()) {
+        (Some(low), Some(high)) if low <= high => (low, high),
+        _ => (32_768, 60_999),
     }
 }
 
@@ -68,4 +99,32 @@ pub fn random_name(n: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
     (0..n).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_bindable_distinct_and_outside_the_ephemeral_range() {
+        let (low, high) = ephemeral_ports();
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        for &port in &ports {
+            assert!(!(low..=high).contains(&port), "{port} is in the ephemeral range {low}-{high}");
+            TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{port}: {e}"));
+        }
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len());
+        // Outgoing connections take their local ports from the ephemeral range, so a
+        // client's connection cannot already hold a port handed out here.
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let clients: Vec<_> =
+            (0..50).map(|_| std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap()).collect();
+        for client in &clients {
+            let local = client.local_addr().unwrap().port();
+            assert!((low..=high).contains(&local), "a client's local port {local} outside {low}-{high}");
+        }
+    }
 }

@@ -92,40 +92,20 @@ impl Cloakroomd {
     /// Starts `cloakroomd` with `[server]` (free ports, a temporary data dir, and
     /// `server_extra` lines) followed by `rest` of the configuration.
     pub async fn start(server_extra: &str, rest: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
-        let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
-        let config = format!(
-            "[server]\nlisten = \"{addr}\"\nadmin_listen = \"{admin}\"\ndata_dir = \"{}\"\n{server_extra}\n{rest}",
-            dir.path().join("data").display()
-        );
-        let config_path = dir.path().join("cloakroom.toml");
-        std::fs::write(&config_path, config).expect("write config");
-        let stderr_path = dir.path().join("stderr.log");
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(&config_path)
-            .env("CLOAKROOM_LOG", "info")
-            .env("CLOAKROOM_PLACEHOLDER_KEY", sha256_hex(&cloakroom_testkit::random_name(32)))
-            .env("CLOAKROOM_VAULT_KEY", sha256_hex(&cloakroom_testkit::random_name(32)))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-            .spawn()
-            .expect("spawn cloakroomd");
-        let mut me = Self { child, addr, admin, dir, config_path, stderr_path };
-        me.wait_ready().await;
-        me
+        Self::start_with_env(server_extra, rest, &[]).await
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until the admin listener answers `/healthz`; the log if the process exits
+    /// first.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let client = reqwest::Client::new();
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("cloakroomd exited with {status}: {}", self.stderr());
+                return Err(format!("cloakroomd exited with {status}: {}", self.stderr()));
             }
             if let Ok(r) = client.get(format!("http://{}/healthz", self.admin)).send().await {
                 if r.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -231,7 +211,23 @@ impl Cloakroomd {
     /// Like [`Cloakroomd::start`], with `env` set for the process after the random keys,
     /// so a given `CLOAKROOM_PLACEHOLDER_KEY` wins (replicas sharing one key), and with
     /// the OpenBao token or PostgreSQL URL variables the configuration names.
+    ///
+    /// A port another process bound between [`cloakroom_testkit::free_port`] and the
+    /// gateway's bind is a race of the test, not the gateway's failure: the gateway is
+    /// started again on other ports, at most twice.
     pub async fn start_with_env(server_extra: &str, rest: &str, env: &[(&str, &str)]) -> Self {
+        let mut attempt = 0;
+        loop {
+            let mut me = Self::spawn(server_extra, rest, env);
+            match me.wait_ready().await {
+                Ok(()) => return me,
+                Err(log) if attempt < 2 && log.contains("Address already in use") => attempt += 1,
+                Err(log) => panic!("{log}"),
+            }
+        }
+    }
+
+    fn spawn(server_extra: &str, rest: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
         let admin = format!("127.0.0.1:{}", cloakroom_testkit::free_port());
@@ -257,9 +253,7 @@ impl Cloakroomd {
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
             .spawn()
             .expect("spawn cloakroomd");
-        let mut me = Self { child, addr, admin, dir, config_path, stderr_path };
-        me.wait_ready().await;
-        me
+        Self { child, addr, admin, dir, config_path, stderr_path }
     }
 
     /// Kills the process with SIGKILL (no graceful shutdown, no flush) and reaps it.
