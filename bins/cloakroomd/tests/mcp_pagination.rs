@@ -6,11 +6,7 @@
 
 mod common;
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Command};
 
 use common::*;
 use serde_json::{json, Value};
@@ -25,42 +21,28 @@ fn node_dir() -> PathBuf {
 }
 
 struct PaginatedServer {
-    child: Child,
+    _process: cloakroom_testkit::ServerProcess,
     port: u16,
     cursors: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for PaginatedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl PaginatedServer {
     /// `mode` is `sse` or `json`: how the server sends its responses.
-    #[allow(clippy::zombie_processes)] // killed and waited for on drop
     async fn start(mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = cloakroom_testkit::free_port();
         let cursors = dir.path().join("cursors.log");
-        let child = Command::new("node")
-            .arg(node_dir().join("paginated-server.mjs"))
-            .arg(port.to_string())
-            .arg(&cursors)
-            .arg(mode)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .expect("start the paginated MCP server");
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { child, port, cursors, _dir: dir };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the paginated MCP server did not start");
+        let process = cloakroom_testkit::ServerProcess::start(
+            "the paginated MCP server",
+            &dir.path().join("server.log"),
+            |port| {
+                let mut command = Command::new("node");
+                command.arg(node_dir().join("paginated-server.mjs")).arg(port.to_string()).arg(&cursors).arg(mode);
+                command
+            },
+        )
+        .await;
+        Self { port: process.port, _process: process, cursors, _dir: dir }
     }
 
     /// The cursors the server's tools/list handler received, `-` for none.

@@ -59,7 +59,12 @@ async fn a_caller_allowed_some_tools_connects_lists_only_those_and_calls_nothing
 
     // Allowed only tools/echo: the whole session works, only echo is listed and callable.
     let out = node_plumbing(&gw, APPROVER_KEY, &["echo", "drop_db", "slow"]).await;
-    assert!(out.get("connect").is_none(), "initialize was refused: {out}");
+    assert!(
+        out.get("connect").is_none(),
+        "initialize was refused: {out}\ngateway:\n{}\nserver:\n{}",
+        gw.stderr(),
+        server.log()
+    );
     assert_eq!(out["protocol"], "2025-11-25", "{out}");
     assert!(out["session"].is_string(), "{out}");
     assert_eq!(out["ping"], "ok", "{out}");
@@ -89,7 +94,12 @@ async fn a_tools_glob_opens_the_plumbing_but_a_deny_or_approve_of_one_tool_does_
     let server = McpServer::start().await;
     let gw = gateway_with_tool_rules(&server).await;
     let out = node_plumbing(&gw, AGENT_KEY, &["echo", "drop_db"]).await;
-    assert!(out.get("connect").is_none(), "initialize was refused: {out}");
+    assert!(
+        out.get("connect").is_none(),
+        "initialize was refused: {out}\ngateway:\n{}\nserver:\n{}",
+        gw.stderr(),
+        server.log()
+    );
     // drop_db is denied by name, so hidden; refund needs approval, so listed.
     assert_eq!(out["tools"], json!(["echo", "refund", "slow"]), "{out}");
     assert_eq!(out["calls"]["echo"]["ok"], true, "{out}");

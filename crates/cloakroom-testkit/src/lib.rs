@@ -8,6 +8,7 @@
 //!   receives, so a test can prove what did (or did not) reach a function.
 //! - [`OtlpReceiver`]: an OTLP trace receiver (HTTP/protobuf or gRPC) on loopback that
 //!   keeps every span and byte it is sent; `otlp-sink`, a binary over it, counts them.
+//! - [`ServerProcess`]: a test's own server script (Python, Node) on a free port.
 //!
 //! Missing dependencies panic with a message saying how to get them: the README's test
 //! command installs and starts everything, and a test never silently skips.
@@ -18,12 +19,14 @@ mod oidc_issuer;
 mod openbao;
 mod otlp;
 mod postgres_db;
+mod server_process;
 mod upstream;
 
 pub use oidc_issuer::{unix_now, OidcIssuer, OidcTestKey, OIDC_TEST_AUDIENCE};
 pub use openbao::OpenBao;
 pub use otlp::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
 pub use postgres_db::PgDatabase;
+pub use server_process::ServerProcess;
 pub use upstream::{RecordedRequest, RecordingUpstream, Reply};
 
 use std::net::{SocketAddr, TcpListener};
@@ -42,29 +45,34 @@ use std::net::{SocketAddr, TcpListener};
 /// another explicit bind competes, so the port is drawn at random from the 16,384 ports
 /// under it and checked by binding it.
 pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `n` consecutive free ports, all reserved as [`free_port`] reserves one
+/// (for a server that binds a second port next to the one it is given, as `bao server
+/// -dev` binds its cluster listener on the port after its API's).
+pub fn free_ports(n: u16) -> u16 {
     use rand::Rng;
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (low, _) = ephemeral_ports();
-    let below = low.saturating_sub(16_384).max(1_024)..low;
+    let below = low.saturating_sub(16_384).max(1_024)..low.saturating_sub(n.saturating_sub(1));
     let mut rng = rand::thread_rng();
     for _ in 0..10_000 {
-        let port = if below.is_empty() {
+        let first = if below.is_empty() {
             // An ephemeral range that starts at the bottom leaves nothing under it.
             TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
         } else {
-            let port = rng.gen_range(below.clone());
-            if TcpListener::bind(("127.0.0.1", port)).is_err() {
-                continue;
-            }
-            port
+            rng.gen_range(below.clone())
         };
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+        let Some(ports) = first.checked_add(n).map(|end| first..end) else { continue };
+        let free = ports.clone().all(|p| !given.contains(&p) && TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            given.extend(ports);
+            return first;
         }
     }
-    panic!("no free port on 127.0.0.1 in {below:?}");
+    panic!("no {n} free port(s) on 127.0.0.1 in {below:?}");
 }
 
 /// The kernel's ephemeral port range (Linux's default where it cannot be read).

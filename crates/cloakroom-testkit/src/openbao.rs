@@ -48,7 +48,8 @@ impl OpenBao {
     /// Starts a dev server on a free port and waits until it is unsealed and serving.
     pub fn start() -> Self {
         let bin = Self::binary();
-        let port = crate::free_port();
+        // The dev server also binds its cluster listener on the port after the API's.
+        let port = crate::free_ports(2);
         let address = format!("http://127.0.0.1:{port}");
         let root_token = format!("root-{}", crate::random_name(16));
         let log = std::env::temp_dir().join(format!("cloakroom-bao-{port}.log"));

@@ -1,10 +1,6 @@
 //! MCP test support: the Python MCP server of tests/mcp and a gateway in front of it.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Command};
 
 use serde_json::{json, Value};
 
@@ -27,40 +23,29 @@ pub fn script(name: &str) -> PathBuf {
 }
 
 pub struct McpServer {
-    child: Child,
+    process: cloakroom_testkit::ServerProcess,
     pub port: u16,
     received: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for McpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl McpServer {
-    #[allow(clippy::zombie_processes)] // killed and waited for on drop
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = cloakroom_testkit::free_port();
         let received = dir.path().join("received.log");
-        let child = Command::new(python())
-            .arg(script("server.py"))
-            .arg(port.to_string())
-            .arg(&received)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
-            .spawn()
-            .expect("start the Python MCP server");
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Self { child, port, received, _dir: dir };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the Python MCP server did not start");
+        let process =
+            cloakroom_testkit::ServerProcess::start("the Python MCP server", &dir.path().join("server.log"), |port| {
+                let mut command = Command::new(python());
+                command.arg(script("server.py")).arg(port.to_string()).arg(&received);
+                command
+            })
+            .await;
+        Self { port: process.port, process, received, _dir: dir }
+    }
+
+    /// What the server has logged (for a failing assertion's message).
+    pub fn log(&self) -> String {
+        self.process.log()
     }
 
     pub fn received(&self) -> String {

@@ -3,8 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
+    process::Command,
 };
 
 fn openssl(dir: &Path, args: &str) {
@@ -31,44 +30,35 @@ pub struct TlsUpstream {
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: tempfile::TempDir,
-    child: Child,
+    _process: cloakroom_testkit::ServerProcess,
 }
 
 impl TlsUpstream {
     /// Makes the certificates, runs `program flag script <port> <cert> <key>` (for example
-    /// `python3 -c …` or `node -e …`) and waits until the port accepts connections.
+    /// `python3 -c …` or `node -e …`) and waits until it serves.
     pub async fn start(program: &str, flag: &str, script: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         make_certs(dir.path());
-        let port = cloakroom_testkit::free_port();
-        let child = Command::new(program)
-            .arg(flag)
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("server.pem"))
-            .arg(dir.path().join("server.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Self { port, dir, child }
+        let process = cloakroom_testkit::ServerProcess::start(
+            &format!("the {program} TLS upstream"),
+            &dir.path().join("server.log"),
+            |port| {
+                let mut command = Command::new(program);
+                command
+                    .arg(flag)
+                    .arg(script)
+                    .arg(port.to_string())
+                    .arg(dir.path().join("server.pem"))
+                    .arg(dir.path().join("server.key"));
+                command
+            },
+        )
+        .await;
+        Self { port: process.port, dir, _process: process }
     }
 
     /// The CA certificate that signed the server's, for a function's `ca_file`.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
-    }
-}
-
-impl Drop for TlsUpstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
