@@ -126,6 +126,28 @@ async fn sign_out(browser: &Client) {
     browser.wait().for_element(Locator::Css("#token")).await.unwrap();
 }
 
+/// Finds `css` in the approvals inbox and does `act` on it. The inbox is replaced every
+/// 2 s, so an element found just before a refresh can be gone when it is used (a stale
+/// element reference): then it is found again, for at most 10 s.
+async fn in_inbox<T, F, Fut>(browser: &Client, css: &str, act: F) -> T
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
+    let mut last = None;
+    for _ in 0..40 {
+        match browser.find(Locator::Css(css)).await {
+            Ok(element) => match act(element).await {
+                Ok(done) => return done,
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{css}: {last:?}");
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
@@ -163,7 +185,7 @@ async fn run(browser: &Client, gw: &Cloakroomd, up: &RecordingUpstream) {
     let approval = res.json::<Value>().await.unwrap()["approval_id"].as_str().unwrap().to_owned();
     let card = format!(r#"article[data-approval="{approval}"]"#);
     browser.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(&card)).await.unwrap();
-    let text = browser.find(Locator::Css(&card)).await.unwrap().text().await.unwrap();
+    let text = in_inbox(browser, &card, |e| async move { e.text().await }).await;
     assert!(text.contains("refund") && text.contains("agent") && text.contains("/orders/7"), "{text}");
     assert!(text.contains("refunds need a lead") && text.contains("leads"), "{text}");
     // The caller's markup is text on the page, not an element.
@@ -176,7 +198,7 @@ async fn run(browser: &Client, gw: &Cloakroomd, up: &RecordingUpstream) {
     let kept = browser.find(Locator::Css(&format!("#reason-{approval}"))).await.unwrap().prop("value").await.unwrap();
     assert_eq!(kept.as_deref(), Some("order 7 checked"));
     save(browser, "approvals").await;
-    browser.find(Locator::Css(&format!("{card} button.approve"))).await.unwrap().click().await.unwrap();
+    in_inbox(browser, &format!("{card} button.approve"), |e| async move { e.click().await }).await;
     browser.wait().for_element(Locator::Css("p.notice")).await.unwrap();
 
     // The caller repeats the call with the approval: it goes through to the function.

@@ -39,8 +39,20 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with_slow_posts(Duration::ZERO).await
+}
+
+/// [`setup`] with a Slack whose `chat.postMessage` answers only after `delay`.
+async fn setup_with_slow_posts(delay: Duration) -> Setup {
     let up = RecordingUpstream::echo().await;
-    let slack = RecordingUpstream::start(|_| Reply::json(json!({"ok": true, "channel": CHANNEL, "ts": TS}))).await;
+    let slack = RecordingUpstream::start(move |r| {
+        let mut reply = Reply::json(json!({"ok": true, "channel": CHANNEL, "ts": TS}));
+        if r.uri == "/chat.postMessage" {
+            reply.delay = delay;
+        }
+        reply
+    })
+    .await;
     let rest = format!(
         r#"{}{}{}
 [[policy.rules]]
@@ -431,8 +443,27 @@ async fn a_decision_through_the_admin_api_updates_the_message_too() {
     let s = setup().await;
     let id = ask(&s, "/fn/refund/balance").await;
     wait_for(&s, "chat.postMessage", 1).await;
-    // Let the post's answer (channel and ts) be recorded.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    deny_in_the_api(&s, &id).await;
+    assert_denied_by_the_api(&wait_for(&s, "chat.update", 1).await[0]);
+}
+
+/// A decision made while the message is still being posted (Slack has not said where it
+/// went yet) is shown once it has: the message never keeps buttons for a decided call.
+#[tokio::test]
+async fn a_decision_made_while_the_message_is_being_posted_updates_it_once_posted() {
+    let s = setup_with_slow_posts(Duration::from_millis(1500)).await;
+    let id = ask(&s, "/fn/refund/balance").await;
+    // The post has reached Slack, whose answer is still 1.5 s away.
+    wait_for(&s, "chat.postMessage", 1).await;
+    deny_in_the_api(&s, &id).await;
+    let updates = wait_for(&s, "chat.update", 1).await;
+    assert_denied_by_the_api(&updates[0]);
+    // Shown once: the decision is final, so its message is forgotten.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls(&s, "chat.update").len(), 1);
+}
+
+async fn deny_in_the_api(s: &Setup, id: &str) {
     let res = reqwest::Client::new()
         .post(s.gw.admin_url(&format!("/v1/approvals/{id}/deny")))
         .bearer_auth(APPROVER_KEY)
@@ -441,7 +472,10 @@ async fn a_decision_through_the_admin_api_updates_the_message_too() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
-    let m = json_body(&wait_for(&s, "chat.update", 1).await[0]);
+}
+
+fn assert_denied_by_the_api(update: &RecordedRequest) {
+    let m = json_body(update);
     assert_eq!(m["ts"], TS);
     let text = texts(&m);
     assert!(text.contains("*Denied* by \"approver\"") && text.contains("\"not today &lt;!here&gt;\""), "{text}");

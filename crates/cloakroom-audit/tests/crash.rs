@@ -21,23 +21,30 @@ async fn sigkill_during_sync_appends_loses_no_acknowledged_record() {
             .spawn()
             .expect("start the appending child");
         let stdout = child.stdout.take().unwrap();
-        // Read acknowledgements on a thread, so that the kill can land at any moment.
+        // Read acknowledgements on a thread, so that the kill can land at any moment. The
+        // first one is signalled: the kill comes a random while after the child is
+        // appending, however long a busy machine takes to start it.
+        let (first_ack, appending) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut acked = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Ok(seq) = line.parse::<u64>() {
+                    if acked.is_empty() {
+                        let _ = first_ack.send(());
+                    }
                     acked.push(seq);
                 }
             }
             acked
         });
-        let wait = rand::thread_rng().gen_range(200..1200);
+        let started = tokio::task::spawn_blocking(move || appending.recv_timeout(Duration::from_secs(60)));
+        assert!(started.await.unwrap().is_ok(), "round {round}: the child acknowledged nothing in 60 s");
+        let wait = rand::thread_rng().gen_range(0..1000);
         tokio::time::sleep(Duration::from_millis(wait)).await;
         child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
         child.wait().unwrap();
         let acked = reader.join().unwrap();
-        assert!(!acked.is_empty(), "round {round}: the child acknowledged nothing in {wait} ms");
 
         let log = common::embedded_log_with_replica_id(dir.path(), Durability::Sync).await;
         let report = log.verify().await.unwrap();

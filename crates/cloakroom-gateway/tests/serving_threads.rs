@@ -28,14 +28,20 @@ fn thread_name() -> String {
 /// A service answering with the name of the thread that served the call, after `delay`.
 fn answer_thread(
     delay: Duration,
+    arrived: Arc<tokio::sync::Notify>,
 ) -> impl Fn(SocketAddr) -> tower::util::BoxCloneSyncService<Request<Incoming>, Response<GatewayBody>, Infallible>
        + Send
        + Sync
        + 'static {
     move |_peer| {
-        tower::util::BoxCloneSyncService::new(tower::service_fn(move |_req: Request<Incoming>| async move {
-            tokio::time::sleep(delay).await;
-            Ok::<_, Infallible>(Response::new(boxed(Full::new(Bytes::from(thread_name())))))
+        let arrived = arrived.clone();
+        tower::util::BoxCloneSyncService::new(tower::service_fn(move |_req: Request<Incoming>| {
+            // A permit is stored when nobody waits yet: no arrival is missed.
+            arrived.notify_one();
+            async move {
+                tokio::time::sleep(delay).await;
+                Ok::<_, Infallible>(Response::new(boxed(Full::new(Bytes::from(thread_name())))))
+            }
         }))
     }
 }
@@ -76,11 +82,14 @@ async fn shut_down_during_a_call(
     delay: Duration,
     grace: Duration,
 ) -> (tokio::task::JoinHandle<hyper::Result<Response<Incoming>>>, tokio::task::JoinHandle<()>, SocketAddr) {
-    let serving = Serving::start(ServingThreads::start(threads, answer_thread(delay), grace).unwrap()).await;
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let serving =
+        Serving::start(ServingThreads::start(threads, answer_thread(delay, arrived.clone()), grace).unwrap()).await;
     let addr = serving.addr;
     let mut conn = Conn::open(addr).await;
     let in_flight = tokio::spawn(async move { conn.send().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down once the service has the call, not after a guess at how long that takes.
+    tokio::time::timeout(Duration::from_secs(30), arrived.notified()).await.expect("the call reached the service");
     (in_flight, serving.shut_down(), addr)
 }
 
@@ -113,7 +122,7 @@ impl Serving {
 async fn connections_go_to_the_least_loaded_thread_and_their_calls_stay_there() {
     let made_on: Arc<Mutex<Vec<String>>> = Arc::default();
     let made = made_on.clone();
-    let answer = answer_thread(Duration::ZERO);
+    let answer = answer_thread(Duration::ZERO, Arc::default());
     let threads = ServingThreads::start(
         2,
         move |peer| {
@@ -171,7 +180,7 @@ async fn a_call_beyond_the_grace_period_is_cut_and_serve_still_ends() {
 #[tokio::test]
 async fn a_thread_that_ended_gets_no_more_connections() {
     // The first service built on cloakroom-serve-0 panics, which ends that thread.
-    let answer = answer_thread(Duration::ZERO);
+    let answer = answer_thread(Duration::ZERO, Arc::default());
     let threads = ServingThreads::start(
         2,
         move |peer| {

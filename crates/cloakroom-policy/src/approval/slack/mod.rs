@@ -57,14 +57,26 @@ struct Inner {
     token: String,
     verifier: SignatureVerifier,
     client: reqwest::Client,
-    messages: Mutex<HashMap<String, Posted>>,
+    messages: Mutex<HashMap<String, Message>>,
     first_backoff: Duration,
 }
 
-struct Posted {
-    channel: String,
-    ts: String,
-    at: Instant,
+/// Where an approval's message is, by approval id.
+enum Message {
+    /// `chat.postMessage` has not answered yet. A change shown meanwhile is kept here and
+    /// shown once the post answers: a decision made while the message was being posted
+    /// (an approver in the console, one second after the call) still updates it.
+    Posting { latest: Option<Approval>, at: Instant },
+    /// The message is `ts` in `channel`.
+    Posted { channel: String, ts: String, at: Instant },
+}
+
+impl Message {
+    fn at(&self) -> Instant {
+        match self {
+            Message::Posting { at, .. } | Message::Posted { at, .. } => *at,
+        }
+    }
 }
 
 impl std::fmt::Debug for SlackApp {
@@ -140,41 +152,78 @@ impl SlackApp {
     }
 
     /// Posts the message for new approval `a` in the background, remembering where it
-    /// went.
+    /// went; then shows whatever changed while it was being posted.
     pub fn notify(&self, a: &Approval) {
+        self.messages().insert(a.id.clone(), Message::Posting { latest: None, at: Instant::now() });
         let this = self.clone();
         let body = blocks::post_message(&self.inner.config.channel, a);
         let id = a.id.clone();
         tokio::spawn(async move {
-            if let Some(res) = this.call("chat.postMessage", &body, &id).await {
-                let channel = res.get("channel").and_then(Value::as_str);
-                let ts = res.get("ts").and_then(Value::as_str);
-                if let (Some(channel), Some(ts)) = (channel, ts) {
-                    this.remember(&id, channel, ts);
+            let answer = this.call("chat.postMessage", &body, &id).await;
+            let place = answer.as_ref().and_then(|res| {
+                Some((res.get("channel").and_then(Value::as_str)?, res.get("ts").and_then(Value::as_str)?))
+            });
+            let changed = {
+                let mut m = this.messages();
+                let changed = match m.remove(&id) {
+                    Some(Message::Posting { latest, .. }) => latest,
+                    // A click on the message said where it is first.
+                    Some(posted @ Message::Posted { .. }) => {
+                        m.insert(id.clone(), posted);
+                        return;
+                    }
+                    None => None,
+                };
+                if let Some((channel, ts)) = place {
+                    m.insert(
+                        id.clone(),
+                        Message::Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() },
+                    );
                 }
+                changed
+            };
+            if let Some(latest) = changed {
+                this.show(&latest);
             }
         });
     }
 
+    fn messages(&self) -> std::sync::MutexGuard<'_, HashMap<String, Message>> {
+        let mut m = self.inner.messages.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, p| p.at().elapsed() < KEEP_MESSAGES);
+        m
+    }
+
     /// Records that approval `id`'s message is `ts` in `channel` (a click says so).
     pub fn remember(&self, id: &str, channel: &str, ts: &str) {
-        let mut m = self.inner.messages.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, p| p.at.elapsed() < KEEP_MESSAGES);
-        m.insert(id.to_owned(), Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() });
+        self.messages().insert(
+            id.to_owned(),
+            Message::Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() },
+        );
     }
 
     /// Updates approval `a`'s message (if this replica knows where it is) to show `a` as
-    /// it stands, in the background. Once `a` is final its location is forgotten.
+    /// it stands, in the background; while the message is still being posted, once it
+    /// is. Once `a` is final its location is forgotten.
     pub fn show(&self, a: &Approval) {
         let place = {
-            let mut m = self.inner.messages.lock().unwrap_or_else(|p| p.into_inner());
-            if a.state == ApprovalState::Pending {
-                m.get(&a.id).map(|p| (p.channel.clone(), p.ts.clone()))
-            } else {
-                m.remove(&a.id).map(|p| (p.channel, p.ts))
+            let mut m = self.messages();
+            match m.get_mut(&a.id) {
+                Some(Message::Posting { latest, .. }) => {
+                    *latest = Some(a.clone());
+                    return;
+                }
+                Some(Message::Posted { channel, ts, .. }) if a.state == ApprovalState::Pending => {
+                    (channel.clone(), ts.clone())
+                }
+                Some(Message::Posted { .. }) => match m.remove(&a.id) {
+                    Some(Message::Posted { channel, ts, .. }) => (channel, ts),
+                    _ => return,
+                },
+                None => return,
             }
         };
-        let Some((channel, ts)) = place else { return };
+        let (channel, ts) = place;
         let body = blocks::update_message(&channel, &ts, a);
         let this = self.clone();
         let id = a.id.clone();
