@@ -284,12 +284,13 @@ async fn a_denial_by_any_required_approver_is_final() {
 
 #[tokio::test]
 async fn an_expired_approval_is_refused() {
-    let s = setup("", "[approvals]\nttl = \"1s\"\n").await;
+    // Long enough for the ask and the approval on a busy machine, which must land first.
+    let s = setup("", "[approvals]\nttl = \"3s\"\n").await;
     let call = Call::get("/fn/refund/balance");
     let id = call.ask(&s).await;
     assert_eq!(decide(&s, &id, APPROVER_KEY, "approve").await.0, 200);
     // Wait until the store itself reports it expired (no fixed sleep).
-    for _ in 0..100 {
+    for _ in 0..300 {
         if approval(&s, &id).await["state"] == "expired" {
             break;
         }

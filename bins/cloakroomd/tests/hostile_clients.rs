@@ -374,8 +374,8 @@ async fn idle_connection_floods_and_churn_keep_fds_and_memory_bounded() {
 
 #[tokio::test]
 async fn calls_beyond_max_concurrent_calls_are_shed_with_503() {
-    let up =
-        RecordingUpstream::start(|r: &RecordedRequest| Reply { delay: Duration::from_secs(3), ..Reply::echo(r) }).await;
+    let up = RecordingUpstream::start(|r: &RecordedRequest| Reply { delay: Duration::from_secs(10), ..Reply::echo(r) })
+        .await;
     let rest = format!(
         "{}{}{}",
         identity_section(),

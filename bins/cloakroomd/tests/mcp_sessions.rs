@@ -67,7 +67,7 @@ async fn open_session(gw: &Cloakroomd, token: &str) -> String {
         "protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "session-test", "version": "1"}}});
     let a = post(gw, token, None, init).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let session = a.session.expect("the server opened a session");
+    let session = a.session.unwrap_or_else(|| panic!("the server opened no session: {}", a.body));
     let done = post(gw, token, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
     assert!(done.status == 202 || done.status == 200, "{} {}", done.status, done.body);
     session

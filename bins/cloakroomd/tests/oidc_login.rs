@@ -386,14 +386,15 @@ async fn return_to_must_be_a_local_path() {
 
 #[tokio::test]
 async fn an_expired_session_is_refused() {
-    let s = setup("ttl = \"2s\"").await;
+    // Long enough for the sign-in and the first request on a busy machine.
+    let s = setup("ttl = \"5s\"").await;
     let mut browser = Browser::default();
     assert_eq!(s.sign_in(&mut browser, "").await.status, 303);
     let token = browser.cookie("cloakroom_session").unwrap();
     let id = s.held_refund().await;
     let fresh = reqwest::Client::new().get(s.gw.admin_url(&format!("/v1/approvals/{id}"))).bearer_auth(&token);
     assert_eq!(fresh.send().await.unwrap().status(), 200, "the session works until it expires");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let (status, body) = approve(&s, &id, &token).await;
     // The expiry is the session's own Biscuit check, which the admin API runs for the
     // operation: refused as not allowed, and the approval is still pending.

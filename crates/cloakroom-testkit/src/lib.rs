@@ -85,6 +85,14 @@ fn ephemeral_ports() -> (u16, u16) {
     }
 }
 
+/// The last `n` lines of `text` (a log shown in a failing test's output).
+pub fn last_lines(text: &str, n: usize) -> &str {
+    match text.trim_end().rmatch_indices('\n').nth(n.saturating_sub(1)) {
+        Some((i, _)) => &text[i + 1..],
+        None => text,
+    }
+}
+
 /// A free loopback address.
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
@@ -134,5 +142,18 @@ mod tests {
             let local = client.local_addr().unwrap().port();
             assert!((low..=high).contains(&local), "a client's local port {local} outside {low}-{high}");
         }
+    }
+}
+
+#[cfg(test)]
+mod last_lines_tests {
+    use super::last_lines;
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(last_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(last_lines("a\nb", 5), "a\nb");
+        assert_eq!(last_lines("", 3), "");
     }
 }

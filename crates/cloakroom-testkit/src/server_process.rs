@@ -77,5 +77,9 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the server logged (its last lines).
+        if std::thread::panicking() {
+            eprintln!("--- the server on port {} logged:\n{}", self.port, crate::last_lines(&self.log(), 200));
+        }
     }
 }

@@ -150,12 +150,13 @@ async fn token_renewal_keeps_a_short_lived_token_working_and_an_expired_one_fail
     let bao = OpenBao::start();
     write_policy(&bao).await;
     bao.api("POST", "/v1/secret/data/cloakroom/k", Some(json!({ "data": { "value": "renewed-value-1" } }))).await;
-    // A periodic token lives 3 s unless renewed; a non-renewable one dies after 3 s.
-    let renewable = connect(&bao, &token(&bao, json!({ "period": "3s" })).await).await;
-    let mortal = connect(&bao, &token(&bao, json!({ "ttl": "3s", "renewable": false })).await).await;
+    // A periodic token lives 6 s unless renewed (at two thirds of that, so a renewal has
+    // 2 s to land on a busy machine); a non-renewable one dies after 6 s.
+    let renewable = connect(&bao, &token(&bao, json!({ "period": "6s" })).await).await;
+    let mortal = connect(&bao, &token(&bao, json!({ "ttl": "6s", "renewable": false })).await).await;
     assert!(mortal.get("k").await.unwrap().is_some());
 
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
 
     assert!(renewable.renewals() >= 2, "renewed {} times", renewable.renewals());
     assert_eq!(renewable.get("k").await.unwrap().unwrap().value.expose(), b"renewed-value-1");

@@ -81,6 +81,15 @@ impl Drop for Cloakroomd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the gateway logged (its last lines), so that a failure
+        // seen once in CI can be understood from CI's output alone.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- cloakroomd {} logged:\n{}",
+                self.addr,
+                cloakroom_testkit::last_lines(&self.stderr_now(), 200)
+            );
+        }
     }
 }
 
