@@ -66,7 +66,7 @@ enum Message {
     /// `chat.postMessage` has not answered yet. A change shown meanwhile is kept here and
     /// shown once the post answers: a decision made while the message was being posted
     /// (an approver in the console, one second after the call) still updates it.
-    Posting { latest: Option<Approval>, at: Instant },
+    Posting { latest: Option<Box<Approval>>, at: Instant },
     /// The message is `ts` in `channel`.
     Posted { channel: String, ts: String, at: Instant },
 }
@@ -210,7 +210,7 @@ impl SlackApp {
             let mut m = self.messages();
             match m.get_mut(&a.id) {
                 Some(Message::Posting { latest, .. }) => {
-                    *latest = Some(a.clone());
+                    *latest = Some(Box::new(a.clone()));
                     return;
                 }
                 Some(Message::Posted { channel, ts, .. }) if a.state == ApprovalState::Pending => {
