@@ -227,11 +227,15 @@ async fn a_nan_body_under_a_deny_rule_is_refused_and_audited() {
 async fn json_sent_as_text_plain_is_evaluated_by_argument_rules() {
     let up = RecordingUpstream::echo().await;
     let gw = gateway(&up).await;
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream"] {
+    for content_type in ["text/plain", "application/octet-stream"] {
         let (status, v) = post(&gw, "/fn/sql/q", content_type, r#"{"sql": "DROP TABLE t"}"#).await;
         assert_eq!(status, 403, "{content_type}: {v}");
         assert_eq!(v["error"]["code"], "forbidden");
     }
+    // As a form it is refused before policy: a form parser reads it another way
+    // (a_form_body_that_is_also_json_is_refused).
+    let (status, v) = post(&gw, "/fn/sql/q", "application/x-www-form-urlencoded", r#"{"sql": "DROP TABLE t"}"#).await;
+    assert_bad_request(status, &v);
     // Still JSON-shaped but not JSON: refused, not forwarded as "no arguments".
     let (status, v) = post(&gw, "/fn/sql/q", "text/plain", r#"{"sql": "DROP TABLE t", }"#).await;
     assert_bad_request(status, &v);
@@ -273,6 +277,94 @@ async fn duplicate_keys_at_any_depth_are_refused() {
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], -32700, "{v}");
     assert!(up.requests().is_empty());
+}
+
+/// Go's encoding/json (and so Go MCP servers), ASP.NET Core and others match object keys
+/// without regard to case, fold `ſ` to `s` and `K` (Kelvin) to `k`, and let the last
+/// match win: `{"name": "search", "Name": "delete_db"}` is a call of `search` to policy and
+/// of `delete_db` to such a server. Keys that fold to the same name are refused as
+/// duplicates are.
+#[tokio::test]
+async fn keys_that_fold_to_the_same_name_are_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for body in [
+        r#"{"sql": "SELECT 1", "SQL": "DROP TABLE t"}"#,
+        r#"{"sql": "SELECT 1", "Sql": "DROP TABLE t"}"#,
+        "{\"sql\": \"SELECT 1\", \"\u{17f}ql\": \"DROP TABLE t\"}",
+        r#"{"sql": "SELECT 1", "\u017fql": "DROP TABLE t"}"#,
+        r#"{"sql": "SELECT 1", "opts": {"kind": 1, "\u212aind": 2}}"#,
+        r#"{"sql": "SELECT 1", "sql\u0000": "DROP TABLE t"}"#,
+        r#"{"sql": "SELECT 1", "opts": [{"Mode": 1, "mode": 2}]}"#,
+    ] {
+        let (status, v) = post(&gw, "/fn/sql/q", "application/json", body).await;
+        assert_bad_request(status, &v);
+    }
+    for mcp in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{},"Name":"drop_db"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{}},"Params":{"name":"drop_db"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"tools/list","params":{"name":"search","arguments":{}}}"#,
+    ] {
+        let (status, v) = post(&gw, "/mcp", "application/json", mcp).await;
+        assert_eq!(status, 400, "{mcp}: {v}");
+        assert_eq!(v["error"]["code"], -32700, "{v}");
+    }
+    assert!(up.requests().is_empty());
+    // Keys that only look alike are distinct names everywhere.
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "SELECT 1", "sqls": 2, "sq": 3}"#).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(up.requests().len(), 1);
+}
+
+/// A form body that is also a JSON document: policy would read the JSON (`amount` 5),
+/// every form parser reads the fields (`amount` 999999, or `sql=DROP TABLE t`).
+#[tokio::test]
+async fn a_form_body_that_is_also_json_is_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "Application/X-WWW-Form-Urlencoded",
+    ] {
+        let body = r#"{"sql": "SELECT 1", "x": "&sql=DROP TABLE t&"}"#;
+        let (status, v) = post(&gw, "/fn/sql/q", content_type, body).await;
+        assert_bad_request(status, &v);
+    }
+    assert!(up.requests().is_empty());
+    // A form is still a form: its fields are the arguments.
+    let (status, v) = post(&gw, "/fn/sql/q", "application/x-www-form-urlencoded", "sql=DROP+TABLE+t").await;
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = post(&gw, "/fn/sql/q", "application/x-www-form-urlencoded", "sql=SELECT+1").await;
+    assert_eq!(status, 200, "{v}");
+}
+
+/// Methods are case-sensitive (RFC 9110) and hyper passes `post` on as an extension
+/// method; some servers (ASP.NET Core, so the C# MCP SDK) take it for POST. On an MCP
+/// route the body of a `post` was not read as JSON-RPC, so a `tools/call` in it was
+/// named the bare function: no tool rule, no approval. A method in lower case is refused
+/// on every route.
+#[tokio::test]
+async fn a_method_in_lower_or_mixed_case_is_refused() {
+    let up = RecordingUpstream::echo().await;
+    let gw = gateway(&up).await;
+    let mcp = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_db","arguments":{}}}"#;
+    for (method, path) in
+        [("post", "/mcp"), ("Post", "/mcp"), ("pOST", "/mcp"), ("post", "/fn/sql/q"), ("get", "/fn/echo/x")]
+    {
+        let body = if path == "/mcp" { mcp } else { r#"{"sql": "DROP TABLE t"}"# };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {AGENT_KEY}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            gw.addr,
+            body.len()
+        );
+        let answer = gw.raw(req.as_bytes()).await;
+        let status: u16 = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(status == 400 || status == 405, "{method} {path}: {answer}");
+        assert!(!answer.contains("drop_db") || !answer.contains("\"result\""), "{answer}");
+    }
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
 }
 
 #[tokio::test]

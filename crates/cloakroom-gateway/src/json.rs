@@ -7,7 +7,9 @@
 //! - nesting deeper than [`MAX_JSON_DEPTH`] (parsers' limits differ; a deep document
 //!   also costs memory in every layer that walks it);
 //! - a duplicate key in any object at any depth (some parsers keep the first, some the
-//!   last);
+//!   last), and two keys that are one name to a parser that ignores letter case
+//!   (`name` and `Name`, `ſql` and `sql`, `name` and `name\u0000`: Go's encoding/json,
+//!   and so Go MCP servers, matches keys that way and takes the last);
 //! - a number that does not have one exact value everywhere: `NaN`/`Infinity` and
 //!   overflow to infinity (`1e400`) are not JSON; an integer outside i64/u64, or any
 //!   number whose value is an integer of magnitude 2^53 or more but that is not an i64
@@ -109,18 +111,44 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.nested()?;
         let mut obj = Map::new();
+        // The folded names of the keys whose folded name is not the key itself (most
+        // keys are plain lower case and are their own folded name: they are found in
+        // `obj`).
+        let mut folded_names: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if obj.contains_key(&key) {
+            let folded = fold_key(&key);
+            // A key in `obj` that is `folded` is its own folded name (folding twice
+            // changes nothing), so it is the same name as `key`.
+            let clash = obj.contains_key(&key)
+                || obj.contains_key(folded.as_ref())
+                || folded_names.iter().any(|f| *f == folded);
+            if clash {
                 return Err(A::Error::custom(format_args!(
-                    "duplicate key in a JSON object (at depth {})",
+                    "duplicate key in a JSON object (at depth {}): two keys are the same name, or the same \
+                     name to parsers that ignore letter case",
                     inner.depth
                 )));
+            }
+            if let std::borrow::Cow::Owned(f) = folded {
+                folded_names.push(f);
             }
             let v = map.next_value_seed(Strict { depth: inner.depth })?;
             obj.insert(key, v);
         }
         Ok(Value::Object(obj))
     }
+}
+
+/// The name a lenient parser matches `key` by: Go's encoding/json and ASP.NET Core's
+/// default JSON options match keys without regard to case, with Unicode's case folding
+/// (`ſ` is `s`, `K` the Kelvin sign is `k`), and Go MCP SDKs took `name\0` for `name`.
+/// So: upper case, then lower case (which folds `ſ` and `K` too), without NUL. A key in
+/// plain ASCII lower case without NUL is its own folded name, borrowed.
+fn fold_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase() && b != 0) {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    std::borrow::Cow::Owned(key.to_uppercase().to_lowercase().replace('\0', ""))
 }
 
 /// Parses `body` as one JSON document, refusing the ambiguous ones (module docs).

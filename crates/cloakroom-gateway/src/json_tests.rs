@@ -30,6 +30,50 @@ fn duplicate_keys_are_refused_at_any_depth() {
 }
 
 #[test]
+fn keys_that_are_one_name_to_a_case_blind_parser_are_refused() {
+    for bad in [
+        r#"{"name": 1, "Name": 2}"#,
+        r#"{"Name": 1, "name": 2}"#,
+        r#"{"Name": 1, "NAME": 2}"#,
+        r#"{"s": 1, "\u017f": 2}"#,
+        r#"{"\u017fql": 1, "SQL": 2}"#,
+        r#"{"k": 1, "\u212a": 2}"#,
+        r#"{"name": 1, "name\u0000": 2}"#,
+        r#"{"na\u0000me": 1, "NAME": 2}"#,
+        r#"{"\u00e9t\u00e9": 1, "\u00c9T\u00c9": 2}"#,
+        r#"[{"ok": 1}, {"deep": {"Mode": 1, "mode": 2}}]"#,
+    ] {
+        let err = parse_strict_json(bad.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("duplicate key"), "{bad}: {err}");
+    }
+    // Distinct names stay distinct, whatever their case; siblings do not clash.
+    for good in [
+        r#"{"name": 1, "names": 2, "nam": 3}"#,
+        r#"{"protocolVersion": "x", "clientInfo": {}, "capabilities": {}}"#,
+        r#"[{"Name": 1}, {"name": 2}]"#,
+        r#"{"\u00e9": 1, "e": 2}"#,
+    ] {
+        assert!(parse_strict_json(good.as_bytes()).is_ok(), "{good}");
+    }
+}
+
+proptest::proptest! {
+    /// Two keys clash exactly when a case-blind parser (Unicode upper then lower case,
+    /// without NUL) takes them for one name.
+    #[test]
+    fn keys_clash_exactly_when_they_fold_to_one_name(a in "[a-zA-Z\u{17f}\u{212a}\u{e9}\u{c9}\0]{0,4}", b in "[a-zA-Z\u{17f}\u{212a}\u{e9}\u{c9}\0]{0,4}") {
+        let doc = serde_json::to_string(&serde_json::json!([a, b])).unwrap();
+        let (ja, jb) = {
+            let v: Vec<String> = serde_json::from_str(&doc).unwrap();
+            (serde_json::to_string(&v[0]).unwrap(), serde_json::to_string(&v[1]).unwrap())
+        };
+        let object = format!("{{{ja}: 1, {jb}: 2}}");
+        let one_name = a.to_uppercase().to_lowercase().replace('\0', "") == b.to_uppercase().to_lowercase().replace('\0', "");
+        proptest::prop_assert_eq!(parse_strict_json(object.as_bytes()).is_err(), one_name, "{}", object);
+    }
+}
+
+#[test]
 fn numbers_without_one_exact_value_are_refused() {
     for bad in [
         "NaN",

@@ -40,6 +40,14 @@ pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
     if let Some(RefusedTarget(e)) = parts.extensions.get::<RefusedTarget>() {
         return Err(bad_request(e.to_string()));
     }
+    // Methods are case-sensitive (RFC 9110), and hyper passes `post` on as a method of
+    // its own, which policy and the MCP layer do not take for POST; some servers do
+    // (ASP.NET Core compares methods without regard to case).
+    if parts.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(bad_request(
+            "a method with lower-case letters is not accepted: methods are case-sensitive (POST, not post)",
+        ));
+    }
     if let Some(h) = OVERRIDE_HEADERS.iter().find(|h| parts.headers.contains_key(**h)) {
         return Err(bad_request(format!("the {h} header is not accepted: the method and path are the request's own")));
     }
@@ -114,7 +122,18 @@ pub(crate) fn named_call(name: CallName, parts: &Parts, body: &[u8]) -> Result<C
     }
     let mut arguments = match name.arguments {
         Some(arguments) => arguments,
-        None => http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?,
+        None => {
+            let arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
+            // Policy would read the JSON document and every form parser the fields
+            // (`{"amount": 5, "x": "&amount=999999&"}`): a form that is JSON is refused.
+            if !arguments.is_null() && is_form(parts) {
+                return Err(bad_request(
+                    "a form body (application/x-www-form-urlencoded) that is also a JSON document is ambiguous; \
+                     send JSON as application/json",
+                ));
+            }
+            arguments
+        }
     };
     // A form is read by every upstream framework: it is arguments too, so that rules on
     // `/field` see it.
