@@ -125,6 +125,63 @@ async fn deep_nesting_with_thousands_of_placeholders_is_refused_in_bounded_memor
     assert_eq!(up.requests().len(), 1, "only the warm-up call was forwarded");
 }
 
+/// Every held call used to keep its whole arguments in its approval, and the
+/// unauthenticated `/metrics` decoded up to 1,000 approvals on every scrape: a few
+/// bodies of `[0,0,…]` (32 bytes of `Value` for every 2 bytes of body) made one scrape
+/// allocate hundreds of megabytes, and the console's inbox likewise. An approval now
+/// keeps at most 16 KiB of arguments and `/metrics` counts without reading them.
+#[tokio::test]
+async fn held_calls_with_large_arguments_cost_bounded_memory_when_approvals_are_listed() {
+    let up = RecordingUpstream::echo().await;
+    let rest = format!(
+        "{}{}\n[[policy.rules]]\nname = \"refunds need a lead\"\neffect = \"approve\"\nfunctions = [\"refund\"]\n\
+         groups = [\"agents\"]\napprovers = [\"leads\"]\n",
+        identity_section(),
+        function("refund", "http", &up.url(), "/fn/refund"),
+    );
+    let big = 2 * MAX_BODY;
+    let gw = Cloakroomd::start(&format!("max_body_bytes = {big}"), &rest).await;
+    let body = format!("{{\"x\": [{}0]}}", "0,".repeat((big - 16) / 2));
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let (status, v) = post(&gw, "/fn/refund/r", "application/json", body.clone()).await;
+        assert_eq!(status, 202, "{v}");
+        ids.push(v["approval_id"].as_str().unwrap().to_owned());
+    }
+    let metrics = || async { reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap() };
+    metrics().await;
+    let before = peak_rss(gw.pid());
+    for _ in 0..3 {
+        let text = metrics().await;
+        assert!(
+            text.contains("cloakroom_approvals{state=\"pending\"} 6"),
+            "{}",
+            cloakroom_testkit::last_lines(&text, 40)
+        );
+    }
+    let pending = client()
+        .get(gw.admin_url("/v1/approvals?state=pending"))
+        .bearer_auth(APPROVER_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    eprintln!("listing 6 approvals of {big}-byte calls: peak RSS grew by {grown} bytes");
+    // Before: each scrape decoded 6 x 1M values (~200-400 MB).
+    assert!(grown < 16 * MAX_BODY as u64, "peak RSS grew by {grown} bytes");
+    let listed = pending["approvals"].as_array().unwrap_or_else(|| panic!("{pending}"));
+    assert_eq!(listed.len(), 6);
+    for a in listed {
+        let kept = &a["arguments"]["cloakroom_truncated"];
+        assert_eq!(kept["bytes"], body.len() - 1, "{kept}");
+        assert!(kept["shown"].as_str().unwrap().len() <= 16 * 1024);
+    }
+    assert!(up.requests().is_empty());
+}
+
 #[tokio::test]
 async fn placeholders_under_long_pointers_cost_bounded_memory_and_too_many_are_refused() {
     let up = RecordingUpstream::echo().await;

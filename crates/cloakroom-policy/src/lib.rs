@@ -59,8 +59,9 @@ pub use approval::PostgresApprovalStore;
 #[cfg(feature = "sled")]
 pub use approval::SledApprovalStore;
 pub use approval::{
-    requirements as approval_requirements, Approval, ApprovalError, ApprovalState, ApprovalStore, Approvals,
-    ArgumentRedactor, Grant, MemoryApprovalStore, OpenError as ApprovalsOpenError, Requester, Requirement, StoreError,
+    requirements as approval_requirements, shown_arguments, Approval, ApprovalCounts, ApprovalError, ApprovalState,
+    ApprovalStore, Approvals, ArgumentRedactor, Grant, MemoryApprovalStore, OpenError as ApprovalsOpenError, Requester,
+    Requirement, StoreError, MAX_SHOWN_ARGUMENTS_BYTES,
 };
 #[cfg(feature = "webhooks")]
 pub use approval::{SlackApp, WebhookNotifier};

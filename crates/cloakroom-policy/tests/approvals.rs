@@ -272,6 +272,52 @@ async fn expiry(store: Arc<dyn ApprovalStore>) {
     assert_eq!(ids(store.list(Some(ApprovalState::Approved), now, 100).await.unwrap()), 0);
 }
 
+/// The `/metrics` gauges: a store counts every state as of now (expiry included) as its
+/// list shows them, and an approval keeps at most 16 KiB of a call's arguments.
+async fn counts_and_bounded_arguments(store: Arc<dyn ApprovalStore>) {
+    let approvals = service(store.clone());
+    let zero = Approvals::new(store.clone(), ApprovalsConfig { ttl: Duration::ZERO, ..Default::default() });
+    let alice = who("alice", &["ops"]);
+    let carol = who("carol", &["finance"]);
+    let c = |n: u32| scope(&alice, "payments/refund", json!({"amount": n}));
+    // 3 pending, 1 approved, 1 denied, 2 expired (asked with a ttl of zero).
+    for n in 0..3 {
+        ask(&approvals, &alice, &c(n), &decision()).await;
+    }
+    let approved = ask(&approvals, &alice, &c(10), &decision()).await;
+    approvals.approve(&approved.id, &carol, None).await.unwrap();
+    let denied = ask(&approvals, &alice, &c(11), &decision()).await;
+    approvals.deny(&denied.id, &carol, None).await.unwrap();
+    ask(&zero, &alice, &c(12), &decision()).await;
+    ask(&zero, &alice, &c(13), &decision()).await;
+    let counts = approvals.counts().await.unwrap();
+    let listed = approvals.list(None).await.unwrap();
+    for (state, n) in [
+        (ApprovalState::Pending, 3),
+        (ApprovalState::Approved, 1),
+        (ApprovalState::Denied, 1),
+        (ApprovalState::Expired, 2),
+        (ApprovalState::Used, 0),
+    ] {
+        assert_eq!(counts.get(state), n, "{state:?}");
+        assert_eq!(listed.iter().filter(|a| a.state == state).count() as u64, n, "{state:?}");
+    }
+
+    // Arguments of 4 MiB are kept as 16 KiB of their text and their size.
+    let big = json!({"x": vec![0; 2 * 1024 * 1024]});
+    let text_len = big.to_string().len();
+    let a = approvals.request(&alice, &c(20), &big, &decision(), None).await.unwrap();
+    let kept = &approvals.get(&a.id).await.unwrap().arguments["cloakroom_truncated"];
+    assert_eq!(kept["bytes"], text_len, "{kept}");
+    let shown = kept["shown"].as_str().unwrap();
+    assert_eq!(shown.len(), cloakroom_policy::MAX_SHOWN_ARGUMENTS_BYTES);
+    assert!(big.to_string().starts_with(shown));
+    // Small arguments are kept as they are.
+    let small = json!({"amount": 5, "note": "é".repeat(100)});
+    let a = approvals.request(&alice, &c(21), &small, &decision(), None).await.unwrap();
+    assert_eq!(approvals.get(&a.id).await.unwrap().arguments, small);
+}
+
 async fn concurrent_consumers_only_one_wins(a: Arc<dyn ApprovalStore>, b: Arc<dyn ApprovalStore>) {
     let (sa, sb) = (service(a), service(b));
     let alice = who("alice", &["ops"]);
@@ -350,6 +396,10 @@ async fn memory_denied_cannot_be_used() {
 async fn memory_expiry() {
     expiry(memory()).await;
 }
+#[tokio::test]
+async fn memory_counts_and_bounded_arguments() {
+    counts_and_bounded_arguments(memory()).await;
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_concurrent_consumers_only_one_wins() {
     let store = memory();
@@ -361,6 +411,10 @@ async fn memory_concurrent_consumers_only_one_wins() {
 #[tokio::test]
 async fn sled_full_flow() {
     full_flow(sled().store).await;
+}
+#[tokio::test]
+async fn sled_counts_and_bounded_arguments() {
+    counts_and_bounded_arguments(sled().store).await;
 }
 #[tokio::test]
 async fn sled_self_approval_refused() {
@@ -447,6 +501,11 @@ async fn postgres_denied_cannot_be_used() {
 async fn postgres_expiry() {
     let (_db, store) = postgres().await;
     expiry(store).await;
+}
+#[tokio::test]
+async fn postgres_counts_and_bounded_arguments() {
+    let (_db, store) = postgres().await;
+    counts_and_bounded_arguments(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

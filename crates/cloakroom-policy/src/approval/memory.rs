@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Approval, ApprovalState, ApprovalStore, StoreError};
+use super::{Approval, ApprovalCounts, ApprovalState, ApprovalStore, StoreError};
 
 /// Approvals in a map in this process's memory. Changes compare the stored revision
 /// under one lock, so of two writers that read the same revision only one wins.
@@ -73,6 +73,14 @@ impl ApprovalStore for MemoryApprovalStore {
             .filter(|a| state.is_none_or(|s| a.state == s))
             .take(limit)
             .collect())
+    }
+
+    async fn counts(&self, now: OffsetDateTime) -> Result<ApprovalCounts, StoreError> {
+        let mut counts = ApprovalCounts::default();
+        for a in self.map().values() {
+            counts.add(a.state_at(now), 1);
+        }
+        Ok(counts)
     }
 
     async fn replace(&self, current: &Approval, new: &Approval) -> Result<bool, StoreError> {

@@ -108,6 +108,15 @@ impl ApprovalState {
         }
     }
 
+    /// Every state, in the order of its life.
+    pub const ALL: [ApprovalState; 5] = [
+        ApprovalState::Pending,
+        ApprovalState::Approved,
+        ApprovalState::Denied,
+        ApprovalState::Expired,
+        ApprovalState::Used,
+    ];
+
     /// Parses a state name.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -136,6 +145,48 @@ pub struct Requester {
     pub issuer: String,
     /// The caller's groups when they asked.
     pub groups: Vec<String>,
+}
+
+/// How many approvals a store holds in each state (as of a moment: expiry counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApprovalCounts([u64; 5]);
+
+impl ApprovalCounts {
+    /// Counts one more in `state`.
+    pub fn add(&mut self, state: ApprovalState, n: u64) {
+        self.0[Self::index(state)] += n;
+    }
+
+    /// How many are in `state`.
+    pub fn get(&self, state: ApprovalState) -> u64 {
+        self.0[Self::index(state)]
+    }
+
+    fn index(state: ApprovalState) -> usize {
+        ApprovalState::ALL.iter().position(|s| *s == state).unwrap_or(0)
+    }
+}
+
+/// The most JSON text of a call's arguments an approval keeps to show approvers
+/// (16 KiB). Longer arguments are kept as a marker with their size and this much of
+/// their text, so that a caller cannot make every approval it asks for as large as a
+/// request body, and every list of approvals (the console's inbox, `/metrics`) that
+/// large in memory. What the approval is bound to is the call's digest, not this.
+pub const MAX_SHOWN_ARGUMENTS_BYTES: usize = 16 * 1024;
+
+/// `arguments` as an approval keeps them: as they are up to
+/// [`MAX_SHOWN_ARGUMENTS_BYTES`] of JSON text, else `{"cloakroom_truncated": {"bytes":
+/// N, "shown": "<the first 16 KiB of the text>"}}`.
+pub fn shown_arguments(arguments: serde_json::Value) -> serde_json::Value {
+    let text = serde_json::to_string(&arguments).unwrap_or_default();
+    if text.len() <= MAX_SHOWN_ARGUMENTS_BYTES {
+        return arguments;
+    }
+    let mut cut = MAX_SHOWN_ARGUMENTS_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    serde_json::json!({ "cloakroom_truncated": { "bytes": text.len(), "shown": &text[..cut] } })
 }
 
 /// An approval request and its outcome.
@@ -296,6 +347,17 @@ pub trait ApprovalStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Approval>, StoreError>;
 
+    /// How many approvals there are in each state as of `now`, without reading their
+    /// arguments where the store can (the `/metrics` gauges). The default counts the
+    /// newest [`LIST_LIMIT`] through [`list`](Self::list).
+    async fn counts(&self, now: OffsetDateTime) -> Result<ApprovalCounts, StoreError> {
+        let mut counts = ApprovalCounts::default();
+        for a in self.list(None, now, LIST_LIMIT).await? {
+            counts.add(a.state, 1);
+        }
+        Ok(counts)
+    }
+
     /// Stores `new` (whose `revision` is `current.revision + 1`) in place of the record
     /// `current.id` if its stored revision is still `current.revision`, atomically.
     /// `Ok(false)` when another writer changed it first.
@@ -428,7 +490,8 @@ impl std::fmt::Debug for Approvals {
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Most approvals [`Approvals::list`] returns.
-const LIST_LIMIT: usize = 1000;
+/// The most approvals a list returns.
+pub const LIST_LIMIT: usize = 1000;
 
 /// How many times a change is retried when other writers keep changing the record.
 const MAX_CAS_ATTEMPTS: usize = 64;
@@ -520,10 +583,10 @@ impl Approvals {
     ) -> Result<Approval, ApprovalError> {
         let now = now();
         let settings = self.settings.load_full();
-        let arguments = match &self.redactor {
+        let arguments = shown_arguments(match &self.redactor {
             Some(r) => r.redact(arguments),
             None => arguments.clone(),
-        };
+        });
         let mut shown = scope.clone();
         shown.normalize();
         if let Some(r) = &self.redactor {
@@ -582,6 +645,11 @@ impl Approvals {
     pub async fn get(&self, id: &str) -> Result<Approval, ApprovalError> {
         let a = self.store.get(id).await?.ok_or_else(|| ApprovalError::NotFound(id.to_owned()))?;
         Ok(a.at(now()))
+    }
+
+    /// How many approvals there are in each state now.
+    pub async fn counts(&self) -> Result<ApprovalCounts, ApprovalError> {
+        Ok(self.store.counts(now()).await?)
     }
 
     /// Approvals (newest first), only those in `state` when given.

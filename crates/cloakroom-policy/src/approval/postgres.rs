@@ -14,7 +14,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use time::OffsetDateTime;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Approval, ApprovalState, ApprovalStore, Requester, StoreError};
+use super::{Approval, ApprovalCounts, ApprovalState, ApprovalStore, Requester, StoreError};
 
 /// The schema, one entry per version; applied in order, each once.
 const MIGRATIONS: &[&str] = &[
@@ -237,6 +237,25 @@ impl ApprovalStore for PostgresApprovalStore {
             )
             .await?;
         rows.iter().map(|r| from_row(r).map(|a| a.at(now))).collect()
+    }
+
+    async fn counts(&self, now: OffsetDateTime) -> Result<ApprovalCounts, StoreError> {
+        let client = self.client().await?;
+        // Expiry as of `now` ($1), as `Approval::state_at` does.
+        let rows = client
+            .query(
+                "SELECT CASE WHEN state IN ('pending', 'approved') AND expires_at <= $1 THEN 'expired' ELSE state END, \
+                 count(*) FROM cloakroom_approvals GROUP BY 1",
+                &[&now],
+            )
+            .await?;
+        let mut counts = ApprovalCounts::default();
+        for row in rows {
+            let (state, n): (String, i64) = (row.get(0), row.get(1));
+            let state = ApprovalState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("state {state:?}")))?;
+            counts.add(state, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
     }
 
     async fn replace(&self, current: &Approval, a: &Approval) -> Result<bool, StoreError> {

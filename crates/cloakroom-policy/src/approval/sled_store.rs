@@ -8,7 +8,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Approval, ApprovalState, ApprovalStore, StoreError};
+use super::{Approval, ApprovalCounts, ApprovalState, ApprovalStore, StoreError};
 
 /// Approvals in a sled tree, one JSON record per id. Changes are compare-and-swap on the
 /// stored bytes, so of two writers that read the same revision only one wins.
@@ -89,6 +89,29 @@ impl ApprovalStore for SledApprovalStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn counts(&self, now: OffsetDateTime) -> Result<ApprovalCounts, StoreError> {
+        /// What a state as of `now` needs of a record; the rest (the arguments) is
+        /// skipped by the parser, not built.
+        #[derive(serde::Deserialize)]
+        struct StateOf {
+            state: ApprovalState,
+            #[serde(with = "time::serde::rfc3339")]
+            expires_at: OffsetDateTime,
+        }
+        let tree = self.tree.clone();
+        blocking(move || {
+            let mut counts = ApprovalCounts::default();
+            for kv in tree.iter() {
+                let a: StateOf = serde_json::from_slice(&kv?.1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let expired =
+                    matches!(a.state, ApprovalState::Pending | ApprovalState::Approved) && now >= a.expires_at;
+                counts.add(if expired { ApprovalState::Expired } else { a.state }, 1);
+            }
+            Ok(counts)
         })
         .await
     }
