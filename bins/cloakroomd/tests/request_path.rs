@@ -182,6 +182,37 @@ async fn held_calls_with_large_arguments_cost_bounded_memory_when_approvals_are_
     assert!(up.requests().is_empty());
 }
 
+/// `0,` is two bytes of body and 32 of parsed `Value`, held by several layers: a
+/// 10 MiB body of them cost about a gigabyte before it reached policy. More than a
+/// million values are refused before they are all built.
+#[tokio::test]
+async fn a_body_of_more_than_a_million_values_is_refused_in_bounded_memory() {
+    let up = RecordingUpstream::echo().await;
+    let rest = format!(
+        "{}{}{}",
+        identity_section(),
+        function("sql", "http", &up.url(), "/fn/sql"),
+        allow("agents may call sql", &["sql"], &["agents"]),
+    );
+    let big = 8 * MAX_BODY;
+    let gw = Cloakroomd::start(&format!("max_body_bytes = {big}"), &rest).await;
+    let (status, _) = post(&gw, "/fn/sql/q", "application/json", r#"{"sql": "select 1"}"#).await;
+    assert_eq!(status, 200);
+    let before = peak_rss(gw.pid());
+    let body = format!("{{\"x\": [{}0]}}", "0,".repeat((big - 16) / 2));
+    for path in ["/fn/sql/q"] {
+        let (status, v) = post(&gw, path, "application/json", body.clone()).await;
+        assert_bad_request(status, &v);
+        assert!(v["error"]["message"].as_str().unwrap().contains("more than 1000000 values"), "{v}");
+    }
+    let grown = peak_rss(gw.pid()).saturating_sub(before);
+    eprintln!("4M values: peak RSS grew by {grown} bytes");
+    // Before: ~1 GB for the 4 M values of 8 MiB. The buffered body and what a million
+    // values take before the refusal are allowed.
+    assert!(grown < 12 * big as u64, "peak RSS grew by {grown} bytes");
+    assert_eq!(up.requests().len(), 1, "only the warm-up call was forwarded");
+}
+
 #[tokio::test]
 async fn placeholders_under_long_pointers_cost_bounded_memory_and_too_many_are_refused() {
     let up = RecordingUpstream::echo().await;

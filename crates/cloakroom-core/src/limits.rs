@@ -9,6 +9,13 @@
 /// depth 1). A deeper body is refused with `bad_request` before policy.
 pub const MAX_JSON_DEPTH: usize = 64;
 
+/// Most values (strings, numbers, literals, arrays and objects) in one JSON body. Each
+/// costs 32 bytes or more once parsed, whatever its length in the body (`0,` is two
+/// bytes), and the parsed arguments are held by several layers: a body of a million
+/// values is refused with `bad_request` before policy, which bounds what one request
+/// can make the gateway hold at tens of megabytes whatever `server.max_body_bytes` is.
+pub const MAX_JSON_VALUES: usize = 1_000_000;
+
 /// Most placeholder occurrences in one request (headers, query and body together).
 /// More is refused with `bad_request` before anything is checked or fetched.
 pub const MAX_PLACEHOLDERS: usize = 1024;

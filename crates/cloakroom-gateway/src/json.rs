@@ -5,7 +5,9 @@
 //! message) is parsed here and refused when it is ambiguous:
 //!
 //! - nesting deeper than [`MAX_JSON_DEPTH`] (parsers' limits differ; a deep document
-//!   also costs memory in every layer that walks it);
+//!   also costs memory in every layer that walks it), and more than
+//!   [`MAX_JSON_VALUES`] values (each costs 32 bytes or more parsed, `0,` is two bytes
+//!   of body);
 //! - a duplicate key in any object at any depth (some parsers keep the first, some the
 //!   last), and two keys that are one name to a parser that ignores letter case
 //!   (`name` and `Name`, `ſql` and `sql`, `name` and `name\u0000`: Go's encoding/json,
@@ -27,7 +29,9 @@
 
 use std::fmt;
 
-use cloakroom_core::limits::MAX_JSON_DEPTH;
+use std::cell::Cell;
+
+use cloakroom_core::limits::{MAX_JSON_DEPTH, MAX_JSON_VALUES};
 use http::{header, request::Parts};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -40,11 +44,13 @@ pub struct JsonRefusal(String);
 /// The largest magnitude up to which every integer is an exact f64.
 const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
-struct Strict {
+struct Strict<'c> {
     depth: usize,
+    /// Values parsed so far in the whole document.
+    values: &'c Cell<usize>,
 }
 
-impl<'de> DeserializeSeed<'de> for Strict {
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
     type Value = Value;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -52,63 +58,86 @@ impl<'de> DeserializeSeed<'de> for Strict {
     }
 }
 
-impl Strict {
-    fn nested<E: serde::de::Error>(&self) -> Result<Strict, E> {
+impl<'c> Strict<'c> {
+    fn nested<E: serde::de::Error>(&self) -> Result<Strict<'c>, E> {
         if self.depth >= MAX_JSON_DEPTH {
             return Err(E::custom(format_args!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
         }
-        Ok(Strict { depth: self.depth + 1 })
+        Ok(Strict { depth: self.depth + 1, values: self.values })
+    }
+
+    /// Counts one more value; an error past [`MAX_JSON_VALUES`].
+    fn count<E: serde::de::Error>(&self) -> Result<(), E> {
+        let n = self.values.get() + 1;
+        if n > MAX_JSON_VALUES {
+            return Err(E::custom(format_args!("a JSON document of more than {MAX_JSON_VALUES} values")));
+        }
+        self.values.set(n);
+        Ok(())
+    }
+
+    fn child(&self) -> Strict<'c> {
+        Strict { depth: self.depth, values: self.values }
     }
 }
 
-impl<'de> Visitor<'de> for Strict {
+impl<'de> Visitor<'de> for Strict<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::from(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::from(v))
     }
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.count()?;
         if !v.is_finite() || (v.fract() == 0.0 && v.abs() >= EXACT_F64) {
             return Err(E::custom("a JSON number has no single exact value (out of the i64/u64/f64 range)"));
         }
         Ok(serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::String(v))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.count()?;
         Ok(Value::Null)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.count()?;
         let inner = self.nested()?;
         let mut items = Vec::new();
-        while let Some(v) = seq.next_element_seed(Strict { depth: inner.depth })? {
+        while let Some(v) = seq.next_element_seed(inner.child())? {
             items.push(v);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.count()?;
         let inner = self.nested()?;
         let mut obj = Map::new();
         // The folded names of the keys whose folded name is not the key itself (most
@@ -132,7 +161,7 @@ impl<'de> Visitor<'de> for Strict {
             if let std::borrow::Cow::Owned(f) = folded {
                 folded_names.push(f);
             }
-            let v = map.next_value_seed(Strict { depth: inner.depth })?;
+            let v = map.next_value_seed(inner.child())?;
             obj.insert(key, v);
         }
         Ok(Value::Object(obj))
@@ -154,7 +183,8 @@ fn fold_key(key: &str) -> std::borrow::Cow<'_, str> {
 /// Parses `body` as one JSON document, refusing the ambiguous ones (module docs).
 pub fn parse_strict_json(body: &[u8]) -> Result<Value, JsonRefusal> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = Strict { depth: 0 }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    let values = Cell::new(0);
+    let value = Strict { depth: 0, values: &values }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     // serde_json's messages name a position and what was expected, never the content.
     value.map_err(|e| JsonRefusal(format!("the request body is not unambiguous JSON: {e}")))
 }

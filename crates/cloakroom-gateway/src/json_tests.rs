@@ -74,6 +74,22 @@ proptest::proptest! {
 }
 
 #[test]
+fn a_document_of_more_than_a_million_values_is_refused() {
+    use cloakroom_core::limits::MAX_JSON_VALUES;
+    // The array itself is a value: MAX_JSON_VALUES - 1 elements fill the limit.
+    let doc = |elements: usize| format!("[{}0]", "0,".repeat(elements - 1));
+    assert_eq!(
+        parse_strict_json(doc(MAX_JSON_VALUES - 1).as_bytes()).unwrap().as_array().unwrap().len(),
+        MAX_JSON_VALUES - 1
+    );
+    let err = parse_strict_json(doc(MAX_JSON_VALUES).as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("more than 1000000 values"), "{err}");
+    // Keys do not count; objects and their members do.
+    let object = format!("{{{}\"z\": 0}}", (0..MAX_JSON_VALUES).map(|i| format!("\"k{i}\": 0, ")).collect::<String>());
+    assert!(parse_strict_json(object.as_bytes()).is_err());
+}
+
+#[test]
 fn numbers_without_one_exact_value_are_refused() {
     for bad in [
         "NaN",
