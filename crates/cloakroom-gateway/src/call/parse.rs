@@ -85,6 +85,18 @@ fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Resu
     Ok(())
 }
 
+/// Whether a lenient form parser finds a named field in `body`: a `&`- or
+/// `;`-separated part `name=…` whose name, percent-decoded, is a plausible field name
+/// (letters, digits, `_ - . [ ]`). A JSON document sent as a form reads as one part
+/// with JSON punctuation in its name unless it hides such a part in a string.
+fn form_reading_names_a_field(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&' || *b == b';').any(|part| {
+        let Some(eq) = part.iter().position(|b| *b == b'=') else { return false };
+        let name: Vec<u8> = percent_encoding::percent_decode(&part[..eq]).collect();
+        !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(b))
+    })
+}
+
 fn is_form(parts: &Parts) -> bool {
     parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
@@ -124,12 +136,13 @@ pub(crate) fn named_call(name: CallName, parts: &Parts, body: &[u8]) -> Result<C
         Some(arguments) => arguments,
         None => {
             let arguments = http_arguments(parts, body).map_err(|e| bad_request(e.to_string()))?;
-            // Policy would read the JSON document and every form parser the fields
-            // (`{"amount": 5, "x": "&amount=999999&"}`): a form that is JSON is refused.
-            if !arguments.is_null() && is_form(parts) {
+            // Policy reads the JSON document and the upstream's form parser the fields:
+            // `{"amount": 5, "x": "&amount=999999&"}` is `amount=999999` to it. A form
+            // that is JSON and in which a form parser finds a field is refused.
+            if !arguments.is_null() && is_form(parts) && form_reading_names_a_field(body) {
                 return Err(bad_request(
-                    "a form body (application/x-www-form-urlencoded) that is also a JSON document is ambiguous; \
-                     send JSON as application/json",
+                    "a form body (application/x-www-form-urlencoded) that is also a JSON document naming form \
+                     fields is ambiguous; send JSON as application/json",
                 ));
             }
             arguments
