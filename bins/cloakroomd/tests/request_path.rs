@@ -414,6 +414,13 @@ async fn a_form_body_that_is_also_json_naming_form_fields_is_refused() {
         ("Application/X-WWW-Form-Urlencoded", r#"{"sql": "SELECT 1", "x": "&sql=DROP TABLE t&"}"#),
         ("application/x-www-form-urlencoded", r#"{"sql": "SELECT 1", "x": ";%73ql=DROP+TABLE+t;"}"#),
         ("application/x-www-form-urlencoded", r#"{"sql": "SELECT 1", "x": "&opts[mode]=drop"}"#),
+        // PHP drops leading spaces and cuts at NUL; Spring reads `!name`.
+        ("application/x-www-form-urlencoded", r#"{"sql": "SELECT 1", "x": "&+sql=DROP+TABLE+t&"}"#),
+        ("application/x-www-form-urlencoded", r#"{"sql": "SELECT 1", "x": "&sql%00x=DROP+TABLE+t&"}"#),
+        ("application/x-www-form-urlencoded", r#"{"sql": "SELECT 1", "x": "&!sql=DROP+TABLE+t&"}"#),
+        // Types lenient servers take for a form (PHP cuts at `,` and spaces).
+        ("application/x-www-form-urlencoded,x", r#"{"sql": "SELECT 1", "x": "&sql=DROP+TABLE+t&"}"#),
+        (" application/x-www-form-urlencoded x", r#"{"sql": "SELECT 1", "x": "&sql=DROP+TABLE+t&"}"#),
     ] {
         let (status, v) = post(&gw, "/fn/sql/q", content_type, body).await;
         assert_bad_request(status, &v);
@@ -427,6 +434,24 @@ async fn a_form_body_that_is_also_json_naming_form_fields_is_refused() {
     assert_eq!(status, 403, "{v}");
     let (status, v) = post(&gw, "/fn/sql/q", "application/x-www-form-urlencoded", "sql=SELECT+1").await;
     assert_eq!(status, 200, "{v}");
+    // A form under a type PHP or Go still reads as a form is judged as a form.
+    for content_type in ["application/x-www-form-urlencoded,x", "application/x-www-form-urlencoded x"] {
+        let (status, v) = post(&gw, "/fn/sql/q", content_type, "sql=DROP+TABLE+t").await;
+        assert_eq!(status, 403, "{content_type}: {v}");
+    }
+    // Two Content-Type headers: which one counts differs between servers.
+    let res = client()
+        .post(gw.url("/fn/sql/q"))
+        .bearer_auth(AGENT_KEY)
+        .header("content-type", "text/plain")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("sql=DROP+TABLE+t")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    assert_bad_request(status, &res.json().await.unwrap());
+    assert_eq!(up.requests().len(), 2, "only the two allowed calls were forwarded");
 }
 
 /// Methods are case-sensitive (RFC 9110) and hyper passes `post` on as an extension
@@ -483,9 +508,21 @@ async fn method_and_path_override_headers_and_parameters_are_refused() {
     }
     let res = client().post(gw.url("/fn/echo/x?_method=DELETE")).bearer_auth(AGENT_KEY).send().await.unwrap();
     assert_eq!(res.status(), 400);
-    let (status, v) = post(&gw, "/fn/echo/x", "application/x-www-form-urlencoded", "a=1&_method=DELETE").await;
-    assert_bad_request(status, &v);
-    assert!(up.requests().is_empty());
+    // As PHP (Laravel, Symfony) reads names: leading spaces dropped, cut at NUL, ` ` and
+    // `.` made `_`; and in any case.
+    for form in [
+        "a=1&_method=DELETE",
+        "a=1&+_method=DELETE",
+        "a=1&_method%00x=DELETE",
+        "a=1&.method=DELETE",
+        "a=1&_METHOD=DELETE",
+    ] {
+        let (status, v) = post(&gw, "/fn/echo/x", "application/x-www-form-urlencoded", form).await;
+        assert_bad_request(status, &v);
+    }
+    let (status, v) = post(&gw, "/fn/echo/x", "application/x-www-form-urlencoded", "payment_method=card").await;
+    assert_eq!(status, 200, "a field that only contains the word is not the method: {v}");
+    assert_eq!(up.requests().len(), 1, "only payment_method=card was forwarded");
 }
 
 // === paths and queries ===

@@ -142,15 +142,15 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut obj = Map::new();
         // The folded names of the keys whose folded name is not the key itself (most
         // keys are plain lower case and are their own folded name: they are found in
-        // `obj`).
-        let mut folded_names: Vec<String> = Vec::new();
+        // `obj`). A set: a body of a million upper-case keys must not cost a million
+        // squared comparisons.
+        let mut folded_names: std::collections::HashSet<String> = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             let folded = fold_key(&key);
             // A key in `obj` that is `folded` is its own folded name (folding twice
             // changes nothing), so it is the same name as `key`.
-            let clash = obj.contains_key(&key)
-                || obj.contains_key(folded.as_ref())
-                || folded_names.iter().any(|f| *f == folded);
+            let clash =
+                obj.contains_key(&key) || obj.contains_key(folded.as_ref()) || folded_names.contains(folded.as_ref());
             if clash {
                 return Err(A::Error::custom(format_args!(
                     "duplicate key in a JSON object (at depth {}): two keys are the same name, or the same \
@@ -159,7 +159,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 )));
             }
             if let std::borrow::Cow::Owned(f) = folded {
-                folded_names.push(f);
+                folded_names.insert(f);
             }
             let v = map.next_value_seed(inner.child())?;
             obj.insert(key, v);
@@ -168,16 +168,34 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 }
 
-/// The name a lenient parser matches `key` by: Go's encoding/json and ASP.NET Core's
-/// default JSON options match keys without regard to case, with Unicode's case folding
-/// (`ſ` is `s`, `K` the Kelvin sign is `k`), and Go MCP SDKs took `name\0` for `name`.
-/// So: upper case, then lower case (which folds `ſ` and `K` too), without NUL. A key in
-/// plain ASCII lower case without NUL is its own folded name, borrowed.
+/// The name a lenient parser matches `key` by. Go's encoding/json, ASP.NET Core's
+/// default JSON options and Jackson's case-insensitive properties match keys without
+/// regard to case, character by character with Unicode's simple case folding (`ſ` is
+/// `s`, `K` the Kelvin sign is `k`, `ẞ` is `ß`, but `ß` is not `ss`); Jackson lower-cases
+/// in the JVM's locale, where Turkish makes `İ` an `i`; and Go MCP SDKs took `name\0`
+/// for `name`. So: NUL removed, then each character mapped to the lower case of its
+/// single-character upper case, `İ` and `ı` to `i`. A key in plain ASCII lower case
+/// without NUL is its own folded name, borrowed.
 fn fold_key(key: &str) -> std::borrow::Cow<'_, str> {
     if key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase() && b != 0) {
         return std::borrow::Cow::Borrowed(key);
     }
-    std::borrow::Cow::Owned(key.to_uppercase().to_lowercase().replace('\0', ""))
+    fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+        let c = chars.next()?;
+        chars.next().is_none().then_some(c)
+    }
+    std::borrow::Cow::Owned(
+        key.chars()
+            .filter(|c| *c != '\0')
+            .map(|c| match c {
+                '\u{130}' | '\u{131}' => 'i',
+                c => {
+                    let upper = single(c.to_uppercase()).unwrap_or(c);
+                    single(upper.to_lowercase()).unwrap_or(upper)
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Parses `body` as one JSON document, refusing the ambiguous ones (module docs).

@@ -51,6 +51,10 @@ pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
     if let Some(h) = OVERRIDE_HEADERS.iter().find(|h| parts.headers.contains_key(**h)) {
         return Err(bad_request(format!("the {h} header is not accepted: the method and path are the request's own")));
     }
+    // Servers disagree on which of two types counts (and so whether the body is a form).
+    if parts.headers.get_all(header::CONTENT_TYPE).iter().nth(1).is_some() {
+        return Err(bad_request("a request with more than one Content-Type header is ambiguous"));
+    }
     for v in parts.headers.get_all(header::CONTENT_ENCODING) {
         let identity = v.to_str().is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")));
         if !identity {
@@ -68,7 +72,7 @@ fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Resu
     let refuse =
         |place: &str| Err(bad_request(format!("a {METHOD_PARAMETER} parameter in the {place} is not accepted")));
     let named = |query: &str| match parse_query(query) {
-        Ok(params) => params.iter().any(|(k, _)| k == METHOD_PARAMETER),
+        Ok(params) => params.iter().any(|(k, _)| names_the_method(k)),
         // Not parseable the strict way (a form with `;`): refused if a lenient reading
         // could find the parameter.
         Err(_) => query.to_ascii_lowercase().contains("method"),
@@ -76,7 +80,7 @@ fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Resu
     if parts.uri.query().is_some_and(named) {
         return refuse("query");
     }
-    if arguments.get(METHOD_PARAMETER).is_some() {
+    if arguments.as_object().is_some_and(|o| o.keys().any(|k| names_the_method(k))) {
         return refuse("body");
     }
     if is_form(parts) && std::str::from_utf8(body).map(named).unwrap_or(false) {
@@ -85,21 +89,39 @@ fn check_method_parameter(parts: &Parts, body: &[u8], arguments: &Value) -> Resu
     Ok(())
 }
 
-/// Whether a lenient form parser finds a named field in `body`: a `&`- or
-/// `;`-separated part `name=…` whose name, percent-decoded, is a plausible field name
-/// (letters, digits, `_ - . [ ]`). A JSON document sent as a form reads as one part
-/// with JSON punctuation in its name unless it hides such a part in a string.
+/// Whether a lenient form parser finds a field in `body`, a JSON document: a `&`- or
+/// `;`-separated part after the first that holds a `=`. Form parsers clean names up in
+/// ways no allow-list of names foresees (PHP drops leading spaces and cuts at NUL,
+/// Spring reads `!name`, some match names without regard to case), so any such part
+/// counts; a document sent as a form without one reads as one field with JSON
+/// punctuation in its name.
 fn form_reading_names_a_field(body: &[u8]) -> bool {
-    body.split(|b| *b == b'&' || *b == b';').any(|part| {
-        let Some(eq) = part.iter().position(|b| *b == b'=') else { return false };
-        let name: Vec<u8> = percent_encoding::percent_decode(&part[..eq]).collect();
-        !name.is_empty() && name.iter().all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(b))
-    })
+    body.split(|b| *b == b'&' || *b == b';').skip(1).any(|part| part.contains(&b'='))
+}
+
+/// Whether the content type says form (`application/x-www-form-urlencoded`), read from
+/// the raw bytes the way lenient servers read it: after leading whitespace, in any case,
+/// followed by the end or by anything that cannot continue a media type (`;`, `,`, a
+/// space, a byte that is not ASCII): PHP cuts the type at `,` or a space, and Go parses
+/// a form whose parameters are not valid.
+/// Whether a form field or query parameter named `key` is read as `_method` by some
+/// framework: PHP drops leading spaces, cuts the name at NUL and turns ` ` and `.` into
+/// `_`; names are compared without regard to case.
+fn names_the_method(key: &str) -> bool {
+    let key = key.trim_start_matches(' ');
+    let key = key.split('\0').next().unwrap_or("");
+    let key: String = key.chars().map(|c| if c == ' ' || c == '.' { '_' } else { c.to_ascii_lowercase() }).collect();
+    key == METHOD_PARAMETER
 }
 
 fn is_form(parts: &Parts) -> bool {
-    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        let v = &v[v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len())..];
+        v.len() >= FORM.len()
+            && v[..FORM.len()].eq_ignore_ascii_case(FORM)
+            && v.get(FORM.len()).is_none_or(|b| !(b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(b)))
     })
 }
 
