@@ -301,6 +301,28 @@ async fn a_state_change_without_the_sessions_csrf_token_or_from_another_site_is_
     assert!(page.contains("is now <strong>approved</strong>"), "{page}");
 }
 
+/// Large arguments are shown shortened with every key (padding cannot hide `amount`),
+/// and arguments of too many keys to keep carry a warning on the card.
+#[tokio::test]
+async fn an_approver_sees_every_key_of_large_arguments_or_a_warning() {
+    let root = KeyPair::new();
+    let (gw, _up) = gateway(&root).await;
+    let padded = held_call(&gw, "refund", json!({"!": "p".repeat(64 * 1024), "amount": 999999})).await;
+    let keys: serde_json::Map<String, Value> = (0..4000).map(|i| (format!("k{i:05}"), json!(i))).collect();
+    let many = held_call(&gw, "refund", Value::Object(keys)).await;
+    let (_, _, page) = get(&gw, "/console/approvals/list", Some(APPROVER_KEY)).await;
+    let card = |id: &str| {
+        let start = page.find(&format!("data-approval=\"{id}\"")).unwrap_or_else(|| panic!("{id}: {page}"));
+        let end = page[start..].find("</article>").map_or(page.len(), |e| start + e);
+        page[start..end].to_owned()
+    };
+    let padded = card(&padded);
+    assert!(padded.contains("999999") && padded.contains("more bytes not shown"), "{padded}");
+    assert!(!padded.contains("Only part of the arguments is shown"), "{padded}");
+    let many = card(&many);
+    assert!(many.contains("Only part of the arguments is shown"), "{many}");
+}
+
 #[tokio::test]
 async fn an_approver_sees_and_decides_only_their_groups_approvals() {
     let root = KeyPair::new();

@@ -176,9 +176,8 @@ async fn held_calls_with_large_arguments_cost_bounded_memory_when_approvals_are_
     let listed = pending["approvals"].as_array().unwrap_or_else(|| panic!("{pending}"));
     assert_eq!(listed.len(), 6);
     for a in listed {
-        let kept = &a["arguments"]["cloakroom_truncated"];
-        assert_eq!(kept["bytes"], body.len() - 1, "{kept}");
-        assert!(kept["shown"].as_str().unwrap().len() <= 16 * 1024);
+        assert!(a["arguments"].to_string().len() <= 16 * 1024);
+        assert_eq!(a["arguments"]["x"][32], "… [899969 more items not shown]", "{}", a["arguments"]);
     }
     assert!(up.requests().is_empty());
 }

@@ -303,15 +303,31 @@ async fn counts_and_bounded_arguments(store: Arc<dyn ApprovalStore>) {
         assert_eq!(listed.iter().filter(|a| a.state == state).count() as u64, n, "{state:?}");
     }
 
-    // Arguments of 4 MiB are kept as 16 KiB of their text and their size.
-    let big = json!({"x": vec![0; 2 * 1024 * 1024]});
-    let text_len = big.to_string().len();
+    let kept = |a: &Approval| serde_json::to_string(&a.arguments).unwrap().len();
+    // Arguments of 4 MiB are shortened: every key kept, long arrays and strings cut.
+    let big = json!({"x": vec![0; 2 * 1024 * 1024], "amount": 999999});
     let a = approvals.request(&alice, &c(20), &big, &decision(), None).await.unwrap();
-    let kept = &approvals.get(&a.id).await.unwrap().arguments["cloakroom_truncated"];
-    assert_eq!(kept["bytes"], text_len, "{kept}");
-    let shown = kept["shown"].as_str().unwrap();
+    let a = approvals.get(&a.id).await.unwrap();
+    assert!(kept(&a) <= cloakroom_policy::MAX_SHOWN_ARGUMENTS_BYTES, "{}", kept(&a));
+    assert_eq!(a.arguments["amount"], 999999);
+    assert_eq!(a.arguments["x"].as_array().unwrap().len(), 33);
+    assert_eq!(a.arguments["x"][32], format!("… [{} more items not shown]", 2 * 1024 * 1024 - 32));
+    // Padding cannot push the field that decides the call out of view.
+    let padded = json!({"!": "p".repeat(64 * 1024), "amount": 999999});
+    let a = approvals.request(&alice, &c(22), &padded, &decision(), None).await.unwrap();
+    let a = approvals.get(&a.id).await.unwrap();
+    assert_eq!(a.arguments["amount"], 999999, "{}", a.arguments);
+    assert!(a.arguments["!"].as_str().unwrap().ends_with("… [65280 more bytes not shown]"));
+    // Thousands of keys do not fit even shortened: 16 KiB of their text, and the size.
+    let keys: serde_json::Map<String, serde_json::Value> = (0..4000).map(|i| (format!("k{i:05}"), json!(i))).collect();
+    let many = serde_json::Value::Object(keys);
+    let text_len = many.to_string().len();
+    let a = approvals.request(&alice, &c(23), &many, &decision(), None).await.unwrap();
+    let marker = &approvals.get(&a.id).await.unwrap().arguments["cloakroom_truncated"];
+    assert_eq!(marker["bytes"], text_len, "{marker}");
+    let shown = marker["shown"].as_str().unwrap();
     assert_eq!(shown.len(), cloakroom_policy::MAX_SHOWN_ARGUMENTS_BYTES);
-    assert!(big.to_string().starts_with(shown));
+    assert!(many.to_string().starts_with(shown));
     // Small arguments are kept as they are.
     let small = json!({"amount": 5, "note": "é".repeat(100)});
     let a = approvals.request(&alice, &c(21), &small, &decision(), None).await.unwrap();

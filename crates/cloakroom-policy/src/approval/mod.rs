@@ -168,25 +168,63 @@ impl ApprovalCounts {
 }
 
 /// The most JSON text of a call's arguments an approval keeps to show approvers
-/// (16 KiB). Longer arguments are kept as a marker with their size and this much of
-/// their text, so that a caller cannot make every approval it asks for as large as a
-/// request body, and every list of approvals (the console's inbox, `/metrics`) that
-/// large in memory. What the approval is bound to is the call's digest, not this.
+/// (16 KiB), so that a caller cannot make every approval it asks for as large as a
+/// request body, and every list of approvals (the console's inbox, the API) that large
+/// in memory. What the approval is bound to is the call's digest, not this.
 pub const MAX_SHOWN_ARGUMENTS_BYTES: usize = 16 * 1024;
 
-/// `arguments` as an approval keeps them: as they are up to
-/// [`MAX_SHOWN_ARGUMENTS_BYTES`] of JSON text, else `{"cloakroom_truncated": {"bytes":
-/// N, "shown": "<the first 16 KiB of the text>"}}`.
+/// Longest string shown whole in shortened arguments, in characters.
+const SHOWN_STRING_CHARS: usize = 256;
+/// Most elements of an array shown in shortened arguments.
+const SHOWN_ARRAY_ITEMS: usize = 32;
+
+/// `arguments` as an approval keeps them. Up to [`MAX_SHOWN_ARGUMENTS_BYTES`] of JSON
+/// text: as they are. Longer: shortened where it hides no name — every object keeps
+/// every key (a field that decides the call, such as `amount`, cannot be pushed out of
+/// view by padding before it), strings keep their first 256 characters and say how
+/// much more there was, arrays their first 32 elements and a count of the rest. If
+/// that is still too long (a body of thousands of keys): the marker
+/// `{"cloakroom_truncated": {"bytes": N, "shown": "<the first 16 KiB of the text>"}}`,
+/// which the console shows as a warning.
 pub fn shown_arguments(arguments: serde_json::Value) -> serde_json::Value {
-    let text = serde_json::to_string(&arguments).unwrap_or_default();
-    if text.len() <= MAX_SHOWN_ARGUMENTS_BYTES {
+    let fits = |v: &serde_json::Value| {
+        let text = serde_json::to_string(v).unwrap_or_default();
+        (text.len() <= MAX_SHOWN_ARGUMENTS_BYTES, text)
+    };
+    let (whole, text) = fits(&arguments);
+    if whole {
         return arguments;
+    }
+    let shortened = shorten(arguments);
+    if fits(&shortened).0 {
+        return shortened;
     }
     let mut cut = MAX_SHOWN_ARGUMENTS_BYTES;
     while !text.is_char_boundary(cut) {
         cut -= 1;
     }
     serde_json::json!({ "cloakroom_truncated": { "bytes": text.len(), "shown": &text[..cut] } })
+}
+
+fn shorten(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.chars().count() > SHOWN_STRING_CHARS => {
+            let kept: String = s.chars().take(SHOWN_STRING_CHARS).collect();
+            let more = s.len() - kept.len();
+            Value::String(format!("{kept}… [{more} more bytes not shown]"))
+        }
+        Value::Array(items) => {
+            let total = items.len();
+            let mut kept: Vec<Value> = items.into_iter().take(SHOWN_ARRAY_ITEMS).map(shorten).collect();
+            if total > SHOWN_ARRAY_ITEMS {
+                kept.push(Value::String(format!("… [{} more items not shown]", total - SHOWN_ARRAY_ITEMS)));
+            }
+            Value::Array(kept)
+        }
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, shorten(v))).collect()),
+        other => other,
+    }
 }
 
 /// An approval request and its outcome.

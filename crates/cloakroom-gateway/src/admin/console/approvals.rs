@@ -123,6 +123,14 @@ fn card(a: &Approval, csrf: &str) -> Markup {
                 }
             }
             h3 { "Arguments" span.muted { " (as recorded, secrets redacted)" } }
+            @if let Some(bytes) = a.arguments.get("cloakroom_truncated").and_then(|t| t.get("bytes")) {
+                // cloakroom_policy::shown_arguments kept only a prefix of the text.
+                p.truncated {
+                    strong { "Only part of the arguments is shown. " }
+                    "They were " (bytes) " bytes of JSON, too many keys to keep; what decides the call may be \
+                     in the part not shown. The approval is bound to the whole body (its SHA-256 above)."
+                }
+            }
             pre.arguments { (args) }
             form.decide method="post" action={ "/console/approvals/" (a.id) "/approve" } {
                 input type="hidden" name="csrf" value=(csrf);
