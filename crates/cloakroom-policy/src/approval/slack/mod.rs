@@ -210,7 +210,10 @@ impl SlackApp {
             let mut m = self.messages();
             match m.get_mut(&a.id) {
                 Some(Message::Posting { latest, .. }) => {
-                    *latest = Some(Box::new(a.clone()));
+                    // Two decisions racing to be shown: the later revision is the truth.
+                    if latest.as_ref().is_none_or(|l| l.revision <= a.revision) {
+                        *latest = Some(Box::new(a.clone()));
+                    }
                     return;
                 }
                 Some(Message::Posted { channel, ts, .. }) if a.state == ApprovalState::Pending => {
