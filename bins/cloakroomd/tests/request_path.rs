@@ -400,6 +400,42 @@ async fn keys_that_fold_to_the_same_name_are_refused() {
     assert_eq!(up.requests().len(), 1);
 }
 
+/// One key in another case is the same field to a case-blind server (Go's
+/// encoding/json binds `Amount` to `amount`): argument rules see it, and so does the
+/// MCP layer's reading of `params.arguments` and `params.name`.
+#[tokio::test]
+async fn argument_rules_see_keys_in_any_case() {
+    let up = RecordingUpstream::echo().await;
+    let rest = format!(
+        "{}{}{}{}{}\n[[policy.rules]]\nname = \"no drop in search\"\neffect = \"deny\"\nfunctions = [\"mcp/search\"]\n\
+         arguments = {{ \"/q\" = \"(?i)drop\" }}\n",
+        identity_section(),
+        function("sql", "http", &up.url(), "/fn/sql"),
+        function("mcp", "mcp", &up.url(), "/mcp"),
+        allow("agents may call sql and search", &["sql", "mcp", "mcp/search"], &["agents"]),
+        DENY_DROP,
+    );
+    let gw = Cloakroomd::start("", &rest).await;
+    for body in [r#"{"SQL": "DROP TABLE t"}"#, r#"{"Sql": "DROP TABLE t"}"#, "{\"\u{17f}ql\": \"DROP TABLE t\"}"] {
+        let (status, v) = post(&gw, "/fn/sql/q", "application/json", body).await;
+        assert_eq!(status, 403, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    }
+    for params in [
+        r#"{"name": "search", "Arguments": {"q": "drop"}}"#,
+        r#"{"name": "search", "arguments": {"Q": "drop"}}"#,
+        r#"{"Name": "search", "ARGUMENTS": {"Q": "DROP"}}"#,
+    ] {
+        let mcp = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+        let (status, v) = post(&gw, "/mcp", "application/json", mcp).await;
+        assert_eq!(status, 200, "{params}: {v}");
+        assert_eq!(v["error"]["data"]["code"], "forbidden", "{params}: {v}");
+    }
+    assert!(up.requests().is_empty(), "{:?}", up.requests());
+    let (status, v) = post(&gw, "/fn/sql/q", "application/json", r#"{"SQL": "SELECT 1"}"#).await;
+    assert_eq!(status, 200, "{v}");
+}
+
 /// A form body that is also a JSON document: policy reads the JSON (`amount` 5), every
 /// form parser the fields (`amount` 999999, or `sql=DROP TABLE t`). Refused when a form
 /// parser finds a named field in it.

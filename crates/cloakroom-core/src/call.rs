@@ -100,8 +100,10 @@ impl Call {
         self
     }
 
-    /// The argument at a JSON pointer (`/sql`, `/amount`), if present.
+    /// The argument at a JSON pointer (`/sql`, `/amount`), if present: each key matched
+    /// exactly or else by its folded name, as case-blind servers bind keys to fields
+    /// (`/amount` also finds `{"Amount": …}`; [`crate::pointer_folded`]).
     pub fn argument(&self, pointer: &str) -> Option<&serde_json::Value> {
-        self.arguments.pointer(pointer)
+        crate::pointer_folded(&self.arguments, pointer)
     }
 }

@@ -28,6 +28,7 @@ mod client_addr;
 mod decision;
 mod error;
 mod feature;
+mod fold;
 mod function_pattern;
 mod identity;
 pub mod limits;
@@ -46,6 +47,7 @@ pub use client_addr::ClientAddr;
 pub use decision::{Decision, Effect, ShadowVerdict};
 pub use error::{Error, ErrorCode};
 pub use feature::{require_feature, MissingFeature};
+pub use fold::{fold_name, get_folded, pointer_folded};
 pub use function_pattern::{
     first_segment, literal_first_segment, literal_first_segments, FunctionPattern, FunctionPatternError,
     FunctionPatterns,

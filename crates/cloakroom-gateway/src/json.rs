@@ -146,7 +146,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         // squared comparisons.
         let mut folded_names: std::collections::HashSet<String> = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let folded = fold_key(&key);
+            let folded = cloakroom_core::fold_name(&key);
             // A key in `obj` that is `folded` is its own folded name (folding twice
             // changes nothing), so it is the same name as `key`.
             let clash =
@@ -166,36 +166,6 @@ impl<'de> Visitor<'de> for Strict<'_> {
         }
         Ok(Value::Object(obj))
     }
-}
-
-/// The name a lenient parser matches `key` by. Go's encoding/json, ASP.NET Core's
-/// default JSON options and Jackson's case-insensitive properties match keys without
-/// regard to case, character by character with Unicode's simple case folding (`ſ` is
-/// `s`, `K` the Kelvin sign is `k`, `ẞ` is `ß`, but `ß` is not `ss`); Jackson lower-cases
-/// in the JVM's locale, where Turkish makes `İ` an `i`; and Go MCP SDKs took `name\0`
-/// for `name`. So: NUL removed, then each character mapped to the lower case of its
-/// single-character upper case, `İ` and `ı` to `i`. A key in plain ASCII lower case
-/// without NUL is its own folded name, borrowed.
-fn fold_key(key: &str) -> std::borrow::Cow<'_, str> {
-    if key.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase() && b != 0) {
-        return std::borrow::Cow::Borrowed(key);
-    }
-    fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
-        let c = chars.next()?;
-        chars.next().is_none().then_some(c)
-    }
-    std::borrow::Cow::Owned(
-        key.chars()
-            .filter(|c| *c != '\0')
-            .map(|c| match c {
-                '\u{130}' | '\u{131}' => 'i',
-                c => {
-                    let upper = single(c.to_uppercase()).unwrap_or(c);
-                    single(upper.to_lowercase()).unwrap_or(upper)
-                }
-            })
-            .collect(),
-    )
 }
 
 /// Parses `body` as one JSON document, refusing the ambiguous ones (module docs).

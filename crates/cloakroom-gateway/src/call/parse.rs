@@ -203,7 +203,10 @@ pub(crate) fn mcp_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<(C
     message.check_headers(&parts.headers).map_err(McpRefusal::Malformed)?;
     let call = match &message {
         McpMessage::Request { method, params, id } if method == "tools/call" => {
-            let Some(tool) = params.get("name").and_then(Value::as_str) else {
+            // Looked up as case-blind servers read them (`Arguments` is `arguments` to a Go
+            // server); the strict parser let no second key of the same folded name in.
+            let member = |name: &str| params.as_object().and_then(|o| cloakroom_core::get_folded(o, name));
+            let Some(tool) = member("name").and_then(Value::as_str) else {
                 return Err(McpRefusal::Answer(RpcError {
                     code: INVALID_PARAMS,
                     message: "Invalid params: tools/call needs params.name".into(),
@@ -226,7 +229,7 @@ pub(crate) fn mcp_call(routed: &Routed, parts: &Parts, body: &[u8]) -> Result<(C
                     id: id.clone(),
                 }));
             }
-            let arguments = params.get("arguments").cloned().unwrap_or(Value::Null);
+            let arguments = member("arguments").cloned().unwrap_or(Value::Null);
             base(format!("{name}/{tool}"), arguments, Some(method.clone()))
         }
         McpMessage::Batch(_) if message.has_tool_call() => {
