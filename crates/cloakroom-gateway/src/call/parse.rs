@@ -51,10 +51,6 @@ pub(crate) fn check_head(parts: &Parts) -> Result<(), Error> {
     if let Some(h) = OVERRIDE_HEADERS.iter().find(|h| parts.headers.contains_key(**h)) {
         return Err(bad_request(format!("the {h} header is not accepted: the method and path are the request's own")));
     }
-    // Servers disagree on which of two types counts (and so whether the body is a form).
-    if parts.headers.get_all(header::CONTENT_TYPE).iter().nth(1).is_some() {
-        return Err(bad_request("a request with more than one Content-Type header is ambiguous"));
-    }
     for v in parts.headers.get_all(header::CONTENT_ENCODING) {
         let identity = v.to_str().is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")));
         if !identity {
@@ -99,11 +95,6 @@ fn form_reading_names_a_field(body: &[u8]) -> bool {
     body.split(|b| *b == b'&' || *b == b';').skip(1).any(|part| part.contains(&b'='))
 }
 
-/// Whether the content type says form (`application/x-www-form-urlencoded`), read from
-/// the raw bytes the way lenient servers read it: after leading whitespace, in any case,
-/// followed by the end or by anything that cannot continue a media type (`;`, `,`, a
-/// space, a byte that is not ASCII): PHP cuts the type at `,` or a space, and Go parses
-/// a form whose parameters are not valid.
 /// Whether a form field or query parameter named `key` is read as `_method` by some
 /// framework: PHP drops leading spaces, cuts the name at NUL and turns ` ` and `.` into
 /// `_`; names are compared without regard to case.
@@ -114,9 +105,15 @@ fn names_the_method(key: &str) -> bool {
     key == METHOD_PARAMETER
 }
 
+/// Whether the content type says form (`application/x-www-form-urlencoded`), read from
+/// the raw bytes the way lenient servers read it: after leading whitespace, in any case,
+/// followed by the end or by anything that cannot continue a media type (`;`, `,`, a
+/// space, a byte that is not ASCII): PHP cuts the type at `,` or a space, and Go parses
+/// a form whose parameters are not valid.
+/// Any of several `Content-Type` headers counts: servers disagree on which one wins.
 fn is_form(parts: &Parts) -> bool {
     const FORM: &[u8] = b"application/x-www-form-urlencoded";
-    parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+    parts.headers.get_all(header::CONTENT_TYPE).iter().any(|v| {
         let v = v.as_bytes();
         let v = &v[v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len())..];
         v.len() >= FORM.len()
