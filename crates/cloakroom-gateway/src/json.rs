@@ -27,9 +27,7 @@
 //! assert!(parse_strict_json("[".repeat(65).as_bytes()).is_err());
 //! ```
 
-use std::fmt;
-
-use std::cell::Cell;
+use std::{cell::Cell, fmt};
 
 use cloakroom_core::limits::{MAX_JSON_DEPTH, MAX_JSON_VALUES};
 use http::{header, request::Parts};
@@ -148,9 +146,9 @@ impl<'de> Visitor<'de> for Strict<'_> {
         while let Some(key) = map.next_key::<String>()? {
             let folded = cloakroom_core::fold_name(&key);
             // A key in `obj` that is `folded` is its own folded name (folding twice
-            // changes nothing), so it is the same name as `key`.
-            let clash =
-                obj.contains_key(&key) || obj.contains_key(folded.as_ref()) || folded_names.contains(folded.as_ref());
+            // changes nothing), so it is the same name as `key`; every other key's
+            // folded name is in `folded_names`. An exact duplicate is found either way.
+            let clash = obj.contains_key(folded.as_ref()) || folded_names.contains(folded.as_ref());
             if clash {
                 return Err(A::Error::custom(format_args!(
                     "duplicate key in a JSON object (at depth {}): two keys are the same name, or the same \

@@ -110,6 +110,7 @@ fn names_the_method(key: &str) -> bool {
 /// followed by the end or by anything that cannot continue a media type (`;`, `,`, a
 /// space, a byte that is not ASCII): PHP cuts the type at `,` or a space, and Go parses
 /// a form whose parameters are not valid.
+///
 /// Any of several `Content-Type` headers counts: servers disagree on which one wins.
 fn is_form(parts: &Parts) -> bool {
     const FORM: &[u8] = b"application/x-www-form-urlencoded";

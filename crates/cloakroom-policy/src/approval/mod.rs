@@ -108,6 +108,15 @@ impl ApprovalState {
         }
     }
 
+    /// The state a record stored as `self` with expiry `expires_at` is in at `now`: a
+    /// pending or approved request past its expiry is expired.
+    pub fn as_of(self, expires_at: OffsetDateTime, now: OffsetDateTime) -> ApprovalState {
+        match self {
+            ApprovalState::Pending | ApprovalState::Approved if now >= expires_at => ApprovalState::Expired,
+            s => s,
+        }
+    }
+
     /// Every state, in the order of its life.
     pub const ALL: [ApprovalState; 5] = [
         ApprovalState::Pending,
@@ -294,10 +303,7 @@ pub struct Approval {
 impl Approval {
     /// The state at time `now`: a pending or approved request past its expiry is expired.
     pub fn state_at(&self, now: OffsetDateTime) -> ApprovalState {
-        match self.state {
-            ApprovalState::Pending | ApprovalState::Approved if now >= self.expires_at => ApprovalState::Expired,
-            s => s,
-        }
+        self.state.as_of(self.expires_at, now)
     }
 
     /// The same approval with its state as of `now`.

@@ -44,7 +44,7 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn decode(bytes: &[u8]) -> Result<Approval, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -83,7 +83,7 @@ impl ApprovalStore for SledApprovalStore {
                 if out.len() >= limit {
                     break;
                 }
-                let a = decode(&kv?.1)?.at(now);
+                let a = decode::<Approval>(&kv?.1)?.at(now);
                 if state.is_none_or(|s| a.state == s) {
                     out.push(a);
                 }
@@ -106,10 +106,8 @@ impl ApprovalStore for SledApprovalStore {
         blocking(move || {
             let mut counts = ApprovalCounts::default();
             for kv in tree.iter() {
-                let a: StateOf = serde_json::from_slice(&kv?.1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let expired =
-                    matches!(a.state, ApprovalState::Pending | ApprovalState::Approved) && now >= a.expires_at;
-                counts.add(if expired { ApprovalState::Expired } else { a.state }, 1);
+                let a: StateOf = decode(&kv?.1)?;
+                counts.add(a.state.as_of(a.expires_at, now), 1);
             }
             Ok(counts)
         })
@@ -120,7 +118,7 @@ impl ApprovalStore for SledApprovalStore {
         let (tree, id, revision, bytes) = (self.tree.clone(), current.id.clone(), current.revision, encode(new)?);
         let swapped = blocking(move || {
             let Some(old) = tree.get(&id)? else { return Ok(false) };
-            if decode(&old)?.revision != revision {
+            if decode::<Approval>(&old)?.revision != revision {
                 return Ok(false);
             }
             Ok(tree.compare_and_swap(&id, Some(old), Some(bytes))?.is_ok())

@@ -72,6 +72,11 @@ enum Message {
 }
 
 impl Message {
+    /// Where a message went, as Slack (or a click on it) said, from now.
+    fn posted(channel: &str, ts: &str) -> Self {
+        Message::Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() }
+    }
+
     fn at(&self) -> Instant {
         match self {
             Message::Posting { at, .. } | Message::Posted { at, .. } => *at,
@@ -175,10 +180,7 @@ impl SlackApp {
                     None => None,
                 };
                 if let Some((channel, ts)) = place {
-                    m.insert(
-                        id.clone(),
-                        Message::Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() },
-                    );
+                    m.insert(id.clone(), Message::posted(channel, ts));
                 }
                 changed
             };
@@ -196,10 +198,7 @@ impl SlackApp {
 
     /// Records that approval `id`'s message is `ts` in `channel` (a click says so).
     pub fn remember(&self, id: &str, channel: &str, ts: &str) {
-        self.messages().insert(
-            id.to_owned(),
-            Message::Posted { channel: channel.to_owned(), ts: ts.to_owned(), at: Instant::now() },
-        );
+        self.messages().insert(id.to_owned(), Message::posted(channel, ts));
     }
 
     /// Updates approval `a`'s message (if this replica knows where it is) to show `a` as
